@@ -1,0 +1,114 @@
+// Nix, through its command-line tools. Commands are built as data (unit-tested) and run by run.ts.
+import fs from "node:fs/promises";
+import path from "node:path";
+import { z } from "zod";
+import { UserError } from "../errors.ts";
+import { parseKernelParam, type ClassName, type KernelParam } from "../core/names.ts";
+import type { ClassBuild } from "../core/tree.ts";
+import { run, type Command } from "./run.ts";
+
+export interface NixOptions {
+  /** The generated folder (<root>/.netbuild/nix). */
+  generated: string;
+  /** A nixpkgs path for NixOS classes; otherwise the generated code uses npins. */
+  nixpkgs: string | undefined;
+}
+
+function nixpkgsArgs(nixpkgs: string | undefined): string[] {
+  return nixpkgs ? ["--argstr", "nixpkgs", nixpkgs] : [];
+}
+
+export function nixBuildCommand(opts: NixOptions, classes: readonly ClassName[]): Command {
+  return {
+    file: "nix-build",
+    args: [opts.generated, ...classes.flatMap((c) => ["-A", `${c}.netbuild`]), "--no-out-link", ...nixpkgsArgs(opts.nixpkgs)],
+  };
+}
+
+export function nixParseCommand(file: string): Command {
+  return { file: "nix-instantiate", args: ["--parse", file] };
+}
+
+export function nixEvalCommand(opts: NixOptions, attr: string): Command {
+  return { file: "nix-instantiate", args: ["--eval", "--strict", "--json", opts.generated, "-A", attr, ...nixpkgsArgs(opts.nixpkgs)] };
+}
+
+export function gcRootCommand(root: string, storePath: string): Command {
+  return { file: "nix-store", args: ["--add-root", root, "--indirect", "--realise", storePath] };
+}
+
+const BundleManifest = z.object({
+  class: z.string(),
+  kind: z.enum(["nixos", "talos", "prebuilt"]),
+  kernel: z.string().startsWith("/nix/store/"),
+  initrd: z.string().startsWith("/nix/store/"),
+  kernelParams: z.array(z.string()),
+});
+
+/** The store path that holds a file (`/nix/store/h-name/bzImage` → `/nix/store/h-name`). */
+export function storePathOf(file: string): string {
+  return file.split("/").slice(0, 4).join("/");
+}
+
+/** Explains Nix's fixed-output hash mismatch in inventory terms. */
+function explainHashMismatch(stderr: string): { message: string; hint: string } | undefined {
+  const m = /hash mismatch in fixed-output derivation '([^']+)':\s*specified:\s*(\S+)\s*got:\s*(\S+)/s.exec(stderr);
+  if (!m) return undefined;
+  const drv = path.basename(m[1]!).replace(/^[0-9a-z]{32}-/, "").replace(/\.drv$/, "");
+  return {
+    message: `the download ${drv} does not have the pinned hash (pinned ${m[2]}, the server sent ${m[3]})`,
+    hint: `if the URL is right and the new file is trusted, set the class's hash to ${m[3]}; otherwise check the URL, the version and the factory setting`,
+  };
+}
+
+export interface BuildClassesOptions extends NixOptions {
+  classes: readonly ClassName[];
+  /** Where GC roots go (<root>/.netbuild/gcroots), so `nix-collect-garbage` keeps the current builds. */
+  gcroots: string;
+  onLine?: (line: string) => void;
+}
+
+/** Builds the classes in one nix-build (Nix schedules them in parallel) and reads each class's manifest. */
+export async function buildClasses(opts: BuildClassesOptions): Promise<Map<ClassName, ClassBuild & { kind: string }>> {
+  const cmd = nixBuildCommand(opts, opts.classes);
+  let result;
+  try {
+    result = await run(cmd, { failure: "NIX_BUILD_FAILED", what: `nix-build of ${opts.classes.join(", ")} failed`, ...(opts.onLine ? { onStderrLine: opts.onLine } : {}) });
+  } catch (e) {
+    if (e instanceof UserError && e.detail) {
+      const mismatch = explainHashMismatch(e.detail);
+      if (mismatch) throw new UserError("NIX_BUILD_FAILED", mismatch.message, { hint: mismatch.hint, detail: e.detail });
+    }
+    throw e;
+  }
+  const outs = result.stdout.split("\n").filter((l) => l.startsWith("/nix/store/"));
+  const builds = new Map<ClassName, ClassBuild & { kind: string }>();
+  await fs.mkdir(opts.gcroots, { recursive: true });
+  for (const out of outs) {
+    const manifest = BundleManifest.parse(JSON.parse(await fs.readFile(path.join(out, "manifest.nix"), "utf8")));
+    const className = manifest.class as ClassName;
+    const kernelParams: KernelParam[] = [];
+    for (const p of manifest.kernelParams) {
+      const parsed = parseKernelParam(p);
+      if (!parsed.ok) {
+        throw new UserError("ARTIFACT_UNSAFE", `class ${className}: the kernel parameter ${JSON.stringify(p)} from Nix cannot be written into an iPXE script: ${parsed.message}`, {
+          hint: "check boot.kernelParams in the class's NixOS modules",
+        });
+      }
+      kernelParams.push(parsed.value);
+    }
+    const [kernelStat, initrdStat] = await Promise.all([fs.stat(manifest.kernel), fs.stat(manifest.initrd)]);
+    for (const [what, file] of [["kernel", manifest.kernel], ["initrd", manifest.initrd], ["result", out]] as const) {
+      await run(gcRootCommand(path.join(opts.gcroots, `${className}-${what}`), storePathOf(file)), { failure: "COMMAND_FAILED", what: `registering a GC root for ${className}'s ${what}` });
+    }
+    builds.set(className, {
+      kind: manifest.kind,
+      kernel: { storeFile: manifest.kernel, size: kernelStat.size },
+      initrd: { storeFile: manifest.initrd, size: initrdStat.size },
+      kernelParams,
+    });
+  }
+  const missing = opts.classes.filter((c) => !builds.has(c));
+  if (missing.length > 0) throw new UserError("NIX_BUILD_FAILED", `nix-build printed no result for ${missing.join(", ")}`, { detail: result.stdout });
+  return builds;
+}

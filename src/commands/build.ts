@@ -1,0 +1,142 @@
+// `netbuild build [--class NAME]...`: validate → generate → nix-build every selected class → check
+// sizes → plan the tree → write it. Everything that can fail on input or in Nix fails before the
+// tree is touched.
+import path from "node:path";
+import { UserError } from "../errors.ts";
+import { hostsShortOfRam, MAX_IMAGE_BYTES, oversizedImages } from "../core/checks.ts";
+import type { Inventory } from "../core/inventory.ts";
+import { GENERATED_DIR } from "../core/nix-render.ts";
+import { parseKernelParam, type ClassName, type KernelParam } from "../core/names.ts";
+import { planTree, type ClassBuild, type Tree } from "../core/tree.ts";
+import { hasNpinsNixpkgs } from "../adapters/inventory-files.ts";
+import { applyTree, checkOutFolder, type ApplyResult, type TreeManifest } from "../adapters/local-tree.ts";
+import { buildClasses } from "../adapters/nix.ts";
+import { ipxeTemplates } from "../templates.ts";
+import { formatBytes, type Reporter } from "../ui/reporter.ts";
+import { writeGenerated } from "./generate.ts";
+import { loadRoot, outOf, rootOf, selectClasses, type Context, type OutOptions } from "./context.ts";
+
+export interface BuildOptions extends OutOptions {
+  /** Classes to build; empty = all. */
+  classes: string[];
+  /** nixpkgs for NixOS classes (else $NETBUILD_NIXPKGS, else the npins pin). */
+  nixpkgs?: string | undefined;
+}
+
+export interface BuildResult {
+  out: string;
+  built: { name: string; kind: string; kernel: { path: string; size: number }; initrd: { path: string; size: number } }[];
+  /** Classes in the tree from an earlier build (not selected this time). */
+  kept: string[];
+  tree: { written: string[]; unchanged: number; removed: string[] };
+  hostsInTree: number;
+  skippedHosts: Tree["skippedHosts"];
+  /** Hosts that will format their disks on their next boot. */
+  wipes: { name: string; file: string }[];
+  warnings: string[];
+}
+
+/** Builds recorded in the tree for classes not selected now: the tree keeps serving them. */
+function keptBuilds(inv: Inventory, manifest: TreeManifest | undefined, selected: ReadonlySet<string>): Map<ClassName, ClassBuild> {
+  const kept = new Map<ClassName, ClassBuild>();
+  for (const def of inv.classes) {
+    const rec = manifest?.classes[def.name];
+    if (!rec || selected.has(def.name) || rec.kind !== def.kind) continue;
+    const params = rec.kernelParams.map((p) => parseKernelParam(p));
+    if (!params.every((p) => p.ok)) continue;
+    kept.set(def.name, {
+      kernel: { storeFile: rec.kernel.storeFile, size: rec.kernel.size },
+      initrd: { storeFile: rec.initrd.storeFile, size: rec.initrd.size },
+      kernelParams: params.map((p) => (p as { value: KernelParam }).value),
+    });
+  }
+  return kept;
+}
+
+export function announceWipes(reporter: Reporter, wipes: { name: string; file: string }[]): void {
+  if (wipes.length === 0) return;
+  reporter.danger(`!!! ${wipes.length} host${wipes.length === 1 ? "" : "s"} will FORMAT (WIPE) ${wipes.length === 1 ? "ITS" : "THEIR"} DISKS on the next boot:`);
+  for (const w of wipes) reporter.danger(`!!!   ${w.name}  (provision.disks: true in ${w.file})`);
+}
+
+export async function build(options: BuildOptions, ctx: Context): Promise<BuildResult> {
+  const root = rootOf(options, ctx);
+  const inv = await loadRoot(root, ctx);
+  const selected = selectClasses(inv, options.classes);
+  const out = outOf(options, ctx, root, inv);
+  const manifest = await checkOutFolder(out);
+  const nixpkgs = options.nixpkgs ?? ctx.env["NETBUILD_NIXPKGS"];
+  const nixos = selected.filter((c) => c.kind === "nixos");
+  if (nixos.length > 0 && !nixpkgs && !hasNpinsNixpkgs(root)) {
+    throw new UserError("NIX_EVAL_FAILED", `class${nixos.length > 1 ? "es" : ""} ${nixos.map((c) => c.name).join(", ")} need${nixos.length > 1 ? "" : "s"} nixpkgs, and none is pinned`, {
+      hint: "pin it with `npins add --name nixpkgs channel nixos-unstable`, or pass --nixpkgs PATH (or set NETBUILD_NIXPKGS)",
+    });
+  }
+
+  const unpinned = selected.filter((c) => c.kind === "talos" && !c.hashes);
+  if (unpinned.length > 0) {
+    throw new UserError("NOT_PINNED", `class${unpinned.length > 1 ? "es" : ""} ${unpinned.map((c) => c.name).join(", ")} ${unpinned.length > 1 ? "are" : "is"} not pinned, so ${unpinned.length > 1 ? "they" : "it"} cannot be built`, {
+      hint: `set talos.hashes in ${unpinned.map((c) => c.file).join(", ")}, or build other classes with --class`,
+    });
+  }
+
+  const gen = await writeGenerated(root, inv);
+  ctx.reporter.info(`generate: ${gen.written.length} written, ${gen.unchanged.length} unchanged (${path.relative(ctx.cwd, gen.dir) || "."})`);
+
+  const names = selected.map((c) => c.name);
+  ctx.reporter.info(`build: ${names.join(", ")} (nix-build)`);
+  const fresh = await buildClasses({
+    generated: path.join(root, GENERATED_DIR),
+    nixpkgs,
+    classes: names,
+    gcroots: path.join(root, ".netbuild", "gcroots"),
+    onLine: (l) => ctx.reporter.nix(l),
+  });
+
+  const tooBig = oversizedImages(fresh);
+  if (tooBig.length > 0) {
+    throw new UserError("ARTIFACT_TOO_LARGE", tooBig.map((p) => `class ${p.className}: the ${p.what} is ${formatBytes(p.size)}, over the ${formatBytes(MAX_IMAGE_BYTES)} that firmware and iPXE load reliably`).join("\n"), {
+      hint: "move the Nix store out of the initrd (e.g. fetch a squashfs at boot) or trim the system; nothing was written to the tree",
+    });
+  }
+
+  const kept = keptBuilds(inv, manifest, new Set(names));
+  const builds = new Map<ClassName, ClassBuild>([...kept, ...fresh]);
+  const before = new Map<ClassName, { kernel: string; initrd: string }>();
+  for (const [name, rec] of Object.entries(manifest?.classes ?? {})) before.set(name as ClassName, { kernel: rec.kernel.path, initrd: rec.initrd.path });
+  const tree = planTree({ inventory: inv, builds, before, templates: ipxeTemplates() });
+
+  const warnings: string[] = [];
+  for (const { host, needed } of hostsShortOfRam(inv, builds)) {
+    warnings.push(`host ${host.name} (${host.file}) declares ${formatBytes(host.ramBytes!)} of RAM; class ${host.className} needs about ${formatBytes(needed)} to netboot (kernel + 2 × initrd + 512 MiB)`);
+  }
+  if (tree.skippedHosts.length > 0) {
+    const classes = [...new Set(tree.skippedHosts.map((h) => h.className))].sort();
+    warnings.push(`${tree.skippedHosts.length} host(s) left out of the tree because their class has not been built yet (${classes.join(", ")}): run \`netbuild build --class ${classes[0]}\``);
+  }
+  if (inv.site.unknownClass !== null && !builds.has(inv.site.unknownClass)) {
+    warnings.push(`unknownMachines names class ${inv.site.unknownClass}, which has no build yet: unknown machines boot nothing until it is built`);
+  }
+  for (const w of warnings) ctx.reporter.warn(w);
+
+  const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
+  const wipes = tree.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
+  announceWipes(ctx.reporter, wipes);
+
+  const applied: ApplyResult = await applyTree(out, tree, manifest, (e) => {
+    if (e.action === "copy") ctx.reporter.info(`tree: copy ${e.path} (${formatBytes(e.bytes ?? 0)})`);
+  });
+
+  return {
+    out,
+    built: tree.classes
+      .filter((c) => fresh.has(c.name))
+      .map((c) => ({ name: c.name, kind: c.kind, kernel: { path: c.kernel.path, size: c.kernel.size }, initrd: { path: c.initrd.path, size: c.initrd.size } })),
+    kept: [...kept.keys()].filter((k) => tree.classes.some((c) => c.name === k)),
+    tree: { written: applied.written, unchanged: applied.unchanged, removed: applied.removed },
+    hostsInTree: inv.hosts.length - tree.skippedHosts.length,
+    skippedHosts: tree.skippedHosts,
+    wipes,
+    warnings,
+  };
+}

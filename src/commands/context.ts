@@ -1,0 +1,55 @@
+// What every command gets: where it runs, where its messages go, its environment. Commands never
+// print results or pick exit codes; cli.ts does.
+import path from "node:path";
+import { UserError } from "../errors.ts";
+import { loadInventory, type Inventory } from "../core/inventory.ts";
+import { readInventorySource } from "../adapters/inventory-files.ts";
+import type { Reporter } from "../ui/reporter.ts";
+
+export interface Context {
+  cwd: string;
+  reporter: Reporter;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface RootOptions {
+  /** The inventory root (default: the current folder). */
+  root?: string | undefined;
+}
+
+export interface OutOptions extends RootOptions {
+  /** The output tree (default: the site's `out`, relative to the root). */
+  out?: string | undefined;
+}
+
+export function rootOf(options: RootOptions, ctx: Context): string {
+  return path.resolve(ctx.cwd, options.root ?? ".");
+}
+
+export function outOf(options: OutOptions, ctx: Context, root: string, inv: Inventory): string {
+  return options.out !== undefined ? path.resolve(ctx.cwd, options.out) : path.resolve(root, inv.site.out);
+}
+
+/** Loads and validates the inventory; every problem of every file at once, or the model. */
+export async function loadRoot(root: string, ctx: Context): Promise<Inventory> {
+  const result = loadInventory(await readInventorySource(root));
+  if (!result.ok) {
+    const errors = result.issues.filter((i) => i.severity === "error");
+    throw new UserError("INVENTORY_INVALID", `the inventory has ${errors.length} error${errors.length === 1 ? "" : "s"}; nothing was written`, { issues: result.issues });
+  }
+  for (const w of result.inventory.warnings) ctx.reporter.warn(w);
+  return result.inventory;
+}
+
+/** `--class` names must exist: a typo would otherwise build nothing and look like success. */
+export function selectClasses(inv: Inventory, names: readonly string[]): Inventory["classes"] {
+  if (names.length === 0) return inv.classes;
+  const known = new Map(inv.classes.map((c) => [c.name as string, c]));
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length > 0) {
+    throw new UserError("USAGE", `unknown class${unknown.length > 1 ? "es" : ""} ${unknown.map((n) => JSON.stringify(n)).join(", ")}`, {
+      hint: `classes are the files in classes/: ${[...known.keys()].join(", ")}`,
+    });
+  }
+  return [...new Set(names)].sort().map((n) => known.get(n)!);
+}

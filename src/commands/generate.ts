@@ -1,0 +1,79 @@
+// `netbuild generate`: inventory → Nix expressions in <root>/.netbuild/nix (and a default.nix in
+// the root if it has none), written only where they changed.
+import { existsSync } from "node:fs";
+import fs from "node:fs/promises";
+import path from "node:path";
+import { GENERATED_DIR, ROOT_DEFAULT_NIX, renderNix, type NixLibrary } from "../core/nix-render.ts";
+import type { Inventory } from "../core/inventory.ts";
+import { hasNpinsNixpkgs } from "../adapters/inventory-files.ts";
+import { writeFileAtomic, writeIfChanged } from "../adapters/files.ts";
+import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
+
+export type GenerateOptions = RootOptions;
+
+export interface GenerateResult {
+  /** The generated folder. */
+  dir: string;
+  written: string[];
+  unchanged: string[];
+  removed: string[];
+  /** Whether this run wrote <root>/default.nix (only ever when there was none). */
+  wroteRootDefault: boolean;
+}
+
+let library: NixLibrary | undefined;
+
+async function nixLibrary(): Promise<NixLibrary> {
+  library ??= {
+    lib: await fs.readFile(new URL("../../nix/lib.nix", import.meta.url), "utf8"),
+    module: await fs.readFile(new URL("../../nixos/modules/netbuild.nix", import.meta.url), "utf8"),
+  };
+  return library;
+}
+
+async function listFiles(dir: string, prefix = ""): Promise<string[]> {
+  let entries;
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const e of entries) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...(await listFiles(path.join(dir, e.name), rel)));
+    else out.push(rel);
+  }
+  return out;
+}
+
+/** Writes the generated files for an already-loaded inventory (build uses this too). */
+export async function writeGenerated(root: string, inv: Inventory): Promise<GenerateResult> {
+  const dir = path.join(root, GENERATED_DIR);
+  const files = renderNix(inv, await nixLibrary(), hasNpinsNixpkgs(root));
+  const result: GenerateResult = { dir, written: [], unchanged: [], removed: [], wroteRootDefault: false };
+  for (const f of files) {
+    if (await writeIfChanged(path.join(dir, f.path), f.content)) result.written.push(f.path);
+    else result.unchanged.push(f.path);
+  }
+  // The folder is netbuild's own: a class that was removed loses its expression.
+  const wanted = new Set(files.map((f) => f.path));
+  for (const f of await listFiles(dir)) {
+    if (!wanted.has(f)) {
+      await fs.rm(path.join(dir, f), { force: true });
+      result.removed.push(f);
+    }
+  }
+  const rootDefault = path.join(root, "default.nix");
+  if (!existsSync(rootDefault)) {
+    await writeFileAtomic(rootDefault, ROOT_DEFAULT_NIX);
+    result.wroteRootDefault = true;
+  }
+  return result;
+}
+
+export async function generate(options: GenerateOptions, ctx: Context): Promise<GenerateResult> {
+  const root = rootOf(options, ctx);
+  const inv = await loadRoot(root, ctx);
+  return writeGenerated(root, inv);
+}

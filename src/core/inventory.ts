@@ -1,0 +1,515 @@
+// Inventory loading as a staged pipeline: parse YAML (with positions) → zod → normalise → small
+// named rules that add errors and warnings → a typed model. Everything after this trusts the model.
+import path from "node:path";
+import type { Issue } from "../errors.ts";
+import {
+  parseClassName,
+  parseHostName,
+  parseKernelParam,
+  parseMac,
+  macColons,
+  paramKey,
+  type ClassName,
+  type HostName,
+  type KernelParam,
+  type Mac,
+} from "./names.ts";
+import { ClassSchema, HostSchema, HostsFileSchema, SiteSchema, type ArtifactInput, type ClassInput, type HostInput } from "./schema.ts";
+import { YamlDoc, zodIssues, type Path } from "./yaml-doc.ts";
+
+// ---------------------------------------------------------------------------------------------
+// What the loader reads (given by an adapter, so this module does no I/O)
+
+export interface InventoryFile {
+  /** Relative to the inventory root, with `/` separators. */
+  path: string;
+  text: string;
+}
+
+/** What a referenced file is; `outside` when it (or a symlink on the way) leaves the root. */
+export type Probe = (relPath: string) => "file" | "dir" | "missing" | "outside";
+
+export interface InventorySource {
+  site: InventoryFile | undefined;
+  classes: InventoryFile[];
+  hosts: InventoryFile[];
+  probe: Probe;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model
+
+export const SITE_FILE = "netbuild.yaml";
+
+export interface Site {
+  file: string | undefined;
+  flagPrefix: string;
+  links: "symlink" | "copy";
+  /** The class unknown machines boot; null = strict (they boot nothing). */
+  unknownClass: ClassName | null;
+  out: string;
+  talosFactory: string;
+}
+
+/** A kernel or initrd: a file in the inventory, or a URL pinned by hash. */
+export type Artifact = { from: "path"; path: string } | { from: "url"; url: string; hash: string };
+
+interface ClassBase {
+  name: ClassName;
+  file: string;
+  description: string | undefined;
+  kernelParams: KernelParam[];
+}
+export interface NixosClass extends ClassBase {
+  kind: "nixos";
+  /** Module files, relative to the inventory root. */
+  modules: string[];
+  system: "x86_64-linux" | "aarch64-linux";
+}
+export interface PrebuiltClass extends ClassBase {
+  kind: "prebuilt";
+  kernel: Artifact;
+  initrd: Artifact;
+}
+export interface TalosClass extends ClassBase {
+  kind: "talos";
+  version: string;
+  arch: "amd64" | "arm64";
+  platform: string;
+  schematicId: string;
+  /** Undefined until the class is pinned: it then loads (with a warning) but cannot be built. */
+  hashes: { kernel: string; initramfs: string } | undefined;
+}
+export type ClassDef = NixosClass | PrebuiltClass | TalosClass;
+
+export interface Host {
+  name: HostName;
+  file: string;
+  line: number | undefined;
+  className: ClassName;
+  macs: Mac[];
+  ip: string | undefined;
+  ramBytes: number | undefined;
+  /** Set only on the host itself, never inherited: the next boot formats its disks. */
+  provisionDisks: boolean;
+  kernelParams: KernelParam[];
+  description: string | undefined;
+}
+
+export interface Inventory {
+  site: Site;
+  /** Sorted by name. */
+  classes: ClassDef[];
+  /** Sorted by name. */
+  hosts: Host[];
+  warnings: Issue[];
+}
+
+export type LoadResult = { ok: true; inventory: Inventory } | { ok: false; issues: Issue[] };
+
+// ---------------------------------------------------------------------------------------------
+// Stage 1–3: parse, validate shape, normalise
+
+/** A host as read, before cross-file rules. */
+interface RawHost {
+  doc: YamlDoc;
+  /** Data path of the host's mapping inside its file. */
+  at: Path;
+  label: string;
+  name: HostName;
+  input: HostInput;
+}
+
+interface RawClass {
+  doc: YamlDoc;
+  name: ClassName;
+  input: ClassInput;
+}
+
+class Collector {
+  readonly issues: Issue[] = [];
+  error(doc: YamlDoc, at: Path, field: string, message: string, hint?: string): void {
+    this.issues.push({ severity: "error", where: doc.where(at, field), message, ...(hint ? { hint } : {}) });
+  }
+  warn(doc: YamlDoc, at: Path, field: string, message: string, hint?: string): void {
+    this.issues.push({ severity: "warning", where: doc.where(at, field), message, ...(hint ? { hint } : {}) });
+  }
+  get errors(): Issue[] {
+    return this.issues.filter((i) => i.severity === "error");
+  }
+}
+
+function baseName(file: string): string {
+  return path.posix.basename(file).replace(/\.ya?ml$/, "");
+}
+
+function parseSite(file: InventoryFile | undefined, c: Collector): Site {
+  const defaults = SiteSchema.parse({});
+  let input = defaults;
+  if (file) {
+    const doc = new YamlDoc(file.path, file.text);
+    c.issues.push(...doc.syntaxIssues);
+    if (doc.syntaxIssues.length === 0) {
+      const parsed = SiteSchema.safeParse(doc.data ?? {});
+      if (parsed.success) input = parsed.data;
+      else c.issues.push(...zodIssues(doc, parsed.error, [], "site"));
+    }
+    if (input.out.startsWith("/") || path.posix.normalize(input.out).startsWith("..")) {
+      c.error(doc, ["out"], "site.out", `${JSON.stringify(input.out)} leaves the inventory root`, "give a folder inside the root, or pass --out");
+    }
+  }
+  const unknown = input.unknownMachines;
+  let unknownClass: ClassName | null = null;
+  if (unknown !== "strict") {
+    const parsed = parseClassName(unknown.class);
+    if (parsed.ok) unknownClass = parsed.value;
+  }
+  return {
+    file: file?.path,
+    flagPrefix: input.flagPrefix,
+    links: input.links,
+    unknownClass,
+    out: input.out,
+    talosFactory: input.talos.factory.replace(/\/+$/, ""),
+  };
+}
+
+function readClasses(files: InventoryFile[], c: Collector): RawClass[] {
+  const out: RawClass[] = [];
+  for (const file of files) {
+    const doc = new YamlDoc(file.path, file.text);
+    c.issues.push(...doc.syntaxIssues);
+    const rawName = baseName(file.path);
+    const name = parseClassName(rawName);
+    if (!name.ok) {
+      c.error(doc, [], `classes.${rawName}`, `the class file name ${JSON.stringify(path.posix.basename(file.path))} does not give a valid class name`, name.hint);
+      continue;
+    }
+    if (doc.syntaxIssues.length > 0) continue;
+    if (doc.data && typeof doc.data === "object" && "provision" in doc.data) {
+      // A class is shared by many machines: a wipe flag there would wipe all of them.
+      c.error(doc, ["provision"], `classes.${rawName}.provision`, "provisioning flags cannot be set on a class", "set `provision: { disks: true }` on each host that must be wiped, in hosts/");
+      continue;
+    }
+    const parsed = ClassSchema.safeParse(doc.data ?? {});
+    if (!parsed.success) {
+      c.issues.push(...zodIssues(doc, parsed.error, [], `classes.${name.value}`));
+      continue;
+    }
+    out.push({ doc, name: name.value, input: parsed.data });
+  }
+  return out;
+}
+
+function readHosts(files: InventoryFile[], c: Collector): RawHost[] {
+  const out: RawHost[] = [];
+  for (const file of files) {
+    const doc = new YamlDoc(file.path, file.text);
+    c.issues.push(...doc.syntaxIssues);
+    if (doc.syntaxIssues.length > 0) continue;
+    const data = doc.data;
+    if (data && typeof data === "object" && !Array.isArray(data) && "hosts" in data) {
+      // Many hosts, keyed by name.
+      const parsed = HostsFileSchema.safeParse(data);
+      const entries = data.hosts && typeof data.hosts === "object" ? Object.entries(data.hosts as Record<string, unknown>) : [];
+      if (!parsed.success) {
+        c.issues.push(...zodIssues(doc, parsed.error, [], ""));
+        // Hosts that did validate still take part in cross-checks (duplicate MACs etc.).
+      }
+      for (const [key, value] of entries) {
+        const host = HostSchema.safeParse(value);
+        if (!host.success) continue;
+        const name = parseHostName(key);
+        if (!name.ok) {
+          c.issues.push({ severity: "error", where: doc.whereKey(["hosts"], key, `hosts.${key}`), message: name.message, ...(name.hint ? { hint: name.hint } : {}) });
+          continue;
+        }
+        out.push({ doc, at: ["hosts", key], label: `hosts.${key}`, name: name.value, input: host.data });
+      }
+    } else {
+      // One host, named by the file.
+      const key = baseName(file.path);
+      const name = parseHostName(key);
+      if (!name.ok) {
+        c.error(doc, [], `hosts.${key}`, `the host file name: ${name.message}`, name.hint ? `${name.hint}; a file holding one host is named <hostname>.yaml` : undefined);
+        continue;
+      }
+      const host = HostSchema.safeParse(data ?? {});
+      if (!host.success) {
+        c.issues.push(...zodIssues(doc, host.error, [], `hosts.${key}`));
+        continue;
+      }
+      out.push({ doc, at: [], label: `hosts.${key}`, name: name.value, input: host.data });
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 4: rules. Each is small, named, and only adds issues.
+
+function kernelParamsOf(doc: YamlDoc, at: Path, label: string, params: string[], c: Collector): KernelParam[] {
+  const out: KernelParam[] = [];
+  params.forEach((raw, i) => {
+    const p = parseKernelParam(raw);
+    if (p.ok) out.push(p.value);
+    else c.error(doc, [...at, "kernelParams", i], `${label}.kernelParams[${i}]`, p.message, p.hint);
+  });
+  return out;
+}
+
+/** The wipe flag and the hostname are netbuild's to set: from `provision:` and the host's name. */
+function reservedParams(doc: YamlDoc, at: Path, label: string, params: KernelParam[], site: Site, c: Collector, isClass: boolean): void {
+  params.forEach((p, i) => {
+    const key = paramKey(p);
+    const field = `${label}.kernelParams[${i}]`;
+    if (key.startsWith(`${site.flagPrefix}.provision_`)) {
+      c.error(
+        doc,
+        [...at, "kernelParams", i],
+        field,
+        `${JSON.stringify(p)} sets a provisioning flag by hand`,
+        isClass ? "a class cannot wipe disks: set `provision: { disks: true }` on each host that must be wiped" : "use `provision: { disks: true }` on this host instead",
+      );
+    } else if (key === "hostname") {
+      c.error(doc, [...at, "kernelParams", i], field, `${JSON.stringify(p)}: netbuild sets hostname= from the host's name`, "remove it; rename the host instead");
+    }
+  });
+}
+
+function resolveRef(classFile: string, ref: string): string | null {
+  if (ref.startsWith("/")) return null;
+  const joined = path.posix.normalize(path.posix.join(path.posix.dirname(classFile), ref));
+  return joined.startsWith("../") || joined === ".." ? null : joined;
+}
+
+/** A file a class names: inside the root, and there. */
+function referencedFile(doc: YamlDoc, at: Path, field: string, classFile: string, ref: string, want: "file" | "file-or-dir", probe: Probe, c: Collector): string | null {
+  const rel = resolveRef(classFile, ref);
+  if (rel === null) {
+    c.error(doc, at, field, `${JSON.stringify(ref)} points outside the inventory root`, "keep referenced files inside the repository, relative to the class file");
+    return null;
+  }
+  const kind = probe(rel);
+  if (kind === "outside") {
+    c.error(doc, at, field, `${JSON.stringify(ref)} resolves (through a symlink) outside the inventory root`, "copy the file into the repository");
+    return null;
+  }
+  if (kind === "missing") {
+    c.error(doc, at, field, `${JSON.stringify(ref)} does not exist (looked for ${rel})`, "paths are relative to the class file");
+    return null;
+  }
+  if (kind === "dir" && want === "file") {
+    c.error(doc, at, field, `${JSON.stringify(ref)} is a folder, not a file`);
+    return null;
+  }
+  return rel;
+}
+
+function artifactOf(raw: RawClass, key: "kernel" | "initrd", a: ArtifactInput, probe: Probe, c: Collector): Artifact | null {
+  const field = `classes.${raw.name}.${key}`;
+  if ((a.path === undefined) === (a.url === undefined)) {
+    c.error(raw.doc, [key], field, "give exactly one of `path` or `url`", "{ path: ./file } for a file next to the class, { url: ..., hash: sha256-... } for a download");
+    return null;
+  }
+  if (a.path !== undefined) {
+    if (a.hash !== undefined) {
+      c.error(raw.doc, [key, "hash"], `${field}.hash`, "`hash` goes with `url`; a local file is hashed by Nix itself", "remove `hash`");
+      return null;
+    }
+    const rel = referencedFile(raw.doc, [key, "path"], `${field}.path`, raw.doc.file, a.path, "file", probe, c);
+    return rel === null ? null : { from: "path", path: rel };
+  }
+  if (a.hash === undefined) {
+    c.error(raw.doc, [key, "url"], `${field}.url`, "a URL without a pinned hash", "add `hash: sha256-...` (the file's SRI sha256, e.g. from `nix-prefetch-url URL` then `nix hash to-sri`)");
+    return null;
+  }
+  return { from: "url", url: a.url!, hash: a.hash };
+}
+
+function classOf(raw: RawClass, site: Site, probe: Probe, c: Collector): ClassDef | null {
+  const label = `classes.${raw.name}`;
+  const before = c.errors.length;
+  const kernelParams = kernelParamsOf(raw.doc, [], label, raw.input.kernelParams, c);
+  reservedParams(raw.doc, [], label, kernelParams, site, c, true);
+  const base = { name: raw.name, file: raw.doc.file, description: raw.input.description, kernelParams };
+  const input = raw.input;
+  let def: ClassDef | null = null;
+  if (input.kind === "nixos") {
+    const modules: string[] = [];
+    input.modules.forEach((m, i) => {
+      const rel = referencedFile(raw.doc, ["modules", i], `${label}.modules[${i}]`, raw.doc.file, m, "file-or-dir", probe, c);
+      if (rel !== null) modules.push(rel);
+    });
+    def = { ...base, kind: "nixos", modules, system: input.system };
+  } else if (input.kind === "prebuilt") {
+    const kernel = artifactOf(raw, "kernel", input.kernel, probe, c);
+    const initrd = artifactOf(raw, "initrd", input.initrd, probe, c);
+    if (kernel && initrd) def = { ...base, kind: "prebuilt", kernel, initrd };
+  } else {
+    const t = input.talos;
+    def = { ...base, kind: "talos", version: t.version, arch: t.arch, platform: t.platform, schematicId: t.schematicId, hashes: t.hashes };
+    if (!t.hashes) {
+      c.warn(raw.doc, ["talos"], `${label}.talos.hashes`, "not pinned: this class cannot be built until its kernel and initramfs hashes are set", "set talos.hashes.kernel and talos.hashes.initramfs (SRI sha256 of the factory's kernel-<arch> and initramfs-<arch>.xz)");
+    }
+  }
+  return c.errors.length === before ? def : null;
+}
+
+const UNITS: Record<string, number> = { MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40, MB: 1e6, GB: 1e9, TB: 1e12 };
+
+function bytesOf(size: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(\w+)$/.exec(size)!;
+  return Math.round(Number(m[1]) * UNITS[m[2]!]!);
+}
+
+function closest(name: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestScore = Infinity;
+  for (const cand of candidates) {
+    const d = editDistance(name, cand);
+    if (d < bestScore) [best, bestScore] = [cand, d];
+  }
+  return bestScore <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+function hostOf(raw: RawHost, site: Site, classNames: ReadonlySet<string>, c: Collector): Host | null {
+  const { doc, at, label, input } = raw;
+  const before = c.errors.length;
+  if ((input.mac === undefined) === (input.macs === undefined)) {
+    c.error(doc, at, label, input.mac === undefined ? "no MAC address" : "both `mac` and `macs`", "give `mac: 52:54:00:12:34:56`, or `macs: [...]` for a machine that may boot from several NICs");
+  }
+  const macs: Mac[] = [];
+  const rawMacs = input.mac !== undefined ? [{ value: input.mac, at: [...at, "mac"], field: `${label}.mac` }] : (input.macs ?? []).map((m, i) => ({ value: m, at: [...at, "macs", i], field: `${label}.macs[${i}]` }));
+  for (const m of rawMacs) {
+    const mac = parseMac(m.value);
+    if (!mac.ok) c.error(doc, m.at, m.field, mac.message, mac.hint);
+    else if (macs.includes(mac.value)) c.error(doc, m.at, m.field, `${macColons(mac.value)} is listed twice for this host`, "remove the repeated entry");
+    else macs.push(mac.value);
+  }
+  const className = parseClassName(input.class);
+  if (!className.ok) {
+    c.error(doc, [...at, "class"], `${label}.class`, className.message, className.hint);
+  } else if (!classNames.has(className.value)) {
+    const guess = closest(className.value, [...classNames]);
+    c.error(
+      doc,
+      [...at, "class"],
+      `${label}.class`,
+      `unknown class ${JSON.stringify(input.class)}`,
+      guess ? `did you mean ${JSON.stringify(guess)}? (classes are the files in classes/)` : `classes are the files in classes/: ${[...classNames].sort().join(", ") || "there are none"}`,
+    );
+  }
+  const kernelParams = kernelParamsOf(doc, at, label, input.kernelParams, c);
+  reservedParams(doc, at, label, kernelParams, site, c, false);
+  if (c.errors.length !== before || !className.ok) return null;
+  return {
+    name: raw.name,
+    file: doc.file,
+    line: doc.where(at, label).line,
+    className: className.value,
+    macs,
+    ip: input.ip,
+    ramBytes: input.ram === undefined ? undefined : bytesOf(input.ram),
+    provisionDisks: input.provision.disks,
+    kernelParams,
+    description: input.description,
+  };
+}
+
+/** The same MAC on two hosts would boot one machine as the other: always an error. */
+function uniqueMacs(raws: RawHost[], hosts: Map<RawHost, Host>, c: Collector): void {
+  const seen = new Map<Mac, RawHost>();
+  for (const raw of raws) {
+    const host = hosts.get(raw);
+    if (!host) continue;
+    host.macs.forEach((mac) => {
+      const first = seen.get(mac);
+      if (first && first.name !== raw.name) {
+        const where = first.doc.where(first.at, first.label);
+        const macField = raw.input.mac !== undefined ? "mac" : `macs`;
+        c.error(raw.doc, [...raw.at, macField], `${raw.label}.${macField}`, `MAC ${macColons(mac)} is already used by host ${first.name} (${where.file}${where.line ? `:${where.line}` : ""})`, "each MAC belongs to one host; MACs are compared in any spelling (aa:bb:.., aa-bb-.., aabb.cc..)");
+      } else if (!first) {
+        seen.set(mac, raw);
+      }
+    });
+  }
+}
+
+function uniqueNames(raws: RawHost[], c: Collector): void {
+  const seen = new Map<string, RawHost>();
+  for (const raw of raws) {
+    const first = seen.get(raw.name);
+    if (first) {
+      const where = first.doc.where(first.at, first.label);
+      c.error(raw.doc, raw.at, raw.label, `host ${raw.name} is already defined in ${where.file}${where.line ? `:${where.line}` : ""}`, "hostnames must be unique across all files in hosts/");
+    } else seen.set(raw.name, raw);
+  }
+}
+
+function uniqueIps(raws: RawHost[], c: Collector): void {
+  const seen = new Map<string, RawHost>();
+  for (const raw of raws) {
+    const ip = raw.input.ip;
+    if (ip === undefined) continue;
+    const first = seen.get(ip);
+    if (first && first.name !== raw.name) c.error(raw.doc, [...raw.at, "ip"], `${raw.label}.ip`, `IP ${ip} is already used by host ${first.name}`, "each host needs its own address");
+    else seen.set(ip, raw);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export function loadInventory(source: InventorySource): LoadResult {
+  const c = new Collector();
+  const site = parseSite(source.site, c);
+
+  const rawClasses = readClasses(source.classes, c);
+  const classes: ClassDef[] = [];
+  for (const raw of rawClasses) {
+    const def = classOf(raw, site, source.probe, c);
+    if (def) classes.push(def);
+  }
+  // Hosts are checked against every class file that exists, even an invalid one, so that a typo
+  // in a class does not also report all its hosts as "unknown class".
+  const classNames = new Set<string>(source.classes.map((f) => baseName(f.path)));
+
+  if (site.unknownClass !== null && !classNames.has(site.unknownClass) && source.site) {
+    const doc = new YamlDoc(source.site.path, source.site.text);
+    c.error(doc, ["unknownMachines", "class"], "site.unknownMachines.class", `unknown class ${JSON.stringify(site.unknownClass)}`, "name a class from classes/, or write `unknownMachines: strict`");
+  }
+
+  const rawHosts = readHosts(source.hosts, c);
+  uniqueNames(rawHosts, c);
+  const hostsByRaw = new Map<RawHost, Host>();
+  for (const raw of rawHosts) {
+    const host = hostOf(raw, site, classNames, c);
+    if (host) hostsByRaw.set(raw, host);
+  }
+  uniqueMacs(rawHosts, hostsByRaw, c);
+  uniqueIps(rawHosts, c);
+
+  const errors = c.errors;
+  if (errors.length > 0) return { ok: false, issues: sortIssues(c.issues) };
+  const hosts = [...hostsByRaw.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  classes.sort((a, b) => (a.name < b.name ? -1 : 1));
+  return { ok: true, inventory: { site, classes, hosts, warnings: sortIssues(c.issues) } };
+}
+
+function sortIssues(issues: Issue[]): Issue[] {
+  return [...issues].sort((a, b) => a.where.file.localeCompare(b.where.file) || (a.where.line ?? 0) - (b.where.line ?? 0) || (a.where.col ?? 0) - (b.where.col ?? 0));
+}

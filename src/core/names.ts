@@ -1,0 +1,121 @@
+// Values that end up in a path, an iPXE script or a kernel command line. Each is a branded string
+// that only its parser can make, so an unchecked value cannot reach a path or a script.
+
+declare const brand: unique symbol;
+type Brand<T, B extends string> = T & { readonly [brand]: B };
+
+export type Mac = Brand<string, "Mac">;
+export type HostName = Brand<string, "HostName">;
+export type ClassName = Brand<string, "ClassName">;
+export type KernelParam = Brand<string, "KernelParam">;
+
+/** A parse result: the value, or why it is not one and how to write it. */
+export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string; hint?: string };
+
+const MAC_SPELLINGS = [
+  /^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$/i,
+  /^([0-9a-f]{2})([0-9a-f]{2})\.([0-9a-f]{2})([0-9a-f]{2})\.([0-9a-f]{2})([0-9a-f]{2})$/i,
+  /^([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i,
+];
+
+/**
+ * Accepts `52:54:00:12:34:56`, `52-54-00-12-34-56`, `5254.0012.3456` and `525400123456` in any case
+ * and returns iPXE's `${mac:hexhyp}` spelling, which names the by-mac/ entry.
+ */
+export function parseMac(input: string): Parsed<Mac> {
+  const text = input.trim();
+  for (const re of MAC_SPELLINGS) {
+    const m = re.exec(text);
+    if (!m) continue;
+    const octets = m.slice(1).map((o) => o.toLowerCase());
+    // The I/G bit: a multicast or broadcast address is never a NIC's own address.
+    if (parseInt(octets[0]!, 16) & 1) {
+      return {
+        ok: false,
+        message: `${JSON.stringify(input)} is a multicast/broadcast address, not a network card's MAC`,
+        hint: "copy the MAC from the machine's NIC label, BMC or `ip link`",
+      };
+    }
+    if (octets.every((o) => o === "00")) {
+      return { ok: false, message: `${JSON.stringify(input)} is the all-zero MAC`, hint: "use the NIC's real MAC" };
+    }
+    return { ok: true, value: octets.join("-") as Mac };
+  }
+  return {
+    ok: false,
+    message: `${JSON.stringify(input)} is not a MAC address`,
+    hint: "six hex pairs, e.g. 52:54:00:12:34:56 (also 52-54-00-12-34-56 or 5254.0012.3456)",
+  };
+}
+
+/** The colon spelling, for messages. */
+export function macColons(mac: Mac): string {
+  return mac.replaceAll("-", ":");
+}
+
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * A hostname is one RFC 1123 label, lower case: it names a folder (by-host/<name>) and case-only
+ * differences would collide on the FAT disks and case-insensitive servers some boot servers use.
+ */
+export function parseHostName(input: string): Parsed<HostName> {
+  if (LABEL.test(input)) return { ok: true, value: input as HostName };
+  if (LABEL.test(input.toLowerCase())) {
+    return { ok: false, message: `${JSON.stringify(input)} has upper-case letters`, hint: `write it as ${JSON.stringify(input.toLowerCase())}` };
+  }
+  return {
+    ok: false,
+    message: `${JSON.stringify(input)} is not a valid hostname`,
+    hint: "one RFC 1123 label: a-z, 0-9 and '-', 1 to 63 characters, not starting or ending with '-' (no dots: use the short name)",
+  };
+}
+
+const CLASS = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+/** A class name becomes a folder (by-class/<name>) and part of a Nix store path name. */
+export function parseClassName(input: string): Parsed<ClassName> {
+  if (CLASS.test(input) && !input.includes("..")) return { ok: true, value: input as ClassName };
+  return {
+    ok: false,
+    message: `${JSON.stringify(input)} is not a valid class name`,
+    hint: "lower-case letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters (the class file is classes/<name>.yaml)",
+  };
+}
+
+/**
+ * One kernel command-line word as it will be written into an iPXE script. iPXE expands `${...}`,
+ * splits on whitespace, treats `||`, `&&` and quotes specially, and a newline would start a new
+ * command: a value that cannot be written safely is refused here, never patched when rendering.
+ */
+export function parseKernelParam(input: string): Parsed<KernelParam> {
+  if (input.length === 0) return { ok: false, message: "an empty kernel parameter", hint: "remove the empty entry" };
+  if (input.length > 1024) return { ok: false, message: "a kernel parameter longer than 1024 characters" };
+  for (const ch of input) {
+    const code = ch.codePointAt(0)!;
+    if (code < 0x21 || code > 0x7e) {
+      const what = ch === " " ? "a space" : ch === "\n" || ch === "\r" ? "a line break" : ch === "\t" ? "a tab" : code > 0x7e ? `the non-ASCII character ${JSON.stringify(ch)}` : "a control character";
+      return {
+        ok: false,
+        message: `${JSON.stringify(input)} contains ${what}`,
+        hint: code === 0x20 ? "each list entry is one parameter: write `a=1 b=2` as two entries; a value cannot contain spaces" : "kernel parameters here are printable ASCII without spaces",
+      };
+    }
+  }
+  if (/["'`\\]/.test(input)) {
+    return { ok: false, message: `${JSON.stringify(input)} contains a quote or backslash`, hint: "iPXE would interpret it; kernel parameters here cannot be quoted" };
+  }
+  if (input.includes("${") || input.includes("$")) {
+    return { ok: false, message: `${JSON.stringify(input)} contains '$'`, hint: "iPXE expands ${...} in scripts; netbuild sets iPXE variables itself" };
+  }
+  if (/[;&|]/.test(input) || input.startsWith("#") || input.startsWith(":")) {
+    return { ok: false, message: `${JSON.stringify(input)} contains a character iPXE treats as script syntax (; & | or a leading # or :)`, hint: "remove it" };
+  }
+  return { ok: true, value: input as KernelParam };
+}
+
+/** The key of `key=value` (or the whole word), for conflict checks. */
+export function paramKey(param: KernelParam): string {
+  const eq = param.indexOf("=");
+  return eq === -1 ? param : param.slice(0, eq);
+}

@@ -1,0 +1,152 @@
+// Inventory + built classes → the served tree, as data. This is the path contract other tools and
+// later netbuild commands rely on:
+//   boot.ipxe                              chains by-mac/${mac:hexhyp}/ipxe
+//   by-mac/<aa-bb-cc-dd-ee-ff>             → ../by-host/<host> (or a real folder in copy mode)
+//   by-host/<host>/ipxe                    sets the host's ${cmdline}, chains its class
+//   by-class/<class>/ipxe                  kernel + initrd of the class's current build
+//   by-class/<class>/<store-hash>/{kernel,initrd}   immutable once written
+// A class rebuild writes new hash-named artifacts and then swaps only the class script, so host
+// scripts never change because their class was rebuilt, and nothing a script names is ever
+// rewritten in place.
+import type { ClassDef, Host, Inventory } from "./inventory.ts";
+import type { ClassName, KernelParam } from "./names.ts";
+
+export interface IpxeTemplates {
+  boot(data: { unknownClass: string | null }): string;
+  host(data: { name: string; className: string; file: string; wipe: boolean; params: string[] }): string;
+  class(data: { name: string; kind: string; file: string; kernel: string; initrd: string; params: string[] }): string;
+}
+
+/** One file of a class build, as it sits in the Nix store. */
+export interface BuiltFile {
+  /** The file in the Nix store (a store path or a file inside one). */
+  storeFile: string;
+  size: number;
+}
+
+/** What the build of a class produced (from Nix, or recorded in the tree's manifest). */
+export interface ClassBuild {
+  kernel: BuiltFile;
+  initrd: BuiltFile;
+  /** The class's own parameters, from Nix (NixOS adds init= and boot.kernelParams). */
+  kernelParams: KernelParam[];
+}
+
+/** Order in which entries are written; deletion runs in reverse. Nothing is ever switched to point at something not yet written. */
+export const LAYERS = ["artifact", "class", "host", "mac", "entry"] as const;
+export type Layer = (typeof LAYERS)[number];
+
+export type TreeEntry =
+  | { kind: "file"; layer: Layer; path: string; content: string }
+  /** An immutable artifact copied from the Nix store; `source` is undefined for one kept from an earlier build. */
+  | { kind: "artifact"; layer: "artifact"; path: string; source: string | undefined; size: number }
+  | { kind: "symlink"; layer: Layer; path: string; target: string };
+
+export interface TreeClass {
+  name: ClassName;
+  kind: ClassDef["kind"];
+  kernel: { path: string; storeFile: string; size: number };
+  initrd: { path: string; storeFile: string; size: number };
+  kernelParams: KernelParam[];
+  /** Artifacts of the previous build, kept so machines booting mid-switch still find them. */
+  previous: { kernel: string; initrd: string } | undefined;
+}
+
+export interface Tree {
+  entries: TreeEntry[];
+  classes: TreeClass[];
+  /** Hosts whose class has no build yet: they are left out (their machines boot as unknown). */
+  skippedHosts: { name: string; className: string }[];
+  /** Hosts that will format their disks on their next boot. */
+  wipes: string[];
+}
+
+const STORE_HASH = /^\/nix\/store\/([0-9a-df-np-sv-z]{32})-/;
+
+/** The Nix store hash of the store path that holds `file`: content-addressed, so the tree's name for it never changes meaning. */
+export function storeHashOf(file: string): string {
+  const m = STORE_HASH.exec(file);
+  if (!m) throw new Error(`not a Nix store path: ${file}`);
+  return m[1]!;
+}
+
+export function artifactPaths(className: string, build: ClassBuild): { kernel: string; initrd: string } {
+  return {
+    kernel: `by-class/${className}/${storeHashOf(build.kernel.storeFile)}/kernel`,
+    initrd: `by-class/${className}/${storeHashOf(build.initrd.storeFile)}/initrd`,
+  };
+}
+
+/** The host's part of the kernel command line: hostname, provisioning flags, its own parameters. */
+export function hostParams(host: Host, flagPrefix: string): string[] {
+  const params = [`hostname=${host.name}`];
+  if (host.provisionDisks) params.push(`${flagPrefix}.provision_disks=true`);
+  return [...params, ...host.kernelParams];
+}
+
+export interface PlanTreeInput {
+  inventory: Inventory;
+  /** Every class that has a build: built now, or kept from the tree's manifest. */
+  builds: ReadonlyMap<ClassName, ClassBuild>;
+  /** What the class scripts pointed at before, per class (from the manifest). */
+  before: ReadonlyMap<ClassName, { kernel: string; initrd: string }>;
+  templates: IpxeTemplates;
+}
+
+export function planTree({ inventory, builds, before, templates }: PlanTreeInput): Tree {
+  const { site } = inventory;
+  const entries: TreeEntry[] = [];
+  const classes: TreeClass[] = [];
+
+  for (const def of inventory.classes) {
+    const build = builds.get(def.name);
+    if (!build) continue;
+    const paths = artifactPaths(def.name, build);
+    const rel = (p: string) => p.slice(`by-class/${def.name}/`.length);
+    entries.push({ kind: "artifact", layer: "artifact", path: paths.kernel, source: build.kernel.storeFile, size: build.kernel.size });
+    entries.push({ kind: "artifact", layer: "artifact", path: paths.initrd, source: build.initrd.storeFile, size: build.initrd.size });
+    let previous = before.get(def.name);
+    if (previous && previous.kernel === paths.kernel && previous.initrd === paths.initrd) previous = undefined;
+    if (previous) {
+      for (const p of [previous.kernel, previous.initrd]) {
+        if (p !== paths.kernel && p !== paths.initrd) entries.push({ kind: "artifact", layer: "artifact", path: p, source: undefined, size: -1 });
+      }
+    }
+    entries.push({
+      kind: "file",
+      layer: "class",
+      path: `by-class/${def.name}/ipxe`,
+      content: templates.class({ name: def.name, kind: def.kind, file: def.file, kernel: rel(paths.kernel), initrd: rel(paths.initrd), params: build.kernelParams }),
+    });
+    classes.push({
+      name: def.name,
+      kind: def.kind,
+      kernel: { path: paths.kernel, storeFile: build.kernel.storeFile, size: build.kernel.size },
+      initrd: { path: paths.initrd, storeFile: build.initrd.storeFile, size: build.initrd.size },
+      kernelParams: build.kernelParams,
+      previous,
+    });
+  }
+
+  const skippedHosts: Tree["skippedHosts"] = [];
+  const wipes: string[] = [];
+  for (const host of inventory.hosts) {
+    if (!builds.has(host.className)) {
+      skippedHosts.push({ name: host.name, className: host.className });
+      continue;
+    }
+    if (host.provisionDisks) wipes.push(host.name);
+    const script = templates.host({ name: host.name, className: host.className, file: host.file, wipe: host.provisionDisks, params: hostParams(host, site.flagPrefix) });
+    entries.push({ kind: "file", layer: "host", path: `by-host/${host.name}/ipxe`, content: script });
+    for (const mac of host.macs) {
+      if (site.links === "symlink") entries.push({ kind: "symlink", layer: "mac", path: `by-mac/${mac}`, target: `../by-host/${host.name}` });
+      else entries.push({ kind: "file", layer: "mac", path: `by-mac/${mac}/ipxe`, content: script });
+    }
+  }
+
+  const unknownClass = site.unknownClass !== null && builds.has(site.unknownClass) ? site.unknownClass : null;
+  entries.push({ kind: "file", layer: "entry", path: "boot.ipxe", content: templates.boot({ unknownClass }) });
+
+  entries.sort((a, b) => LAYERS.indexOf(a.layer) - LAYERS.indexOf(b.layer) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return { entries, classes, skippedHosts, wipes };
+}

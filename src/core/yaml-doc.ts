@@ -1,0 +1,131 @@
+// A parsed YAML file that can say where any value came from (line:column), so that every
+// inventory error points at the text the user has to change.
+import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import type { z } from "zod";
+import type { Issue, Where } from "../errors.ts";
+
+export type Path = readonly (string | number)[];
+
+export class YamlDoc {
+  readonly file: string;
+  readonly data: unknown;
+  readonly syntaxIssues: Issue[];
+  private readonly doc: Document.Parsed;
+  private readonly lines: LineCounter;
+
+  constructor(file: string, text: string) {
+    this.file = file;
+    this.lines = new LineCounter();
+    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true, strict: true });
+    this.syntaxIssues = this.doc.errors.map((e) => {
+      const pos = this.lines.linePos(e.pos[0]);
+      const duplicate = e.code === "DUPLICATE_KEY";
+      return {
+        severity: "error" as const,
+        where: { file, line: pos.line, col: pos.col },
+        message: duplicate ? "a key appears twice in the same mapping" : `YAML syntax: ${firstLine(e.message)}`,
+        hint: duplicate ? "each host/field may appear once per mapping; remove or rename the second one" : "check indentation, colons and quoting on this line or the one before",
+      };
+    });
+    this.data = this.syntaxIssues.length === 0 ? this.doc.toJS({ maxAliasCount: 100 }) : undefined;
+  }
+
+  /** Where the value at `path` is written; for a missing key, where its parent is. */
+  where(path: Path, field: string): Where {
+    const node = this.nodeAt(path);
+    const offset = node?.range?.[0];
+    if (offset === undefined) return { file: this.file, field };
+    const pos = this.lines.linePos(offset);
+    return { file: this.file, line: pos.line, col: pos.col, field };
+  }
+
+  /** Where the key `key` of the mapping at `path` is written (for unknown keys). */
+  whereKey(path: Path, key: string, field: string): Where {
+    const map = this.nodeAt(path);
+    if (isMap(map)) {
+      for (const pair of map.items) {
+        if (isPair(pair) && isScalar(pair.key) && String(pair.key.value) === key && pair.key.range) {
+          const pos = this.lines.linePos(pair.key.range[0]);
+          return { file: this.file, line: pos.line, col: pos.col, field };
+        }
+      }
+    }
+    return this.where(path, field);
+  }
+
+  /** The YAML node at `path`, or the nearest ancestor that exists. */
+  private nodeAt(path: Path): Node | undefined {
+    for (let n = path.length; n >= 0; n--) {
+      const node = n === 0 ? this.doc.contents : this.doc.getIn(path.slice(0, n), true);
+      if (node && typeof node === "object" && "range" in node) return node as Node;
+    }
+    return undefined;
+  }
+}
+
+function firstLine(s: string): string {
+  return s.split("\n")[0]!.trim();
+}
+
+/**
+ * zod issues → inventory issues. `base` is the data path of the validated value inside the file,
+ * `label` the field prefix users read (`hosts.aleph`).
+ */
+export function zodIssues(doc: YamlDoc, error: z.ZodError, base: Path, label: string): Issue[] {
+  const out: Issue[] = [];
+  for (const issue of error.issues) {
+    const path = [...base, ...(issue.path as (string | number)[])];
+    const field = [label, ...issue.path.map(String)].filter(Boolean).join(".");
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) {
+        out.push({
+          severity: "error",
+          where: doc.whereKey(path, key, field ? `${field}.${key}` : key),
+          message: `unknown key ${JSON.stringify(key)}`,
+          hint: "remove it, or check its spelling against the inventory reference in README.md",
+        });
+      }
+      continue;
+    }
+    const actual = valueAt(doc.data, path);
+    out.push({ severity: "error", where: doc.where(path, field), message: describeIssue(issue, actual), hint: hintFor(issue, actual) });
+  }
+  return out;
+}
+
+function valueAt(data: unknown, path: Path): unknown {
+  let v: unknown = data;
+  for (const k of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<string | number, unknown>)[k];
+  }
+  return v;
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return "nothing";
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, actual: unknown): string {
+  if (issue.code === "invalid_type") {
+    return actual === undefined ? `missing (expected ${issue.expected})` : `expected ${issue.expected}, got ${show(actual)}`;
+  }
+  if (issue.code === "invalid_value" && "values" in issue) {
+    return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, got ${show(actual)}`;
+  }
+  return actual === undefined || typeof actual === "object" ? issue.message : `${issue.message} (got ${JSON.stringify(actual)})`;
+}
+
+function hintFor(issue: z.core.$ZodIssue, actual: unknown): string | undefined {
+  if (issue.code === "invalid_type" && issue.expected === "string" && (typeof actual === "number" || typeof actual === "boolean")) {
+    return "YAML read this as a number/boolean: put it in quotes";
+  }
+  if (issue.code === "invalid_type" && issue.expected === "array" && typeof actual === "string") {
+    return "write a list: [a, b] or one `- item` per line";
+  }
+  return undefined;
+}

@@ -1,0 +1,74 @@
+// Expected failures carry a code, where they happened and a hint; only cli.ts prints them and
+// picks the exit code. Anything else that escapes is a bug in netbuild.
+
+export type ErrorCode =
+  | "INVENTORY_INVALID"
+  | "USAGE"
+  | "OUT_NOT_A_TREE"
+  | "NIX_NOT_FOUND"
+  | "NIX_EVAL_FAILED"
+  | "NIX_BUILD_FAILED"
+  | "ARTIFACT_TOO_LARGE"
+  | "ARTIFACT_UNSAFE"
+  | "COMMAND_FAILED"
+  | "NOT_PINNED";
+
+/** A position in an inventory file: 1-based line and column. */
+export interface Where {
+  file: string;
+  line?: number;
+  col?: number;
+  /** The field path as the user reads it, e.g. `hosts.aleph.mac`. */
+  field?: string;
+}
+
+export interface Issue {
+  severity: "error" | "warning";
+  where: Where;
+  message: string;
+  hint?: string;
+}
+
+/** Exit code 2: the input (inventory, flags) is wrong; 1: something failed while doing the work. */
+const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(["INVENTORY_INVALID", "USAGE", "OUT_NOT_A_TREE", "NOT_PINNED"]);
+
+export class UserError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly issues: readonly Issue[];
+  /** Extra text shown under the message (e.g. the tail of a command's stderr). */
+  readonly detail: string | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { hint?: string; issues?: readonly Issue[]; detail?: string } = {},
+  ) {
+    super(message);
+    this.name = "UserError";
+    this.code = code;
+    this.hint = options.hint;
+    this.issues = options.issues ?? [];
+    this.detail = options.detail;
+  }
+
+  get exitCode(): 1 | 2 {
+    return INPUT_CODES.has(this.code) ? 2 : 1;
+  }
+}
+
+export function formatWhere(where: Where): string {
+  let s = where.file;
+  if (where.line !== undefined) s += `:${where.line}`;
+  if (where.line !== undefined && where.col !== undefined) s += `:${where.col}`;
+  return s;
+}
+
+/** One issue, compiler style: `file:line:col  field: message` and an indented hint. */
+export function formatIssue(issue: Issue): string {
+  const field = issue.where.field ? `${issue.where.field}: ` : "";
+  const tag = issue.severity === "warning" ? "warning: " : "";
+  let s = `${formatWhere(issue.where)}  ${tag}${field}${issue.message}`;
+  if (issue.hint) s += `\n  hint: ${issue.hint}`;
+  return s;
+}
