@@ -1,0 +1,69 @@
+// The whole flow a user relies on, with real components only: build the example inventory's demo
+// class with Nix, serve the tree over HTTP, PXE-boot QEMU through the real iPXE ROM under legacy
+// BIOS and UEFI, and read the kernel command line each machine actually received.
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serveFolder, type StaticServer } from "./support/http.ts";
+import { addDemoFiles, cleanupTempDirs, cli, DEMO_INITRD, DEMO_KERNEL, exampleInventory, tempDir } from "./support/inventory.ts";
+import { OVMF_CODE, OVMF_VARS, pxeBoot } from "./support/qemu.ts";
+import { missing } from "./support/tools.ts";
+
+const notHere = missing({
+  commands: ["qemu-system-x86_64", "nix-build"],
+  files: [OVMF_CODE, OVMF_VARS, "/usr/lib/ipxe/qemu/efi-virtio.rom", DEMO_KERNEL, DEMO_INITRD],
+});
+
+describe.skipIf(notHere)("PXE boot of the built demo tree (iPXE in QEMU, tree over HTTP)", () => {
+  let server: StaticServer;
+  let bootFile: string;
+
+  beforeAll(async () => {
+    const root = exampleInventory();
+    addDemoFiles(root);
+    const out = path.join(tempDir(), "tree");
+    const built = await cli(["build", "--class", "demo", "--out", out], root);
+    expect(built.code, built.stderr).toBe(0);
+    server = await serveFolder(out);
+    // DHCP points the machine straight at boot.ipxe, as the README tells users to configure.
+    bootFile = `http://10.0.2.2:${server.port}/boot.ipxe`;
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    cleanupTempDirs();
+  });
+
+  for (const firmware of ["bios", "uefi"] as const) {
+    it(`boots demo-fresh under ${firmware} with its hostname, class parameters and the disk-provisioning flag`, async () => {
+      const boot = await pxeBoot({ mac: "52:54:00:12:34:56", firmware, bootFile });
+      expect(boot.cmdline, boot.console.slice(-3000)).toBeDefined();
+      const words = boot.cmdline!.split(/\s+/);
+      expect(words).toEqual(expect.arrayContaining(["initrd=initrd", "console=ttyS0", "panic=-1", "hostname=demo-fresh", "homelab.provision_disks=true", "demo.role=fresh"]));
+      // The host's part comes after the class's, so a host parameter wins over a class default.
+      expect(words.indexOf("hostname=demo-fresh")).toBeGreaterThan(words.indexOf("panic=-1"));
+      expect(boot.console).toContain("demo-fresh: DISKS WILL BE FORMATTED (WIPED) ON THIS BOOT");
+      expect(boot.console).toContain("NETBUILD-PROVISION: disks would be wiped now");
+      expect(boot.stoppedBy).toBe("poweroff");
+    });
+
+    it(`boots demo-kept under ${firmware} without any provisioning flag`, async () => {
+      const boot = await pxeBoot({ mac: "52:54:00:12:34:57", firmware, bootFile });
+      expect(boot.cmdline, boot.console.slice(-3000)).toBeDefined();
+      const words = boot.cmdline!.split(/\s+/);
+      expect(words).toEqual(expect.arrayContaining(["console=ttyS0", "panic=-1", "hostname=demo-kept", "demo.role=kept"]));
+      expect(boot.cmdline).not.toContain("provision");
+      expect(boot.console).toContain("NETBUILD-PROVISION: none");
+      expect(boot.console).not.toContain("WIPE");
+    });
+  }
+
+  it("boots nothing for a MAC that is in no host file, and falls through to the local disk (BIOS)", async () => {
+    const before = server.requests.length;
+    const boot = await pxeBoot({ mac: "52:54:00:99:99:99", firmware: "bios", bootFile, stopWhen: /Booting from Hard Disk|No bootable device/ });
+    expect(boot.stoppedBy, boot.console.slice(-3000)).toBe("match");
+    expect(boot.console).toContain("netbuild: unknown machine 52:54:00:99:99:99, booting nothing");
+    expect(boot.cmdline).toBeUndefined();
+    const fetched = server.requests.slice(before).map((r) => `${r.status} ${r.path}`);
+    expect(fetched).toEqual(["200 /boot.ipxe", "404 /by-mac/52-54-00-99-99-99/ipxe"]);
+  });
+});

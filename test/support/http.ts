@@ -1,0 +1,44 @@
+// A real HTTP server on loopback serving a folder the way a boot server's web server does:
+// symlinks followed, nothing outside the folder, every request logged for assertions.
+import { createReadStream } from "node:fs";
+import fs from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+
+export interface StaticServer {
+  port: number;
+  url: string;
+  requests: { path: string; status: number }[];
+  close(): Promise<void>;
+}
+
+export async function serveFolder(root: string): Promise<StaticServer> {
+  const realRoot = await fs.realpath(root);
+  const requests: StaticServer["requests"] = [];
+  const server = http.createServer(async (req, res) => {
+    const urlPath = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
+    const done = (status: number) => requests.push({ path: urlPath, status });
+    try {
+      const abs = path.join(root, urlPath);
+      // Symlinks inside the tree resolve on the server, as with nginx/lighttpd defaults.
+      const real = await fs.realpath(abs);
+      const st = await fs.stat(real);
+      if (!(real === realRoot || real.startsWith(realRoot + path.sep)) || !st.isFile()) throw new Error("not served");
+      res.writeHead(200, { "content-length": st.size, "content-type": "application/octet-stream" });
+      createReadStream(real).pipe(res);
+      done(200);
+    } catch {
+      res.writeHead(404).end("not found\n");
+      done(404);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}

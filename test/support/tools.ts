@@ -1,0 +1,25 @@
+// Tests use real tools. A missing one skips its tests with a plain message on a developer's
+// machine, and fails them in CI (CI=true), where .ci/run must have installed it.
+import { existsSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+
+export const inCI = process.env["CI"] === "true";
+
+export function hasCommand(name: string): boolean {
+  try {
+    execFileSync("sh", ["-c", 'command -v "$1"', "sh", name], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The reason a test cannot run here, or undefined when everything it needs is present. */
+export function missing(needs: { commands?: string[]; files?: string[] }): string | undefined {
+  const absent = [...(needs.commands ?? []).filter((c) => !hasCommand(c)), ...(needs.files ?? []).filter((f) => !existsSync(f))];
+  if (absent.length === 0) return undefined;
+  const reason = `missing: ${absent.join(", ")}`;
+  if (inCI) throw new Error(`${reason} (CI must install it: see .ci/run)`);
+  console.warn(`NOT RUN — ${reason}`);
+  return reason;
+}
