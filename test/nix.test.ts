@@ -28,8 +28,10 @@ function allNixFiles(dir: string): string[] {
 
 describe.skipIf(notHere)("the generated Nix, with real Nix", () => {
   let factory: StaticServer;
-  const kernel = Buffer.from("fixture talos kernel\n".repeat(1000));
-  const initramfs = Buffer.from("fixture talos initramfs\n".repeat(2000));
+  // Unique bytes per run: a fixed output already in the store would never be fetched again.
+  const nonce = `${process.pid}-${Date.now()}`;
+  const kernel = Buffer.from(`fixture talos kernel ${nonce}\n`.repeat(1000));
+  const initramfs = Buffer.from(`fixture talos initramfs ${nonce}\n`.repeat(2000));
   const schematic = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
 
   beforeAll(async () => {
