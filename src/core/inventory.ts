@@ -209,22 +209,25 @@ function readHosts(files: InventoryFile[], c: Collector): RawHost[] {
     if (doc.syntaxIssues.length > 0) continue;
     const data = doc.data;
     if (data && typeof data === "object" && !Array.isArray(data) && "hosts" in data) {
-      // Many hosts, keyed by name.
-      const parsed = HostsFileSchema.safeParse(data);
-      const entries = data.hosts && typeof data.hosts === "object" ? Object.entries(data.hosts as Record<string, unknown>) : [];
-      if (!parsed.success) {
-        c.issues.push(...zodIssues(doc, parsed.error, [], ""));
-        // Hosts that did validate still take part in cross-checks (duplicate MACs etc.).
+      // Many hosts, keyed by name. Each host is validated once, on its own.
+      const top = HostsFileSchema.safeParse(data);
+      if (!top.success) {
+        c.issues.push(...zodIssues(doc, top.error, [], ""));
+        continue;
       }
-      for (const [key, value] of entries) {
-        const host = HostSchema.safeParse(value);
-        if (!host.success) continue;
+      for (const [key, value] of Object.entries(top.data.hosts)) {
+        const label = `hosts.${key}`;
         const name = parseHostName(key);
         if (!name.ok) {
-          c.issues.push({ severity: "error", where: doc.whereKey(["hosts"], key, `hosts.${key}`), message: name.message, ...(name.hint ? { hint: name.hint } : {}) });
+          c.issues.push({ severity: "error", where: doc.whereKey(["hosts"], key, label), message: name.message, ...(name.hint ? { hint: name.hint } : {}) });
           continue;
         }
-        out.push({ doc, at: ["hosts", key], label: `hosts.${key}`, name: name.value, input: host.data });
+        const host = HostSchema.safeParse(value);
+        if (!host.success) {
+          c.issues.push(...zodIssues(doc, host.error, ["hosts", key], label));
+          continue;
+        }
+        out.push({ doc, at: ["hosts", key], label, name: name.value, input: host.data });
       }
     } else {
       // One host, named by the file.

@@ -77,8 +77,9 @@ export const HostSchema = z.strictObject({
   description: z.string().optional(),
 });
 
+/** A file of many hosts; each host is then checked with HostSchema on its own. */
 export const HostsFileSchema = z.strictObject({
-  hosts: z.record(z.string(), HostSchema),
+  hosts: z.record(z.string(), z.unknown(), { error: "expected a mapping of hostname → host" }),
 });
 
 export const SiteSchema = z.strictObject({
@@ -111,6 +112,6 @@ export function jsonSchemas(): Record<string, unknown> {
     site: z.toJSONSchema(SiteSchema, { io: "input" }),
     class: z.toJSONSchema(ClassSchema, { io: "input" }),
     host: z.toJSONSchema(HostSchema, { io: "input" }),
-    hostsFile: z.toJSONSchema(HostsFileSchema, { io: "input" }),
+    hostsFile: z.toJSONSchema(z.strictObject({ hosts: z.record(z.string(), HostSchema) }), { io: "input" }),
   };
 }

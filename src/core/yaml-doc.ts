@@ -1,6 +1,6 @@
 // A parsed YAML file that can say where any value came from (line:column), so that every
 // inventory error points at the text the user has to change.
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from "yaml";
 import type { z } from "zod";
 import type { Issue, Where } from "../errors.ts";
 
@@ -12,21 +12,25 @@ export class YamlDoc {
   readonly syntaxIssues: Issue[];
   private readonly doc: Document.Parsed;
   private readonly lines: LineCounter;
+  /** Key → pair per mapping, built on first use: a 10,000-host mapping is searched once, not per host. */
+  private readonly keys = new WeakMap<YAMLMap, Map<string, Pair>>();
 
   constructor(file: string, text: string) {
     this.file = file;
     this.lines = new LineCounter();
-    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true, strict: true });
+    // uniqueKeys is checked below in one pass: the library's own check compares every key with
+    // every other, which took seconds for a 10,000-host file.
+    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: false, strict: true });
     this.syntaxIssues = this.doc.errors.map((e) => {
       const pos = this.lines.linePos(e.pos[0]);
-      const duplicate = e.code === "DUPLICATE_KEY";
       return {
         severity: "error" as const,
         where: { file, line: pos.line, col: pos.col },
-        message: duplicate ? "a key appears twice in the same mapping" : `YAML syntax: ${firstLine(e.message)}`,
-        hint: duplicate ? "each host/field may appear once per mapping; remove or rename the second one" : "check indentation, colons and quoting on this line or the one before",
+        message: `YAML syntax: ${firstLine(e.message)}`,
+        hint: "check indentation, colons and quoting on this line or the one before",
       };
     });
+    if (this.syntaxIssues.length === 0) this.syntaxIssues.push(...this.duplicateKeys());
     this.data = this.syntaxIssues.length === 0 ? this.doc.toJS({ maxAliasCount: 100 }) : undefined;
   }
 
@@ -42,24 +46,60 @@ export class YamlDoc {
   /** Where the key `key` of the mapping at `path` is written (for unknown keys). */
   whereKey(path: Path, key: string, field: string): Where {
     const map = this.nodeAt(path);
-    if (isMap(map)) {
-      for (const pair of map.items) {
-        if (isPair(pair) && isScalar(pair.key) && String(pair.key.value) === key && pair.key.range) {
-          const pos = this.lines.linePos(pair.key.range[0]);
-          return { file: this.file, line: pos.line, col: pos.col, field };
-        }
-      }
+    const pair = isMap(map) ? this.pairs(map).get(key) : undefined;
+    const range = (pair?.key as Node | undefined)?.range;
+    if (range) {
+      const pos = this.lines.linePos(range[0]);
+      return { file: this.file, line: pos.line, col: pos.col, field };
     }
     return this.where(path, field);
   }
 
+  private duplicateKeys(): Issue[] {
+    const issues: Issue[] = [];
+    visit(this.doc, {
+      Map: (_, map) => {
+        const seen = new Set<string>();
+        for (const pair of map.items) {
+          if (!isScalar(pair.key)) continue;
+          const key = String(pair.key.value);
+          if (seen.has(key)) {
+            const pos = this.lines.linePos(pair.key.range?.[0] ?? 0);
+            issues.push({
+              severity: "error",
+              where: { file: this.file, line: pos.line, col: pos.col },
+              message: `the key ${JSON.stringify(key)} appears twice in the same mapping`,
+              hint: "each host/field may appear once per mapping; remove or rename the second one",
+            });
+          }
+          seen.add(key);
+        }
+      },
+    });
+    return issues;
+  }
+
+  private pairs(map: YAMLMap): Map<string, Pair> {
+    let index = this.keys.get(map);
+    if (!index) {
+      index = new Map();
+      for (const pair of map.items) if (isPair(pair) && isScalar(pair.key)) index.set(String(pair.key.value), pair);
+      this.keys.set(map, index);
+    }
+    return index;
+  }
+
   /** The YAML node at `path`, or the nearest ancestor that exists. */
   private nodeAt(path: Path): Node | undefined {
-    for (let n = path.length; n >= 0; n--) {
-      const node = n === 0 ? this.doc.contents : this.doc.getIn(path.slice(0, n), true);
-      if (node && typeof node === "object" && "range" in node) return node as Node;
+    let node = this.doc.contents as Node | null;
+    for (const key of path) {
+      let next: unknown;
+      if (isMap(node)) next = this.pairs(node).get(String(key))?.value;
+      else if (isSeq(node)) next = node.items[Number(key)];
+      if (!next || typeof next !== "object" || !("range" in next)) break;
+      node = next as Node;
     }
-    return undefined;
+    return node ?? undefined;
   }
 }
 
