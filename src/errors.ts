@@ -58,7 +58,9 @@ export class UserError extends Error {
 }
 
 export function formatWhere(where: Where): string {
-  let s = where.file;
+  // A file name with a line break or other control character is shown quoted, never raw.
+  // eslint-disable-next-line no-control-regex
+  let s = /[\x00-\x1f\x7f]/.test(where.file) ? JSON.stringify(where.file) : where.file;
   if (where.line !== undefined) s += `:${where.line}`;
   if (where.line !== undefined && where.col !== undefined) s += `:${where.col}`;
   return s;

@@ -201,10 +201,17 @@ function readClasses(files: InventoryFile[], c: Collector): RawClass[] {
   return out;
 }
 
+const SAFE_FILE = /^[A-Za-z0-9._\/-]+$/;
+
 function readHosts(files: InventoryFile[], c: Collector): RawHost[] {
   const out: RawHost[] = [];
   for (const file of files) {
     const doc = new YamlDoc(file.path, file.text);
+    // The file's path is written into the host's iPXE script (as a comment): nothing that could end it.
+    if (!SAFE_FILE.test(file.path)) {
+      c.error(doc, [], "hosts", `the file name ${JSON.stringify(file.path)} has characters netbuild will not write into boot scripts`, "use letters, digits, '.', '_', '-' and '/' in file names under hosts/");
+      continue;
+    }
     c.issues.push(...doc.syntaxIssues);
     if (doc.syntaxIssues.length > 0) continue;
     const data = doc.data;

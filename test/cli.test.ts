@@ -1,0 +1,67 @@
+// The CLI as users run it: `node bin/netbuild.js` in a child process (what `npx netbuild` runs),
+// exit codes 0/1/2, --json on stdout, and usage errors.
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { cleanupTempDirs, cli, cliProcess, exampleInventory, inventory } from "./support/inventory.ts";
+import { missing } from "./support/tools.ts";
+
+describe("netbuild CLI", () => {
+  afterAll(cleanupTempDirs);
+
+  it("runs from bin/ with --help and lists its commands", async () => {
+    const r = await cliProcess(["--help"], exampleInventory());
+    expect(r.code).toBe(0);
+    for (const c of ["generate", "build", "plan", "schema"]) expect(r.stdout).toContain(c);
+  });
+
+  it("plans the example inventory, announcing the host that will wipe its disks first and loudly", async () => {
+    const r = await cliProcess(["plan"], exampleInventory());
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("!!! 1 host will FORMAT (WIPE) ITS DISKS on the next boot:\n!!!   demo-fresh  (provision.disks: true in hosts/demo.yaml)");
+    expect(r.stdout).toMatch(/!!demo-fresh +demo +52:54:00:12:34:56 +hostname=demo-fresh homelab\.provision_disks=true demo\.role=fresh/);
+    expect(r.stdout).toContain("unknown machines: strict: boot nothing");
+  });
+
+  it("gives --json results on stdout, and errors as JSON too", async () => {
+    const ok = await cli(["plan", "--json"], exampleInventory());
+    const plan = JSON.parse(ok.stdout);
+    expect(plan.wipes).toEqual([{ name: "demo-fresh", file: "hosts/demo.yaml" }]);
+    expect(plan.hosts.find((h: { name: string }) => h.name === "bet").macs).toEqual(["0c:c4:7a:1e:52:20", "0c:c4:7a:1e:52:21"]);
+    const bad = await cli(["plan", "--json"], inventory({ "hosts/a.yaml": "class: x\n" }));
+    expect(bad.code).toBe(2);
+    const err = JSON.parse(bad.stdout);
+    expect(err).toMatchObject({ ok: false, code: "INVENTORY_INVALID" });
+    expect(err.issues[0].where).toMatchObject({ file: "hosts/a.yaml", line: 1, field: "hosts.a" });
+  });
+
+  it("exits 2 on usage errors: an unknown option, an unknown --class, a root with no inventory", async () => {
+    const root = exampleInventory();
+    expect((await cli(["build", "--klass", "demo"], root)).code).toBe(2);
+    const unknown = await cli(["build", "--class", "demoo"], root);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('netbuild: unknown class "demoo"');
+    const empty = await cli(["plan", "--root", path.join(root, "hosts")], root);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain("has neither classes/ nor hosts/");
+  });
+
+  it.skipIf(missing({ commands: ["nix-build"] }))("exits 1 with Nix's own error text when a build fails", async () => {
+    const root = inventory({
+      "classes/broken.yaml": "kind: prebuilt\nkernel: { url: 'http://127.0.0.1:9/nothing-listens-here', hash: sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hXuFU= }\ninitrd: { path: ./i }\n",
+      "classes/i": "x",
+      "hosts/a.yaml": 'class: broken\nmac: "52:54:00:00:00:01"\n',
+    });
+    const r = await cli(["build"], root);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("netbuild: nix-build of broken failed");
+    expect(r.stderr).toContain("$ nix-build");
+    expect(r.stderr).toMatch(/error: .*(unable to download|Connection refused|Couldn't connect)/i);
+  });
+
+  it("prints JSON Schemas of the inventory files for editors", async () => {
+    const r = await cli(["schema"], exampleInventory());
+    const schemas = JSON.parse(r.stdout);
+    expect(Object.keys(schemas)).toEqual(["site", "class", "host", "hostsFile"]);
+    expect(schemas.host.additionalProperties).toBe(false);
+  });
+});
