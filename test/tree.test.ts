@@ -69,6 +69,9 @@ describe.skipIf(notHere)("the served tree", () => {
     expect(readFileSync(path.join(out, "by-host/aleph/ipxe"), "utf8")).toBe(hostBefore);
     const oldInitrd = /initrd --name initrd (\S+)/.exec(before)![1]!;
     expect(readFileSync(path.join(out, "by-class/demo", oldInitrd), "utf8")).toBe("initrd v1\n");
+    // A build with nothing changed keeps the previous generation too.
+    expect((await build(root)).tree.removed).toEqual([]);
+    expect(readFileSync(path.join(out, "by-class/demo", oldInitrd), "utf8")).toBe("initrd v1\n");
     // A third build drops the generation before the previous one.
     writeFileSync(path.join(root, "classes/demo/initrd"), "initrd v3\n");
     const third = await build(root);

@@ -7,7 +7,7 @@ import { hostsShortOfRam, MAX_IMAGE_BYTES, oversizedImages } from "../core/check
 import type { Inventory } from "../core/inventory.ts";
 import { GENERATED_DIR } from "../core/nix-render.ts";
 import { parseKernelParam, type ClassName, type KernelParam } from "../core/names.ts";
-import { planTree, type ClassBuild, type Tree } from "../core/tree.ts";
+import { planTree, type ClassBuild, type PlanTreeInput, type Tree } from "../core/tree.ts";
 import { hasNpinsNixpkgs } from "../adapters/inventory-files.ts";
 import { applyTree, checkOutFolder, type ApplyResult, type TreeManifest } from "../adapters/local-tree.ts";
 import { buildClasses } from "../adapters/nix.ts";
@@ -102,8 +102,9 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
 
   const kept = keptBuilds(inv, manifest, new Set(names));
   const builds = new Map<ClassName, ClassBuild>([...kept, ...fresh]);
-  const before = new Map<ClassName, { kernel: string; initrd: string }>();
-  for (const [name, rec] of Object.entries(manifest?.classes ?? {})) before.set(name as ClassName, { kernel: rec.kernel.path, initrd: rec.initrd.path });
+  const before: PlanTreeInput["before"] = new Map(
+    Object.entries(manifest?.classes ?? {}).map(([name, rec]) => [name as ClassName, { kernel: rec.kernel.path, initrd: rec.initrd.path, previous: rec.previous }]),
+  );
   const tree = planTree({ inventory: inv, builds, before, templates: ipxeTemplates() });
 
   const warnings: string[] = [];

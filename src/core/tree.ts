@@ -88,8 +88,8 @@ export interface PlanTreeInput {
   inventory: Inventory;
   /** Every class that has a build: built now, or kept from the tree's manifest. */
   builds: ReadonlyMap<ClassName, ClassBuild>;
-  /** What the class scripts pointed at before, per class (from the manifest). */
-  before: ReadonlyMap<ClassName, { kernel: string; initrd: string }>;
+  /** What the class scripts pointed at before, and the generation kept before that (from the manifest). */
+  before: ReadonlyMap<ClassName, { kernel: string; initrd: string; previous: { kernel: string; initrd: string } | undefined }>;
   templates: IpxeTemplates;
 }
 
@@ -105,8 +105,11 @@ export function planTree({ inventory, builds, before, templates }: PlanTreeInput
     const rel = (p: string) => p.slice(`by-class/${def.name}/`.length);
     entries.push({ kind: "artifact", layer: "artifact", path: paths.kernel, source: build.kernel.storeFile, size: build.kernel.size });
     entries.push({ kind: "artifact", layer: "artifact", path: paths.initrd, source: build.initrd.storeFile, size: build.initrd.size });
-    let previous = before.get(def.name);
-    if (previous && previous.kernel === paths.kernel && previous.initrd === paths.initrd) previous = undefined;
+    // The generation the class script pointed at until now is kept; when nothing changed, the one
+    // kept before it stays kept (a no-op build must not delete what a booting machine may fetch).
+    const was = before.get(def.name);
+    const unchanged = was !== undefined && was.kernel === paths.kernel && was.initrd === paths.initrd;
+    const previous = unchanged ? was.previous : was && { kernel: was.kernel, initrd: was.initrd };
     if (previous) {
       for (const p of [previous.kernel, previous.initrd]) {
         if (p !== paths.kernel && p !== paths.initrd) entries.push({ kind: "artifact", layer: "artifact", path: p, source: undefined, size: -1 });
