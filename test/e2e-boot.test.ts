@@ -1,6 +1,7 @@
 // The whole flow a user relies on, with real components only: build the example inventory's demo
 // class with Nix, serve the tree over HTTP, PXE-boot QEMU through the real iPXE ROM under legacy
 // BIOS and UEFI, and read the kernel command line each machine actually received.
+import { lstatSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveFolder, type StaticServer } from "./support/http.ts";
@@ -65,5 +66,41 @@ describe.skipIf(notHere)("PXE boot of the built demo tree (iPXE in QEMU, tree ov
     expect(boot.cmdline).toBeUndefined();
     const fetched = server.requests.slice(before).map((r) => `${r.status} ${r.path}`);
     expect(fetched).toEqual(["200 /boot.ipxe", "404 /by-mac/52-54-00-99-99-99/ipxe"]);
+  });
+});
+
+describe.skipIf(notHere)("PXE boot in copy mode, with a class named for unknown machines (BIOS)", () => {
+  let server: StaticServer;
+  let bootFile: string;
+
+  beforeAll(async () => {
+    const root = exampleInventory();
+    addDemoFiles(root);
+    writeFileSync(path.join(root, "netbuild.yaml"), "links: copy\nunknownMachines: { class: demo }\n");
+    const out = path.join(tempDir(), "tree");
+    const built = await cli(["build", "--class", "demo", "--out", out], root);
+    expect(built.code, built.stderr).toBe(0);
+    expect(lstatSync(path.join(out, "by-mac/52-54-00-12-34-57")).isDirectory()).toBe(true);
+    server = await serveFolder(out);
+    bootFile = `http://10.0.2.2:${server.port}/boot.ipxe`;
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    cleanupTempDirs();
+  });
+
+  it("boots a known host through a real by-mac folder (no symlinks on the server)", async () => {
+    const boot = await pxeBoot({ mac: "52:54:00:12:34:57", firmware: "bios", bootFile });
+    expect(boot.cmdline, boot.console.slice(-3000)).toContain("hostname=demo-kept demo.role=kept");
+  });
+
+  it("boots the named class for an unknown machine, with no hostname and no provisioning flag", async () => {
+    const boot = await pxeBoot({ mac: "52:54:00:99:99:98", firmware: "bios", bootFile });
+    expect(boot.console).toContain("netbuild: unknown machine 52:54:00:99:99:98, booting class demo");
+    expect(boot.cmdline, boot.console.slice(-3000)).toBeDefined();
+    expect(boot.cmdline).toContain("console=ttyS0 panic=-1");
+    expect(boot.cmdline).not.toContain("hostname=");
+    expect(boot.cmdline).not.toContain("provision");
   });
 });
