@@ -58,6 +58,18 @@ describe("netbuild CLI", () => {
     expect(r.stderr).toMatch(/error: .*(unable to download|Connection refused|Couldn't connect)/i);
   });
 
+  it.skipIf(missing({ commands: ["nix-build"] }))("warns when a host declares less RAM than its class's image needs", async () => {
+    const root = inventory({
+      "classes/demo.yaml": "kind: prebuilt\nkernel: { path: ./k }\ninitrd: { path: ./i }\n",
+      "classes/k": "k",
+      "classes/i": "i",
+      "hosts/tiny.yaml": 'class: demo\nmac: "52:54:00:00:00:01"\nram: 256MiB\n',
+    });
+    const r = await cli(["build"], root);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: host tiny \(hosts\/tiny\.yaml\) declares 256 MiB of RAM; class demo needs about 512 MiB/);
+  });
+
   it("prints JSON Schemas of the inventory files for editors", async () => {
     const r = await cli(["schema"], exampleInventory());
     const schemas = JSON.parse(r.stdout);
