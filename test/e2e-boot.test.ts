@@ -9,6 +9,19 @@ import { addDemoFiles, cleanupTempDirs, cli, DEMO_INITRD, DEMO_KERNEL, exampleIn
 import { OVMF_CODE, OVMF_VARS, pxeBoot } from "./support/qemu.ts";
 import { missing } from "./support/tools.ts";
 
+/** Builds the example inventory's demo class (with an optional site file) and serves the tree. */
+async function buildAndServe(site?: string): Promise<{ server: StaticServer; bootFile: string; out: string }> {
+  const root = exampleInventory();
+  addDemoFiles(root);
+  if (site !== undefined) writeFileSync(path.join(root, "netbuild.yaml"), site);
+  const out = path.join(tempDir(), "tree");
+  const built = await cli(["build", "--class", "demo", "--out", out], root);
+  expect(built.code, built.stderr).toBe(0);
+  const server = await serveFolder(out);
+  // DHCP points the machine straight at boot.ipxe, as the README tells users to configure.
+  return { server, bootFile: `http://10.0.2.2:${server.port}/boot.ipxe`, out };
+}
+
 const notHere = missing({
   commands: ["qemu-system-x86_64", "nix-build"],
   files: [OVMF_CODE, OVMF_VARS, "/usr/lib/ipxe/qemu/efi-virtio.rom", DEMO_KERNEL, DEMO_INITRD],
@@ -19,14 +32,7 @@ describe.skipIf(notHere)("PXE boot of the built demo tree (iPXE in QEMU, tree ov
   let bootFile: string;
 
   beforeAll(async () => {
-    const root = exampleInventory();
-    addDemoFiles(root);
-    const out = path.join(tempDir(), "tree");
-    const built = await cli(["build", "--class", "demo", "--out", out], root);
-    expect(built.code, built.stderr).toBe(0);
-    server = await serveFolder(out);
-    // DHCP points the machine straight at boot.ipxe, as the README tells users to configure.
-    bootFile = `http://10.0.2.2:${server.port}/boot.ipxe`;
+    ({ server, bootFile } = await buildAndServe());
   });
 
   afterAll(async () => {
@@ -74,15 +80,9 @@ describe.skipIf(notHere)("PXE boot in copy mode, with a class named for unknown 
   let bootFile: string;
 
   beforeAll(async () => {
-    const root = exampleInventory();
-    addDemoFiles(root);
-    writeFileSync(path.join(root, "netbuild.yaml"), "links: copy\nunknownMachines: { class: demo }\n");
-    const out = path.join(tempDir(), "tree");
-    const built = await cli(["build", "--class", "demo", "--out", out], root);
-    expect(built.code, built.stderr).toBe(0);
+    let out: string;
+    ({ server, bootFile, out } = await buildAndServe("links: copy\nunknownMachines: { class: demo }\n"));
     expect(lstatSync(path.join(out, "by-mac/52-54-00-12-34-57")).isDirectory()).toBe(true);
-    server = await serveFolder(out);
-    bootFile = `http://10.0.2.2:${server.port}/boot.ipxe`;
   });
 
   afterAll(async () => {

@@ -25,14 +25,6 @@ export function nixBuildCommand(opts: NixOptions, classes: readonly ClassName[])
   };
 }
 
-export function nixParseCommand(file: string): Command {
-  return { file: "nix-instantiate", args: ["--parse", file] };
-}
-
-export function nixEvalCommand(opts: NixOptions, attr: string): Command {
-  return { file: "nix-instantiate", args: ["--eval", "--strict", "--json", opts.generated, "-A", attr, ...nixpkgsArgs(opts.nixpkgs)] };
-}
-
 export function gcRootCommand(root: string, storePath: string): Command {
   return { file: "nix-store", args: ["--add-root", root, "--indirect", "--realise", storePath] };
 }

@@ -27,18 +27,6 @@ export function streamReporter(stream: NodeJS.WriteStream = process.stderr, env:
   };
 }
 
-/** Collects everything (tests; --json callers that want the lines). */
-export function memoryReporter(): Reporter & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    info: (m) => lines.push(m),
-    warn: (i) => lines.push(`warning: ${typeof i === "string" ? i : formatIssue(i)}`),
-    nix: (l) => lines.push(`nix │ ${l}`),
-    danger: (m) => lines.push(m),
-  };
-}
-
 const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
 
 export function formatBytes(n: number): string {
