@@ -49,5 +49,6 @@ for (const layout of ["one-file", "file-per-host"] as const) {
   const best = results.reduce((a, b) => (a.seconds <= b.seconds ? a : b));
   const peak = Math.max(...results.map((r) => r.peakMiB));
   console.log(`${N} hosts, ${layout}: wall ${results.map((r) => r.seconds.toFixed(2)).join(" / ")} s (best ${best.seconds.toFixed(2)} s), peak RSS ${peak.toFixed(0)} MiB`);
-  rmSync(root, { recursive: true, force: true });
+  if (process.env["KEEP"]) console.log(`kept ${root}`);
+  else rmSync(root, { recursive: true, force: true });
 }
