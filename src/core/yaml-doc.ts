@@ -55,35 +55,36 @@ export class YamlDoc {
     return this.where(path, field);
   }
 
+  /** Indexes every mapping once (see pairs()), reporting keys that appear twice on the way. */
   private duplicateKeys(): Issue[] {
     const issues: Issue[] = [];
     visit(this.doc, {
       Map: (_, map) => {
-        const seen = new Set<string>();
-        for (const pair of map.items) {
-          if (!isScalar(pair.key)) continue;
-          const key = String(pair.key.value);
-          if (seen.has(key)) {
-            const pos = this.lines.linePos(pair.key.range?.[0] ?? 0);
-            issues.push({
-              severity: "error",
-              where: { file: this.file, line: pos.line, col: pos.col },
-              message: `the key ${JSON.stringify(key)} appears twice in the same mapping`,
-              hint: "each host/field may appear once per mapping; remove or rename the second one",
-            });
-          }
-          seen.add(key);
-        }
+        this.pairs(map, (key, pair) => {
+          const pos = this.lines.linePos((pair.key as Node).range?.[0] ?? 0);
+          issues.push({
+            severity: "error",
+            where: { file: this.file, line: pos.line, col: pos.col },
+            message: `the key ${JSON.stringify(key)} appears twice in the same mapping`,
+            hint: "each host/field may appear once per mapping; remove or rename the second one",
+          });
+        });
       },
     });
     return issues;
   }
 
-  private pairs(map: YAMLMap): Map<string, Pair> {
+  /** The mapping's key → pair index, built once per mapping; `onDuplicate` sees repeated keys while it is built. */
+  private pairs(map: YAMLMap, onDuplicate?: (key: string, pair: Pair) => void): Map<string, Pair> {
     let index = this.keys.get(map);
     if (!index) {
       index = new Map();
-      for (const pair of map.items) if (isPair(pair) && isScalar(pair.key)) index.set(String(pair.key.value), pair);
+      for (const pair of map.items) {
+        if (!isPair(pair) || !isScalar(pair.key)) continue;
+        const key = String(pair.key.value);
+        if (index.has(key)) onDuplicate?.(key, pair);
+        else index.set(key, pair);
+      }
       this.keys.set(map, index);
     }
     return index;
