@@ -1,10 +1,10 @@
 // Commander wiring only: options → domain options, lazy-imported commands, one error handler that
 // prints and picks the exit code (0 ok, 1 the work failed, 2 invalid input or usage).
 import path from "node:path";
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { formatIssue, UserError } from "./errors.ts";
 import type { Context } from "./commands/context.ts";
-import { formatBytes, streamReporter } from "./ui/reporter.ts";
+import { formatBytes, formatDuration, streamReporter } from "./ui/reporter.ts";
 
 interface Io {
   stdout: NodeJS.WriteStream;
@@ -16,6 +16,12 @@ interface Io {
 const rootOption = () => new Option("--root <dir>", "the inventory root (holds classes/, hosts/, netbuild.yaml)").default(undefined, "the current folder");
 const outOption = () => new Option("--out <dir>", "the output tree (default: the site's `out`, ./out)");
 const jsonOption = () => new Option("--json", "print the result as JSON on stdout");
+
+const targetOptions = () => [
+  new Option("--target <name>", "deploy target from the site file (repeatable; default: all)").argParser(collect).default([]),
+  new Option("-F, --ssh-config <file>", "an ssh_config to use instead of ~/.ssh/config (like ssh -F)"),
+  new Option("--accept-new", "record an unknown host key in known_hosts (like StrictHostKeyChecking=accept-new); a changed key is always refused"),
+];
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -33,6 +39,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   const reporter = streamReporter(io.stderr, io.env);
   const ctx: Context = { cwd: io.cwd, reporter, env: io.env };
   let json = false;
+  let exitCode = 0;
 
   const program = new Command("netbuild")
     .description("Typed inventory → Nix-built netboot images → a by-MAC iPXE tree")
@@ -94,6 +101,113 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       });
     });
 
+  const withTargets = (cmd: Command) => {
+    for (const o of targetOptions()) cmd.addOption(o);
+    return cmd.addOption(rootOption()).addOption(jsonOption());
+  };
+  type TargetFlags = { target: string[]; sshConfig?: string; acceptNew?: boolean; root?: string; json?: boolean };
+  const targetFlags = (o: TargetFlags) => ({ targets: o.target, sshConfig: o.sshConfig, acceptNew: o.acceptNew, root: o.root });
+
+  withTargets(
+    program
+      .command("deploy")
+      .description("push the built tree to the boot servers: new artifacts uploaded and renamed into place, then scripts and links switched atomically")
+      .addOption(new Option("--to <url>", "deploy to this target instead of the site's (sftp://user@host:port/path, user@host:/path, or a folder)"))
+      .addOption(new Option("--dry-run", "print the plan (uploads with sizes, switches, removals, hosts that will wipe), change nothing"))
+      .addOption(new Option("--verify", "re-check every deployed file first (hashes included); rewrite what drifted"))
+      .addOption(new Option("--wait", "wait for another deploy's lock instead of failing"))
+      .addOption(new Option("--break-lock", "remove another deploy's lock (after a crash on another machine)"))
+      .addOption(outOption()),
+  ).action(async (o: TargetFlags & { to?: string; dryRun?: boolean; verify?: boolean; wait?: boolean; breakLock?: boolean; out?: string }) => {
+    json = Boolean(o.json);
+    const { deploy } = await import("./commands/deploy.ts");
+    const r = await deploy({ ...targetFlags(o), to: o.to, dryRun: o.dryRun, verify: o.verify, wait: o.wait, breakLock: o.breakLock, out: o.out }, ctx);
+    print(io, json, r, () => {
+      const lines: string[] = [];
+      for (const t of r.targets) {
+        const what = t.noop ? "up to date, nothing sent" : `${t.uploads.length} upload${t.uploads.length === 1 ? "" : "s"} (${formatBytes(t.bytes)}), ${t.switches.length} switch${t.switches.length === 1 ? "" : "es"}, ${t.deletions.length} removal${t.deletions.length === 1 ? "" : "s"}`;
+        lines.push(`${r.dryRun ? "would deploy" : "deployed"} to ${t.name} (${t.target}): ${what}${r.dryRun ? "" : ` in ${formatDuration(t.seconds)}`}`);
+        for (const c of t.classes) lines.push(`  class ${c.name}: ${c.from ?? "(new)"} → ${c.to}`);
+      }
+      if (r.wipes.length > 0) lines.push(`  WIPE on next boot: ${r.wipes.map((w) => w.name).join(", ")}`);
+      return `${lines.join("\n")}\n`;
+    });
+  });
+
+  withTargets(
+    program
+      .command("rollback")
+      .description("switch class scripts on the targets back to the previous kept generation (no upload; lasts until the next deploy)")
+      .addOption(new Option("--class <name>", "roll back only this class (repeatable; default: all)").argParser(collect).default([]))
+      .addOption(new Option("--generation <id>", "switch to this kept generation (see netbuild status) instead of the previous one"))
+      .addOption(new Option("--wait", "wait for another deploy's lock instead of failing")),
+  ).action(async (o: TargetFlags & { class: string[]; generation?: string; wait?: boolean }) => {
+    json = Boolean(o.json);
+    const { rollback } = await import("./commands/rollback.ts");
+    const r = await rollback({ ...targetFlags(o), classes: o.class, generation: o.generation, wait: o.wait }, ctx);
+    print(io, json, r, () => `${r.targets.flatMap((t) => (t.changes.length === 0 ? [`${t.name}: nothing to roll back`] : t.changes.map((c) => `${t.name}: class ${c.name} ${c.from} → ${c.to}`))).join("\n")}\n`);
+  });
+
+  withTargets(
+    program
+      .command("gc")
+      .description("remove from the targets what no kept generation references (and leftovers of interrupted deploys)")
+      .addOption(new Option("--keep <n>", "generations to keep per class (default: the site's keep)").argParser((v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a whole number of at least 1");
+        return n;
+      }))
+      .addOption(new Option("--dry-run", "list what would be removed"))
+      .addOption(new Option("--wait", "wait for another deploy's lock instead of failing")),
+  ).action(async (o: TargetFlags & { keep?: number; dryRun?: boolean; wait?: boolean }) => {
+    json = Boolean(o.json);
+    const { gc } = await import("./commands/gc.ts");
+    const r = await gc({ ...targetFlags(o), keep: o.keep, dryRun: o.dryRun, wait: o.wait }, ctx);
+    print(io, json, r, () => `${r.targets.map((t) => `${t.name}: ${o.dryRun ? "would remove" : "removed"} ${t.removed.length} files, ${formatBytes(t.freed)}`).join("\n")}\n`);
+  });
+
+  withTargets(program.command("status").description("what each target serves: classes and their kept generations, hosts, locks")).action(async (o: TargetFlags) => {
+    json = Boolean(o.json);
+    const { status } = await import("./commands/status.ts");
+    const r = await status(targetFlags(o), ctx);
+    print(io, json, r, () => {
+      const lines: string[] = [];
+      for (const t of r.targets) {
+        lines.push(`${t.name} (${t.target}): ${t.deployed ? `${t.hosts} hosts, ${t.macs} MACs` : "nothing deployed"}${t.locked ? `, LOCKED by ${t.locked}` : ""}${t.unfinished ? ", a deploy did not finish (the next deploy completes it)" : ""}`);
+        for (const c of t.classes) {
+          lines.push(`  class ${c.name}${c.served ? "" : " (removed from the inventory; netbuild gc deletes it)"}`);
+          for (const g of c.generations) lines.push(`    ${g.current ? "*" : " "} ${g.id}  ${g.kernel.split("/")[2]}`);
+        }
+      }
+      return `${lines.join("\n")}\n`;
+    });
+  });
+
+  withTargets(
+    program
+      .command("verify")
+      .description("check the targets against what was deployed, or (--http URL) follow every machine's boot chain over HTTP and check what it would boot")
+      .addOption(new Option("--http <url>", "the URL the boot server serves the tree at; checks every MAC in the inventory as a booting machine would"))
+      .addOption(outOption()),
+  ).action(async (o: TargetFlags & { http?: string; out?: string }) => {
+    json = Boolean(o.json);
+    const { verify } = await import("./commands/verify.ts");
+    const r = await verify({ ...targetFlags(o), http: o.http, out: o.out }, ctx);
+    print(io, json, r, () => {
+      const lines: string[] = [];
+      if (r.http) {
+        for (const m of r.http.machines) lines.push(`${m.ok ? "ok  " : "FAIL"} ${m.mac}  ${m.host ?? "(unknown machine)"}  ${m.outcome === "boot" ? `boots ${m.kernel}` : m.outcome === "exit" ? "boots nothing" : "broken chain"}${m.problems.map((p) => `\n       ${p}`).join("")}`);
+        lines.push(`${r.http.machines.filter((m) => m.ok).length} of ${r.http.machines.length} machines verified over ${r.http.url} (${formatBytes(r.http.bytesChecked)} of kernels and initrds hashed)`);
+      }
+      for (const t of r.targets) {
+        const d = t.drift;
+        lines.push(`${t.name} (${t.target}): ${d.checked} files checked (${formatBytes(d.hashedBytes)} hashed): ${d.missing.length} missing, ${d.changed.length} changed, ${d.extra.length} not netbuild's`);
+      }
+      return `${lines.join("\n")}\n`;
+    });
+    if (!r.ok) exitCode = 1;
+  });
+
   program
     .command("schema")
     .description("print the JSON Schemas of the inventory files (for editors)")
@@ -104,7 +218,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
 
   try {
     await program.parseAsync(argv);
-    return 0;
+    return exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
       return e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help" ? 0 : 2;

@@ -11,7 +11,19 @@ export type ErrorCode =
   | "ARTIFACT_TOO_LARGE"
   | "ARTIFACT_UNSAFE"
   | "COMMAND_FAILED"
-  | "NOT_PINNED";
+  | "NOT_PINNED"
+  | "COMMAND_NOT_FOUND"
+  | "SSH_FAILED"
+  | "SSH_AUTH_FAILED"
+  | "HOST_KEY_UNKNOWN"
+  | "HOST_KEY_CHANGED"
+  | "TARGET_NOT_A_TREE"
+  | "TARGET_CONFLICT"
+  | "OUT_NOT_BUILT"
+  | "DEPLOY_LOCKED"
+  | "DEPLOY_FAILED"
+  | "NOTHING_TO_ROLL_BACK"
+  | "VERIFY_FAILED";
 
 /** A position in an inventory file: 1-based line and column. */
 export interface Where {
@@ -30,7 +42,7 @@ export interface Issue {
 }
 
 /** Exit code 2: the input (inventory, flags) is wrong; 1: something failed while doing the work. */
-const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(["INVENTORY_INVALID", "USAGE", "OUT_NOT_A_TREE", "NOT_PINNED"]);
+const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(["INVENTORY_INVALID", "USAGE", "OUT_NOT_A_TREE", "NOT_PINNED", "TARGET_NOT_A_TREE", "TARGET_CONFLICT"]);
 
 export class UserError extends Error {
   readonly code: ErrorCode;

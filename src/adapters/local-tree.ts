@@ -6,19 +6,12 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.ts";
-import { LAYERS, type Layer, type Tree, type TreeClass, type TreeEntry } from "../core/tree.ts";
+import { LAYERS, layerOf, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { copyFileAtomic, lstatOrUndefined, readIfExists, removeEmptyDirs, sha256, symlinkAtomic, writeFileAtomic } from "./files.ts";
 
 export const MANIFEST_PATH = ".netbuild/manifest.json";
 
-export type ManifestEntry = { kind: "file"; sha256: string } | { kind: "artifact"; size: number; sha256: string } | { kind: "symlink"; target: string };
-
-export interface TreeManifest {
-  format: 1;
-  classes: Record<string, Omit<TreeClass, "name"> & { kernelSha256: string; initrdSha256: string }>;
-  /** Every path netbuild created in the tree (relative, sorted). */
-  entries: Record<string, ManifestEntry>;
-}
+export type { ManifestEntry, TreeManifest } from "../core/tree.ts";
 
 export async function readManifest(out: string): Promise<TreeManifest | undefined> {
   const text = await readIfExists(path.join(out, MANIFEST_PATH));
@@ -59,13 +52,6 @@ export interface ApplyResult {
 
 export interface ApplyProgress {
   (event: { path: string; action: "write" | "copy" | "remove"; bytes?: number }): void;
-}
-
-function layerOf(p: string): Layer {
-  if (p === "boot.ipxe") return "entry";
-  if (p.startsWith("by-mac/")) return "mac";
-  if (p.startsWith("by-host/")) return "host";
-  return p.split("/").length === 3 ? "class" : "artifact";
 }
 
 function entryManifest(entry: TreeEntry, sha: string): ManifestEntry {

@@ -18,6 +18,8 @@ export interface RunOptions {
   /** The message when the program fails (the command and its stderr tail are added). */
   what: string;
   hint?: string;
+  /** The error code when the program is not installed (default NIX_NOT_FOUND). */
+  notFound?: ErrorCode;
 }
 
 export interface RunResult {
@@ -53,7 +55,7 @@ export async function run(cmd: Command, options: RunOptions): Promise<RunResult>
   const stderr = String(result.stderr ?? "");
   if (result.failed) {
     if ((result as { code?: string }).code === "ENOENT") {
-      throw new UserError("NIX_NOT_FOUND", `${cmd.file} is not installed or not on PATH`, { hint: options.hint ?? "run inside `nix-shell`, or install Nix" });
+      throw new UserError(options.notFound ?? "NIX_NOT_FOUND", `${cmd.file} is not installed or not on PATH`, { hint: options.hint ?? "run inside `nix-shell`, or install Nix" });
     }
     const tail = stderr.trimEnd().split("\n").slice(-40).join("\n");
     const status = result.exitCode !== undefined ? `exit code ${result.exitCode}` : result.signal ? `signal ${result.signal}` : "failed";

@@ -37,7 +37,7 @@ export interface BuildResult {
 }
 
 /** Builds recorded in the tree for classes not selected now: the tree keeps serving them. */
-function keptBuilds(inv: Inventory, manifest: TreeManifest | undefined, selected: ReadonlySet<string>): Map<ClassName, ClassBuild> {
+export function keptBuilds(inv: Inventory, manifest: TreeManifest | undefined, selected: ReadonlySet<string>): Map<ClassName, ClassBuild> {
   const kept = new Map<ClassName, ClassBuild>();
   for (const def of inv.classes) {
     const rec = manifest?.classes[def.name];
@@ -51,6 +51,14 @@ function keptBuilds(inv: Inventory, manifest: TreeManifest | undefined, selected
     });
   }
   return kept;
+}
+
+/** The tree for these builds, continuing the generations the out/ manifest records. */
+export function treeOf(inv: Inventory, builds: ReadonlyMap<ClassName, ClassBuild>, manifest: TreeManifest | undefined): Tree {
+  const before: PlanTreeInput["before"] = new Map(
+    Object.entries(manifest?.classes ?? {}).map(([name, rec]) => [name as ClassName, { kernel: rec.kernel.path, initrd: rec.initrd.path, previous: rec.previous }]),
+  );
+  return planTree({ inventory: inv, builds, before, templates: ipxeTemplates() });
 }
 
 export function announceWipes(reporter: Reporter, wipes: { name: string; file: string }[]): void {
@@ -102,10 +110,7 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
 
   const kept = keptBuilds(inv, manifest, new Set(names));
   const builds = new Map<ClassName, ClassBuild>([...kept, ...fresh]);
-  const before: PlanTreeInput["before"] = new Map(
-    Object.entries(manifest?.classes ?? {}).map(([name, rec]) => [name as ClassName, { kernel: rec.kernel.path, initrd: rec.initrd.path, previous: rec.previous }]),
-  );
-  const tree = planTree({ inventory: inv, builds, before, templates: ipxeTemplates() });
+  const tree = treeOf(inv, builds, manifest);
 
   const warnings: string[] = [];
   for (const { host, needed } of hostsShortOfRam(inv, builds)) {

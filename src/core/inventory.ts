@@ -14,8 +14,9 @@ import {
   type KernelParam,
   type Mac,
 } from "./names.ts";
-import { ClassSchema, HostSchema, HostsFileSchema, SiteSchema, type ArtifactInput, type ClassInput, type HostInput } from "./schema.ts";
+import { ClassSchema, HostSchema, HostsFileSchema, SiteSchema, type ArtifactInput, type ClassInput, type HostInput, type SiteInput } from "./schema.ts";
 import { YamlDoc, zodIssues, type Path } from "./yaml-doc.ts";
+import { parseTarget, type Target } from "./target.ts";
 
 // ---------------------------------------------------------------------------------------------
 // What the loader reads (given by an adapter, so this module does no I/O)
@@ -49,6 +50,8 @@ export interface Site {
   unknownClass: ClassName | null;
   out: string;
   talosFactory: string;
+  /** Deploy targets by name, sorted. */
+  targets: Target[];
 }
 
 /** A kernel or initrd: a file in the inventory, or a URL pinned by hash. */
@@ -143,6 +146,21 @@ function baseName(file: string): string {
   return path.posix.basename(file).replace(/\.ya?ml$/, "");
 }
 
+function targetsOf(doc: YamlDoc, input: SiteInput, c: Collector): Target[] {
+  const targets: Target[] = [];
+  for (const [name, value] of Object.entries(input.targets).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const spec = typeof value === "string" ? value : value.url;
+    const at = typeof value === "string" ? ["targets", name] : ["targets", name, "url"];
+    const parsed = parseTarget(spec);
+    if (!parsed.ok) {
+      c.error(doc, at, `site.targets.${name}`, parsed.message, parsed.hint);
+      continue;
+    }
+    targets.push({ name, location: parsed.value, keep: (typeof value === "string" ? undefined : value.keep) ?? input.keep, spec });
+  }
+  return targets;
+}
+
 function parseSite(file: InventoryFile | undefined, c: Collector): Site {
   const defaults = SiteSchema.parse({});
   let input = defaults;
@@ -171,6 +189,7 @@ function parseSite(file: InventoryFile | undefined, c: Collector): Site {
     unknownClass,
     out: input.out,
     talosFactory: input.talos.factory.replace(/\/+$/, ""),
+    targets: file ? targetsOf(new YamlDoc(file.path, file.text), input, c) : [],
   };
 }
 

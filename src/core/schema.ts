@@ -99,6 +99,20 @@ export const SiteSchema = z.strictObject({
       factory: z.url({ protocol: /^https?$/ }).default("https://factory.talos.dev").describe("Image Factory base URL"),
     })
     .default({ factory: "https://factory.talos.dev" }),
+  targets: z
+    .record(
+      z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, { error: "expected a short lower-case name like boot or local" }),
+      z.union([
+        z.string().min(1),
+        z.strictObject({
+          url: z.string().min(1).describe("sftp://user@host:port/path, user@host:/path, or a local folder"),
+          keep: z.number().int().min(1).max(100).optional().describe("Class generations kept on this target (default: the site's keep)"),
+        }),
+      ], { error: "expected a target URL (sftp://user@host/path, user@host:/path, a folder) or { url, keep }" }),
+    )
+    .default({})
+    .describe("Where `netbuild deploy` puts the tree: name → sftp://user@host:port/path, user@host:/path, or a local folder"),
+  keep: z.number().int().min(1).max(100).default(3).describe("Class generations kept on deploy targets, for `netbuild rollback` (the current one included)"),
 });
 
 export type ArtifactInput = z.infer<typeof ArtifactSchema>;

@@ -36,6 +36,14 @@ export interface ClassBuild {
 export const LAYERS = ["artifact", "class", "host", "mac", "entry"] as const;
 export type Layer = (typeof LAYERS)[number];
 
+/** The layer a tree path belongs to (its place in the write order). */
+export function layerOf(p: string): Layer {
+  if (p === "boot.ipxe") return "entry";
+  if (p.startsWith("by-mac/")) return "mac";
+  if (p.startsWith("by-host/")) return "host";
+  return p.split("/").length === 3 ? "class" : "artifact";
+}
+
 export type TreeEntry =
   | { kind: "file"; layer: Layer; path: string; content: string }
   /** An immutable artifact copied from the Nix store; `source` is undefined for one kept from an earlier build. */
@@ -50,6 +58,16 @@ export interface TreeClass {
   kernelParams: KernelParam[];
   /** Artifacts of the previous build, kept so machines booting mid-switch still find them. */
   previous: { kernel: string; initrd: string } | undefined;
+}
+
+/** What the tree's manifest (`.netbuild/manifest.json`) records of each path netbuild wrote. */
+export type ManifestEntry = { kind: "file"; sha256: string } | { kind: "artifact"; size: number; sha256: string } | { kind: "symlink"; target: string };
+
+export interface TreeManifest {
+  format: 1;
+  classes: Record<string, Omit<TreeClass, "name"> & { kernelSha256: string; initrdSha256: string }>;
+  /** Every path netbuild created in the tree (relative, sorted). */
+  entries: Record<string, ManifestEntry>;
 }
 
 export interface Tree {

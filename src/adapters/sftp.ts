@@ -1,0 +1,217 @@
+// The target file system over SFTP (OpenSSH's sftp-server, internal-sftp, or any server with
+// `posix-rename@openssh.com`). Every replace is a rename of a complete file onto its final name;
+// large files go with many writes in flight and the largest chunk the server accepts (that is what
+// makes it as fast as OpenSSH's own client); nothing is held in memory whole.
+import { createHash } from "node:crypto";
+import type { SFTPWrapper, Stats } from "ssh2";
+import { UserError } from "../errors.ts";
+import { connectSsh, type SshOptions } from "./ssh.ts";
+import { checkRel, tempName, type TargetFs, type TargetStat } from "./target-fs.ts";
+
+const NO_SUCH_FILE = 2;
+/** OpenSSH's sftp-server accepts writes of up to 255 KiB (limits@openssh.com). */
+const MAX_CHUNK = 255 * 1024;
+const IN_FLIGHT = 16;
+
+function errno(e: unknown): number | undefined {
+  return (e as { code?: number }).code;
+}
+
+function kindOf(st: Stats): TargetStat["kind"] {
+  return st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
+}
+
+/** Single-quoted for a POSIX shell (the remote side of an exec request is always a shell string). */
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, "'\\''")}'`;
+}
+
+export async function sftpTargetFs(location: { user: string | undefined; host: string; port: number | undefined; path: string }, options: SshOptions): Promise<TargetFs> {
+  const conn = await connectSsh(location.host, location.user, location.port, options);
+  const client = conn.sftp;
+  const sftp = (client as unknown as { sftp: SFTPWrapper }).sftp;
+  const root = location.path;
+  const abs = (rel: string) => `${root}/${checkRel(rel)}`;
+  const description = `sftp://${conn.label}${root.startsWith("/") ? "" : "/~/"}${root}`;
+  const fail = (what: string, rel: string, e: unknown): never => {
+    const message = e instanceof Error ? e.message : String(e);
+    throw new UserError("DEPLOY_FAILED", `${what} ${rel} on ${description} failed: ${message}`, {
+      hint: /permission/i.test(message) ? `the SSH user ${conn.resolved.user} cannot write there: check the folder's owner and mode` : /space|quota/i.test(message) ? "the boot server's disk is full: free space (netbuild gc removes old generations) and deploy again" : "deploy again: what arrived complete is not sent twice",
+    });
+  };
+  const call = <T>(fn: (cb: (err: Error | undefined | null, value?: T) => void) => void): Promise<T> =>
+    new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+
+  const madeDirs = new Set<string>();
+  async function mkdirp(relDir: string): Promise<void> {
+    if (relDir === "" || madeDirs.has(relDir)) return;
+    const parent = relDir.includes("/") ? relDir.slice(0, relDir.lastIndexOf("/")) : "";
+    await mkdirp(parent);
+    try {
+      await call((cb) => sftp.mkdir(abs(relDir), cb));
+    } catch (e) {
+      const st = await stat(relDir);
+      if (st?.kind !== "dir") fail("creating the folder", relDir, e);
+    }
+    madeDirs.add(relDir);
+  }
+  const dirOf = (rel: string) => (rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "");
+
+  async function stat(rel: string): Promise<TargetStat | undefined> {
+    try {
+      const st = await call<Stats>((cb) => sftp.lstat(abs(rel), cb));
+      return { kind: kindOf(st), size: st.size, mtimeMs: st.mtime * 1000 };
+    } catch (e) {
+      if (errno(e) === NO_SUCH_FILE) return undefined;
+      return fail("checking", rel, e);
+    }
+  }
+
+  async function rename(from: string, to: string): Promise<void> {
+    try {
+      await call((cb) => sftp.ext_openssh_rename(abs(from), abs(to), cb));
+    } catch (e) {
+      if (/not supported|extension/i.test(String(e))) {
+        throw new UserError("DEPLOY_FAILED", `${description} does not support posix-rename@openssh.com, so files cannot be replaced atomically`, { hint: "use an OpenSSH server (its sftp-server or internal-sftp), or a local target on a mounted folder" });
+      }
+      fail("renaming into place", to, e);
+    }
+  }
+
+  async function writeAll(rel: string, content: Buffer, flags: "w" | "wx"): Promise<void> {
+    const handle = await call<Buffer>((cb) => sftp.open(abs(rel), flags, 0o644 as never, cb as never));
+    try {
+      for (let off = 0; off < content.length; off += MAX_CHUNK) {
+        const n = Math.min(MAX_CHUNK, content.length - off);
+        await call((cb) => sftp.write(handle, content, off, n, off, cb));
+      }
+    } finally {
+      await call((cb) => sftp.close(handle, cb));
+    }
+  }
+
+  return {
+    description,
+    stat,
+    async readFile(rel) {
+      const st = await stat(rel);
+      if (!st) return undefined;
+      try {
+        return await call<Buffer>((cb) => sftp.readFile(abs(rel), cb as never));
+      } catch (e) {
+        if (errno(e) === NO_SUCH_FILE) return undefined;
+        return fail("reading", rel, e);
+      }
+    },
+    async readlink(rel) {
+      try {
+        return await call<string>((cb) => sftp.readlink(abs(rel), cb));
+      } catch {
+        return undefined;
+      }
+    },
+    async createExclusive(rel, content) {
+      await mkdirp(dirOf(rel));
+      try {
+        await writeAll(rel, Buffer.from(content), "wx");
+        return true;
+      } catch (e) {
+        if (await stat(rel)) return false;
+        return fail("creating", rel, e);
+      }
+    },
+    async writeFile(rel, content) {
+      await mkdirp(dirOf(rel));
+      const tmp = tempName(rel);
+      try {
+        await writeAll(tmp, Buffer.from(content), "w");
+      } catch (e) {
+        fail("writing", rel, e);
+      }
+      await rename(tmp, rel);
+    },
+    async upload(localFile, rel, size, progress) {
+      await mkdirp(dirOf(rel));
+      const tmp = tempName(rel);
+      const chunkSize = Math.min(MAX_CHUNK, (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? MAX_CHUNK);
+      try {
+        await call((cb) =>
+          sftp.fastPut(localFile, abs(tmp), { concurrency: IN_FLIGHT, chunkSize, mode: 0o644, step: (sent: number, _chunk: number, total: number) => progress?.(sent, total) }, cb),
+        );
+      } catch (e) {
+        fail("uploading", rel, e);
+      }
+      const arrived = await stat(tmp);
+      if (arrived?.kind !== "file" || arrived.size !== size) {
+        throw new UserError("DEPLOY_FAILED", `${rel}: ${arrived?.size ?? 0} bytes arrived on ${description}, ${size} were sent`, { hint: "deploy again; the served tree was not switched to it" });
+      }
+      await rename(tmp, rel);
+    },
+    async symlink(target, rel) {
+      await mkdirp(dirOf(rel));
+      const tmp = tempName(rel);
+      await call((cb) => sftp.unlink(abs(tmp), cb)).catch(() => undefined);
+      try {
+        await call((cb) => sftp.symlink(target, abs(tmp), cb));
+      } catch (e) {
+        fail("creating the link", rel, e);
+      }
+      await rename(tmp, rel);
+    },
+    async remove(rel) {
+      try {
+        await call((cb) => sftp.unlink(abs(rel), cb));
+      } catch (e) {
+        if (errno(e) !== NO_SUCH_FILE) fail("removing", rel, e);
+      }
+    },
+    async removeDir(rel) {
+      try {
+        await call((cb) => sftp.rmdir(abs(rel), cb));
+        madeDirs.delete(rel);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async list(rel) {
+      try {
+        const entries = await call<{ filename: string; attrs: Stats }[]>((cb) => sftp.readdir(rel === "." ? root : abs(rel), cb as never));
+        return entries.map((e) => ({ name: e.filename, kind: kindOf(e.attrs) }));
+      } catch (e) {
+        if (errno(e) === NO_SUCH_FILE) return [];
+        return fail("listing", rel, e);
+      }
+    },
+    async touch(rel) {
+      const now = Date.now() / 1000;
+      await call((cb) => sftp.utimes(abs(rel), now, now, cb));
+    },
+    async sha256(rel) {
+      // Hash on the server when it lets us run sha256sum; otherwise read the file back.
+      const remote = await new Promise<string | undefined>((resolve) => {
+        const ssh = (client as unknown as { client: import("ssh2").Client }).client;
+        ssh.exec(`sha256sum -- ${shellQuote(abs(rel))}`, (err, stream) => {
+          if (err) return resolve(undefined);
+          let out = "";
+          stream.on("data", (d: Buffer) => (out += d.toString()));
+          stream.stderr.on("data", () => undefined);
+          stream.on("close", (code: number) => resolve(code === 0 ? /^([0-9a-f]{64})\s/.exec(out)?.[1] : undefined));
+        });
+      });
+      if (remote) return remote;
+      const h = createHash("sha256");
+      await new Promise<void>((resolve, reject) => {
+        sftp
+          .createReadStream(abs(rel))
+          .on("data", (d: Buffer) => h.update(d))
+          .on("end", () => resolve())
+          .on("error", reject);
+      });
+      return h.digest("hex");
+    },
+    async close() {
+      await client.end().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,235 @@
+// SSH as users already have it set up: OpenSSH resolves ~/.ssh/config for us (`ssh -G`: Host
+// aliases, Match, Include, User, Port, IdentityFile, UserKnownHostsFile), ssh-agent and key files
+// authenticate, and the server's host key is checked against known_hosts before anything is sent.
+import { readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import readline from "node:readline";
+import { Writable } from "node:stream";
+import SftpClient from "ssh2-sftp-client";
+import ssh2, { type AuthenticationType, type ConnectConfig } from "ssh2";
+import { UserError } from "../errors.ts";
+import { addHostKey, checkHostKey, fingerprint, keyTypeOf, knownKeyTypes } from "./known-hosts.ts";
+import { run } from "./run.ts";
+
+export interface SshOptions {
+  /** `ssh -F FILE`: an ssh_config to use instead of ~/.ssh/config. */
+  configFile?: string | undefined;
+  /** Record an unknown host key in known_hosts (like StrictHostKeyChecking=accept-new). A changed key is always refused. */
+  acceptNew?: boolean | undefined;
+  env: NodeJS.ProcessEnv;
+  /** Where a passphrase prompt goes, when stdin is a terminal. */
+  prompt?: ((question: string) => Promise<string>) | undefined;
+  onInfo?: ((message: string) => void) | undefined;
+}
+
+export interface ResolvedSsh {
+  host: string;
+  hostname: string;
+  port: number;
+  user: string;
+  identityFiles: string[];
+  knownHostsFiles: string[];
+  hostKeyAlias: string | undefined;
+  identityAgent: string | undefined;
+  identitiesOnly: boolean;
+  connectTimeoutMs: number;
+}
+
+const HOME = os.userInfo().homedir;
+
+const expand = (p: string) => (p === "~" ? HOME : p.startsWith("~/") ? path.join(HOME, p.slice(2)) : p);
+
+/** What `ssh -G` says about a host: the effective settings after ~/.ssh/config. */
+export async function resolveSsh(host: string, user: string | undefined, port: number | undefined, options: SshOptions): Promise<ResolvedSsh> {
+  const args = ["-G", ...(options.configFile ? ["-F", options.configFile] : []), ...(user ? ["-l", user] : []), ...(port ? ["-p", String(port)] : []), "--", host];
+  let text: string;
+  try {
+    text = (await run({ file: "ssh", args }, { env: options.env, failure: "SSH_FAILED", what: `ssh -G ${host}`, notFound: "COMMAND_NOT_FOUND" })).stdout;
+  } catch (e) {
+    if (e instanceof UserError && e.code === "COMMAND_NOT_FOUND") {
+      // Without OpenSSH's client there is no ~/.ssh/config to honour: OpenSSH's own defaults.
+      options.onInfo?.("ssh: OpenSSH's ssh is not installed, so ~/.ssh/config is not read; using user, port and keys from the target URL and ~/.ssh");
+      return {
+        host,
+        hostname: host,
+        port: port ?? 22,
+        user: user ?? os.userInfo().username,
+        identityFiles: ["id_rsa", "id_ecdsa", "id_ed25519"].map((f) => path.join(HOME, ".ssh", f)),
+        knownHostsFiles: [path.join(HOME, ".ssh", "known_hosts"), "/etc/ssh/ssh_known_hosts"],
+        hostKeyAlias: undefined,
+        identityAgent: undefined,
+        identitiesOnly: false,
+        connectTimeoutMs: 15_000,
+      };
+    }
+    throw new UserError("SSH_FAILED", `reading the SSH settings for ${host} failed (ssh -G)`, { detail: e instanceof UserError ? e.detail : String(e), hint: options.configFile ? `check ${options.configFile}` : "check ~/.ssh/config" });
+  }
+  const all = new Map<string, string[]>();
+  for (const line of text.split("\n")) {
+    const m = /^(\S+)\s+(.*)$/.exec(line);
+    if (m) all.set(m[1]!, [...(all.get(m[1]!) ?? []), m[2]!]);
+  }
+  const one = (k: string) => all.get(k)?.[0];
+  for (const unsupported of ["proxyjump", "proxycommand"]) {
+    const v = one(unsupported);
+    if (v && v !== "none") {
+      throw new UserError("SSH_FAILED", `${host}: your SSH config sets ${unsupported === "proxyjump" ? "ProxyJump" : "ProxyCommand"} (${v}), which netbuild cannot follow yet`, {
+        hint: "deploy from a machine that reaches the boot server directly, or use a local target on a mounted folder",
+      });
+    }
+  }
+  const list = (k: string) => (all.get(k) ?? []).flatMap((v) => v.split(/\s+/)).filter((v) => v !== "none").map(expand);
+  return {
+    host,
+    hostname: one("hostname") ?? host,
+    port: Number(one("port") ?? 22),
+    user: one("user") ?? os.userInfo().username,
+    identityFiles: list("identityfile"),
+    knownHostsFiles: [...list("userknownhostsfile"), ...list("globalknownhostsfile")],
+    hostKeyAlias: one("hostkeyalias"),
+    identityAgent: one("identityagent"),
+    identitiesOnly: one("identitiesonly") === "yes",
+    connectTimeoutMs: one("connecttimeout") && one("connecttimeout") !== "none" ? Number(one("connecttimeout")) * 1000 : 15_000,
+  };
+}
+
+async function loadKeys(files: string[], options: SshOptions): Promise<{ file: string; key: Buffer; passphrase?: string }[]> {
+  const keys: { file: string; key: Buffer; passphrase?: string }[] = [];
+  for (const file of files) {
+    let data: Buffer;
+    try {
+      data = await readFile(file);
+    } catch {
+      continue;
+    }
+    const parsed = ssh2.utils.parseKey(data);
+    if (!(parsed instanceof Error)) {
+      keys.push({ file, key: data });
+      continue;
+    }
+    if (!/encrypted|passphrase/i.test(parsed.message)) {
+      options.onInfo?.(`ssh: skipping ${file}: ${parsed.message}`);
+      continue;
+    }
+    if (!options.prompt) {
+      options.onInfo?.(`ssh: skipping ${file}: it needs a passphrase and this is not a terminal (add it to ssh-agent with ssh-add)`);
+      continue;
+    }
+    const passphrase = await options.prompt(`Enter passphrase for key '${file}': `);
+    if (ssh2.utils.parseKey(data, passphrase) instanceof Error) {
+      throw new UserError("SSH_AUTH_FAILED", `wrong passphrase for ${file}`, { hint: "or load the key into ssh-agent with ssh-add" });
+    }
+    keys.push({ file, key: data, passphrase });
+  }
+  return keys;
+}
+
+/** A hidden passphrase prompt on the terminal (nothing echoed). */
+export function terminalPrompt(input: NodeJS.ReadStream, output: NodeJS.WriteStream): (question: string) => Promise<string> {
+  return (question) =>
+    new Promise((resolve) => {
+      output.write(question);
+      const muted = new Writable({ write: (_c, _e, cb) => cb() });
+      const rl = readline.createInterface({ input, output: muted, terminal: true });
+      rl.question("", (answer) => {
+        rl.close();
+        output.write("\n");
+        resolve(answer);
+      });
+    });
+}
+
+export interface SshConnection {
+  sftp: SftpClient;
+  resolved: ResolvedSsh;
+  /** `user@host:port`, for messages. */
+  label: string;
+}
+
+/** Connects, verifies the host key against known_hosts, authenticates with the agent and key files. */
+export async function connectSsh(host: string, user: string | undefined, port: number | undefined, options: SshOptions): Promise<SshConnection> {
+  const r = await resolveSsh(host, user, port, options);
+  const label = `${r.user}@${r.hostname}${r.port === 22 ? "" : `:${r.port}`}`;
+  const lookup = r.hostKeyAlias ?? r.hostname;
+  let hostKeyProblem: UserError | undefined;
+
+  const verify = async (key: Buffer): Promise<boolean> => {
+    const verdict = await checkHostKey(r.knownHostsFiles, lookup, r.port, key);
+    const fp = `${keyTypeOf(key)} ${fingerprint(key)}`;
+    const name = r.port === 22 ? lookup : `[${lookup}]:${r.port}`;
+    if (verdict.status === "known") return true;
+    if (verdict.status === "changed") {
+      hostKeyProblem = new UserError("HOST_KEY_CHANGED", `the host key of ${name} has CHANGED: it now presents ${fp}, but ${verdict.match.file}:${verdict.match.line} records a different ${verdict.match.keyType} key`, {
+        hint: `someone may be intercepting the connection, or the server was reinstalled. If you know why it changed, remove line ${verdict.match.line} of ${verdict.match.file} (ssh-keygen -R '${name}') and deploy with --accept-new. netbuild never accepts a changed key`,
+      });
+      return false;
+    }
+    if (verdict.status === "revoked") {
+      hostKeyProblem = new UserError("HOST_KEY_CHANGED", `the host key of ${name} (${fp}) is marked @revoked in ${verdict.match.file}:${verdict.match.line}`, { hint: "the server must get a new host key" });
+      return false;
+    }
+    if (!options.acceptNew) {
+      const others = verdict.otherTypes.length > 0 ? ` (known_hosts has a ${verdict.otherTypes[0]!.keyType} key for it at ${verdict.otherTypes[0]!.file}:${verdict.otherTypes[0]!.line}, but the server offered ${keyTypeOf(key)})` : "";
+      hostKeyProblem = new UserError("HOST_KEY_UNKNOWN", `the host key of ${name} is not in known_hosts${others}: ${fp}`, {
+        hint: `check the fingerprint on the server (ssh-keygen -lf /etc/ssh/ssh_host_${keyTypeOf(key).replace(/^ssh-|-sha2-nistp\d+$/g, "")}_key.pub), then deploy once with --accept-new, or connect once with ssh; searched: ${r.knownHostsFiles.join(", ") || "(no files)"}`,
+      });
+      return false;
+    }
+    const file = r.knownHostsFiles[0] ?? path.join(HOME, ".ssh", "known_hosts");
+    await addHostKey(file, lookup, r.port, key);
+    options.onInfo?.(`ssh: added the host key of ${name} (${fp}) to ${file}`);
+    return true;
+  };
+
+  const agent = r.identityAgent && r.identityAgent !== "none" ? expand(r.identityAgent.replace(/^SSH_AUTH_SOCK$/, options.env["SSH_AUTH_SOCK"] ?? "")) : options.env["SSH_AUTH_SOCK"];
+  const keys = await loadKeys(r.identityFiles, options);
+  const methods: AuthenticationType[] = [];
+  if (agent) methods.push("agent");
+  for (let i = 0; i < keys.length; i++) methods.push("publickey");
+  let keyIndex = 0;
+  const tried: string[] = [];
+
+  const preferred = await knownKeyTypes(r.knownHostsFiles, lookup, r.port);
+  const sftp = new SftpClient();
+  const config: ConnectConfig = {
+    host: r.hostname,
+    port: r.port,
+    username: r.user,
+    readyTimeout: r.connectTimeoutMs,
+    keepaliveInterval: 15_000,
+    keepaliveCountMax: 4,
+    hostVerifier: (key: Buffer, done: (ok: boolean) => void) => {
+      verify(key).then(done, (e: unknown) => {
+        hostKeyProblem = new UserError("SSH_FAILED", `checking the host key of ${label} failed: ${e instanceof Error ? e.message : String(e)}`);
+        done(false);
+      });
+    },
+    ...(preferred.length > 0 ? { algorithms: { serverHostKey: [...new Set([...preferred, "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256"])] as never } } : {}),
+    authHandler: (_methodsLeft: unknown, _partial: unknown, next: (m: unknown) => void) => {
+      const method = methods.shift();
+      if (method === undefined) return next(false);
+      if (method === "agent") {
+        tried.push(`ssh-agent (${agent})`);
+        return next({ type: "agent", username: r.user, agent });
+      }
+      const k = keys[keyIndex++]!;
+      tried.push(k.file);
+      return next({ type: "publickey", username: r.user, key: k.key, ...(k.passphrase ? { passphrase: k.passphrase } : {}) });
+    },
+  } as ConnectConfig;
+  try {
+    await sftp.connect(config);
+  } catch (e) {
+    if (hostKeyProblem) throw hostKeyProblem;
+    const message = e instanceof Error ? e.message : String(e);
+    if (/authentication/i.test(message)) {
+      throw new UserError("SSH_AUTH_FAILED", `${label} refused every key netbuild offered`, {
+        detail: `tried: ${tried.join(", ") || "nothing (no ssh-agent, no readable key files)"}`,
+        hint: "load your key into ssh-agent (ssh-add), or set IdentityFile for this host in ~/.ssh/config",
+      });
+    }
+    throw new UserError("SSH_FAILED", `cannot connect to ${label}: ${message.replace(/^connect: /, "")}`, { hint: "is the boot server up, and is this the right host and port?" });
+  }
+  return { sftp, resolved: r, label };
+}

@@ -1,0 +1,334 @@
+// Applies a deploy plan (core/deploy.ts) to a target through its TargetFs, in the plan's order, and
+// holds the target's lock. Everything that touches the target for deploy, rollback, gc and verify
+// goes through here.
+import { randomBytes } from "node:crypto";
+import os from "node:os";
+import path from "node:path";
+import { UserError } from "../errors.ts";
+import { DEPLOYED_MANIFEST, LOCK_PATH, type DeployedManifest, type DeployPlan } from "../core/deploy.ts";
+import { tempName, type TargetFs } from "./target-fs.ts";
+
+export interface ApplyEvent {
+  action: "upload" | "resume" | "switch" | "remove";
+  path: string;
+  bytes?: number;
+}
+
+export interface ApplyHooks {
+  onEvent?: (e: ApplyEvent) => void;
+  onProgress?: (path: string, sent: number, total: number) => void;
+}
+
+/** Small writes in flight at once (a 1,000-host tree is thousands of scripts; each is a round trip). */
+const PARALLEL = 32;
+
+async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (next < items.length && failed === undefined) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failed !== undefined) throw failed;
+}
+
+export async function readDeployed(fs: TargetFs): Promise<DeployedManifest | undefined> {
+  const data = await fs.readFile(DEPLOYED_MANIFEST);
+  if (data === undefined) return undefined;
+  let parsed: DeployedManifest;
+  try {
+    parsed = JSON.parse(data.toString("utf8")) as DeployedManifest;
+  } catch {
+    throw new UserError("TARGET_NOT_A_TREE", `${fs.description}/${DEPLOYED_MANIFEST} is not valid JSON`, { hint: "it was changed by hand or is damaged; restore it, or deploy to an empty folder" });
+  }
+  if (parsed.format !== 1) throw new UserError("TARGET_NOT_A_TREE", `${fs.description}/${DEPLOYED_MANIFEST} has format ${String(parsed.format)}, which this netbuild does not know`, { hint: "use the netbuild version that deployed it" });
+  return { ...parsed, pending: parsed.pending ?? [] };
+}
+
+export async function writeDeployed(fs: TargetFs, manifest: DeployedManifest): Promise<void> {
+  await fs.writeFile(DEPLOYED_MANIFEST, `${JSON.stringify(manifest, null, 1)}\n`);
+}
+
+/** Paths of the plan that already exist on the target but that netbuild does not own: it would overwrite someone's files. */
+export async function conflicts(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest): Promise<string[]> {
+  const owned = (p: string) => p in deployed.entries || deployed.pending.includes(p);
+  const fresh = [...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)].filter((p) => !owned(p));
+  const found: string[] = [];
+  await pool(fresh, PARALLEL, async (p) => {
+    // A copy-mode by-mac/<mac>/ipxe seen through a by-mac/<mac> link of ours is not a conflict.
+    if (p.startsWith("by-mac/") && p.endsWith("/ipxe") && owned(p.slice(0, -"/ipxe".length))) return;
+    if (await fs.stat(p)) found.push(p);
+  });
+  return found.sort();
+}
+
+/** True while every folder on the way to `rel` is a real folder: a stale path is never removed through a link. */
+async function reachedThroughFolders(fs: TargetFs, rel: string): Promise<boolean> {
+  const parts = rel.split("/");
+  for (let i = 1; i < parts.length; i++) {
+    const st = await fs.stat(parts.slice(0, i).join("/"));
+    if (st?.kind !== "dir") return false;
+  }
+  return true;
+}
+
+async function removeEmptyParents(fs: TargetFs, rel: string): Promise<void> {
+  let dir = path.posix.dirname(rel);
+  while (dir !== "." && !["by-mac", "by-host", "by-class", ".netbuild"].includes(dir)) {
+    if (!(await fs.removeDir(dir))) return;
+    dir = path.posix.dirname(dir);
+  }
+}
+
+export interface ApplyDeployResult {
+  uploaded: number;
+  resumed: number;
+  switched: number;
+  removed: number;
+  bytes: number;
+}
+
+/**
+ * Applies `plan` whose files come from `sourceDir` (out/). `deployed` is what the target's manifest
+ * said when the plan was made (under the lock).
+ */
+export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployPlan, deployed: DeployedManifest, hooks: ApplyHooks = {}): Promise<ApplyDeployResult> {
+  const result: ApplyDeployResult = { uploaded: 0, resumed: 0, switched: 0, removed: 0, bytes: 0 };
+  if (plan.uploads.length === 0 && plan.switches.length === 0 && plan.deletions.length === 0) {
+    if (deployed.pending.length > 0 || JSON.stringify(deployed.classes) !== JSON.stringify(plan.manifest.classes)) await writeDeployed(fs, plan.manifest);
+    return result;
+  }
+  // 1. Own every path before creating it: a deploy that dies from here on leaves nothing unowned.
+  const pending = [...new Set([...deployed.pending, ...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)])].sort();
+  await writeDeployed(fs, { ...deployed, pending });
+
+  // 2. Artifacts: immutable and hash-named, so one that a previous attempt renamed into place with
+  // the right size arrived complete (the rename came after the size check) and is not sent again.
+  for (const u of plan.uploads) {
+    const st = deployed.pending.includes(u.path) ? await fs.stat(u.path) : undefined;
+    if (st?.kind === "file" && st.size === u.size) {
+      hooks.onEvent?.({ action: "resume", path: u.path, bytes: u.size });
+      result.resumed++;
+      continue;
+    }
+    hooks.onEvent?.({ action: "upload", path: u.path, bytes: u.size });
+    await fs.upload(path.join(sourceDir, u.path), u.path, u.size, (sent, total) => hooks.onProgress?.(u.path, sent, total));
+    result.uploaded++;
+    result.bytes += u.size;
+  }
+
+  // 3. Switch points, layer by layer (classes before hosts before MACs before boot.ipxe).
+  for (const layer of ["class", "host", "mac", "entry"] as const) {
+    await pool(
+      plan.switches.filter((s) => s.layer === layer),
+      PARALLEL,
+      async (s) => {
+        hooks.onEvent?.({ action: "switch", path: s.path });
+        if (s.kind === "symlink") {
+          // A copy-mode folder where a link now goes: its script first, then the folder.
+          const st = await fs.stat(s.path);
+          if (st?.kind === "dir") {
+            await fs.remove(`${s.path}/ipxe`);
+            await fs.removeDir(s.path);
+          }
+          await fs.symlink(s.target, s.path);
+        } else {
+          // Copy mode: by-mac/<mac>/ipxe must not be written through a by-mac/<mac> link into by-host/.
+          const parent = path.posix.dirname(s.path);
+          if (parent.startsWith("by-mac/") && (await fs.stat(parent))?.kind === "symlink") await fs.remove(parent);
+          const content = s.content ?? (await readSource(sourceDir, s.path));
+          await fs.writeFile(s.path, content);
+        }
+        result.switched++;
+      },
+    );
+  }
+
+  // Leftovers of an interrupted deploy whose paths this one did not write again.
+  await removeTemps(fs, deployed.pending);
+
+  // 4. Record the new state (stale paths still listed until they are gone), then remove them.
+  const stale = plan.deletions.filter((p) => p in deployed.entries);
+  await writeDeployed(fs, { ...plan.manifest, entries: { ...plan.manifest.entries, ...Object.fromEntries(stale.map((p) => [p, deployed.entries[p]!])) } });
+  for (const p of plan.deletions) {
+    hooks.onEvent?.({ action: "remove", path: p });
+    if (await reachedThroughFolders(fs, p)) {
+      const st = await fs.stat(p);
+      if (st && st.kind !== "dir") await fs.remove(p);
+    }
+    await removeEmptyParents(fs, p);
+    result.removed++;
+  }
+  if (stale.length > 0) await writeDeployed(fs, plan.manifest);
+  return result;
+}
+
+async function readSource(sourceDir: string, rel: string): Promise<string> {
+  const { readFile } = await import("node:fs/promises");
+  return readFile(path.join(sourceDir, rel), "utf8");
+}
+
+/** Removes the temporary files of interrupted deploys (gc). */
+export async function removeTemps(fs: TargetFs, paths: readonly string[]): Promise<number> {
+  let n = 0;
+  for (const p of paths) {
+    const tmp = tempName(p);
+    if (await fs.stat(tmp)) {
+      await fs.remove(tmp);
+      n++;
+    }
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lock: `.netbuild/lock`, created exclusively, its mtime refreshed while the deploy runs.
+
+export interface LockInfo {
+  owner: string;
+  host: string;
+  pid: number;
+  command: string;
+  started: string;
+  token: string;
+}
+
+const HEARTBEAT_MS = 10_000;
+/** A lock whose heartbeat is older than this is reported as stale. */
+const STALE_MS = 90_000;
+
+export interface HeldLock {
+  release(): Promise<void>;
+}
+
+/** Locks this process holds now (by token): a lock of this pid that is not among them was left by a deploy that failed. */
+const heldHere = new Set<string>();
+
+function describeLock(info: LockInfo | undefined, ageMs: number | undefined): { text: string; dead: boolean; quiet: boolean } {
+  if (!info) return { text: "a lock file netbuild cannot read", dead: false, quiet: false };
+  let dead = false;
+  if (info.host === os.hostname()) {
+    if (info.pid === process.pid) dead = !heldHere.has(info.token);
+    else {
+      try {
+        process.kill(info.pid, 0);
+      } catch (e) {
+        dead = (e as NodeJS.ErrnoException).code === "ESRCH";
+      }
+    }
+  }
+  const quiet = ageMs !== undefined && ageMs > STALE_MS;
+  const age = ageMs === undefined ? "" : `, last heartbeat ${Math.round(ageMs / 1000)} s ago`;
+  return { text: `\`netbuild ${info.command}\` by ${info.owner} on ${info.host} (pid ${info.pid}), started ${info.started}${age}`, dead, quiet };
+}
+
+export async function acquireLock(fs: TargetFs, command: string, options: { wait?: boolean; breakLock?: boolean; onWait?: (message: string) => void }): Promise<HeldLock> {
+  const info: LockInfo = { owner: os.userInfo().username, host: os.hostname(), pid: process.pid, command, started: new Date().toISOString(), token: randomBytes(8).toString("hex") };
+  let announced = false;
+  for (;;) {
+    if (await fs.createExclusive(LOCK_PATH, `${JSON.stringify(info)}\n`)) break;
+    const raw = await fs.readFile(LOCK_PATH);
+    const st = await fs.stat(LOCK_PATH);
+    if (!raw || !st) continue; // released in between
+    let held: LockInfo | undefined;
+    try {
+      held = JSON.parse(raw.toString("utf8")) as LockInfo;
+    } catch {
+      held = undefined;
+    }
+    const { text, dead, quiet } = describeLock(held, Date.now() - st.mtimeMs);
+    if (dead) {
+      // Provably stale: its process, on this machine, is gone. The deploy it belonged to is finished by this one.
+      options.onWait?.(`breaking the stale lock of ${text}: that process is gone`);
+      await fs.remove(LOCK_PATH);
+      continue;
+    }
+    if (options.breakLock) {
+      options.onWait?.(`breaking the lock of ${text}`);
+      await fs.remove(LOCK_PATH);
+      continue;
+    }
+    if (!options.wait) {
+      throw new UserError("DEPLOY_LOCKED", `${fs.description} is locked by ${text}`, {
+        hint: quiet ? "it has not shown a heartbeat for a while, so it is probably stale: if that deploy is really gone, run again with --break-lock (this deploy then finishes its work)" : "wait for it (--wait), or, if that deploy is gone, --break-lock",
+      });
+    }
+    if (!announced) options.onWait?.(`waiting for the lock held by ${text}`);
+    announced = true;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  heldHere.add(info.token);
+  const timer = setInterval(() => void fs.touch(LOCK_PATH).catch(() => undefined), HEARTBEAT_MS);
+  timer.unref();
+  return {
+    async release() {
+      clearInterval(timer);
+      heldHere.delete(info.token);
+      // After a lost connection this cannot reach the target; the lock is then stale and provably so.
+      await fs.remove(LOCK_PATH).catch(() => undefined);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verify: the target against its manifest.
+
+export interface Drift {
+  /** Recorded paths that are gone. */
+  missing: string[];
+  /** Recorded paths whose content (or link target, or kind) is not what netbuild wrote. */
+  changed: string[];
+  /** Paths in netbuild's folders that netbuild did not write (added by hand?). */
+  extra: string[];
+  /** Files checked, and artifact bytes hashed. */
+  checked: number;
+  hashedBytes: number;
+}
+
+const MANAGED_DIRS = ["by-mac", "by-host", "by-class"];
+
+export async function verifyTarget(fs: TargetFs, deployed: DeployedManifest, onChecking?: (path: string, bytes: number) => void): Promise<Drift> {
+  const drift: Drift = { missing: [], changed: [], extra: [], checked: 0, hashedBytes: 0 };
+  const { createHash } = await import("node:crypto");
+  const entries = Object.entries(deployed.entries);
+  await pool(entries, 8, async ([p, e]) => {
+    const st = await fs.stat(p);
+    drift.checked++;
+    if (!st) return void drift.missing.push(p);
+    if (e.kind === "symlink") {
+      if (st.kind !== "symlink" || (await fs.readlink(p)) !== e.target) drift.changed.push(p);
+      return;
+    }
+    if (st.kind !== "file") return void drift.changed.push(p);
+    if (e.kind === "artifact") {
+      if (st.size !== e.size) return void drift.changed.push(p);
+      onChecking?.(p, e.size);
+      drift.hashedBytes += e.size;
+      if ((await fs.sha256(p)) !== e.sha256) drift.changed.push(p);
+      return;
+    }
+    const data = await fs.readFile(p);
+    if (!data || createHash("sha256").update(data).digest("hex") !== e.sha256) drift.changed.push(p);
+  });
+  // Walk netbuild's folders for what it did not write (through real folders only, not by-mac links).
+  const temps = new Set(deployed.pending.map(tempName));
+  const walk = async (dir: string): Promise<void> => {
+    for (const item of await fs.list(dir)) {
+      const p = `${dir}/${item.name}`;
+      if (item.kind === "dir" && !(p in deployed.entries)) await walk(p);
+      else if (!(p in deployed.entries) && !temps.has(p)) drift.extra.push(p);
+    }
+  };
+  for (const d of MANAGED_DIRS) if ((await fs.stat(d))?.kind === "dir") await walk(d);
+  const top = await fs.stat("boot.ipxe");
+  if (top && !("boot.ipxe" in deployed.entries)) drift.extra.push("boot.ipxe");
+  for (const list of [drift.missing, drift.changed, drift.extra]) list.sort();
+  return drift;
+}

@@ -1,0 +1,187 @@
+// `netbuild deploy [--target NAME]... [--dry-run] [--verify]`: push the built tree (out/) to the
+// boot servers. First out/'s scripts are brought up to date with the inventory (no nix-build:
+// class builds are those the last `netbuild build` recorded), then, per target and all targets at
+// once: lock → read what is deployed → plan → upload new artifacts → switch scripts and links →
+// remove what is no longer served → unlock. A target whose manifest already matches gets nothing.
+import { createHash } from "node:crypto";
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import { UserError } from "../errors.ts";
+import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployPlan, type SourceTree } from "../core/deploy.ts";
+import type { Target } from "../core/target.ts";
+import type { ManifestEntry, Tree } from "../core/tree.ts";
+import { applyTree, checkOutFolder } from "../adapters/local-tree.ts";
+import { acquireLock, applyDeploy, conflicts, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
+import { formatBytes, formatDuration } from "../ui/reporter.ts";
+import { announceWipes, keptBuilds, treeOf } from "./build.ts";
+import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
+import { forEachTarget, openTarget, selectTargets, targetLabel, type TargetOptions } from "./targets.ts";
+
+export interface DeployOptions extends OutOptions, TargetOptions {
+  /** Print the plan (connecting to read what is deployed), change nothing. */
+  dryRun?: boolean | undefined;
+  /** Re-check every deployed file first (hashes included) and repair drift. */
+  verify?: boolean | undefined;
+  /** Wait for another deploy's lock instead of failing. */
+  wait?: boolean | undefined;
+  /** Remove another deploy's lock (after a crash). */
+  breakLock?: boolean | undefined;
+}
+
+export interface DeployTargetResult {
+  name: string;
+  target: string;
+  noop: boolean;
+  uploads: { path: string; size: number }[];
+  switches: string[];
+  deletions: string[];
+  classes: ClassChange[];
+  /** Bytes of file content the plan sends. */
+  bytes: number;
+  /** Artifacts a previous, interrupted deploy had already delivered. */
+  resumed: number;
+  drift: Drift | undefined;
+  seconds: number;
+}
+
+export interface DeployResult {
+  out: string;
+  dryRun: boolean;
+  /** Scripts in out/ rewritten from the inventory before deploying. */
+  refreshed: string[];
+  targets: DeployTargetResult[];
+  wipes: { name: string; file: string }[];
+}
+
+const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+
+/** The tree as a deploy source: its entries with hashes, and the class scripts' text. */
+function sourceOf(tree: Tree, recorded: Record<string, ManifestEntry>): { source: SourceTree; classScripts: Map<string, string> } {
+  const entries: Record<string, ManifestEntry> = {};
+  const classScripts = new Map<string, string>();
+  for (const e of tree.entries) {
+    if (e.kind === "file") {
+      entries[e.path] = { kind: "file", sha256: sha256(e.content) };
+      if (e.layer === "class") classScripts.set(e.path, e.content);
+    } else if (e.kind === "symlink") entries[e.path] = { kind: "symlink", target: e.target };
+    else if (recorded[e.path]) entries[e.path] = recorded[e.path]!;
+  }
+  const classes = Object.fromEntries(tree.classes.map((c) => [c.name, { kernel: { path: c.kernel.path }, initrd: { path: c.initrd.path } }]));
+  for (const c of tree.classes) {
+    for (const p of [c.kernel.path, c.initrd.path]) {
+      if (!entries[p]) throw new UserError("OUT_NOT_BUILT", `the built tree has no ${p} for class ${c.name}`, { hint: `run \`netbuild build --class ${c.name}\`` });
+    }
+  }
+  return { source: { classes, entries }, classScripts };
+}
+
+function planLines(t: Target, plan: DeployPlan, wipeHosts: ReadonlySet<string>): string[] {
+  const lines: string[] = [];
+  const p = `[${t.name}]`;
+  for (const u of plan.uploads) lines.push(`${p} upload  ${u.path} (${formatBytes(u.size)})`);
+  for (const c of plan.classes) lines.push(`${p} class   ${c.name}: ${c.from ?? "(new)"} → ${c.to}${c.alreadyThere ? " (already on the target)" : ""}`);
+  for (const s of plan.switches) {
+    const host = /^by-host\/([^/]+)\/ipxe$/.exec(s.path)?.[1];
+    lines.push(`${p} switch  ${s.path}${s.kind === "symlink" ? ` → ${s.target}` : ""}${host && wipeHosts.has(host) ? "   !!! WIPES ITS DISKS ON NEXT BOOT" : ""}`);
+  }
+  for (const d of plan.deletions) lines.push(`${p} remove  ${d}`);
+  return lines;
+}
+
+export async function deploy(options: DeployOptions, ctx: Context): Promise<DeployResult> {
+  const root = rootOf(options, ctx);
+  const inv = await loadRoot(root, ctx);
+  const targets = selectTargets(inv, options);
+  const out = outOf(options, ctx, root, inv);
+  const manifest = await checkOutFolder(out);
+  if (!manifest || Object.keys(manifest.classes).length === 0) {
+    throw new UserError("OUT_NOT_BUILT", `${path.relative(ctx.cwd, out) || "."} holds no built classes, so there is nothing to deploy`, { hint: "run `netbuild build` first" });
+  }
+
+  // out/ follows the inventory: host and MAC changes need no nix-build.
+  const builds = keptBuilds(inv, manifest, new Set());
+  const tree = treeOf(inv, builds, manifest);
+  for (const h of tree.skippedHosts) ctx.reporter.warn(`host ${h.name} is not deployed: class ${h.className} has not been built (netbuild build --class ${h.className})`);
+  const { source, classScripts } = sourceOf(tree, manifest.entries);
+  let refreshed: string[] = [];
+  if (!options.dryRun) {
+    refreshed = (await applyTree(out, tree, manifest)).written;
+    if (refreshed.length > 0) ctx.reporter.info(`out: ${refreshed.length} script${refreshed.length === 1 ? "" : "s"} updated from the inventory`);
+  }
+  for (const c of tree.classes) {
+    for (const p of [c.kernel.path, c.initrd.path]) {
+      const st = await stat(path.join(out, p)).catch(() => undefined);
+      if (!st?.isFile()) throw new UserError("OUT_NOT_BUILT", `${path.join(out, p)} is missing from the built tree`, { hint: `run \`netbuild build --class ${c.name}\`` });
+    }
+  }
+
+  const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
+  const wipes = tree.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
+  announceWipes(ctx.reporter, wipes);
+  const wipeHosts = new Set(tree.wipes);
+
+  const results = await forEachTarget(
+    targets,
+    async (t): Promise<DeployTargetResult> => {
+      const started = Date.now();
+      const say = (m: string) => ctx.reporter.info(`[${t.name}] ${m}`);
+      const fs = await openTarget(t, root, options, ctx);
+      try {
+        const lock = options.dryRun ? undefined : await acquireLock(fs, "deploy", { wait: options.wait, breakLock: options.breakLock, onWait: say });
+        try {
+          const deployed = (await readDeployed(fs)) ?? emptyManifest();
+          let drift: Drift | undefined;
+          if (options.verify) {
+            say("verifying every deployed file (hashes included)");
+            drift = await verifyTarget(fs, deployed);
+            for (const p of drift.missing) ctx.reporter.warn(`[${t.name}] ${p} is missing: it will be written again`);
+            for (const p of drift.changed) ctx.reporter.warn(`[${t.name}] ${p} was changed on the target: it will be written again`);
+            for (const p of drift.extra) ctx.reporter.warn(`[${t.name}] ${p} was not written by netbuild (left alone)`);
+          }
+          const drifted = new Set([...(drift?.missing ?? []), ...(drift?.changed ?? [])]);
+          const plan = planDeploy({ source, classScripts, deployed, keep: t.keep, drifted });
+          const found = await conflicts(fs, plan, deployed);
+          if (found.length > 0) {
+            throw new UserError("TARGET_CONFLICT", `${targetLabel(t)} already has ${found.length} path${found.length === 1 ? "" : "s"} netbuild would write but did not create: ${found.slice(0, 5).join(", ")}${found.length > 5 ? ", …" : ""}`, {
+              hint: "netbuild never overwrites files it did not write: move them away, or deploy into an empty folder",
+            });
+          }
+          const base = {
+            name: t.name,
+            target: fs.description,
+            noop: isNoop(plan),
+            uploads: plan.uploads.map((u) => ({ path: u.path, size: u.size })),
+            switches: plan.switches.map((s) => s.path),
+            deletions: plan.deletions,
+            classes: plan.classes,
+            bytes: plan.bytes,
+            drift,
+          };
+          if (options.dryRun) {
+            for (const l of planLines(t, plan, wipeHosts)) ctx.reporter.info(l);
+            return { ...base, resumed: 0, seconds: (Date.now() - started) / 1000 };
+          }
+          if (isNoop(plan)) say(`up to date: nothing to upload (${plan.unchanged} paths checked against ${fs.description}/.netbuild/deployed.json)`);
+          const applied = await applyDeploy(fs, out, plan, deployed, {
+            onEvent: (e) => {
+              if (e.action === "upload") say(`upload ${e.path} (${formatBytes(e.bytes ?? 0)})`);
+              else if (e.action === "resume") say(`${e.path} arrived complete in an earlier deploy: not sent again`);
+            },
+            onProgress: (p, sent, total) => ctx.reporter.transfer(`[${t.name}] ${p}`, sent, total),
+          });
+          const secs = (Date.now() - started) / 1000;
+          if (!isNoop(plan)) {
+            say(`deployed to ${fs.description}: ${applied.uploaded} uploaded (${formatBytes(applied.bytes)}), ${applied.resumed} already there, ${applied.switched} switched, ${applied.removed} removed in ${formatDuration(secs)}`);
+          }
+          return { ...base, resumed: applied.resumed, seconds: secs };
+        } finally {
+          await lock?.release();
+        }
+      } finally {
+        await fs.close();
+      }
+    },
+    (t, e) => ctx.reporter.warn(`[${t.name}] failed: ${e instanceof Error ? e.message : String(e)}`),
+  );
+  return { out, dryRun: Boolean(options.dryRun), refreshed, targets: results, wipes };
+}

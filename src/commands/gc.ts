@@ -1,0 +1,53 @@
+// `netbuild gc [--keep N] [--dry-run]`: remove from the target what no kept generation references:
+// artifacts of generations beyond `keep`, everything of classes deploy has removed, and the
+// temporary files of deploys that did not finish. Only paths the target's manifest records.
+import { planGc } from "../core/deploy.ts";
+import { acquireLock, applyDeploy, readDeployed, removeTemps } from "../adapters/target-tree.ts";
+import { formatBytes } from "../ui/reporter.ts";
+import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
+import { forEachTarget, openTarget, selectTargets, type TargetOptions } from "./targets.ts";
+
+export interface GcOptions extends RootOptions, TargetOptions {
+  /** Generations to keep per class (default: the target's keep). */
+  keep?: number | undefined;
+  dryRun?: boolean | undefined;
+  wait?: boolean | undefined;
+}
+
+export interface GcResult {
+  targets: { name: string; target: string; removed: string[]; temps: number; freed: number }[];
+}
+
+export async function gc(options: GcOptions, ctx: Context): Promise<GcResult> {
+  const root = rootOf(options, ctx);
+  const inv = await loadRoot(root, ctx);
+  const targets = selectTargets(inv, options);
+  const results = await forEachTarget(
+    targets,
+    async (t) => {
+      const fs = await openTarget(t, root, options, ctx);
+      try {
+        const lock = options.dryRun ? undefined : await acquireLock(fs, "gc", { wait: options.wait, onWait: (m) => ctx.reporter.info(`[${t.name}] ${m}`) });
+        try {
+          const deployed = await readDeployed(fs);
+          if (!deployed) return { name: t.name, target: fs.description, removed: [], temps: 0, freed: 0 };
+          const { plan, temps, freed } = planGc(deployed, options.keep ?? t.keep);
+          for (const p of plan.deletions) ctx.reporter.info(`[${t.name}] ${options.dryRun ? "would remove" : "remove"} ${p}`);
+          let removedTemps = 0;
+          if (!options.dryRun) {
+            await applyDeploy(fs, root, plan, deployed);
+            removedTemps = await removeTemps(fs, temps);
+          }
+          ctx.reporter.info(`[${t.name}] ${options.dryRun ? "would free" : "freed"} ${formatBytes(freed)} (${plan.deletions.length} files${removedTemps ? `, ${removedTemps} temporary files` : ""})`);
+          return { name: t.name, target: fs.description, removed: plan.deletions, temps: removedTemps, freed };
+        } finally {
+          await lock?.release();
+        }
+      } finally {
+        await fs.close();
+      }
+    },
+    (t, e) => ctx.reporter.warn(`[${t.name}] failed: ${e instanceof Error ? e.message : String(e)}`),
+  );
+  return { targets: results };
+}

@@ -1,0 +1,69 @@
+// What deploy, rollback, gc and verify share: picking targets (site file, --target, --to) and
+// opening one (a local folder or SFTP with the user's SSH setup).
+import path from "node:path";
+import { UserError } from "../errors.ts";
+import type { Inventory } from "../core/inventory.ts";
+import { describeTarget, parseTarget, type Target } from "../core/target.ts";
+import { localTargetFs, type TargetFs } from "../adapters/target-fs.ts";
+import type { Context } from "./context.ts";
+
+export interface TargetOptions {
+  /** Target names from the site file; empty = every target there. */
+  targets: string[];
+  /** An ad-hoc target URL instead of the site's. */
+  to?: string | undefined;
+  /** `ssh -F`: an ssh_config instead of ~/.ssh/config. */
+  sshConfig?: string | undefined;
+  /** Record unknown host keys (like StrictHostKeyChecking=accept-new). */
+  acceptNew?: boolean | undefined;
+}
+
+export function selectTargets(inv: Inventory, options: TargetOptions): Target[] {
+  if (options.to !== undefined) {
+    const parsed = parseTarget(options.to);
+    if (!parsed.ok) throw new UserError("USAGE", `--to ${options.to}: ${parsed.message}`, { hint: parsed.hint });
+    return [{ name: "to", location: parsed.value, keep: inv.site.targets[0]?.keep ?? 3, spec: options.to }];
+  }
+  const all = inv.site.targets;
+  if (all.length === 0) {
+    throw new UserError("USAGE", "there is nowhere to deploy to: the site file names no targets", {
+      hint: `add to ${inv.site.file ?? "netbuild.yaml"}:  targets: { boot: "sftp://admin@boot.example.org/srv/http/netboot" }  — or pass --to URL`,
+    });
+  }
+  if (options.targets.length === 0) return all;
+  const known = new Map(all.map((t) => [t.name, t]));
+  const unknown = options.targets.filter((n) => !known.has(n));
+  if (unknown.length > 0) {
+    throw new UserError("USAGE", `unknown target${unknown.length > 1 ? "s" : ""} ${unknown.map((n) => JSON.stringify(n)).join(", ")}`, { hint: `the site file names: ${all.map((t) => t.name).join(", ")}` });
+  }
+  return [...new Set(options.targets)].map((n) => known.get(n)!);
+}
+
+export async function openTarget(target: Target, root: string, options: TargetOptions, ctx: Context): Promise<TargetFs> {
+  const loc = target.location;
+  if (loc.kind === "local") return localTargetFs(path.resolve(root, loc.path));
+  const { sftpTargetFs } = await import("../adapters/sftp.ts");
+  const { terminalPrompt } = await import("../adapters/ssh.ts");
+  const interactive = Boolean(process.stdin.isTTY) && Boolean(process.stderr.isTTY) && ctx.env["CI"] !== "true";
+  return sftpTargetFs(loc, {
+    configFile: options.sshConfig,
+    acceptNew: options.acceptNew,
+    env: ctx.env,
+    prompt: interactive ? terminalPrompt(process.stdin, process.stderr) : undefined,
+    onInfo: (m) => ctx.reporter.info(`[${target.name}] ${m}`),
+  });
+}
+
+export function targetLabel(target: Target): string {
+  return `${target.name} (${describeTarget(target.location)})`;
+}
+
+/** Runs `fn` on every target at once; every target's outcome is reported, and the first failure is rethrown after all finished. */
+export async function forEachTarget<T>(targets: Target[], fn: (t: Target) => Promise<T>, onFailure: (t: Target, e: unknown) => void): Promise<T[]> {
+  const settled = await Promise.allSettled(targets.map(fn));
+  const failed = settled.flatMap((s, i) => (s.status === "rejected" ? [{ t: targets[i]!, e: s.reason as unknown }] : []));
+  if (failed.length === 0) return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+  if (targets.length > 1) for (const f of failed) onFailure(f.t, f.e);
+  if (failed.length === 1 || targets.length === 1) throw failed[0]!.e;
+  throw new UserError("DEPLOY_FAILED", `${failed.length} of ${targets.length} targets failed: ${failed.map((f) => f.t.name).join(", ")}`, { hint: "the messages above say what failed where; the other targets finished" });
+}

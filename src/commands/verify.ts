@@ -1,0 +1,154 @@
+// `netbuild verify`: the proof after a deploy.
+//   --http URL   does what each machine does: for every MAC in the inventory, fetch boot.ipxe from
+//                the boot server, follow the chain to the host and class scripts, and check the
+//                kernel command line and every kernel/initrd they name (size and sha256) against the
+//                built tree; a MAC in no host must boot nothing (or the unknown-machine class).
+//   otherwise    checks each target against its manifest: missing, changed and added files.
+import path from "node:path";
+import { UserError } from "../errors.ts";
+import { macVariables, walkBootChain } from "../core/boot-chain.ts";
+import { hostParams } from "../core/tree.ts";
+import { checkOutFolder } from "../adapters/local-tree.ts";
+import { fetchDigest, fetchText } from "../adapters/http.ts";
+import { readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
+import { formatBytes } from "../ui/reporter.ts";
+import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
+import { forEachTarget, openTarget, selectTargets, type TargetOptions } from "./targets.ts";
+
+export interface VerifyOptions extends OutOptions, TargetOptions {
+  /** The URL the boot server serves the tree at (what DHCP hands out, minus boot.ipxe). */
+  http?: string | undefined;
+}
+
+export interface MachineCheck {
+  mac: string;
+  host: string | undefined;
+  ok: boolean;
+  outcome: "boot" | "exit" | "error";
+  scripts: string[];
+  kernel: string | undefined;
+  initrd: string | undefined;
+  cmdline: string[];
+  problems: string[];
+}
+
+export interface VerifyResult {
+  http: { url: string; machines: MachineCheck[]; bytesChecked: number } | undefined;
+  targets: { name: string; target: string; drift: Drift }[];
+  ok: boolean;
+}
+
+/** A MAC no host uses (locally administered, so no NIC ships with it). */
+function unusedMac(used: ReadonlySet<string>): string {
+  for (let i = 0; ; i++) {
+    const mac = `02-00-00-00-${(i >> 8).toString(16).padStart(2, "0")}-${(i & 255).toString(16).padStart(2, "0")}`;
+    if (!used.has(mac)) return mac;
+  }
+}
+
+export async function verify(options: VerifyOptions, ctx: Context): Promise<VerifyResult> {
+  const root = rootOf(options, ctx);
+  const inv = await loadRoot(root, ctx);
+  if (options.http === undefined) {
+    const targets = await forEachTarget(
+      selectTargets(inv, options),
+      async (t) => {
+        const fs = await openTarget(t, root, options, ctx);
+        try {
+          const deployed = await readDeployed(fs);
+          if (!deployed) throw new UserError("VERIFY_FAILED", `nothing has been deployed to ${fs.description}`);
+          const drift = await verifyTarget(fs, deployed);
+          for (const p of drift.missing) ctx.reporter.warn(`[${t.name}] missing: ${p}`);
+          for (const p of drift.changed) ctx.reporter.warn(`[${t.name}] changed on the target: ${p}`);
+          for (const p of drift.extra) ctx.reporter.warn(`[${t.name}] not written by netbuild: ${p}`);
+          return { name: t.name, target: fs.description, drift };
+        } finally {
+          await fs.close();
+        }
+      },
+      (t, e) => ctx.reporter.warn(`[${t.name}] failed: ${e instanceof Error ? e.message : String(e)}`),
+    );
+    const ok = targets.every((t) => t.drift.missing.length + t.drift.changed.length + t.drift.extra.length === 0);
+    return { http: undefined, targets, ok };
+  }
+
+  let base: URL;
+  try {
+    base = new URL(options.http.endsWith("/") ? options.http : `${options.http}/`);
+    if (!/^https?:$/.test(base.protocol)) throw new Error("not http");
+  } catch {
+    throw new UserError("USAGE", `--http ${options.http} is not an http(s) URL`, { hint: "the URL of the served tree, e.g. http://boot.example.org/netboot/" });
+  }
+  const out = outOf(options, ctx, root, inv);
+  const manifest = await checkOutFolder(out);
+  if (!manifest) throw new UserError("OUT_NOT_BUILT", `${path.relative(ctx.cwd, out) || "."} is not a built tree: there is nothing to compare the boot server with`, { hint: "run `netbuild build`" });
+
+  const digests = new Map<string, Promise<{ status: number; size: number; sha256: string }>>();
+  const digest = (url: string) => {
+    if (!digests.has(url)) digests.set(url, fetchDigest(url));
+    return digests.get(url)!;
+  };
+  const scripts = new Map<string, Promise<string | undefined>>();
+  const script = (url: string) => {
+    if (!scripts.has(url)) scripts.set(url, fetchText(url));
+    return scripts.get(url)!;
+  };
+  const rel = (url: string) => (url.startsWith(base.href) ? url.slice(base.href.length) : url);
+
+  const checkArtifact = async (url: string, className: string, what: "kernel" | "initrd", problems: string[]) => {
+    const want = manifest.classes[className]?.[what];
+    const sha = manifest.classes[className]?.[what === "kernel" ? "kernelSha256" : "initrdSha256"];
+    if (!want) return problems.push(`class ${className} is not in the built tree`);
+    if (rel(url) !== want.path) problems.push(`the class script names ${rel(url)}, but the built tree's ${what} is ${want.path} (deployed before the last build, or rolled back?)`);
+    const got = await digest(url);
+    if (got.status !== 200) return problems.push(`${rel(url)}: HTTP ${got.status}`);
+    const recorded = manifest.entries[rel(url)];
+    const size = recorded?.kind === "artifact" ? recorded.size : want.size;
+    const hash = recorded?.kind === "artifact" ? recorded.sha256 : sha;
+    if (got.size !== size) problems.push(`${rel(url)}: ${formatBytes(got.size)} served, ${formatBytes(size)} expected`);
+    else if (got.sha256 !== hash) problems.push(`${rel(url)}: sha256 ${got.sha256} served, ${hash} expected`);
+  };
+
+  const machines: { mac: string; host: (typeof inv.hosts)[number] | undefined }[] = inv.hosts
+    .filter((h) => manifest.classes[h.className])
+    .flatMap((h) => h.macs.map((mac) => ({ mac: mac as string, host: h })));
+  machines.push({ mac: unusedMac(new Set(machines.map((m) => m.mac))), host: undefined });
+
+  const checks: MachineCheck[] = [];
+  for (const { mac, host } of machines) {
+    const outcome = await walkBootChain(new URL("boot.ipxe", base).href, macVariables(mac), script);
+    const problems: string[] = outcome.problem ? [outcome.problem] : [];
+    const className = host?.className ?? inv.site.unknownClass ?? undefined;
+    if (host === undefined && inv.site.unknownClass === null) {
+      if (outcome.result !== "exit") problems.push(`an unknown machine (${mac}) must boot nothing, but the chain ends in ${outcome.result}`);
+    } else if (outcome.result !== "boot") {
+      if (!outcome.problem) problems.push(`the chain ends in ${outcome.result}, not in a boot`);
+    } else {
+      const args = outcome.kernel!.args;
+      if (host) {
+        for (const p of hostParams(host, inv.site.flagPrefix)) if (!args.includes(p)) problems.push(`the kernel command line lacks ${p}`);
+        const flag = `${inv.site.flagPrefix}.provision_disks=true`;
+        if (!host.provisionDisks && args.includes(flag)) problems.push(`the kernel command line holds ${flag}, but ${host.name} does not set provision.disks: ITS DISKS WOULD BE WIPED`);
+      }
+      await checkArtifact(outcome.kernel!.url, className!, "kernel", problems);
+      if (outcome.initrds.length !== 1) problems.push(`${outcome.initrds.length} initrds named, 1 expected`);
+      else await checkArtifact(outcome.initrds[0]!, className!, "initrd", problems);
+    }
+    const check: MachineCheck = {
+      mac,
+      host: host?.name,
+      ok: problems.length === 0,
+      outcome: outcome.result,
+      scripts: outcome.steps.map((s) => `${rel(s.url)}${s.status === "missing" ? " (404)" : ""}`),
+      kernel: outcome.kernel && rel(outcome.kernel.url),
+      initrd: outcome.initrds[0] && rel(outcome.initrds[0]),
+      cmdline: outcome.kernel?.args ?? [],
+      problems,
+    };
+    checks.push(check);
+    for (const p of problems) ctx.reporter.warn(`${mac} (${host?.name ?? "unknown machine"}): ${p}`);
+  }
+  let bytesChecked = 0;
+  for (const d of digests.values()) bytesChecked += (await d).size;
+  return { http: { url: base.href, machines: checks, bytesChecked }, targets: [], ok: checks.every((c) => c.ok) };
+}

@@ -1,0 +1,254 @@
+// Deploy, rollback and gc as plans: what the built tree (out/) holds + what the target's manifest
+// says is deployed → the uploads, switches and deletions that make the target serve the new tree.
+// Pure: the applier (adapters/target-tree.ts) does exactly what a plan says, in this order:
+//   1. record every path it is about to create in the target manifest's `pending` list
+//   2. upload artifacts to temporary names, check their size, rename them into place
+//   3. switch class scripts, host scripts, by-mac entries, boot.ipxe (each an atomic rename)
+//   4. write the manifest, then delete switch points no longer used (removed hosts and classes)
+// so an HTTP client following boot.ipxe → by-mac → by-host → by-class finds, at every instant,
+// either the old chain or the new one, each complete.
+import { LAYERS, layerOf, type Layer, type ManifestEntry, type TreeManifest } from "./tree.ts";
+
+export const DEPLOYED_MANIFEST = ".netbuild/deployed.json";
+export const LOCK_PATH = ".netbuild/lock";
+
+/** One build of a class as deployed: its artifacts and its class script. */
+export interface Generation {
+  /** The first 12 hex digits of the class script's sha256: names the generation in messages and `rollback --to`. */
+  id: string;
+  kernel: string;
+  initrd: string;
+  /** The class script that boots this generation (rollback writes it back). */
+  script: string;
+  sha256: string;
+}
+
+export interface DeployedClass {
+  /** The id of the generation the class script boots now. */
+  current: string;
+  /** Newest first; at most `keep` of them. */
+  generations: Generation[];
+}
+
+/** `.netbuild/deployed.json` on the target: what netbuild put there and still owns. */
+export interface DeployedManifest {
+  format: 1;
+  classes: Record<string, DeployedClass>;
+  /** Every path netbuild created on the target and has not removed. */
+  entries: Record<string, ManifestEntry>;
+  /** Paths a deploy was creating when it last wrote the manifest (a deploy that did not finish leaves them). */
+  pending: string[];
+}
+
+export interface Upload {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+export type Switch =
+  | { kind: "file"; layer: Layer; path: string; sha256: string; /** Set for a rolled-back class script; otherwise the file comes from out/. */ content?: string }
+  | { kind: "symlink"; layer: Layer; path: string; target: string };
+
+export interface ClassChange {
+  name: string;
+  from: string | undefined;
+  to: string;
+  /** The generation was already on the target (after a rollback, or a rebuild of the same thing): nothing to upload. */
+  alreadyThere: boolean;
+}
+
+export interface DeployPlan {
+  uploads: Upload[];
+  /** In write order (class, host, mac, entry layers). */
+  switches: Switch[];
+  /** In delete order (the reverse). */
+  deletions: string[];
+  classes: ClassChange[];
+  /** Bytes that uploads send. */
+  bytes: number;
+  /** Paths that need no change. */
+  unchanged: number;
+  /** The manifest the target holds once the plan is applied. */
+  manifest: DeployedManifest;
+}
+
+export function emptyManifest(): DeployedManifest {
+  return { format: 1, classes: {}, entries: {}, pending: [] };
+}
+
+export function isNoop(plan: DeployPlan): boolean {
+  return plan.uploads.length === 0 && plan.switches.length === 0 && plan.deletions.length === 0;
+}
+
+function sameEntry(a: ManifestEntry | undefined, b: ManifestEntry): boolean {
+  if (!a || a.kind !== b.kind) return false;
+  if (a.kind === "symlink") return a.target === (b as { target: string }).target;
+  return a.sha256 === (b as { sha256: string }).sha256;
+}
+
+const byLayer = (a: string, b: string) => LAYERS.indexOf(layerOf(a)) - LAYERS.indexOf(layerOf(b)) || (a < b ? -1 : a > b ? 1 : 0);
+
+function sorted<T>(record: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+export function generationId(sha256: string): string {
+  return sha256.slice(0, 12);
+}
+
+export interface SourceTree {
+  classes: Record<string, { kernel: { path: string }; initrd: { path: string } }>;
+  entries: TreeManifest["entries"];
+}
+
+export interface PlanDeployInput {
+  /** The built tree (out/): its manifest's entries and each class's current artifacts. */
+  source: SourceTree;
+  /** Class scripts of the built tree, by path (kept in the target manifest for rollback). */
+  classScripts: ReadonlyMap<string, string>;
+  deployed: DeployedManifest;
+  /** Generations kept per class. */
+  keep: number;
+  /** Paths whose content on the target no longer matches the manifest (from verify): rewritten even if recorded. */
+  drifted?: ReadonlySet<string>;
+}
+
+export function planDeploy({ source, classScripts, deployed, keep, drifted }: PlanDeployInput): DeployPlan {
+  // What the target must serve: the built tree's switch points and its classes' current artifacts
+  // (out/ also keeps its own previous generation; the target keeps generations of its own).
+  const wanted = new Map<string, ManifestEntry>();
+  const current = new Set(Object.values(source.classes).flatMap((c) => [c.kernel.path, c.initrd.path]));
+  for (const [p, e] of Object.entries(source.entries)) {
+    if (e.kind === "artifact" && !current.has(p)) continue;
+    wanted.set(p, e);
+  }
+
+  const entries: Record<string, ManifestEntry> = {};
+  const uploads: Upload[] = [];
+  const switches: Switch[] = [];
+  let unchanged = 0;
+  for (const p of [...wanted.keys()].sort(byLayer)) {
+    const e = wanted.get(p)!;
+    const have = deployed.entries[p];
+    entries[p] = e;
+    if (sameEntry(have, e) && !drifted?.has(p)) {
+      unchanged++;
+      continue;
+    }
+    if (e.kind === "artifact") uploads.push({ path: p, size: e.size, sha256: e.sha256 });
+    else if (e.kind === "symlink") switches.push({ kind: "symlink", layer: layerOf(p), path: p, target: e.target });
+    else switches.push({ kind: "file", layer: layerOf(p), path: p, sha256: e.sha256 });
+  }
+
+  // Generations: a class whose script changed gets a new generation in front (or an existing one
+  // moves to the front); the oldest beyond `keep` drop off, and their artifacts go with them.
+  const classes: Record<string, DeployedClass> = {};
+  const changes: ClassChange[] = [];
+  for (const [name, built] of Object.entries(source.classes).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const scriptPath = `by-class/${name}/ipxe`;
+    const scriptEntry = source.entries[scriptPath];
+    const script = classScripts.get(scriptPath);
+    if (scriptEntry?.kind !== "file" || script === undefined) throw new Error(`the built tree has no class script for ${name}`);
+    const id = generationId(scriptEntry.sha256);
+    const was = deployed.classes[name];
+    const gen: Generation = { id, kernel: built.kernel.path, initrd: built.initrd.path, script, sha256: scriptEntry.sha256 };
+    const others = (was?.generations ?? []).filter((g) => g.id !== id);
+    classes[name] = { current: id, generations: [gen, ...others].slice(0, keep) };
+    if (was?.current !== id) {
+      changes.push({ name, from: was?.current, to: id, alreadyThere: Boolean(was?.generations.some((g) => g.id === id)) });
+    }
+  }
+  // Classes no longer in the built tree keep their generations (gc removes them) but lose their script below.
+  for (const [name, was] of Object.entries(deployed.classes)) if (!(name in classes)) classes[name] = was;
+
+  // Artifacts of kept generations stay; so do those of classes that left the tree (until gc).
+  const referenced = new Set(Object.values(classes).flatMap((c) => c.generations.flatMap((g) => [g.kernel, g.initrd])));
+  const deletions: string[] = [];
+  for (const [p, e] of Object.entries(deployed.entries)) {
+    if (p in entries) continue;
+    if (e.kind === "artifact" && referenced.has(p)) entries[p] = e;
+    else deletions.push(p);
+  }
+  deletions.sort((a, b) => byLayer(b, a));
+
+  return {
+    uploads,
+    switches,
+    deletions,
+    classes: changes,
+    bytes: uploads.reduce((n, u) => n + u.size, 0),
+    unchanged,
+    manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: [] },
+  };
+}
+
+export interface RollbackChange {
+  name: string;
+  from: string;
+  to: string;
+}
+
+/**
+ * Points each class script at the generation before its current one (or at `to`): no upload, one
+ * rename per class. The artifacts are on the target already: a kept generation keeps them.
+ */
+export function planRollback(deployed: DeployedManifest, classNames: readonly string[], to: string | undefined): { plan: DeployPlan; changes: RollbackChange[]; problems: string[] } {
+  const classes: Record<string, DeployedClass> = { ...deployed.classes };
+  const entries: Record<string, ManifestEntry> = { ...deployed.entries };
+  const switches: Switch[] = [];
+  const changes: RollbackChange[] = [];
+  const problems: string[] = [];
+  const names = classNames.length > 0 ? classNames : Object.keys(deployed.classes).filter((n) => `by-class/${n}/ipxe` in deployed.entries);
+  for (const name of [...names].sort()) {
+    const cls = deployed.classes[name];
+    if (!cls) {
+      problems.push(`class ${name} has never been deployed to this target`);
+      continue;
+    }
+    const at = cls.generations.findIndex((g) => g.id === cls.current);
+    const target = to !== undefined ? cls.generations.find((g) => g.id.startsWith(to)) : cls.generations[at + 1];
+    if (!target) {
+      problems.push(to !== undefined ? `class ${name} has no kept generation ${to} (kept: ${cls.generations.map((g) => g.id).join(", ")})` : `class ${name} has no generation older than ${cls.current} on this target`);
+      continue;
+    }
+    if (target.id === cls.current) continue;
+    const path = `by-class/${name}/ipxe`;
+    switches.push({ kind: "file", layer: "class", path, sha256: target.sha256, content: target.script });
+    entries[path] = { kind: "file", sha256: target.sha256 };
+    classes[name] = { ...cls, current: target.id };
+    changes.push({ name, from: cls.current, to: target.id });
+  }
+  const plan: DeployPlan = { uploads: [], switches, deletions: [], classes: [], bytes: 0, unchanged: 0, manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: [] } };
+  return { plan, changes, problems };
+}
+
+/**
+ * What gc removes: artifacts no kept generation of a class still in the tree references (classes
+ * whose script deploy removed lose all of theirs), and the temporary files of deploys that did not
+ * finish. Never anything the manifest did not record.
+ */
+export function planGc(deployed: DeployedManifest, keep: number): { plan: DeployPlan; temps: string[]; freed: number } {
+  const classes: Record<string, DeployedClass> = {};
+  for (const [name, cls] of Object.entries(deployed.classes)) {
+    if (!(`by-class/${name}/ipxe` in deployed.entries)) continue;
+    const currentGen = cls.generations.find((g) => g.id === cls.current);
+    const kept = cls.generations.slice(0, keep);
+    if (currentGen && !kept.includes(currentGen)) kept[kept.length - 1] = currentGen;
+    classes[name] = { current: cls.current, generations: kept };
+  }
+  const referenced = new Set(Object.values(classes).flatMap((c) => c.generations.flatMap((g) => [g.kernel, g.initrd])));
+  const entries: Record<string, ManifestEntry> = {};
+  const deletions: string[] = [];
+  let freed = 0;
+  for (const [p, e] of Object.entries(deployed.entries)) {
+    if (e.kind === "artifact" && !referenced.has(p)) {
+      deletions.push(p);
+      freed += e.size;
+    } else entries[p] = e;
+  }
+  deletions.sort((a, b) => byLayer(b, a));
+  const temps = deployed.pending.filter((p) => !(p in entries));
+  const plan: DeployPlan = { uploads: [], switches: [], deletions, classes: [], bytes: 0, unchanged: Object.keys(entries).length, manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: [] } };
+  return { plan, temps, freed };
+}
