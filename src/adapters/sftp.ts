@@ -39,12 +39,51 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       hint: /permission/i.test(message) ? `the SSH user ${conn.resolved.user} cannot write there: check the folder's owner and mode` : /space|quota/i.test(message) ? "the boot server's disk is full: free space (netbuild gc removes old generations) and deploy again" : "deploy again: what arrived complete is not sent twice",
     });
   };
+  // A dropped connection must fail what is in flight (ssh2 leaves some callbacks, fastPut's among them, unanswered).
+  let lost: Error | undefined;
+  const waiting = new Set<(e: Error) => void>();
+  const lose = (e: Error) => {
+    lost ??= e;
+    for (const reject of waiting) reject(lost);
+    waiting.clear();
+  };
+  const ssh = (client as unknown as { client: import("ssh2").Client }).client;
+  ssh.on("close", () => lose(new Error(`the connection to ${conn.label} was lost`)));
+  ssh.on("error", (e: Error) => lose(new Error(`the connection to ${conn.label} failed: ${e.message}`)));
+  sftp.on("close", () => lose(new Error(`the SFTP session on ${conn.label} ended`)));
   const call = <T>(fn: (cb: (err: Error | undefined | null, value?: T) => void) => void): Promise<T> =>
-    new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
+    new Promise((resolve, reject) => {
+      if (lost) return reject(lost);
+      waiting.add(reject);
+      fn((err, value) => {
+        waiting.delete(reject);
+        if (err) reject(err);
+        else resolve(value as T);
+      });
+    });
 
   const madeDirs = new Set<string>();
+  let rootReady = false;
+  /** The target folder itself is created when missing, but not its parents: a mistyped path should fail, not grow a tree. */
+  async function ensureRoot(): Promise<void> {
+    if (rootReady) return;
+    try {
+      const st = await call<Stats>((cb) => sftp.stat(root, cb));
+      if (!st.isDirectory()) throw new UserError("TARGET_NOT_A_TREE", `${description} is not a folder`, { hint: "point the target at a folder" });
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      if (errno(e) !== NO_SUCH_FILE) fail("checking", ".", e);
+      try {
+        await call((cb) => sftp.mkdir(root, cb));
+      } catch (e2) {
+        throw new UserError("DEPLOY_FAILED", `cannot create the target folder ${description}: ${(e2 as Error).message}`, { hint: "netbuild creates the target folder but not its parents: check the path, or create them on the server" });
+      }
+    }
+    rootReady = true;
+  }
   async function mkdirp(relDir: string): Promise<void> {
-    if (relDir === "" || madeDirs.has(relDir)) return;
+    if (relDir === "") return ensureRoot();
+    if (madeDirs.has(relDir)) return;
     const parent = relDir.includes("/") ? relDir.slice(0, relDir.lastIndexOf("/")) : "";
     await mkdirp(parent);
     try {
@@ -190,7 +229,7 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
     async sha256(rel) {
       // Hash on the server when it lets us run sha256sum; otherwise read the file back.
       const remote = await new Promise<string | undefined>((resolve) => {
-        const ssh = (client as unknown as { client: import("ssh2").Client }).client;
+        if (lost) return resolve(undefined);
         ssh.exec(`sha256sum -- ${shellQuote(abs(rel))}`, (err, stream) => {
           if (err) return resolve(undefined);
           let out = "";
@@ -211,6 +250,7 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       return h.digest("hex");
     },
     async close() {
+      lost ??= new Error("closed");
       await client.end().catch(() => undefined);
     },
   };

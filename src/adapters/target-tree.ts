@@ -58,7 +58,9 @@ export async function writeDeployed(fs: TargetFs, manifest: DeployedManifest): P
 
 /** Paths of the plan that already exist on the target but that netbuild does not own: it would overwrite someone's files. */
 export async function conflicts(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest): Promise<string[]> {
-  const owned = (p: string) => p in deployed.entries || deployed.pending.includes(p);
+  const folders = new Set(Object.keys(deployed.entries).flatMap((p) => p.split("/").slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join("/"))));
+  // A path netbuild recorded, or a folder holding paths it recorded (a copy-mode by-mac/<mac>/ that becomes a link).
+  const owned = (p: string) => p in deployed.entries || deployed.pending.includes(p) || folders.has(p);
   const fresh = [...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)].filter((p) => !owned(p));
   const found: string[] = [];
   await pool(fresh, PARALLEL, async (p) => {

@@ -1,5 +1,5 @@
 // A real OpenSSH sshd on loopback, started and stopped by the tests (no root login changes):
-// its own host key, a user key in its own authorized_keys, internal-sftp logging every file's
+// its own host key, a user key in its own authorized_keys, sftp-server logging every file's
 // bytes read/written at INFO so tests can check from the server side what a deploy sent.
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -19,10 +19,10 @@ export interface Sshd {
   sshConfig: string;
   knownHosts: string;
   user: string;
-  /** Everything internal-sftp has logged so far. */
+  /** Everything sftp-server has logged so far. */
   log(): string;
-  /** Total bytes the server received into files (from internal-sftp's `close … written N` lines) since `mark`. */
-  bytesWritten(since?: number): number;
+  /** Files the server received bytes into (sftp-server's `close "…" bytes read R written W` lines) since `mark`, with the bytes. */
+  written(since?: number): { path: string; bytes: number }[];
   /** A position in the log to count from. */
   mark(): number;
   /** Kills every session process (the per-connection sshd children), leaving the listener up. */
@@ -72,7 +72,9 @@ export async function startSshd(options: { extraConfig?: string[] } = {}): Promi
     "PasswordAuthentication no",
     "KbdInteractiveAuthentication no",
     `PidFile ${path.join(dir, "pid")}`,
-    "Subsystem sftp internal-sftp -l INFO",
+    // OpenSSH's sftp-server, logging every file's bytes to stderr, which the login shell (sshd runs a
+    // subsystem through it) sends to our log: what arrived, seen from the server's side.
+    `Subsystem sftp /usr/lib/openssh/sftp-server -e -l INFO 2>>${path.join(dir, "sftp.log")}`,
     "StrictModes no",
     "UsePAM no",
     "LogLevel INFO",
@@ -102,7 +104,8 @@ export async function startSshd(options: { extraConfig?: string[] } = {}): Promi
     ].join("\n"),
   );
 
-  const readLog = () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
+  const sftpLog = path.join(dir, "sftp.log");
+  const readLog = () => (existsSync(sftpLog) ? readFileSync(sftpLog, "utf8") : "");
   return {
     port,
     dir,
@@ -113,10 +116,8 @@ export async function startSshd(options: { extraConfig?: string[] } = {}): Promi
     user,
     log: readLog,
     mark: () => readLog().length,
-    bytesWritten(since = 0) {
-      let total = 0;
-      for (const m of readLog().slice(since).matchAll(/close "[^"]*" bytes read \d+ written (\d+)/g)) total += Number(m[1]);
-      return total;
+    written(since = 0) {
+      return [...readLog().slice(since).matchAll(/close "([^"]*)" bytes read \d+ written (\d+)/g)].map((m) => ({ path: m[1]!, bytes: Number(m[2]) })).filter((w) => w.bytes > 0);
     },
     killSessions() {
       // Session processes are children of the listener; the listener keeps running.

@@ -1,0 +1,410 @@
+// `netbuild deploy` to a real OpenSSH sshd on loopback (its own host key, known_hosts and
+// ssh_config, started and stopped here), with what arrived checked from the server's side: the
+// files internal-sftp logs as written, and the target folder itself.
+import { createHash } from "node:crypto";
+import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync, statSync, mkdirSync, rmSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { walkBootChain, macVariables } from "../src/core/boot-chain.ts";
+import { serveFolder } from "./support/http.ts";
+import { cleanupTempDirs, cli, cliProcess, inventory, treeChecksum } from "./support/inventory.ts";
+import { startSshd, type Sshd } from "./support/sshd.ts";
+import { missing } from "./support/tools.ts";
+
+const notHere = missing({ commands: ["nix-build", "ssh", "ssh-keygen", "ssh-agent", "ssh-add"], files: ["/usr/sbin/sshd", "/usr/lib/openssh/sftp-server"] });
+
+const CLASS = "kind: prebuilt\nkernel: { path: ./demo/kernel }\ninitrd: { path: ./demo/initrd }\nkernelParams: [console=ttyS0]\n";
+
+let sshd: Sshd;
+
+/** An inventory whose site file deploys to `boot` (the sshd's ssh_config alias) into a fresh folder. */
+function site(extra = ""): { root: string; served: string } {
+  const served = path.join(sshd.dir, `srv-${Math.random().toString(36).slice(2)}`);
+  const root = inventory({
+    "netbuild.yaml": `targets:\n  boot: sftp://boot${served}\n${extra}`,
+    "classes/demo.yaml": CLASS,
+    "classes/demo/kernel": `kernel ${Math.random()}\n`,
+    "classes/demo/initrd": `initrd ${Math.random()}\n`,
+    "hosts/aleph.yaml": 'class: demo\nmac: "52:54:00:00:00:01"\n',
+    "hosts/bet.yaml": 'class: demo\nmac: "52:54:00:00:00:02"\nprovision: { disks: true }\n',
+  });
+  return { root, served };
+}
+
+/** The CLI in-process; commands that reach the target use the sshd's ssh_config (`-F`). */
+async function run(root: string, ...args: string[]) {
+  return cli(args[0] === "build" ? args : [...args, "-F", sshd.sshConfig], root);
+}
+
+async function ok(root: string, ...args: string[]) {
+  const r = await run(root, ...args);
+  expect(r.code, r.stderr).toBe(0);
+  return r;
+}
+
+/** Tree content files the server received since `mark` (the manifest and the lock left out). */
+function contentWritten(mark: number, served: string): { path: string; bytes: number }[] {
+  return sshd
+    .written(mark)
+    .filter((w) => !w.path.includes("/.netbuild/"))
+    .map((w) => ({ path: path.relative(served, w.path), bytes: w.bytes }));
+}
+
+function deployed(served: string) {
+  return JSON.parse(readFileSync(path.join(served, ".netbuild/deployed.json"), "utf8")) as {
+    classes: Record<string, { current: string; generations: { id: string; kernel: string; initrd: string }[] }>;
+    entries: Record<string, { kind: string; sha256?: string; size?: number }>;
+    pending: string[];
+  };
+}
+
+describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
+  beforeAll(async () => {
+    sshd = await startSshd();
+  });
+  afterAll(async () => {
+    await sshd?.stop();
+    cleanupTempDirs();
+  });
+
+  it("first deploy puts the built tree on the server: same paths, same bytes, by-mac links intact", async () => {
+    const { root, served } = site();
+    await ok(root, "build");
+    const mark = sshd.mark();
+    const r = await ok(root, "deploy");
+    expect(r.stderr).toContain("bet  (provision.disks: true in hosts/bet.yaml)");
+    expect(r.stdout).toMatch(/deployed to boot \(sftp:\/\/.*\): 2 uploads .* 6 switches, 0 removals/);
+    expect(treeChecksum(served).length).toBe(64);
+    // Everything served equals out/, link for link.
+    const out = path.join(root, "out");
+    for (const p of ["boot.ipxe", "by-host/aleph/ipxe", "by-host/bet/ipxe", "by-class/demo/ipxe"]) {
+      expect(readFileSync(path.join(served, p), "utf8")).toBe(readFileSync(path.join(out, p), "utf8"));
+    }
+    expect(readlinkSync(path.join(served, "by-mac/52-54-00-00-00-01"))).toBe("../by-host/aleph");
+    expect(readFileSync(path.join(served, "by-mac/52-54-00-00-00-02/ipxe"), "utf8")).toContain("homelab.provision_disks=true");
+    // Every file went to a temporary name first and was renamed into place.
+    const sent = contentWritten(mark, served);
+    expect(sent.every((w) => /(^|\/)\.[^/]+\.netbuild-tmp$/.test(w.path)), JSON.stringify(sent)).toBe(true);
+    expect(sent.length).toBe(6);
+    expect(existsSync(path.join(served, ".netbuild/lock"))).toBe(false);
+  });
+
+  it("sends nothing when nothing changed, and only the host's script when one host's flag changed", async () => {
+    const { root, served } = site();
+    await ok(root, "build");
+    await ok(root, "deploy");
+    let mark = sshd.mark();
+    const noop = await ok(root, "deploy", "--json");
+    expect(JSON.parse(noop.stdout).targets[0]).toMatchObject({ noop: true, bytes: 0, uploads: [], switches: [] });
+    expect(sshd.written(mark).filter((w) => !w.path.endsWith("/.netbuild/lock"))).toEqual([]);
+
+    // No `build` needed for a host change: deploy brings out/'s scripts up to date itself.
+    writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disks: true }\n');
+    mark = sshd.mark();
+    const changed = await ok(root, "deploy", "--json");
+    expect(JSON.parse(changed.stdout).targets[0].switches).toEqual(["by-host/aleph/ipxe"]);
+    expect(contentWritten(mark, served).map((w) => w.path)).toEqual(["by-host/aleph/.ipxe.netbuild-tmp"]);
+    expect(readFileSync(path.join(served, "by-host/aleph/ipxe"), "utf8")).toContain("set cmdline hostname=aleph homelab.provision_disks=true");
+  });
+
+  it("removes a removed host's by-mac and by-host entries and nothing else", async () => {
+    const { root, served } = site();
+    await ok(root, "build");
+    await ok(root, "deploy");
+    rmSync(path.join(root, "hosts/aleph.yaml"));
+    const r = await ok(root, "deploy", "--json");
+    expect(JSON.parse(r.stdout).targets[0].deletions).toEqual(["by-mac/52-54-00-00-00-01", "by-host/aleph/ipxe"]);
+    expect(existsSync(path.join(served, "by-host/aleph"))).toBe(false);
+    expect(() => lstatSync(path.join(served, "by-mac/52-54-00-00-00-01"))).toThrow();
+    expect(existsSync(path.join(served, "by-host/bet/ipxe"))).toBe(true);
+    expect(Object.keys(deployed(served).entries)).not.toContain("by-host/aleph/ipxe");
+  });
+
+  it("keeps the old generation when a class is rebuilt, rolls back without uploading, and gc trims to keep", async () => {
+    const { root, served } = site("keep: 2\n");
+    await ok(root, "build");
+    await ok(root, "deploy");
+    const first = readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8");
+    writeFileSync(path.join(root, "classes/demo/initrd"), "initrd v2\n");
+    await ok(root, "build");
+    await ok(root, "deploy");
+    const second = readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8");
+    expect(second).not.toBe(first);
+    const d = deployed(served);
+    expect(d.classes["demo"]!.generations).toHaveLength(2);
+    for (const g of d.classes["demo"]!.generations) expect(existsSync(path.join(served, g.initrd))).toBe(true);
+
+    const status = await ok(root, "status");
+    expect(status.stdout).toMatch(/class demo\n {4}\* \w{12} +\w{32}\n {6}\w{12}/);
+
+    let mark = sshd.mark();
+    const back = await ok(root, "rollback", "--json");
+    expect(JSON.parse(back.stdout).targets[0].changes).toHaveLength(1);
+    expect(readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8")).toBe(first);
+    expect(contentWritten(mark, served).map((w) => w.path)).toEqual(["by-class/demo/.ipxe.netbuild-tmp"]);
+    // Nothing older to go back to.
+    const again = await run(root, "rollback");
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("has no generation older than");
+
+    // Deploying switches forward again without uploading: that generation is still there.
+    mark = sshd.mark();
+    const forward = await ok(root, "deploy", "--json");
+    expect(JSON.parse(forward.stdout).targets[0].uploads).toEqual([]);
+    expect(readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8")).toBe(second);
+
+    // A third build drops the first generation (keep: 2), and its files with it.
+    const oldest = deployed(served).classes["demo"]!.generations[1]!;
+    writeFileSync(path.join(root, "classes/demo/initrd"), "initrd v3\n");
+    await ok(root, "build");
+    await ok(root, "deploy");
+    expect(deployed(served).classes["demo"]!.generations.map((g) => g.id)).not.toContain(oldest.id);
+    expect(existsSync(path.join(served, oldest.initrd))).toBe(false);
+    expect(existsSync(path.join(served, path.dirname(oldest.initrd)))).toBe(false);
+    // gc --keep 1 keeps only what the class script boots now.
+    const previous = deployed(served).classes["demo"]!.generations[1]!;
+    const gc = await ok(root, "gc", "--keep", "1", "--json");
+    expect(JSON.parse(gc.stdout).targets[0].removed).toContain(previous.initrd);
+    expect(existsSync(path.join(served, previous.initrd))).toBe(false);
+    expect(deployed(served).classes["demo"]!.generations).toHaveLength(1);
+    await ok(root, "verify");
+  });
+
+  it("deploys copy mode as real folders and switches between modes", async () => {
+    const { root, served } = site("links: copy\n");
+    await ok(root, "build");
+    await ok(root, "deploy");
+    const mac = path.join(served, "by-mac/52-54-00-00-00-01");
+    expect(lstatSync(mac).isDirectory()).toBe(true);
+    expect(readFileSync(path.join(mac, "ipxe"), "utf8")).toBe(readFileSync(path.join(served, "by-host/aleph/ipxe"), "utf8"));
+    writeFileSync(path.join(root, "netbuild.yaml"), readFileSync(path.join(root, "netbuild.yaml"), "utf8").replace("links: copy\n", ""));
+    await ok(root, "build");
+    await ok(root, "deploy");
+    expect(readlinkSync(mac)).toBe("../by-host/aleph");
+    expect(readFileSync(path.join(served, "by-host/aleph/ipxe"), "utf8")).toContain("hostname=aleph");
+    writeFileSync(path.join(root, "netbuild.yaml"), `${readFileSync(path.join(root, "netbuild.yaml"), "utf8")}links: copy\n`);
+    await ok(root, "build");
+    await ok(root, "deploy");
+    expect(lstatSync(mac).isDirectory()).toBe(true);
+    expect(readFileSync(path.join(served, "by-host/aleph/ipxe"), "utf8")).toContain("hostname=aleph");
+  });
+
+  it("refuses an unknown host key unless --accept-new, and a changed one always, naming file and line", async () => {
+    const { root, served } = site();
+    await ok(root, "build");
+    const knownHosts = readFileSync(sshd.knownHosts, "utf8");
+    try {
+      writeFileSync(sshd.knownHosts, "# nothing known yet\n");
+      const unknown = await run(root, "deploy");
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(/the host key of \[127\.0\.0\.1\]:\d+ is not in known_hosts.*ssh-ed25519 SHA256:/);
+      expect(existsSync(served)).toBe(false);
+
+      const accepted = await ok(root, "deploy", "--accept-new");
+      expect(accepted.stderr).toContain("added the host key");
+      expect(readFileSync(sshd.knownHosts, "utf8")).toContain(sshd.knownHostsLine.split(" ")[2]!);
+
+      // Another ed25519 key recorded for the same host and port: a changed key.
+      const other = path.join(sshd.dir, "otherkey");
+      if (!existsSync(other)) await cliProcessKeygen(other);
+      const otherPub = readFileSync(`${other}.pub`, "utf8").split(" ").slice(0, 2).join(" ");
+      writeFileSync(sshd.knownHosts, `# line 1\n[127.0.0.1]:${sshd.port} ${otherPub}\n`);
+      for (const args of [["deploy"], ["deploy", "--accept-new"]]) {
+        const changed = await run(root, ...args);
+        expect(changed.code).toBe(1);
+        expect(changed.stderr).toContain(`has CHANGED`);
+        expect(changed.stderr).toContain(`${sshd.knownHosts}:2`);
+      }
+    } finally {
+      writeFileSync(sshd.knownHosts, knownHosts);
+    }
+  });
+
+  it("authenticates with a passphrase-protected key through ssh-agent, and says which keys it tried when none works", async () => {
+    const { root } = site();
+    await ok(root, "build");
+    const key = path.join(sshd.dir, "passkey");
+    if (!existsSync(key)) await cliProcessKeygen(key, "correct horse");
+    writeFileSync(path.join(sshd.dir, "authorized_keys"), readFileSync(`${key}.pub`));
+    const config = path.join(sshd.dir, "ssh_config_pass");
+    writeFileSync(config, readFileSync(sshd.sshConfig, "utf8").replace(sshd.userKey, key));
+    try {
+      const noAgent = await cli(["deploy", "-F", config], root, { SSH_AUTH_SOCK: "" });
+      expect(noAgent.code).toBe(1);
+      expect(noAgent.stderr).toContain(`skipping ${key}: it needs a passphrase`);
+      expect(noAgent.stderr).toContain("refused every key netbuild offered");
+
+      const agent = await startAgent();
+      try {
+        await addToAgent(agent, key, "correct horse");
+        const r = await cli(["deploy", "-F", config], root, { SSH_AUTH_SOCK: agent.sock });
+        expect(r.code, r.stderr).toBe(0);
+      } finally {
+        process.kill(agent.pid);
+      }
+    } finally {
+      writeFileSync(path.join(sshd.dir, "authorized_keys"), readFileSync(`${sshd.userKey}.pub`));
+    }
+  });
+
+  it("fails at once on a target locked by another deploy, waits with --wait, breaks it with --break-lock", async () => {
+    const { root, served } = site();
+    await ok(root, "build");
+    await ok(root, "deploy");
+    writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: [quiet]\n');
+    const lock = path.join(served, ".netbuild/lock");
+    const foreign = { owner: "ops", host: "laptop.elsewhere", pid: 4242, command: "deploy", started: "2026-11-23T10:00:00.000Z", token: "x" };
+    writeFileSync(lock, JSON.stringify(foreign));
+
+    const locked = await run(root, "deploy");
+    expect(locked.code).toBe(1);
+    expect(locked.stderr).toContain("is locked by `netbuild deploy` by ops on laptop.elsewhere (pid 4242)");
+    expect(readFileSync(path.join(served, "by-host/aleph/ipxe"), "utf8")).not.toContain("quiet");
+
+    setTimeout(() => rmSync(lock), 1500);
+    const waited = await ok(root, "deploy", "--wait");
+    expect(waited.stderr).toContain("waiting for the lock held by");
+    expect(readFileSync(path.join(served, "by-host/aleph/ipxe"), "utf8")).toContain("quiet");
+
+    writeFileSync(lock, JSON.stringify(foreign));
+    const broken = await ok(root, "deploy", "--break-lock");
+    expect(broken.stderr).toContain("breaking the lock of");
+    expect(existsSync(lock)).toBe(false);
+
+    // A lock left by a process of this machine that is gone is stale for certain, and broken by itself.
+    writeFileSync(lock, JSON.stringify({ ...foreign, host: (await import("node:os")).hostname(), pid: 999_999 }));
+    const stale = await ok(root, "deploy");
+    expect(stale.stderr).toContain("breaking the stale lock");
+  });
+
+  it("leaves the old tree bootable when the connection dies mid-upload, and the next deploy finishes without re-sending", async () => {
+    const { root, served } = site();
+    await ok(root, "build");
+    await ok(root, "deploy");
+    const before = deployed(served);
+    // A new build with a kernel that is new and small, and an initrd large enough to kill mid-way.
+    writeFileSync(path.join(root, "classes/demo/kernel"), `kernel v2 ${Math.random()}\n`);
+    const big = path.join(root, "classes/demo/initrd");
+    writeFileSync(big, Buffer.alloc(200_000_000, `initrd v2 ${Math.random()} `));
+    await ok(root, "build");
+
+    const child = cliProcess(["deploy", "-F", sshd.sshConfig], root);
+    const tmpOf = (p: string) => path.join(served, path.dirname(p), `.${path.basename(p)}.netbuild-tmp`);
+    const built = JSON.parse(readFileSync(path.join(root, "out/.netbuild/manifest.json"), "utf8")) as { classes: { demo: { initrd: { path: string }; kernel: { path: string } } } };
+    const initrdTmp = tmpOf(built.classes.demo.initrd.path);
+    for (let i = 0; i < 600 && !(existsSync(initrdTmp) && statSync(initrdTmp).size > 20_000_000); i++) await new Promise((r) => setTimeout(r, 50));
+    sshd.killSessions();
+    const failed = await child;
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/uploading by-class\/demo\/\w{32}\/initrd on sftp:\/\/.* failed/);
+
+    // An HTTP client over the served tree: every reachable path resolves to a complete file of the old generation.
+    const server = await serveFolder(served);
+    try {
+      for (const mac of ["52-54-00-00-00-01", "52-54-00-00-00-02"]) {
+        const chain = await walkBootChain(`${server.url}/boot.ipxe`, macVariables(mac), async (u) => {
+          const res = await fetch(u);
+          return res.status === 404 ? undefined : res.text();
+        });
+        expect(chain.result, chain.problem).toBe("boot");
+        for (const url of [chain.kernel!.url, ...chain.initrds]) {
+          const rel = url.slice(server.url.length + 1);
+          const body = Buffer.from(await (await fetch(url)).arrayBuffer());
+          expect(before.entries[rel], rel).toMatchObject({ size: body.length, sha256: createHash("sha256").update(body).digest("hex") });
+        }
+      }
+    } finally {
+      await server.close();
+    }
+
+    // The kernel arrived complete before the kill: the next deploy does not send it again.
+    const mark = sshd.mark();
+    const resumed = await ok(root, "deploy");
+    expect(resumed.stderr).toContain(`${built.classes.demo.kernel.path} arrived complete in an earlier deploy: not sent again`);
+    expect(contentWritten(mark, served).map((w) => w.path)).not.toContain(path.relative(served, tmpOf(built.classes.demo.kernel.path)));
+    expect(statSync(path.join(served, built.classes.demo.initrd.path)).size).toBe(200_000_000);
+    expect(deployed(served).pending).toEqual([]);
+    expect(existsSync(initrdTmp)).toBe(false);
+    const check = await ok(root, "verify");
+    expect(check.stdout).toMatch(/0 missing, 0 changed, 0 not netbuild's/);
+  });
+
+  it("verify finds files changed or added by hand; deploy --verify repairs them; verify --http checks every machine's chain", async () => {
+    const { root, served } = site();
+    await ok(root, "build");
+    await ok(root, "deploy");
+    const server = await serveFolder(served);
+    try {
+      const good = await ok(root, "verify", "--http", server.url, "--json");
+      const machines = JSON.parse(good.stdout).http.machines as { mac: string; host: string | null; ok: boolean; outcome: string; cmdline: string[] }[];
+      expect(machines.map((m) => [m.mac, m.host ?? null, m.ok, m.outcome])).toEqual([
+        ["52-54-00-00-00-01", "aleph", true, "boot"],
+        ["52-54-00-00-00-02", "bet", true, "boot"],
+        ["02-00-00-00-00-00", null, true, "exit"],
+      ]);
+      expect(machines[1]!.cmdline).toContain("homelab.provision_disks=true");
+
+      const d = deployed(served);
+      const initrd = d.classes["demo"]!.generations[0]!.initrd;
+      writeFileSync(path.join(served, initrd), "tampered\n");
+      mkdirSync(path.join(served, "by-host/stray"));
+      writeFileSync(path.join(served, "by-host/stray/ipxe"), "#!ipxe\n");
+
+      const bad = await run(root, "verify", "--http", server.url);
+      expect(bad.code).toBe(1);
+      expect(bad.stdout).toContain(`FAIL 52-54-00-00-00-01  aleph`);
+      expect(bad.stdout).toMatch(/initrd: .* served, .* expected/);
+
+      const drift = await run(root, "verify");
+      expect(drift.code).toBe(1);
+      expect(drift.stderr).toContain(`changed on the target: ${initrd}`);
+      expect(drift.stderr).toContain("not written by netbuild: by-host/stray/ipxe");
+
+      const repaired = await ok(root, "deploy", "--verify");
+      expect(repaired.stderr).toContain(`${initrd} was changed on the target: it will be written again`);
+      await ok(root, "verify", "--http", server.url);
+      expect(existsSync(path.join(served, "by-host/stray/ipxe"))).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("never overwrites files it did not write", async () => {
+    const { root, served } = site();
+    await ok(root, "build");
+    mkdirSync(served, { recursive: true });
+    writeFileSync(path.join(served, "boot.ipxe"), "#!ipxe\n# the old hand-made one\n");
+    const r = await run(root, "deploy");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("already has 1 path netbuild would write but did not create: boot.ipxe");
+    expect(readFileSync(path.join(served, "boot.ipxe"), "utf8")).toContain("hand-made");
+  });
+
+  it("prints the plan with --dry-run and changes nothing", async () => {
+    const { root, served } = site();
+    await ok(root, "build");
+    const r = await ok(root, "deploy", "--dry-run");
+    expect(r.stderr).toMatch(/\[boot\] upload {2}by-class\/demo\/\w{32}\/kernel \(\d+ B\)/);
+    expect(r.stderr).toContain("[boot] switch  by-host/bet/ipxe   !!! WIPES ITS DISKS ON NEXT BOOT");
+    expect(r.stdout).toContain("would deploy to boot");
+    expect(existsSync(served)).toBe(false);
+  });
+});
+
+async function cliProcessKeygen(file: string, passphrase = ""): Promise<void> {
+  const { execFileSync } = await import("node:child_process");
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", passphrase, "-C", "", "-f", file]);
+}
+
+async function startAgent(): Promise<{ sock: string; pid: number }> {
+  const { execFileSync } = await import("node:child_process");
+  const out = execFileSync("ssh-agent", ["-s"], { encoding: "utf8" });
+  return { sock: /SSH_AUTH_SOCK=([^;]+);/.exec(out)![1]!, pid: Number(/SSH_AGENT_PID=(\d+);/.exec(out)![1]) };
+}
+
+async function addToAgent(agent: { sock: string }, key: string, passphrase: string): Promise<void> {
+  const { execFileSync } = await import("node:child_process");
+  const askpass = path.join(path.dirname(key), "askpass.sh");
+  writeFileSync(askpass, `#!/bin/sh\necho '${passphrase}'\n`, { mode: 0o755 });
+  execFileSync("ssh-add", [key], { env: { ...process.env, SSH_AUTH_SOCK: agent.sock, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: "force", DISPLAY: ":0" }, stdio: ["ignore", "ignore", "pipe"] });
+}
