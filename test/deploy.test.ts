@@ -320,6 +320,8 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     // The kernel arrived complete before the kill: the next deploy does not send it again.
     const mark = sshd.mark();
     const resumed = await ok(root, "deploy");
+    // The killed deploy could not remove its lock; its process is gone, so the lock is provably stale.
+    expect(resumed.stderr).toContain("breaking the stale lock");
     expect(resumed.stderr).toContain(`${built.classes.demo.kernel.path} arrived complete in an earlier deploy: not sent again`);
     expect(contentWritten(mark, served).map((w) => w.path)).not.toContain(path.relative(served, tmpOf(built.classes.demo.kernel.path)));
     expect(statSync(path.join(served, built.classes.demo.initrd.path)).size).toBe(200_000_000);

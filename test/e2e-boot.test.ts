@@ -1,11 +1,12 @@
 // The whole flow a user relies on, with real components only: build the example inventory's demo
 // class with Nix, serve the tree over HTTP, PXE-boot QEMU through the real iPXE ROM under legacy
 // BIOS and UEFI, and read the kernel command line each machine actually received.
-import { lstatSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveFolder, type StaticServer } from "./support/http.ts";
-import { addDemoFiles, cleanupTempDirs, cli, DEMO_INITRD, DEMO_KERNEL, exampleInventory, tempDir } from "./support/inventory.ts";
+import { addDemoFiles, cleanupTempDirs, cli, DEMO_INITRD, DEMO_KERNEL, exampleInventory, tempDir, treeChecksum } from "./support/inventory.ts";
+import { startSshd, type Sshd } from "./support/sshd.ts";
 import { OVMF_CODE, OVMF_VARS, pxeBoot } from "./support/qemu.ts";
 import { missing } from "./support/tools.ts";
 
@@ -102,5 +103,54 @@ describe.skipIf(notHere)("PXE boot in copy mode, with a class named for unknown 
     expect(boot.cmdline).toContain("console=ttyS0 panic=-1");
     expect(boot.cmdline).not.toContain("hostname=");
     expect(boot.cmdline).not.toContain("provision");
+  });
+});
+
+describe.skipIf(notHere || missing({ commands: ["ssh"], files: ["/usr/sbin/sshd", "/usr/lib/openssh/sftp-server"] }))("PXE boot of the DEPLOYED tree: SFTP to a real sshd and a local folder at once", () => {
+  let sshd: Sshd;
+  let server: StaticServer;
+  let root: string;
+  let remote: string;
+  let local: string;
+
+  beforeAll(async () => {
+    sshd = await startSshd();
+    root = exampleInventory();
+    addDemoFiles(root);
+    remote = path.join(sshd.dir, "http", "netboot");
+    mkdirSync(path.dirname(remote));
+    local = path.join(tempDir(), "served");
+    writeFileSync(path.join(root, "netbuild.yaml"), `targets:\n  boot: sftp://boot${remote}\n  local: ${local}\n`);
+    const built = await cli(["build", "--class", "demo"], root);
+    expect(built.code, built.stderr).toBe(0);
+    const deployed = await cli(["deploy", "-F", sshd.sshConfig, "--json"], root);
+    expect(deployed.code, deployed.stderr).toBe(0);
+    expect((JSON.parse(deployed.stdout) as { targets: { name: string }[] }).targets.map((t) => t.name)).toEqual(["boot", "local"]);
+    server = await serveFolder(remote);
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await sshd?.stop();
+    cleanupTempDirs();
+  });
+
+  it("deployed the same tree to both targets", () => {
+    expect(treeChecksum(remote)).toBe(treeChecksum(local));
+  });
+
+  for (const firmware of ["bios", "uefi"] as const) {
+    it(`boots demo-fresh under ${firmware} from the tree deployed over SFTP`, async () => {
+      const boot = await pxeBoot({ mac: "52:54:00:12:34:56", firmware, bootFile: `http://10.0.2.2:${server.port}/boot.ipxe` });
+      expect(boot.cmdline, boot.console.slice(-3000)).toBeDefined();
+      expect(boot.cmdline!.split(/\s+/)).toEqual(expect.arrayContaining(["hostname=demo-fresh", "homelab.provision_disks=true", "console=ttyS0"]));
+      expect(boot.stoppedBy).toBe("poweroff");
+    });
+  }
+
+  it("verify --http proves every machine's chain over the deployed tree", async () => {
+    const r = await cli(["verify", "--http", server.url], root);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toContain("3 of 3 machines verified");
   });
 });

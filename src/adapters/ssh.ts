@@ -190,7 +190,9 @@ export async function connectSsh(host: string, user: string | undefined, port: n
   let keyIndex = 0;
   const tried: string[] = [];
 
-  const preferred = await knownKeyTypes(r.knownHostsFiles, lookup, r.port);
+  // Ask first for the key types known_hosts holds for this host (as OpenSSH does), so a server with
+  // several host keys presents the one we can check. An RSA key is negotiated as rsa-sha2-*.
+  const preferred = (await knownKeyTypes(r.knownHostsFiles, lookup, r.port)).flatMap((t) => (t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [t]));
   const sftp = new SftpClient();
   const config: ConnectConfig = {
     host: r.hostname,
