@@ -1,6 +1,7 @@
 // `netbuild deploy` to a real OpenSSH sshd on loopback (its own host key, known_hosts and
 // ssh_config, started and stopped here), with what arrived checked from the server's side: the
 // files internal-sftp logs as written, and the target folder itself.
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync, statSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
@@ -329,6 +330,65 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(existsSync(initrdTmp)).toBe(false);
     const check = await ok(root, "verify");
     expect(check.stdout).toMatch(/0 missing, 0 changed, 0 not netbuild's/);
+  });
+
+  it("refuses up front when the server's disk cannot hold the upload, and finishes once there is room", async (t) => {
+    const { root, served } = site();
+    mkdirSync(served);
+    try {
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", served], { stdio: "ignore" });
+    } catch {
+      // A small file system is the only honest full disk; without mount(8) rights it cannot be made here.
+      console.warn("NOT RUN — full-disk deploy: cannot mount a small tmpfs on this machine");
+      return t.skip();
+    }
+    try {
+      await ok(root, "build");
+      await ok(root, "deploy");
+      const before = treeChecksum(served);
+      writeFileSync(path.join(root, "classes/demo/initrd"), Buffer.alloc(6_000_000, `big ${Math.random()}`));
+      await ok(root, "build");
+      const full = await run(root, "deploy");
+      expect(full.code).toBe(1);
+      expect(full.stderr).toMatch(/boot \(sftp:\/\/.*\) has [\d.]+ MiB free, and this deploy uploads 5\.7 MiB; nothing was changed/);
+      expect(full.stderr).toContain("netbuild gc --target boot");
+      expect(treeChecksum(served)).toBe(before);
+      execFileSync("mount", ["-o", "remount,size=16m", served]);
+      await ok(root, "deploy");
+      await ok(root, "verify");
+    } finally {
+      execFileSync("umount", [served]);
+    }
+  });
+
+  it("reports a permission error with the path and the SSH user, leaves the served tree as it was, and finishes next time", async (t) => {
+    const { root, served } = site();
+    await ok(root, "build");
+    await ok(root, "deploy");
+    const folder = path.join(served, "by-host/aleph");
+    try {
+      // Root ignores file modes; an immutable folder refuses even root, as a read-only one refuses a normal user.
+      execFileSync("chattr", ["+i", folder], { stdio: "ignore" });
+    } catch {
+      console.warn("NOT RUN — permission-error deploy: chattr +i is not supported on this file system");
+      return t.skip();
+    }
+    try {
+      const before = treeChecksum(served, [".netbuild"]);
+      writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: [quiet]\n');
+      const denied = await run(root, "deploy");
+      expect(denied.code).toBe(1);
+      expect(denied.stderr).toMatch(/writing by-host\/aleph\/ipxe on sftp:\/\/.* failed: Permission denied/);
+      expect(denied.stderr).toContain(`the SSH user ${sshd.user} cannot write there`);
+      // Only the manifest's list of paths in flight differs; what machines fetch is untouched.
+      expect(treeChecksum(served, [".netbuild"])).toBe(before);
+      expect(readFileSync(path.join(folder, "ipxe"), "utf8")).not.toContain("quiet");
+    } finally {
+      execFileSync("chattr", ["-i", folder]);
+    }
+    await ok(root, "deploy");
+    expect(readFileSync(path.join(folder, "ipxe"), "utf8")).toContain("quiet");
+    expect(deployed(served).pending).toEqual([]);
   });
 
   it("verify finds files changed or added by hand; deploy --verify repairs them; verify --http checks every machine's chain", async () => {

@@ -249,6 +249,16 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       });
       return h.digest("hex");
     },
+    async freeBytes() {
+      try {
+        await ensureRoot();
+        const st = await call<{ f_frsize: number | bigint; f_bavail: number | bigint }>((cb) => sftp.ext_openssh_statvfs(root, cb));
+        return Number(st.f_bavail) * Number(st.f_frsize);
+      } catch (e) {
+        if (e instanceof UserError) throw e;
+        return undefined; // the server does not offer statvfs@openssh.com
+      }
+    },
     async close() {
       lost ??= new Error("closed");
       await client.end().catch(() => undefined);

@@ -39,6 +39,8 @@ export interface TargetFs {
   list(rel: string): Promise<{ name: string; kind: TargetStat["kind"] }[]>;
   /** Sets the modification time to now (the deploy lock's heartbeat). */
   touch(rel: string): Promise<void>;
+  /** Bytes free for this user on the target's file system, when the server says (statvfs). */
+  freeBytes(): Promise<number | undefined>;
   /** sha256 of a file as the target holds it. */
   sha256(rel: string): Promise<string>;
   close(): Promise<void>;
@@ -131,6 +133,15 @@ export function localTargetFs(root: string): TargetFs {
           .on("end", () => resolve(h.digest("hex")))
           .on("error", reject);
       }),
+    async freeBytes() {
+      try {
+        await fs.mkdir(root, { recursive: true });
+        const st = await fs.statfs(root);
+        return st.bavail * st.bsize;
+      } catch {
+        return undefined;
+      }
+    },
     async close() {},
   };
 }

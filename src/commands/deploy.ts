@@ -53,6 +53,9 @@ export interface DeployResult {
   wipes: { name: string; file: string }[];
 }
 
+/** Room left over after an upload, for the manifest and the file system's own needs. */
+const SPACE_MARGIN = 1024 * 1024;
+
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 /** The tree as a deploy source: its entries with hashes, and the class scripts' text. */
@@ -160,6 +163,15 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           if (options.dryRun) {
             for (const l of planLines(t, plan, wipeHosts)) ctx.reporter.info(l);
             return { ...base, resumed: 0, seconds: (Date.now() - started) / 1000 };
+          }
+          if (plan.bytes > 0) {
+            // A full disk found before anything is sent, not half-way through a 300 MB initrd.
+            const free = await fs.freeBytes();
+            if (free !== undefined && free < plan.bytes + SPACE_MARGIN) {
+              throw new UserError("DEPLOY_FAILED", `${targetLabel(t)} has ${formatBytes(free)} free, and this deploy uploads ${formatBytes(plan.bytes)}; nothing was changed`, {
+                hint: `free space on the boot server: \`netbuild gc --target ${t.name}\` removes generations no longer kept (or lower keep in the site file)`,
+              });
+            }
           }
           if (isNoop(plan)) say(`up to date: nothing to upload (${plan.unchanged} paths checked against ${fs.description}/.netbuild/deployed.json)`);
           const applied = await applyDeploy(fs, out, plan, deployed, {

@@ -78,12 +78,13 @@ export function cliProcess(args: string[], cwd: string, env: NodeJS.ProcessEnv =
   });
 }
 
-/** A checksum of every path under `dir` (type, content, link target): "untouched" means equal. */
-export function treeChecksum(dir: string): string {
+/** A checksum of every path under `dir` (type, content, link target), top-level names in `skip` left out: "untouched" means equal. */
+export function treeChecksum(dir: string, skip: string[] = []): string {
   const h = createHash("sha256");
   const walk = (d: string, rel: string) => {
     if (!existsSync(d)) return;
     for (const name of readdirSync(d).sort()) {
+      if (rel === "" && skip.includes(name)) continue;
       const abs = path.join(d, name);
       const r = `${rel}/${name}`;
       const st = lstatSync(abs);
