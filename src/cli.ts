@@ -154,7 +154,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       .description("remove from the targets what no kept generation references (and leftovers of interrupted deploys)")
       .addOption(new Option("--keep <n>", "generations to keep per class (default: the site's keep)").argParser((v) => {
         const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a whole number of at least 1");
+        if (!Number.isInteger(n) || n < 2) throw new InvalidArgumentError("expected a whole number of at least 2 (the generation served before the current one stays for machines that were booting it)");
         return n;
       }))
       .addOption(new Option("--dry-run", "list what would be removed"))

@@ -1,11 +1,11 @@
-// The iPXE templates (src/templates/*.hbs), compiled once. Kept out of core/ because reading them
+// The iPXE templates (src/templates/*.hbs, found from src/ and from the compiled dist/), compiled once. Kept out of core/ because reading them
 // is I/O; core's render functions receive them.
 import { readFileSync } from "node:fs";
 import Handlebars from "handlebars";
 import type { IpxeTemplates } from "./core/tree.ts";
 
 function compile(name: string): (data: object) => string {
-  const text = readFileSync(new URL(`./templates/${name}.hbs`, import.meta.url), "utf8");
+  const text = readFileSync(new URL(`../src/templates/${name}.hbs`, import.meta.url), "utf8");
   // noEscape: iPXE is not HTML; values are made safe by validation (names.ts), not escaping.
   return Handlebars.compile(text, { strict: true, noEscape: true });
 }

@@ -83,10 +83,10 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     }
     expect(readlinkSync(path.join(served, "by-mac/52-54-00-00-00-01"))).toBe("../by-host/aleph");
     expect(readFileSync(path.join(served, "by-mac/52-54-00-00-00-02/ipxe"), "utf8")).toContain("homelab.provision_disks=true");
-    // Every file went to a temporary name first and was renamed into place.
-    const sent = contentWritten(mark, served);
-    expect(sent.every((w) => /(^|\/)\.[^/]+\.netbuild-tmp$/.test(w.path)), JSON.stringify(sent)).toBe(true);
-    expect(sent.length).toBe(6);
+    // Artifacts and boot.ipxe went to a temporary name first and were renamed into place; scripts
+    // nothing could reach yet (the links and boot.ipxe that lead to them come later) were written in place.
+    const sent = contentWritten(mark, served).map((w) => w.path.replace(/\w{32}/, "HASH")).sort();
+    expect(sent).toEqual([".boot.ipxe.netbuild-tmp", "by-class/demo/HASH/.initrd.netbuild-tmp", "by-class/demo/HASH/.kernel.netbuild-tmp", "by-class/demo/ipxe", "by-host/aleph/ipxe", "by-host/bet/ipxe"]);
     expect(existsSync(path.join(served, ".netbuild/lock"))).toBe(false);
   });
 
@@ -148,10 +148,15 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("has no generation older than");
 
-    // Deploying switches forward again without uploading: that generation is still there.
+    // A deploy of the same build (a host edit, say) does not undo the rollback.
+    const held = await ok(root, "deploy");
+    expect(held.stderr).toMatch(/class demo stays rolled back to \w{12}: out\/ holds (\w{12}), which was rolled back/);
+    expect(readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8")).toBe(first);
+    // Going forward again is explicit, and uploads nothing: that generation is still there.
+    const secondId = /out\/ holds (\w{12})/.exec(held.stderr)![1]!;
     mark = sshd.mark();
-    const forward = await ok(root, "deploy", "--json");
-    expect(JSON.parse(forward.stdout).targets[0].uploads).toEqual([]);
+    await ok(root, "rollback", "--class", "demo", "--generation", secondId);
+    expect(contentWritten(mark, served).map((w) => w.path)).toEqual(["by-class/demo/.ipxe.netbuild-tmp"]);
     expect(readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8")).toBe(second);
 
     // A third build drops the first generation (keep: 2), and its files with it.
@@ -162,12 +167,23 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(deployed(served).classes["demo"]!.generations.map((g) => g.id)).not.toContain(oldest.id);
     expect(existsSync(path.join(served, oldest.initrd))).toBe(false);
     expect(existsSync(path.join(served, path.dirname(oldest.initrd)))).toBe(false);
-    // gc --keep 1 keeps only what the class script boots now.
-    const previous = deployed(served).classes["demo"]!.generations[1]!;
-    const gc = await ok(root, "gc", "--keep", "1", "--json");
-    expect(JSON.parse(gc.stdout).targets[0].removed).toContain(previous.initrd);
-    expect(existsSync(path.join(served, previous.initrd))).toBe(false);
-    expect(deployed(served).classes["demo"]!.generations).toHaveLength(1);
+    // A class that leaves the inventory loses its script at the next deploy, and its files at gc.
+    writeFileSync(path.join(root, "classes/spare.yaml"), CLASS.replace(/demo/g, "spare"));
+    mkdirSync(path.join(root, "classes/spare"));
+    writeFileSync(path.join(root, "classes/spare/kernel"), "spare kernel\n");
+    writeFileSync(path.join(root, "classes/spare/initrd"), "spare initrd\n");
+    await ok(root, "build");
+    await ok(root, "deploy");
+    const spare = deployed(served).classes["spare"]!.generations[0]!;
+    rmSync(path.join(root, "classes/spare.yaml"));
+    await ok(root, "build");
+    await ok(root, "deploy");
+    expect(existsSync(path.join(served, "by-class/spare/ipxe"))).toBe(false);
+    expect(existsSync(path.join(served, spare.initrd))).toBe(true);
+    const gc = await ok(root, "gc", "--json");
+    expect(JSON.parse(gc.stdout).targets[0].removed.sort()).toEqual([spare.initrd, spare.kernel].sort());
+    expect(existsSync(path.join(served, "by-class/spare"))).toBe(false);
+    expect(deployed(served).classes["demo"]!.generations).toHaveLength(2);
     await ok(root, "verify");
   });
 

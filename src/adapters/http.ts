@@ -12,11 +12,11 @@ async function get(url: string): Promise<Response> {
   }
 }
 
-/** The body of a script; undefined for a 404 (what iPXE treats as "no such file"). */
+/** The body of a script; undefined for a 404 (what iPXE treats as "no such file"); other failures throw with the status. */
 export async function fetchText(url: string): Promise<string | undefined> {
   const res = await get(url);
   if (res.status === 404) return undefined;
-  if (!res.ok) throw new UserError("VERIFY_FAILED", `${url} answered HTTP ${res.status}`);
+  if (!res.ok) throw new UserError("VERIFY_FAILED", `HTTP ${res.status}`);
   return res.text();
 }
 

@@ -151,23 +151,34 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
     },
     async createExclusive(rel, content) {
       await mkdirp(dirOf(rel));
+      let handle: Buffer;
       try {
-        await writeAll(rel, Buffer.from(content), "wx");
-        return true;
+        handle = await call<Buffer>((cb) => sftp.open(abs(rel), "wx", 0o644 as never, cb as never));
       } catch (e) {
         if (await stat(rel)) return false;
         return fail("creating", rel, e);
       }
-    },
-    async writeFile(rel, content) {
-      await mkdirp(dirOf(rel));
-      const tmp = tempName(rel);
       try {
-        await writeAll(tmp, Buffer.from(content), "w");
+        const data = Buffer.from(content);
+        await call((cb) => sftp.write(handle, data, 0, data.length, 0, cb));
+      } catch (e) {
+        // Never leave an empty lock behind: it would read as a lock nobody can explain.
+        await call((cb) => sftp.close(handle, cb)).catch(() => undefined);
+        await call((cb) => sftp.unlink(abs(rel), cb)).catch(() => undefined);
+        return fail("creating", rel, e);
+      }
+      await call((cb) => sftp.close(handle, cb));
+      return true;
+    },
+    async writeFile(rel, content, options) {
+      await mkdirp(dirOf(rel));
+      const to = options?.direct ? rel : tempName(rel);
+      try {
+        await writeAll(to, Buffer.from(content), "w");
       } catch (e) {
         fail("writing", rel, e);
       }
-      await rename(tmp, rel);
+      if (to !== rel) await rename(to, rel);
     },
     async upload(localFile, rel, size, progress) {
       await mkdirp(dirOf(rel));
@@ -186,17 +197,21 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       }
       await rename(tmp, rel);
     },
-    async symlink(target, rel) {
+    async symlink(target, rel, options) {
       await mkdirp(dirOf(rel));
-      const tmp = tempName(rel);
-      await call((cb) => sftp.unlink(abs(tmp), cb)).catch(() => undefined);
+      const to = options?.direct ? rel : tempName(rel);
+      const make = () => call((cb) => sftp.symlink(target, abs(to), cb));
       try {
-        await call((cb) => sftp.symlink(target, abs(tmp), cb));
+        await make();
       } catch (e) {
-        fail("creating the link", rel, e);
+        // A leftover temporary link of an interrupted deploy: replace it.
+        if (to === rel || !(await stat(to))) fail("creating the link", rel, e);
+        await call((cb) => sftp.unlink(abs(to), cb));
+        await make().catch((e2: unknown) => fail("creating the link", rel, e2));
       }
-      await rename(tmp, rel);
+      if (to !== rel) await rename(to, rel);
     },
+    rename: (from, to) => rename(from, to),
     async remove(rel) {
       try {
         await call((cb) => sftp.unlink(abs(rel), cb));
@@ -228,14 +243,28 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
     },
     async sha256(rel) {
       // Hash on the server when it lets us run sha256sum; otherwise read the file back.
+      // Under `ForceCommand internal-sftp` the command runs an SFTP server instead: ending our side
+      // ends it, and no 64-hex-digit answer means "read it back" (so does a silent server, after a while).
+      const st = await stat(rel);
       const remote = await new Promise<string | undefined>((resolve) => {
         if (lost) return resolve(undefined);
+        let settled = false;
+        const done = (v: string | undefined) => {
+          if (!settled) resolve(v);
+          settled = true;
+        };
+        const timer = setTimeout(() => done(undefined), 30_000 + ((st?.size ?? 0) / (20 * 1024 * 1024)) * 1000);
+        timer.unref();
         ssh.exec(`sha256sum -- ${shellQuote(abs(rel))}`, (err, stream) => {
-          if (err) return resolve(undefined);
+          if (err) return done(undefined);
           let out = "";
           stream.on("data", (d: Buffer) => (out += d.toString()));
           stream.stderr.on("data", () => undefined);
-          stream.on("close", (code: number) => resolve(code === 0 ? /^([0-9a-f]{64})\s/.exec(out)?.[1] : undefined));
+          stream.on("close", (code: number) => {
+            clearTimeout(timer);
+            done(code === 0 ? /^([0-9a-f]{64})\s/.exec(out)?.[1] : undefined);
+          });
+          stream.end();
         });
       });
       if (remote) return remote;

@@ -151,13 +151,15 @@ export interface SshConnection {
 export async function connectSsh(host: string, user: string | undefined, port: number | undefined, options: SshOptions): Promise<SshConnection> {
   const r = await resolveSsh(host, user, port, options);
   const label = `${r.user}@${r.hostname}${r.port === 22 ? "" : `:${r.port}`}`;
+  // OpenSSH looks a HostKeyAlias up as it is (no [alias]:port form), and the host name with its port.
   const lookup = r.hostKeyAlias ?? r.hostname;
+  const lookupPort = r.hostKeyAlias ? 22 : r.port;
   let hostKeyProblem: UserError | undefined;
 
   const verify = async (key: Buffer): Promise<boolean> => {
-    const verdict = await checkHostKey(r.knownHostsFiles, lookup, r.port, key);
+    const verdict = await checkHostKey(r.knownHostsFiles, lookup, lookupPort, key);
     const fp = `${keyTypeOf(key)} ${fingerprint(key)}`;
-    const name = r.port === 22 ? lookup : `[${lookup}]:${r.port}`;
+    const name = lookupPort === 22 ? lookup : `[${lookup}]:${lookupPort}`;
     if (verdict.status === "known") return true;
     if (verdict.status === "changed") {
       hostKeyProblem = new UserError("HOST_KEY_CHANGED", `the host key of ${name} has CHANGED: it now presents ${fp}, but ${verdict.match.file}:${verdict.match.line} records a different ${verdict.match.keyType} key`, {
@@ -177,22 +179,28 @@ export async function connectSsh(host: string, user: string | undefined, port: n
       return false;
     }
     const file = r.knownHostsFiles[0] ?? path.join(HOME, ".ssh", "known_hosts");
-    await addHostKey(file, lookup, r.port, key);
+    await addHostKey(file, lookup, lookupPort, key);
     options.onInfo?.(`ssh: added the host key of ${name} (${fp}) to ${file}`);
     return true;
   };
 
-  const agent = r.identityAgent && r.identityAgent !== "none" ? expand(r.identityAgent.replace(/^SSH_AUTH_SOCK$/, options.env["SSH_AUTH_SOCK"] ?? "")) : options.env["SSH_AUTH_SOCK"];
+  // IdentityAgent: none = no agent; a path or $VAR names it; unset = $SSH_AUTH_SOCK.
+  const agentSetting = r.identityAgent;
+  const agent =
+    agentSetting === "none" ? undefined : agentSetting === undefined || agentSetting === "SSH_AUTH_SOCK" ? options.env["SSH_AUTH_SOCK"] || undefined : agentSetting.startsWith("$") ? options.env[agentSetting.slice(1)] || undefined : expand(agentSetting);
   const keys = await loadKeys(r.identityFiles, options);
-  const methods: AuthenticationType[] = [];
-  if (agent) methods.push("agent");
-  for (let i = 0; i < keys.length; i++) methods.push("publickey");
+  const methods: AuthenticationType[] = keys.map(() => "publickey");
+  // With IdentitiesOnly the configured files go first (the agent's many keys can exhaust MaxAuthTries).
+  if (agent) {
+    if (r.identitiesOnly) methods.push("agent");
+    else methods.unshift("agent");
+  }
   let keyIndex = 0;
   const tried: string[] = [];
 
   // Ask first for the key types known_hosts holds for this host (as OpenSSH does), so a server with
   // several host keys presents the one we can check. An RSA key is negotiated as rsa-sha2-*.
-  const preferred = (await knownKeyTypes(r.knownHostsFiles, lookup, r.port)).flatMap((t) => (t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [t]));
+  const preferred = (await knownKeyTypes(r.knownHostsFiles, lookup, lookupPort)).flatMap((t) => (t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [t]));
   const sftp = new SftpClient();
   const config: ConnectConfig = {
     host: r.hostname,

@@ -2,10 +2,11 @@
 // is adapters/sftp.ts). Paths are relative to the target folder, `/`-separated, and checked here:
 // no absolute paths, no `..`, nothing that leaves the target.
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { copyFileAtomic, lstatOrUndefined, symlinkAtomic, writeFileAtomic } from "./files.ts";
+import { pipeline } from "node:stream/promises";
+import { lstatOrUndefined } from "./files.ts";
 
 export interface TargetStat {
   kind: "file" | "dir" | "symlink" | "other";
@@ -26,12 +27,17 @@ export interface TargetFs {
   readlink(rel: string): Promise<string | undefined>;
   /** Creates the file only if nothing is there (O_EXCL); false when something was. */
   createExclusive(rel: string, content: string): Promise<boolean>;
-  /** Writes under a temporary name next to `rel`, then renames over it (atomic replace). */
-  writeFile(rel: string, content: string): Promise<void>;
+  /**
+   * Writes under a temporary name next to `rel`, then renames over it (atomic replace). `direct`:
+   * write `rel` itself, for a new path nothing reaches yet (saves a round trip per file).
+   */
+  writeFile(rel: string, content: string, options?: { direct?: boolean }): Promise<void>;
   /** Copies a local file to a temporary name, checks the size that arrived, renames it into place. */
   upload(localFile: string, rel: string, size: number, progress?: TransferProgress): Promise<void>;
-  /** Creates a symlink under a temporary name and renames it over `rel`. */
-  symlink(target: string, rel: string): Promise<void>;
+  /** Creates a symlink under a temporary name and renames it over `rel`; `direct`: creates `rel` itself (which must not exist). */
+  symlink(target: string, rel: string, options?: { direct?: boolean }): Promise<void>;
+  /** Renames within the target (replacing a file or link at `to`). */
+  rename(from: string, to: string): Promise<void>;
   /** Removes a file or symlink; absent is fine. */
   remove(rel: string): Promise<void>;
   /** Removes an empty folder; absent or not empty is fine (returns whether it went). */
@@ -65,6 +71,18 @@ export function checkRel(rel: string): string {
 export function localTargetFs(root: string): TargetFs {
   const abs = (rel: string) => path.join(root, checkRel(rel));
   const kindOf = (st: import("node:fs").Stats): TargetStat["kind"] => (st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other");
+  const viaTemp = async (rel: string, make: (tmp: string) => Promise<void>) => {
+    const tmp = abs(tempName(rel));
+    await fs.mkdir(path.dirname(tmp), { recursive: true });
+    await fs.rm(tmp, { force: true });
+    try {
+      await make(tmp);
+      await fs.rename(tmp, abs(rel));
+    } catch (e) {
+      await fs.rm(tmp, { force: true });
+      throw e;
+    }
+  };
   return {
     description: root,
     async stat(rel) {
@@ -88,21 +106,44 @@ export function localTargetFs(root: string): TargetFs {
     },
     async createExclusive(rel, content) {
       await fs.mkdir(path.dirname(abs(rel)), { recursive: true });
+      let handle: fs.FileHandle;
       try {
-        await fs.writeFile(abs(rel), content, { flag: "wx" });
-        return true;
+        handle = await fs.open(abs(rel), "wx");
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
         throw e;
       }
+      try {
+        await handle.writeFile(content);
+      } catch (e) {
+        await fs.rm(abs(rel), { force: true });
+        throw e;
+      } finally {
+        await handle.close();
+      }
+      return true;
     },
-    writeFile: (rel, content) => writeFileAtomic(abs(rel), content),
+    async writeFile(rel, content, options) {
+      if (options?.direct) {
+        await fs.mkdir(path.dirname(abs(rel)), { recursive: true });
+        await fs.writeFile(abs(rel), content);
+      } else await viaTemp(rel, (tmp) => fs.writeFile(tmp, content));
+    },
     async upload(localFile, rel, size, progress) {
-      const copied = await copyFileAtomic(localFile, abs(rel));
-      if (copied.size !== size) throw new Error(`${rel}: ${copied.size} bytes arrived, ${size} expected`);
+      await viaTemp(rel, async (tmp) => {
+        await pipeline(createReadStream(localFile), createWriteStream(tmp));
+        const st = await fs.stat(tmp);
+        if (st.size !== size) throw new Error(`${rel}: ${st.size} bytes arrived, ${size} expected`);
+      });
       progress?.(size, size);
     },
-    symlink: (target, rel) => symlinkAtomic(target, abs(rel)),
+    async symlink(target, rel, options) {
+      if (options?.direct) {
+        await fs.mkdir(path.dirname(abs(rel)), { recursive: true });
+        await fs.symlink(target, abs(rel));
+      } else await viaTemp(rel, (tmp) => fs.symlink(target, tmp));
+    },
+    rename: (from, to) => fs.rename(abs(from), abs(to)),
     remove: (rel) => fs.rm(abs(rel), { force: true }),
     async removeDir(rel) {
       try {

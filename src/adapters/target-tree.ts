@@ -20,7 +20,7 @@ export interface ApplyHooks {
 }
 
 /** Small writes in flight at once (a 1,000-host tree is thousands of scripts; each is a round trip). */
-const PARALLEL = 32;
+const PARALLEL = 64;
 
 async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -56,29 +56,51 @@ export async function writeDeployed(fs: TargetFs, manifest: DeployedManifest): P
   await fs.writeFile(DEPLOYED_MANIFEST, `${JSON.stringify(manifest, null, 1)}\n`);
 }
 
-/** Paths of the plan that already exist on the target but that netbuild does not own: it would overwrite someone's files. */
-export async function conflicts(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest): Promise<string[]> {
+/**
+ * Paths of the plan that exist on the target although netbuild does not own them (it would
+ * overwrite someone's files), and the planned paths known to be absent. Folders are listed once
+ * each instead of a stat per path: a first deploy of 1,000 hosts costs a few listings.
+ */
+export async function conflicts(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest): Promise<{ found: string[]; absent: Set<string> }> {
   const folders = new Set(Object.keys(deployed.entries).flatMap((p) => p.split("/").slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join("/"))));
   // A path netbuild recorded, or a folder holding paths it recorded (a copy-mode by-mac/<mac>/ that becomes a link).
   const owned = (p: string) => p in deployed.entries || deployed.pending.includes(p) || folders.has(p);
-  const fresh = [...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)].filter((p) => !owned(p));
+  const listings = new Map<string, Promise<Map<string, string>>>();
+  const list = (dir: string) => {
+    if (!listings.has(dir)) listings.set(dir, fs.list(dir).then((items) => new Map(items.map((i) => [i.name, i.kind]))));
+    return listings.get(dir)!;
+  };
+  const exists = async (p: string): Promise<boolean> => {
+    const parts = p.split("/");
+    for (let i = 0; i < parts.length; i++) {
+      const kind = (await list(parts.slice(0, i).join("/") || ".")).get(parts[i]!);
+      if (kind === undefined) return false;
+      if (i === parts.length - 1) return true;
+      if (kind !== "dir") return (await fs.stat(p)) !== undefined;
+    }
+    return false;
+  };
   const found: string[] = [];
+  const absent = new Set<string>();
+  const fresh = [...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)].filter((p) => !owned(p));
   await pool(fresh, PARALLEL, async (p) => {
     // A copy-mode by-mac/<mac>/ipxe seen through a by-mac/<mac> link of ours is not a conflict.
     if (p.startsWith("by-mac/") && p.endsWith("/ipxe") && owned(p.slice(0, -"/ipxe".length))) return;
-    if (await fs.stat(p)) found.push(p);
+    if (await exists(p)) found.push(p);
+    else absent.add(p);
   });
-  return found.sort();
+  return { found: found.sort(), absent };
 }
 
-/** True while every folder on the way to `rel` is a real folder: a stale path is never removed through a link. */
-async function reachedThroughFolders(fs: TargetFs, rel: string): Promise<boolean> {
+/** The first thing on the way to `rel` that is not a real folder (a stale path is never removed through a link), if any. */
+async function blockedAt(fs: TargetFs, rel: string): Promise<string | undefined> {
   const parts = rel.split("/");
   for (let i = 1; i < parts.length; i++) {
-    const st = await fs.stat(parts.slice(0, i).join("/"));
-    if (st?.kind !== "dir") return false;
+    const prefix = parts.slice(0, i).join("/");
+    const st = await fs.stat(prefix);
+    if (st?.kind !== "dir") return prefix;
   }
-  return true;
+  return undefined;
 }
 
 async function removeEmptyParents(fs: TargetFs, rel: string): Promise<void> {
@@ -95,27 +117,30 @@ export interface ApplyDeployResult {
   switched: number;
   removed: number;
   bytes: number;
+  /** Stale paths not removed because a folder on the way is a link made by hand (still recorded). */
+  kept: string[];
 }
 
 /**
  * Applies `plan` whose files come from `sourceDir` (out/). `deployed` is what the target's manifest
- * said when the plan was made (under the lock).
+ * said when the plan was made (under the lock). `absent` lists planned paths known not to exist on
+ * the target (see conflicts()): nothing can reach them yet, so they are written in place.
  */
-export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployPlan, deployed: DeployedManifest, hooks: ApplyHooks = {}): Promise<ApplyDeployResult> {
-  const result: ApplyDeployResult = { uploaded: 0, resumed: 0, switched: 0, removed: 0, bytes: 0 };
+export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployPlan, deployed: DeployedManifest, hooks: ApplyHooks = {}, absent: ReadonlySet<string> = new Set()): Promise<ApplyDeployResult> {
+  const result: ApplyDeployResult = { uploaded: 0, resumed: 0, switched: 0, removed: 0, bytes: 0, kept: [] };
   if (plan.uploads.length === 0 && plan.switches.length === 0 && plan.deletions.length === 0) {
-    if (deployed.pending.length > 0 || JSON.stringify(deployed.classes) !== JSON.stringify(plan.manifest.classes)) await writeDeployed(fs, plan.manifest);
+    if (JSON.stringify(deployed.classes) !== JSON.stringify(plan.manifest.classes) || JSON.stringify(deployed.pending) !== JSON.stringify(plan.manifest.pending)) await writeDeployed(fs, plan.manifest);
     return result;
   }
   // 1. Own every path before creating it: a deploy that dies from here on leaves nothing unowned.
   const pending = [...new Set([...deployed.pending, ...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)])].sort();
   await writeDeployed(fs, { ...deployed, pending });
 
-  // 2. Artifacts: immutable and hash-named, so one that a previous attempt renamed into place with
-  // the right size arrived complete (the rename came after the size check) and is not sent again.
+  // 2. Artifacts: immutable and hash-named. One that a deploy that did not finish renamed into place
+  // (after checking its size) is kept if its hash is right, and not sent again.
   for (const u of plan.uploads) {
     const st = deployed.pending.includes(u.path) ? await fs.stat(u.path) : undefined;
-    if (st?.kind === "file" && st.size === u.size) {
+    if (st?.kind === "file" && st.size === u.size && (await fs.sha256(u.path)) === u.sha256) {
       hooks.onEvent?.({ action: "resume", path: u.path, bytes: u.size });
       result.resumed++;
       continue;
@@ -126,27 +151,29 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
     result.bytes += u.size;
   }
 
-  // 3. Switch points, layer by layer (classes before hosts before MACs before boot.ipxe).
+  // 3. Switch points, layer by layer (classes before hosts before MACs before boot.ipxe). A path no
+  // script or link reaches yet is written in place; anything else under a temporary name, renamed over.
+  const recorded = (p: string) => deployed.entries[p];
+  const unsure = new Set(deployed.pending);
   for (const layer of ["class", "host", "mac", "entry"] as const) {
     await pool(
       plan.switches.filter((s) => s.layer === layer),
       PARALLEL,
       async (s) => {
         hooks.onEvent?.({ action: "switch", path: s.path });
+        const direct = absent.has(s.path) && s.layer !== "entry";
         if (s.kind === "symlink") {
-          // A copy-mode folder where a link now goes: its script first, then the folder.
-          const st = await fs.stat(s.path);
-          if (st?.kind === "dir") {
-            await fs.remove(`${s.path}/ipxe`);
-            await fs.removeDir(s.path);
-          }
-          await fs.symlink(s.target, s.path);
+          // Copy mode → links: the link is made first, then swapped for the folder in two renames.
+          const folder = recorded(`${s.path}/ipxe`) !== undefined || unsure.has(`${s.path}/ipxe`) ? await fs.stat(s.path) : undefined;
+          if (folder?.kind === "dir") await replaceFolderWithLink(fs, s.path, s.target);
+          else await fs.symlink(s.target, s.path, { direct });
         } else {
-          // Copy mode: by-mac/<mac>/ipxe must not be written through a by-mac/<mac> link into by-host/.
-          const parent = path.posix.dirname(s.path);
-          if (parent.startsWith("by-mac/") && (await fs.stat(parent))?.kind === "symlink") await fs.remove(parent);
           const content = s.content ?? (await readSource(sourceDir, s.path));
-          await fs.writeFile(s.path, content);
+          // Links → copy mode: by-mac/<mac>/ipxe must never be written through the old link into by-host/.
+          const parent = path.posix.dirname(s.path);
+          const link = parent.startsWith("by-mac/") && (recorded(parent)?.kind === "symlink" || unsure.has(parent)) ? await fs.stat(parent) : undefined;
+          if (link?.kind === "symlink") await replaceLinkWithFolder(fs, parent, content);
+          else await fs.writeFile(s.path, content, { direct: direct && !parent.startsWith("by-mac/") });
         }
         result.switched++;
       },
@@ -156,20 +183,51 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
   // Leftovers of an interrupted deploy whose paths this one did not write again.
   await removeTemps(fs, deployed.pending);
 
-  // 4. Record the new state (stale paths still listed until they are gone), then remove them.
-  const stale = plan.deletions.filter((p) => p in deployed.entries);
-  await writeDeployed(fs, { ...plan.manifest, entries: { ...plan.manifest.entries, ...Object.fromEntries(stale.map((p) => [p, deployed.entries[p]!])) } });
+  // 4. Record the new state with what is about to go still owned (pending), then remove it.
+  const going = Object.fromEntries(plan.deletions.filter((p) => deployed.entries[p]).map((p) => [p, deployed.entries[p]!]));
+  await writeDeployed(fs, { ...plan.manifest, entries: { ...plan.manifest.entries, ...going }, pending: plan.deletions });
   for (const p of plan.deletions) {
     hooks.onEvent?.({ action: "remove", path: p });
-    if (await reachedThroughFolders(fs, p)) {
-      const st = await fs.stat(p);
-      if (st && st.kind !== "dir") await fs.remove(p);
+    const blocked = await blockedAt(fs, p);
+    if (blocked !== undefined) {
+      // Behind a link of ours (a copy-mode by-mac/<mac>/ipxe whose folder became a link) it went with
+      // its folder. Behind a link made by hand (say by-class → another disk) it is not ours to follow:
+      // kept, recorded, and said.
+      if (going[p] && !(blocked in plan.manifest.entries)) result.kept.push(p);
+      continue;
     }
+    const st = await fs.stat(p);
+    if (st && st.kind !== "dir") await fs.remove(p);
     await removeEmptyParents(fs, p);
     result.removed++;
   }
-  if (stale.length > 0) await writeDeployed(fs, plan.manifest);
+  const keptEntries = Object.fromEntries(result.kept.map((p) => [p, going[p]!]));
+  await writeDeployed(fs, { ...plan.manifest, entries: { ...plan.manifest.entries, ...keptEntries } });
   return result;
+}
+
+/** by-mac/<mac>/ (copy mode) becomes a link: link made aside, folder renamed aside, link renamed in; the MAC is unreachable for one rename. */
+async function replaceFolderWithLink(fs: TargetFs, rel: string, target: string): Promise<void> {
+  const aside = `${path.posix.dirname(rel)}/.${path.posix.basename(rel)}.netbuild-old`;
+  const link = tempName(rel);
+  await fs.remove(`${aside}/ipxe`);
+  await fs.removeDir(aside);
+  await fs.remove(link);
+  await fs.symlink(target, link, { direct: true });
+  await fs.rename(rel, aside);
+  await fs.rename(link, rel);
+  await fs.remove(`${aside}/ipxe`);
+  await fs.removeDir(aside);
+}
+
+/** by-mac/<mac> (a link) becomes a copy-mode folder: folder made complete aside, link removed, folder renamed in. */
+async function replaceLinkWithFolder(fs: TargetFs, rel: string, content: string): Promise<void> {
+  const aside = `${path.posix.dirname(rel)}/.${path.posix.basename(rel)}.netbuild-new`;
+  await fs.remove(`${aside}/ipxe`);
+  await fs.removeDir(aside);
+  await fs.writeFile(`${aside}/ipxe`, content, { direct: true });
+  await fs.remove(rel);
+  await fs.rename(aside, rel);
 }
 
 async function readSource(sourceDir: string, rel: string): Promise<string> {
@@ -246,15 +304,16 @@ export async function acquireLock(fs: TargetFs, command: string, options: { wait
       held = undefined;
     }
     const { text, dead, quiet } = describeLock(held, Date.now() - st.mtimeMs);
-    if (dead) {
-      // Provably stale: its process, on this machine, is gone. The deploy it belonged to is finished by this one.
-      options.onWait?.(`breaking the stale lock of ${text}: that process is gone`);
-      await fs.remove(LOCK_PATH);
-      continue;
-    }
-    if (options.breakLock) {
-      options.onWait?.(`breaking the lock of ${text}`);
-      await fs.remove(LOCK_PATH);
+    if (dead || options.breakLock) {
+      // Provably stale (its process, on this machine, is gone), or the user said so. Break it by
+      // moving it aside and checking it is the lock we judged: two deploys breaking the same stale
+      // lock must not both go ahead.
+      options.onWait?.(dead ? `breaking the stale lock of ${text}: that process is gone` : `breaking the lock of ${text}`);
+      const aside = `${LOCK_PATH}.broken-${info.token}`;
+      await fs.rename(LOCK_PATH, aside).catch(() => undefined);
+      const moved = await fs.readFile(aside);
+      if (moved && moved.toString("utf8") !== raw.toString("utf8")) await fs.rename(aside, LOCK_PATH).catch(() => undefined);
+      else await fs.remove(aside);
       continue;
     }
     if (!options.wait) {
@@ -273,8 +332,14 @@ export async function acquireLock(fs: TargetFs, command: string, options: { wait
     async release() {
       clearInterval(timer);
       heldHere.delete(info.token);
-      // After a lost connection this cannot reach the target; the lock is then stale and provably so.
-      await fs.remove(LOCK_PATH).catch(() => undefined);
+      // Only our own lock (someone may have broken it and taken the target meanwhile). After a lost
+      // connection this cannot reach the target; the lock is then stale, and provably so.
+      try {
+        const now = await fs.readFile(LOCK_PATH);
+        if (now && (JSON.parse(now.toString("utf8")) as LockInfo).token === info.token) await fs.remove(LOCK_PATH);
+      } catch {
+        // unreadable or unreachable: left for the next deploy to judge
+      }
     },
   };
 }

@@ -9,7 +9,8 @@ import path from "node:path";
 import { UserError } from "../errors.ts";
 import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployPlan, type SourceTree } from "../core/deploy.ts";
 import type { Target } from "../core/target.ts";
-import type { ManifestEntry, Tree } from "../core/tree.ts";
+import type { Inventory } from "../core/inventory.ts";
+import type { ManifestEntry, Tree, TreeManifest } from "../core/tree.ts";
 import { applyTree, checkOutFolder } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
@@ -91,6 +92,55 @@ function planLines(t: Target, plan: DeployPlan, wipeHosts: ReadonlySet<string>):
   return lines;
 }
 
+interface Prepared {
+  tree: Tree;
+  source: SourceTree;
+  classScripts: Map<string, string>;
+  refreshed: string[];
+  keepAsDeployed: Set<string>;
+}
+
+/** Does out/ already hold exactly this tree (by its manifest)? Then there is nothing to rewrite there. */
+function outIsCurrent(source: SourceTree, recorded: Record<string, ManifestEntry>): boolean {
+  for (const [p, e] of Object.entries(source.entries)) {
+    const r = recorded[p];
+    if (!r || r.kind !== e.kind) return false;
+    if (e.kind === "symlink" ? e.target !== (r as { target: string }).target : e.sha256 !== (r as { sha256: string }).sha256) return false;
+  }
+  return Object.entries(recorded).every(([p, r]) => r.kind === "artifact" || p in source.entries);
+}
+
+/** out/ follows the inventory (host and MAC changes need no nix-build); the deploy source is read from it. */
+async function prepare(inv: Inventory, out: string, manifest: TreeManifest, dryRun: boolean, ctx: Context): Promise<Prepared> {
+  const builds = keptBuilds(inv, manifest, new Set());
+  const tree = treeOf(inv, builds, manifest);
+  const { source, classScripts } = sourceOf(tree, manifest.entries);
+  let refreshed: string[] = [];
+  if (!dryRun && !outIsCurrent(source, manifest.entries)) {
+    refreshed = (await applyTree(out, tree, manifest)).written;
+    if (refreshed.length > 0) ctx.reporter.info(`out: ${refreshed.length} script${refreshed.length === 1 ? "" : "s"} updated from the inventory`);
+  }
+  for (const c of tree.classes) {
+    for (const p of [c.kernel.path, c.initrd.path]) {
+      const st = await stat(path.join(out, p)).catch(() => undefined);
+      if (!st?.isFile()) throw new UserError("OUT_NOT_BUILT", `${path.join(out, p)} is missing from the built tree`, { hint: `run \`netbuild build --class ${c.name}\`` });
+    }
+  }
+  // Classes this machine has not built: what the targets serve for them stays as it is.
+  const keepAsDeployed = new Set<string>();
+  const unbuilt = new Set(inv.classes.filter((c) => !builds.has(c.name)).map((c) => c.name as string));
+  for (const name of unbuilt) keepAsDeployed.add(`by-class/${name}/ipxe`);
+  for (const h of inv.hosts.filter((h) => unbuilt.has(h.className))) {
+    keepAsDeployed.add(`by-host/${h.name}/ipxe`);
+    for (const mac of h.macs) keepAsDeployed.add(`by-mac/${mac}`).add(`by-mac/${mac}/ipxe`);
+  }
+  if (unbuilt.size > 0) {
+    const hosts = inv.hosts.filter((h) => unbuilt.has(h.className)).length;
+    ctx.reporter.warn(`not built here: ${[...unbuilt].sort().join(", ")}; what the targets serve for ${unbuilt.size === 1 ? "it" : "them"} (${hosts} host${hosts === 1 ? "" : "s"}) is left as it is. Build ${unbuilt.size === 1 ? "it" : "them"} to deploy changes.`);
+  }
+  return { tree, source, classScripts, refreshed, keepAsDeployed };
+}
+
 export async function deploy(options: DeployOptions, ctx: Context): Promise<DeployResult> {
   const root = rootOf(options, ctx);
   const inv = await loadRoot(root, ctx);
@@ -101,22 +151,19 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
     throw new UserError("OUT_NOT_BUILT", `${path.relative(ctx.cwd, out) || "."} holds no built classes, so there is nothing to deploy`, { hint: "run `netbuild build` first" });
   }
 
-  // out/ follows the inventory: host and MAC changes need no nix-build.
-  const builds = keptBuilds(inv, manifest, new Set());
-  const tree = treeOf(inv, builds, manifest);
-  for (const h of tree.skippedHosts) ctx.reporter.warn(`host ${h.name} is not deployed: class ${h.className} has not been built (netbuild build --class ${h.className})`);
-  const { source, classScripts } = sourceOf(tree, manifest.entries);
-  let refreshed: string[] = [];
-  if (!options.dryRun) {
-    refreshed = (await applyTree(out, tree, manifest)).written;
-    if (refreshed.length > 0) ctx.reporter.info(`out: ${refreshed.length} script${refreshed.length === 1 ? "" : "s"} updated from the inventory`);
+  // Connecting takes a while; it runs while out/ is brought up to date.
+  const opening = new Map(targets.map((t) => [t.name, openTarget(t, root, options, ctx)]));
+  for (const p of opening.values()) p.catch(() => undefined); // awaited (and reported) per target below
+  const closeAll = () => Promise.all([...opening.values()].map((p) => p.then((fs) => fs.close(), () => undefined)));
+
+  let prepared: Prepared;
+  try {
+    prepared = await prepare(inv, out, manifest, Boolean(options.dryRun), ctx);
+  } catch (e) {
+    await closeAll();
+    throw e;
   }
-  for (const c of tree.classes) {
-    for (const p of [c.kernel.path, c.initrd.path]) {
-      const st = await stat(path.join(out, p)).catch(() => undefined);
-      if (!st?.isFile()) throw new UserError("OUT_NOT_BUILT", `${path.join(out, p)} is missing from the built tree`, { hint: `run \`netbuild build --class ${c.name}\`` });
-    }
-  }
+  const { tree, source, classScripts, refreshed, keepAsDeployed } = prepared;
 
   const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
   const wipes = tree.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
@@ -128,7 +175,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
     async (t): Promise<DeployTargetResult> => {
       const started = Date.now();
       const say = (m: string) => ctx.reporter.info(`[${t.name}] ${m}`);
-      const fs = await openTarget(t, root, options, ctx);
+      const fs = await opening.get(t.name)!;
       try {
         const lock = options.dryRun ? undefined : await acquireLock(fs, "deploy", { wait: options.wait, breakLock: options.breakLock, onWait: say });
         try {
@@ -142,8 +189,11 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
             for (const p of drift.extra) ctx.reporter.warn(`[${t.name}] ${p} was not written by netbuild (left alone)`);
           }
           const drifted = new Set([...(drift?.missing ?? []), ...(drift?.changed ?? [])]);
-          const plan = planDeploy({ source, classScripts, deployed, keep: t.keep, drifted });
-          const found = await conflicts(fs, plan, deployed);
+          const plan = planDeploy({ source, classScripts, deployed, keep: t.keep, drifted, keepAsDeployed });
+          for (const h of plan.held) {
+            ctx.reporter.warn(`[${t.name}] class ${h.name} stays rolled back to ${h.current}: out/ holds ${h.built}, which was rolled back. To deploy it anyway: netbuild rollback --class ${h.name} --generation ${h.built}`);
+          }
+          const { found, absent } = await conflicts(fs, plan, deployed);
           if (found.length > 0) {
             throw new UserError("TARGET_CONFLICT", `${targetLabel(t)} already has ${found.length} path${found.length === 1 ? "" : "s"} netbuild would write but did not create: ${found.slice(0, 5).join(", ")}${found.length > 5 ? ", …" : ""}`, {
               hint: "netbuild never overwrites files it did not write: move them away, or deploy into an empty folder",
@@ -180,7 +230,8 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
               else if (e.action === "resume") say(`${e.path} arrived complete in an earlier deploy: not sent again`);
             },
             onProgress: (p, sent, total) => ctx.reporter.transfer(`[${t.name}] ${p}`, sent, total),
-          });
+          }, absent);
+          for (const p of applied.kept) ctx.reporter.warn(`[${t.name}] ${p} was not removed: a folder on its way is a link made by hand (it stays recorded)`);
           const secs = (Date.now() - started) / 1000;
           if (!isNoop(plan)) {
             say(`deployed to ${fs.description}: ${applied.uploaded} uploaded (${formatBytes(applied.bytes)}), ${applied.resumed} already there, ${applied.switched} switched, ${applied.removed} removed in ${formatDuration(secs)}`);

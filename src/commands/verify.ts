@@ -119,12 +119,15 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
     const outcome = await walkBootChain(new URL("boot.ipxe", base).href, macVariables(mac), script);
     const problems: string[] = outcome.problem ? [outcome.problem] : [];
     const className = host?.className ?? inv.site.unknownClass ?? undefined;
-    if (host === undefined && inv.site.unknownClass === null) {
+    // An unknown-machine class that is not built leaves boot.ipxe strict: unknown machines boot nothing.
+    const strict = inv.site.unknownClass === null || !manifest.classes[inv.site.unknownClass];
+    if (host === undefined && strict) {
       if (outcome.result !== "exit") problems.push(`an unknown machine (${mac}) must boot nothing, but the chain ends in ${outcome.result}`);
     } else if (outcome.result !== "boot") {
       if (!outcome.problem) problems.push(`the chain ends in ${outcome.result}, not in a boot`);
     } else {
       const args = outcome.kernel!.args;
+      for (const p of manifest.classes[className!]?.kernelParams ?? []) if (!args.includes(p)) problems.push(`the kernel command line lacks the class parameter ${p}`);
       if (host) {
         for (const p of hostParams(host, inv.site.flagPrefix)) if (!args.includes(p)) problems.push(`the kernel command line lacks ${p}`);
         const flag = `${inv.site.flagPrefix}.provision_disks=true`;

@@ -37,15 +37,22 @@ export function macVariables(hexhyp: string): Map<string, string> {
 export async function walkBootChain(entryUrl: string, vars: Map<string, string>, fetch: FetchScript, maxScripts = 16): Promise<BootOutcome> {
   const out: BootOutcome = { steps: [], result: "error", kernel: undefined, initrds: [], console: [], problem: undefined };
   const images = new Map<string, { url: string; text: string }>();
+  // Any failed fetch (a 404, a 403, a refused connection) is what iPXE's `|| goto` sees: a failure.
+  const failures: string[] = [];
   const load = async (url: string): Promise<string | undefined> => {
-    const text = await fetch(url);
+    let text: string | undefined;
+    try {
+      text = await fetch(url);
+    } catch (e) {
+      failures.push(e instanceof Error ? e.message : String(e));
+    }
     out.steps.push({ url, status: text === undefined ? "missing" : "ok" });
     return text;
   };
   let current: { url: string; text: string | undefined } = { url: entryUrl, text: await load(entryUrl) };
   for (let scripts = 0; scripts < maxScripts; scripts++) {
     if (current.text === undefined) {
-      out.problem = `${current.url} is missing`;
+      out.problem = `${current.url} is missing${failures.length > 0 ? ` (${failures.at(-1)})` : ""}`;
       return out;
     }
     if (!current.text.startsWith("#!ipxe")) {
@@ -58,8 +65,8 @@ export async function walkBootChain(entryUrl: string, vars: Map<string, string>,
     let pc = 0;
     const jump = (label: string) => {
       const at = labels.get(label);
-      if (at === undefined) throw new Error(`${current.url}: goto ${label}, which is not a label`);
-      pc = at + 1;
+      if (at === undefined) out.problem = `${current.url}: goto ${label}, which is not a label`;
+      else pc = at + 1;
     };
     while (pc < lines.length && !next) {
       const raw = lines[pc++]!;
@@ -69,7 +76,7 @@ export async function walkBootChain(entryUrl: string, vars: Map<string, string>,
       const fallback = () => {
         const m = /^goto\s+(\S+)$/.exec(orElse ?? "");
         if (m) return jump(m[1]!);
-        out.problem = `${current.url}: \`${raw}\` failed`;
+        out.problem = `${current.url}: \`${raw}\` failed${failures.length > 0 ? ` (${failures.at(-1)})` : ""}`;
       };
       const resolve = (rel: string) => new URL(expand(rel, vars), current.url).toString();
       const [cmd, ...args] = words;
@@ -89,6 +96,7 @@ export async function walkBootChain(entryUrl: string, vars: Map<string, string>,
           break;
         case "goto":
           jump(args[0]!);
+          if (out.problem) return out;
           break;
         case "imgfetch": {
           const { name, rest } = named(args);

@@ -28,6 +28,8 @@ export interface DeployedClass {
   current: string;
   /** Newest first; at most `keep` of them. */
   generations: Generation[];
+  /** Generations this class was rolled back from: a deploy of the same build does not switch forward to them again. */
+  rolledBackFrom?: string[];
 }
 
 /** `.netbuild/deployed.json` on the target: what netbuild put there and still owns. */
@@ -108,13 +110,25 @@ export interface PlanDeployInput {
   /** Class scripts of the built tree, by path (kept in the target manifest for rollback). */
   classScripts: ReadonlyMap<string, string>;
   deployed: DeployedManifest;
-  /** Generations kept per class. */
+  /** Generations kept per class (at least 2: the previous one stays for machines that were mid-boot when it was switched). */
   keep: number;
   /** Paths whose content on the target no longer matches the manifest (from verify): rewritten even if recorded. */
   drifted?: ReadonlySet<string>;
+  /**
+   * Paths on the target that belong to classes this machine has not built (their class script, their
+   * hosts' scripts and by-mac entries): left exactly as deployed, neither rewritten nor removed.
+   */
+  keepAsDeployed?: ReadonlySet<string>;
 }
 
-export function planDeploy({ source, classScripts, deployed, keep, drifted }: PlanDeployInput): DeployPlan {
+/** A class the target keeps on a rolled-back generation although out/ holds a build it was rolled back from. */
+export interface HeldRollback {
+  name: string;
+  current: string;
+  built: string;
+}
+
+export function planDeploy({ source, classScripts, deployed, keep, drifted, keepAsDeployed }: PlanDeployInput): DeployPlan & { held: HeldRollback[] } {
   // What the target must serve: the built tree's switch points and its classes' current artifacts
   // (out/ also keeps its own previous generation; the target keeps generations of its own).
   const wanted = new Map<string, ManifestEntry>();
@@ -123,28 +137,18 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted }: Pl
     if (e.kind === "artifact" && !current.has(p)) continue;
     wanted.set(p, e);
   }
-
-  const entries: Record<string, ManifestEntry> = {};
-  const uploads: Upload[] = [];
-  const switches: Switch[] = [];
-  let unchanged = 0;
-  for (const p of [...wanted.keys()].sort(byLayer)) {
-    const e = wanted.get(p)!;
-    const have = deployed.entries[p];
-    entries[p] = e;
-    if (sameEntry(have, e) && !drifted?.has(p)) {
-      unchanged++;
-      continue;
-    }
-    if (e.kind === "artifact") uploads.push({ path: p, size: e.size, sha256: e.sha256 });
-    else if (e.kind === "symlink") switches.push({ kind: "symlink", layer: layerOf(p), path: p, target: e.target });
-    else switches.push({ kind: "file", layer: layerOf(p), path: p, sha256: e.sha256 });
+  for (const p of keepAsDeployed ?? []) {
+    const e = deployed.entries[p];
+    if (e && !wanted.has(p)) wanted.set(p, e);
   }
 
   // Generations: a class whose script changed gets a new generation in front (or an existing one
-  // moves to the front); the oldest beyond `keep` drop off, and their artifacts go with them.
+  // moves to the front). The generation served until now always stays, then the others up to
+  // `keep`; what drops off goes with its artifacts. A class rolled back from the very build out/
+  // holds stays rolled back: deploying something else must not undo it.
   const classes: Record<string, DeployedClass> = {};
   const changes: ClassChange[] = [];
+  const held: HeldRollback[] = [];
   for (const [name, built] of Object.entries(source.classes).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const scriptPath = `by-class/${name}/ipxe`;
     const scriptEntry = source.entries[scriptPath];
@@ -152,9 +156,18 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted }: Pl
     if (scriptEntry?.kind !== "file" || script === undefined) throw new Error(`the built tree has no class script for ${name}`);
     const id = generationId(scriptEntry.sha256);
     const was = deployed.classes[name];
+    if (was && was.current !== id && was.rolledBackFrom?.includes(id) && deployed.entries[scriptPath]) {
+      held.push({ name, current: was.current, built: id });
+      classes[name] = was;
+      wanted.set(scriptPath, deployed.entries[scriptPath]!);
+      wanted.delete(built.kernel.path);
+      wanted.delete(built.initrd.path);
+      continue;
+    }
     const gen: Generation = { id, kernel: built.kernel.path, initrd: built.initrd.path, script, sha256: scriptEntry.sha256 };
-    const others = (was?.generations ?? []).filter((g) => g.id !== id);
-    classes[name] = { current: id, generations: [gen, ...others].slice(0, keep) };
+    const served = was?.generations.find((g) => g.id === was.current && g.id !== id);
+    const others = (was?.generations ?? []).filter((g) => g.id !== id && g !== served);
+    classes[name] = { current: id, generations: [gen, ...(served ? [served] : []), ...others].slice(0, Math.max(keep, 2)) };
     if (was?.current !== id) {
       changes.push({ name, from: was?.current, to: id, alreadyThere: Boolean(was?.generations.some((g) => g.id === id)) });
     }
@@ -162,12 +175,39 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted }: Pl
   // Classes no longer in the built tree keep their generations (gc removes them) but lose their script below.
   for (const [name, was] of Object.entries(deployed.classes)) if (!(name in classes)) classes[name] = was;
 
+  // A path a deploy that did not finish was creating is rewritten whatever the manifest says: it
+  // may hold the new content, the old, or half of either.
+  const unsure = new Set([...deployed.pending, ...(drifted ?? [])]);
+  const entries: Record<string, ManifestEntry> = {};
+  const uploads: Upload[] = [];
+  const switches: Switch[] = [];
+  let unchanged = 0;
+  for (const p of [...wanted.keys()].sort(byLayer)) {
+    const e = wanted.get(p)!;
+    entries[p] = e;
+    if (sameEntry(deployed.entries[p], e) && !unsure.has(p)) {
+      unchanged++;
+      continue;
+    }
+    if (e.kind === "artifact") uploads.push({ path: p, size: e.size, sha256: e.sha256 });
+    else if (e.kind === "symlink") switches.push({ kind: "symlink", layer: layerOf(p), path: p, target: e.target });
+    else {
+      // A kept class script that must be rewritten (drift) comes from the generation it boots.
+      const gen = Object.values(classes).flatMap((c) => c.generations).find((g) => g.sha256 === e.sha256 && p.endsWith("/ipxe") && layerOf(p) === "class");
+      switches.push({ kind: "file", layer: layerOf(p), path: p, sha256: e.sha256, ...(gen && !source.entries[p] ? { content: gen.script } : {}) });
+    }
+  }
+
+  // Smallest first: an interrupted deploy has then delivered the most files complete.
+  uploads.sort((a, b) => a.size - b.size || (a.path < b.path ? -1 : 1));
+
   // Artifacts of kept generations stay; so do those of classes that left the tree (until gc).
+  // Everything else recorded, or left half-made by a deploy that did not finish, goes.
   const referenced = new Set(Object.values(classes).flatMap((c) => c.generations.flatMap((g) => [g.kernel, g.initrd])));
   const deletions: string[] = [];
-  for (const [p, e] of Object.entries(deployed.entries)) {
+  for (const p of new Set([...Object.keys(deployed.entries), ...deployed.pending])) {
     if (p in entries) continue;
-    if (e.kind === "artifact" && referenced.has(p)) entries[p] = e;
+    if (deployed.entries[p]?.kind === "artifact" && referenced.has(p)) entries[p] = deployed.entries[p]!;
     else deletions.push(p);
   }
   deletions.sort((a, b) => byLayer(b, a));
@@ -177,6 +217,7 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted }: Pl
     switches,
     deletions,
     classes: changes,
+    held,
     bytes: uploads.reduce((n, u) => n + u.size, 0),
     unchanged,
     manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: [] },
@@ -216,10 +257,12 @@ export function planRollback(deployed: DeployedManifest, classNames: readonly st
     const path = `by-class/${name}/ipxe`;
     switches.push({ kind: "file", layer: "class", path, sha256: target.sha256, content: target.script });
     entries[path] = { kind: "file", sha256: target.sha256 };
-    classes[name] = { ...cls, current: target.id };
+    // Going back remembers what it left; switching to a generation explicitly (forward again) forgets it.
+    const from = to === undefined ? [...new Set([...(cls.rolledBackFrom ?? []), cls.current])] : (cls.rolledBackFrom ?? []).filter((id) => id !== target.id);
+    classes[name] = { ...cls, current: target.id, ...(from.length > 0 ? { rolledBackFrom: from } : { rolledBackFrom: undefined }) };
     changes.push({ name, from: cls.current, to: target.id });
   }
-  const plan: DeployPlan = { uploads: [], switches, deletions: [], classes: [], bytes: 0, unchanged: 0, manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: [] } };
+  const plan: DeployPlan = { uploads: [], switches, deletions: [], classes: [], bytes: 0, unchanged: 0, manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: deployed.pending } };
   return { plan, changes, problems };
 }
 
@@ -233,9 +276,9 @@ export function planGc(deployed: DeployedManifest, keep: number): { plan: Deploy
   for (const [name, cls] of Object.entries(deployed.classes)) {
     if (!(`by-class/${name}/ipxe` in deployed.entries)) continue;
     const currentGen = cls.generations.find((g) => g.id === cls.current);
-    const kept = cls.generations.slice(0, keep);
+    const kept = cls.generations.slice(0, Math.max(keep, 2));
     if (currentGen && !kept.includes(currentGen)) kept[kept.length - 1] = currentGen;
-    classes[name] = { current: cls.current, generations: kept };
+    classes[name] = { ...cls, generations: kept };
   }
   const referenced = new Set(Object.values(classes).flatMap((c) => c.generations.flatMap((g) => [g.kernel, g.initrd])));
   const entries: Record<string, ManifestEntry> = {};
@@ -248,7 +291,9 @@ export function planGc(deployed: DeployedManifest, keep: number): { plan: Deploy
     } else entries[p] = e;
   }
   deletions.sort((a, b) => byLayer(b, a));
-  const temps = deployed.pending.filter((p) => !(p in entries));
-  const plan: DeployPlan = { uploads: [], switches: [], deletions, classes: [], bytes: 0, unchanged: Object.keys(entries).length, manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: [] } };
+  // A deploy that did not finish is the next deploy's to finish (it knows what it wants); gc only
+  // removes the temporary files such a deploy left.
+  const temps = deployed.pending;
+  const plan: DeployPlan = { uploads: [], switches: [], deletions, classes: [], bytes: 0, unchanged: Object.keys(entries).length, manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: deployed.pending } };
   return { plan, temps, freed };
 }

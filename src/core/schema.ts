@@ -106,13 +106,13 @@ export const SiteSchema = z.strictObject({
         z.string().min(1),
         z.strictObject({
           url: z.string().min(1).describe("sftp://user@host:port/path, user@host:/path, or a local folder"),
-          keep: z.number().int().min(1).max(100).optional().describe("Class generations kept on this target (default: the site's keep)"),
+          keep: z.number().int().min(2, { error: "keep at least 2: the generation just switched away from stays for machines that were booting it" }).max(100).optional().describe("Class generations kept on this target (default: the site's keep)"),
         }),
       ], { error: "expected a target URL (sftp://user@host/path, user@host:/path, a folder) or { url, keep }" }),
     )
     .default({})
     .describe("Where `netbuild deploy` puts the tree: name → sftp://user@host:port/path, user@host:/path, or a local folder"),
-  keep: z.number().int().min(1).max(100).default(3).describe("Class generations kept on deploy targets, for `netbuild rollback` (the current one included)"),
+  keep: z.number().int().min(2, { error: "keep at least 2: the generation just switched away from stays for machines that were booting it" }).max(100).default(3).describe("Class generations kept on deploy targets, for `netbuild rollback` (the current one included)"),
 });
 
 export type ArtifactInput = z.infer<typeof ArtifactSchema>;

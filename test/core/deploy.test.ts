@@ -91,16 +91,19 @@ describe("planning a deploy", () => {
     expect(third.deletions).toEqual([I1]);
   });
 
-  it("rolls back by rewriting the class script only, and a later deploy switches forward without uploading", () => {
+  it("rolls back by rewriting the class script only, and goes forward again only when asked", () => {
     let m = deployOnce(emptyManifest(), built(I1, "s1", {})).manifest;
     m = deployOnce(m, built(I2, "s2", {})).manifest;
     const { plan, changes } = planRollback(m, [], undefined);
     expect(changes).toEqual([{ name: "c", from: "s20000000000", to: "s10000000000" }]);
     expect(plan.uploads).toEqual([]);
     expect(plan.switches).toEqual([{ kind: "file", layer: "class", path: "by-class/c/ipxe", sha256: "s1".padEnd(64, "0"), content: "#!ipxe s1" }]);
-    const forward = deployOnce(plan.manifest, built(I2, "s2", {}));
-    expect(forward.uploads).toEqual([]);
-    expect(forward.classes).toEqual([{ name: "c", from: "s10000000000", to: "s20000000000", alreadyThere: true }]);
+    // Going forward again is explicit; after it, the same build deploys as a no-op.
+    const forward = planRollback(plan.manifest, ["c"], "s2");
+    expect(forward.changes).toEqual([{ name: "c", from: "s10000000000", to: "s20000000000" }]);
+    expect(forward.plan.manifest.classes["c"]!.rolledBackFrom).toBeUndefined();
+    const after = deployOnce(forward.plan.manifest, built(I2, "s2", {}));
+    expect([after.uploads, after.switches, after.held]).toEqual([[], [], []]);
     expect(planRollback(deployOnce(emptyManifest(), built(I1, "s1", {})).manifest, [], undefined).problems[0]).toContain("no generation older");
   });
 
@@ -114,11 +117,39 @@ describe("planning a deploy", () => {
   it("gc removes a removed class's artifacts and generations beyond keep, never unrecorded paths", () => {
     let m = deployOnce(emptyManifest(), built(I1, "s1", {})).manifest;
     m = deployOnce(m, built(I2, "s2", {})).manifest;
-    expect(planGc(m, 1).plan.deletions).toEqual([I1]);
+    m = deployOnce(m, built("by-class/c/dddddddddddddddddddddddddddddddd/initrd", "s3", {})).manifest;
+    expect(planGc(m, 2).plan.deletions).toEqual([I1]);
     expect(planGc(m, 3).plan.deletions).toEqual([]);
+    // Never fewer than 2: the generation served before the current one stays.
+    expect(planGc(m, 1).plan.deletions).toEqual([I1]);
     // The class left the inventory: deploy removed its script, gc its artifacts.
     const gone = planDeploy({ source: { classes: {}, entries: { "boot.ipxe": { kind: "file", sha256: "boot" } } }, classScripts: new Map(), deployed: m, keep: 3 });
     expect(gone.deletions).toEqual(["by-class/c/ipxe"]);
-    expect(planGc(gone.manifest, 3).plan.deletions.sort()).toEqual([I1, I2, K1].sort());
+    expect(planGc(gone.manifest, 3).plan.deletions.sort()).toEqual([I1, I2, K1, "by-class/c/dddddddddddddddddddddddddddddddd/initrd"].sort());
+  });
+
+  it("keeps the generation served before the current one even when it was rolled back to, and holds a rollback against the same build", () => {
+    let m = deployOnce(emptyManifest(), built(I1, "s1", {}), 2).manifest;
+    m = deployOnce(m, built(I2, "s2", {}), 2).manifest;
+    m = planRollback(m, [], undefined).plan.manifest; // serving s1 again
+    // The same build (s2) deployed again does not undo the rollback.
+    const again = deployOnce(m, built(I2, "s2", {}), 2);
+    expect(again.held).toEqual([{ name: "c", current: "s10000000000", built: "s20000000000" }]);
+    expect(again.switches).toEqual([]);
+    // A new build goes out, and s1 (served until now) stays as the previous generation.
+    const next = deployOnce(m, built("by-class/c/dddddddddddddddddddddddddddddddd/initrd", "s3", {}), 2);
+    expect(next.manifest.classes["c"]!.generations.map((g) => g.id)).toEqual(["s30000000000", "s10000000000"]);
+    expect(next.deletions).toEqual([I2]);
+  });
+
+  it("rewrites every path a deploy that did not finish was creating, and removes the ones no longer wanted", () => {
+    const b = built(I1, "s1", { aleph: "a1" });
+    const done = deployOnce(emptyManifest(), b).manifest;
+    // A deploy that switched by-host/aleph and created by-mac/bet, then died.
+    const crashed: DeployedManifest = { ...done, pending: ["by-host/aleph/ipxe", "by-mac/bet", "by-host/bet/ipxe"] };
+    const plan = deployOnce(crashed, b);
+    expect(plan.switches.map((s) => s.path)).toEqual(["by-host/aleph/ipxe"]);
+    expect(plan.deletions).toEqual(["by-mac/bet", "by-host/bet/ipxe"]);
+    expect(plan.manifest.pending).toEqual([]);
   });
 });

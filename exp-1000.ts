@@ -1,0 +1,15 @@
+import { spawnSync } from "node:child_process";
+import path from "node:path";
+import { inventory } from "./test/support/inventory.ts";
+import { startSshd } from "./test/support/sshd.ts";
+const sshd = await startSshd();
+const hosts = Array.from({ length: 1000 }, (_, i) => `  h${String(i).padStart(4, "0")}:\n    class: tiny\n    mac: "02:00:00:00:${(i >> 8).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}"\n`).join("");
+const served = path.join(sshd.dir, "srv");
+const root = inventory({ "netbuild.yaml": `targets:\n  boot: sftp://boot${served}\n`, "classes/tiny.yaml": "kind: prebuilt\nkernel: { path: ./t/kernel }\ninitrd: { path: ./t/initrd }\n", "classes/t/kernel": "k\n", "classes/t/initrd": "i\n", "hosts/rack.yaml": `hosts:\n${hosts}` });
+const run = (...a: string[]) => { const t = Date.now(); const r = spawnSync(process.execPath, a, { cwd: root, encoding: "utf8" }); console.log(a.slice(-3).join(" "), r.status, ((Date.now() - t) / 1000).toFixed(2), "s", r.status ? r.stderr.slice(-500) : ""); };
+run(path.resolve("bin/netbuild.js"), "build");
+run("--cpu-prof", "--cpu-prof-dir=/tmp/exp/prof2", path.resolve("bin/netbuild.js"), "deploy", "-F", sshd.sshConfig);
+run("--cpu-prof", "--cpu-prof-dir=/tmp/exp/prof3", path.resolve("bin/netbuild.js"), "deploy", "-F", sshd.sshConfig);
+let t = Date.now(); spawnSync("rsync", ["-a", "--delete", "--exclude", ".netbuild", "-e", `ssh -F ${sshd.sshConfig}`, path.join(root, "out") + "/", `boot:${sshd.dir}/rs/`]); console.log("rsync first", (Date.now() - t) / 1000);
+t = Date.now(); spawnSync("rsync", ["-a", "--delete", "--exclude", ".netbuild", "-e", `ssh -F ${sshd.sshConfig}`, path.join(root, "out") + "/", `boot:${sshd.dir}/rs/`]); console.log("rsync noop", (Date.now() - t) / 1000);
+await sshd.stop();
