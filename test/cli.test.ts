@@ -1,5 +1,6 @@
 // The CLI as users run it: `node bin/netbuild.js` in a child process (what `npx netbuild` runs),
 // exit codes 0/1/2, --json on stdout, and usage errors.
+import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cleanupTempDirs, cli, cliProcess, exampleInventory, inventory } from "./support/inventory.ts";
@@ -32,6 +33,22 @@ describe("netbuild CLI", () => {
     const err = JSON.parse(bad.stdout);
     expect(err).toMatchObject({ ok: false, code: "INVENTORY_INVALID" });
     expect(err.issues[0].where).toMatchObject({ file: "hosts/a.yaml", line: 1, field: "hosts.a" });
+  });
+
+  it("points at the right line of a file it loaded from the parse cache", async () => {
+    const root = inventory({
+      "classes/c.yaml": "kind: prebuilt\nkernel: { path: ./k }\ninitrd: { path: ./i }\n",
+      "classes/k": "k\n",
+      "classes/i": "i\n",
+      "hosts/rack.yaml": '# rack 1\nhosts:\n  aleph:\n    class: c\n    mac: "52:54:00:00:00:01"\n',
+    });
+    expect((await cli(["plan"], root)).code).toBe(0);
+    expect(existsSync(path.join(root, ".netbuild/cache/yaml.json"))).toBe(true);
+    // rack.yaml is now read from the cache; the new file repeats its MAC.
+    writeFileSync(path.join(root, "hosts/bet.yaml"), 'class: c\nmac: "52-54-00-00-00-01"\n');
+    const r = await cli(["plan"], root);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("hosts/rack.yaml:5:10  hosts.aleph.mac: MAC 52:54:00:00:00:01 is already used by host bet (hosts/bet.yaml:1)");
   });
 
   it("exits 2 on usage errors: an unknown option, an unknown --class, a root with no inventory", async () => {

@@ -1,6 +1,7 @@
 // Reads an inventory root from disk into the loader's input: the site file, classes/*.yaml and
 // hosts/**/*.yaml, plus a probe that tells whether a referenced file exists inside the root.
-import { existsSync, lstatSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { SITE_FILE, type InventoryFile, type InventorySource } from "../core/inventory.ts";
@@ -28,6 +29,68 @@ function listYaml(root: string, dir: string, recursive: boolean): string[] {
 
 function read(root: string, rel: string): InventoryFile {
   return { path: rel, text: readFileSync(path.join(root, rel), "utf8") };
+}
+
+/**
+ * `.netbuild/cache/yaml.json`: each inventory file's parsed data by the sha256 of its text. Parsing
+ * YAML with source positions is most of the time a large inventory takes to load; with the cache a
+ * file is parsed with positions only when it changed, or when a message must point into it.
+ */
+export const YAML_CACHE = ".netbuild/cache/yaml.json";
+
+interface CacheFile {
+  format: 1;
+  files: Record<string, { sha256: string; data: unknown }>;
+}
+
+function readCache(root: string): CacheFile["files"] {
+  try {
+    const data = JSON.parse(readFileSync(path.join(root, YAML_CACHE), "utf8")) as CacheFile;
+    return data.format === 1 && data.files && typeof data.files === "object" ? data.files : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Reads the inventory; `saveCache()` afterwards records what was parsed (a read-only root is fine: the cache is then not kept). */
+export async function readInventory(root: string): Promise<{ source: InventorySource; saveCache(): void }> {
+  const source = await readInventorySource(root);
+  const cached = readCache(root);
+  const hashes = new Map<string, string>();
+  const next: CacheFile["files"] = {};
+  let changed = false;
+  for (const file of [...(source.site ? [source.site] : []), ...source.classes, ...source.hosts]) {
+    const sha256 = createHash("sha256").update(file.text).digest("hex");
+    hashes.set(file.path, sha256);
+    const hit = cached[file.path];
+    if (hit?.sha256 === sha256) {
+      file.known = { data: hit.data };
+      next[file.path] = hit;
+    }
+  }
+  if (Object.keys(cached).some((p) => !(p in next))) changed = true;
+  source.onParsed = (file, data) => {
+    // Only what survives JSON unchanged is cached (YAML can hold values JSON cannot).
+    const json = JSON.stringify(data);
+    if (json === undefined || JSON.stringify(JSON.parse(json)) !== json) return;
+    next[file.path] = { sha256: hashes.get(file.path)!, data: JSON.parse(json) as unknown };
+    changed = true;
+  };
+  return {
+    source,
+    saveCache() {
+      if (!changed) return;
+      const file = path.join(root, YAML_CACHE);
+      try {
+        mkdirSync(path.dirname(file), { recursive: true });
+        const tmp = `${file}.tmp-${process.pid}`;
+        writeFileSync(tmp, JSON.stringify({ format: 1, files: next }));
+        renameSync(tmp, file);
+      } catch {
+        // A read-only checkout: no cache, just slower loads.
+      }
+    },
+  };
 }
 
 export async function readInventorySource(root: string): Promise<InventorySource> {

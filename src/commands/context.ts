@@ -3,7 +3,7 @@
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { loadInventory, type Inventory } from "../core/inventory.ts";
-import { readInventorySource } from "../adapters/inventory-files.ts";
+import { readInventory } from "../adapters/inventory-files.ts";
 import type { Reporter } from "../ui/reporter.ts";
 
 export interface Context {
@@ -32,7 +32,10 @@ export function outOf(options: OutOptions, ctx: Context, root: string, inv: Inve
 
 /** Loads and validates the inventory; every problem of every file at once, or the model. */
 export async function loadRoot(root: string, ctx: Context): Promise<Inventory> {
-  const result = loadInventory(await readInventorySource(root));
+  const { source, saveCache } = await readInventory(root);
+  const result = loadInventory(source);
+  // Bad input writes nothing, not even the parse cache.
+  if (result.ok) saveCache();
   if (!result.ok) {
     const errors = result.issues.filter((i) => i.severity === "error");
     throw new UserError("INVENTORY_INVALID", `the inventory has ${errors.length} error${errors.length === 1 ? "" : "s"}; nothing was written`, { issues: result.issues });

@@ -4,12 +4,12 @@
 // once: lock → read what is deployed → plan → upload new artifacts → switch scripts and links →
 // remove what is no longer served → unlock. A target whose manifest already matches gets nothing.
 import { createHash } from "node:crypto";
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployPlan, type SourceTree } from "../core/deploy.ts";
 import type { Target } from "../core/target.ts";
-import type { Inventory } from "../core/inventory.ts";
+import { loadSite, SITE_FILE, type Inventory } from "../core/inventory.ts";
 import type { ManifestEntry, Tree, TreeManifest } from "../core/tree.ts";
 import { applyTree, checkOutFolder } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
@@ -92,6 +92,18 @@ function planLines(t: Target, plan: DeployPlan, wipeHosts: ReadonlySet<string>):
   return lines;
 }
 
+/** The targets the site file names, read before (and without) the rest of the inventory. */
+async function earlyTargets(root: string, options: DeployOptions): Promise<Target[]> {
+  try {
+    const file = SITE_FILE;
+    const text = await readFile(path.join(root, file), "utf8");
+    const site = loadSite({ path: file, text });
+    return site ? selectTargets({ site } as Inventory, options) : [];
+  } catch {
+    return [];
+  }
+}
+
 interface Prepared {
   tree: Tree;
   source: SourceTree;
@@ -143,18 +155,44 @@ async function prepare(inv: Inventory, out: string, manifest: TreeManifest, dryR
 
 export async function deploy(options: DeployOptions, ctx: Context): Promise<DeployResult> {
   const root = rootOf(options, ctx);
-  const inv = await loadRoot(root, ctx);
-  const targets = selectTargets(inv, options);
+  // Connecting takes a while: it starts from the site file alone, while the inventory loads and
+  // out/ is brought up to date. Anything wrong in the site file is reported by the full load.
+  const early = await earlyTargets(root, options);
+  const opening = new Map(early.map((t) => [t.name, openTarget(t, root, options, ctx)]));
+  for (const p of opening.values()) p.catch(() => undefined); // awaited (and reported) per target below
+  const closeAll = () => Promise.all([...opening.values()].map((p) => p.then((fs) => fs.close(), () => undefined)));
+  let inv: Inventory;
+  let targets: Target[];
+  try {
+    inv = await loadRoot(root, ctx);
+    targets = selectTargets(inv, options);
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+  for (const e of early) {
+    const t = targets.find((x) => x.name === e.name);
+    if (t && JSON.stringify(e) === JSON.stringify(t)) continue;
+    void opening.get(e.name)!.then((fs) => fs.close(), () => undefined);
+    opening.delete(e.name);
+  }
+  for (const t of targets) {
+    if (!opening.has(t.name)) {
+      const p = openTarget(t, root, options, ctx);
+      p.catch(() => undefined);
+      opening.set(t.name, p);
+    }
+  }
   const out = outOf(options, ctx, root, inv);
-  const manifest = await checkOutFolder(out);
+  const manifest = await checkOutFolder(out).catch(async (e: unknown) => {
+    await closeAll();
+    throw e;
+  });
   if (!manifest || Object.keys(manifest.classes).length === 0) {
+    await closeAll();
     throw new UserError("OUT_NOT_BUILT", `${path.relative(ctx.cwd, out) || "."} holds no built classes, so there is nothing to deploy`, { hint: "run `netbuild build` first" });
   }
 
-  // Connecting takes a while; it runs while out/ is brought up to date.
-  const opening = new Map(targets.map((t) => [t.name, openTarget(t, root, options, ctx)]));
-  for (const p of opening.values()) p.catch(() => undefined); // awaited (and reported) per target below
-  const closeAll = () => Promise.all([...opening.values()].map((p) => p.then((fs) => fs.close(), () => undefined)));
 
   let prepared: Prepared;
   try {

@@ -25,6 +25,17 @@ export interface InventoryFile {
   /** Relative to the inventory root, with `/` separators. */
   path: string;
   text: string;
+  /** The data of this exact text, from an earlier clean parse (a cache): positions are then worked out only if a message needs them. */
+  known?: { data: unknown } | undefined;
+}
+
+/** Told the data of each file parsed cleanly and not already known (to fill a cache). */
+export type OnParsed = (file: InventoryFile, data: unknown) => void;
+
+function docOf(file: InventoryFile, c: Collector): YamlDoc {
+  const doc = new YamlDoc(file.path, file.text, file.known);
+  if (!file.known && doc.clean) c.onParsed?.(file, doc.data);
+  return doc;
 }
 
 /** What a referenced file is; `outside` when it (or a symlink on the way) leaves the root. */
@@ -35,6 +46,7 @@ export interface InventorySource {
   classes: InventoryFile[];
   hosts: InventoryFile[];
   probe: Probe;
+  onParsed?: OnParsed | undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -88,7 +100,6 @@ export type ClassDef = NixosClass | PrebuiltClass | TalosClass;
 export interface Host {
   name: HostName;
   file: string;
-  line: number | undefined;
   className: ClassName;
   macs: Mac[];
   ip: string | undefined;
@@ -131,6 +142,7 @@ interface RawClass {
 
 class Collector {
   readonly issues: Issue[] = [];
+  constructor(readonly onParsed?: OnParsed) {}
   error(doc: YamlDoc, at: Path, field: string, message: string, hint?: string): void {
     this.issues.push({ severity: "error", where: doc.where(at, field), message, ...(hint ? { hint } : {}) });
   }
@@ -165,7 +177,7 @@ function parseSite(file: InventoryFile | undefined, c: Collector): Site {
   const defaults = SiteSchema.parse({});
   let input = defaults;
   if (file) {
-    const doc = new YamlDoc(file.path, file.text);
+    const doc = docOf(file, c);
     c.issues.push(...doc.syntaxIssues);
     if (doc.syntaxIssues.length === 0) {
       const parsed = SiteSchema.safeParse(doc.data ?? {});
@@ -189,14 +201,14 @@ function parseSite(file: InventoryFile | undefined, c: Collector): Site {
     unknownClass,
     out: input.out,
     talosFactory: input.talos.factory.replace(/\/+$/, ""),
-    targets: file ? targetsOf(new YamlDoc(file.path, file.text), input, c) : [],
+    targets: file ? targetsOf(docOf(file, c), input, c) : [],
   };
 }
 
 function readClasses(files: InventoryFile[], c: Collector): RawClass[] {
   const out: RawClass[] = [];
   for (const file of files) {
-    const doc = new YamlDoc(file.path, file.text);
+    const doc = docOf(file, c);
     c.issues.push(...doc.syntaxIssues);
     const rawName = baseName(file.path);
     const name = parseClassName(rawName);
@@ -225,7 +237,7 @@ const SAFE_FILE = /^[A-Za-z0-9._\/-]+$/;
 function readHosts(files: InventoryFile[], c: Collector): RawHost[] {
   const out: RawHost[] = [];
   for (const file of files) {
-    const doc = new YamlDoc(file.path, file.text);
+    const doc = docOf(file, c);
     // The file's path is written into the host's iPXE script (as a comment): nothing that could end it.
     if (!SAFE_FILE.test(file.path)) {
       c.error(doc, [], "hosts", `the file name ${JSON.stringify(file.path)} has characters netbuild will not write into boot scripts`, "use letters, digits, '.', '_', '-' and '/' in file names under hosts/");
@@ -449,7 +461,6 @@ function hostOf(raw: RawHost, site: Site, classNames: ReadonlySet<string>, c: Co
   return {
     name: raw.name,
     file: doc.file,
-    line: doc.where(at, label).line,
     className: className.value,
     macs,
     ip: input.ip,
@@ -503,8 +514,15 @@ function uniqueIps(raws: RawHost[], c: Collector): void {
 
 // ---------------------------------------------------------------------------------------------
 
-export function loadInventory(source: InventorySource): LoadResult {
+/** The site file alone (for starting connections to targets early); undefined when it has errors. */
+export function loadSite(file: InventoryFile | undefined): Site | undefined {
   const c = new Collector();
+  const site = parseSite(file, c);
+  return c.errors.length === 0 ? site : undefined;
+}
+
+export function loadInventory(source: InventorySource): LoadResult {
+  const c = new Collector(source.onParsed);
   const site = parseSite(source.site, c);
 
   const rawClasses = readClasses(source.classes, c);
@@ -518,7 +536,7 @@ export function loadInventory(source: InventorySource): LoadResult {
   const classNames = new Set<string>(source.classes.map((f) => baseName(f.path)));
 
   if (site.unknownClass !== null && !classNames.has(site.unknownClass) && source.site) {
-    const doc = new YamlDoc(source.site.path, source.site.text);
+    const doc = docOf(source.site, c);
     c.error(doc, ["unknownMachines", "class"], "site.unknownMachines.class", `unknown class ${JSON.stringify(site.unknownClass)}`, "name a class from classes/, or write `unknownMachines: strict`");
   }
 

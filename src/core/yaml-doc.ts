@@ -10,19 +10,26 @@ export class YamlDoc {
   readonly file: string;
   readonly data: unknown;
   readonly syntaxIssues: Issue[];
-  private readonly doc: Document.Parsed;
-  private readonly lines: LineCounter;
+  private readonly text: string;
+  private parsed: { doc: Document.Parsed; lines: LineCounter } | undefined;
   /** Key → pair per mapping, built on first use: a 10,000-host mapping is searched once, not per host. */
   private readonly keys = new WeakMap<YAMLMap, Map<string, Pair>>();
 
-  constructor(file: string, text: string) {
+  /**
+   * `known`: the data of this exact text, parsed cleanly before (a cache). The positioned parse
+   * (the slow part, and what messages need) then happens only if a message asks where something is.
+   */
+  constructor(file: string, text: string, known?: { data: unknown }) {
     this.file = file;
-    this.lines = new LineCounter();
-    // uniqueKeys is checked below in one pass: the library's own check compares every key with
-    // every other, which took seconds for a 10,000-host file.
-    this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: false, strict: true });
-    this.syntaxIssues = this.doc.errors.map((e) => {
-      const pos = this.lines.linePos(e.pos[0]);
+    this.text = text;
+    if (known) {
+      this.data = known.data;
+      this.syntaxIssues = [];
+      return;
+    }
+    const { doc, lines } = this.positioned();
+    this.syntaxIssues = doc.errors.map((e) => {
+      const pos = lines.linePos(e.pos[0]);
       return {
         severity: "error" as const,
         where: { file, line: pos.line, col: pos.col },
@@ -31,7 +38,31 @@ export class YamlDoc {
       };
     });
     if (this.syntaxIssues.length === 0) this.syntaxIssues.push(...this.duplicateKeys());
-    this.data = this.syntaxIssues.length === 0 ? this.doc.toJS({ maxAliasCount: 100 }) : undefined;
+    this.data = this.syntaxIssues.length === 0 ? doc.toJS({ maxAliasCount: 100 }) : undefined;
+  }
+
+  /** Parsed without errors (so its data may be cached). */
+  get clean(): boolean {
+    return this.syntaxIssues.length === 0;
+  }
+
+  private positioned(): { doc: Document.Parsed; lines: LineCounter } {
+    if (!this.parsed) {
+      const lines = new LineCounter();
+      // uniqueKeys is checked in one pass (duplicateKeys): the library's own check compares every
+      // key with every other, which took seconds for a 10,000-host file.
+      const doc = parseDocument(this.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, strict: true });
+      this.parsed = { doc, lines };
+    }
+    return this.parsed;
+  }
+
+  private get doc(): Document.Parsed {
+    return this.positioned().doc;
+  }
+
+  private get lines(): LineCounter {
+    return this.positioned().lines;
   }
 
   /** Where the value at `path` is written; for a missing key, where its parent is. */
