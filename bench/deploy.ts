@@ -12,7 +12,7 @@
 // Prints a Markdown table on stdout and a JSON line last; progress goes to stderr.
 import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
 import { createCipheriv, createHash } from "node:crypto";
-import { closeSync, lstatSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { cleanupTempDirs, inventory } from "../test/support/inventory.ts";
@@ -30,7 +30,14 @@ const REPEATS = 3;
 
 const log = (m: string) => process.stderr.write(`[bench] ${m}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fresh = (sshd: Sshd, what: string) => path.join(sshd.dir, `${what}-${Math.random().toString(36).slice(2, 8)}`);
+/**
+ * Where the "boot server" keeps what it receives: tmpfs when there is one, so that this VM's disk
+ * (whose write-back stalls come and go) does not set the pace for every tool alike and drown the
+ * differences between them. BENCH_DISK=1 puts it on disk instead, next to sshd's files.
+ */
+const ON_TMPFS = !process.env["BENCH_DISK"] && existsSync("/dev/shm");
+const remoteBase = ON_TMPFS ? mkdtempSync("/dev/shm/netbuild-bench-") : undefined;
+const fresh = (sshd: Sshd, what: string) => path.join(remoteBase ?? sshd.dir, `${what}-${Math.random().toString(36).slice(2, 8)}`);
 
 /** Deterministic incompressible bytes (AES-CTR of zeros), streamed 1 MiB at a time: a rerun reuses its Nix store paths. */
 function writeRandom(file: string, bytes: number, seed: string): void {
@@ -219,9 +226,10 @@ try {
     [`first deploy, ${(memory.bytes / MiB).toFixed(0)} MiB: throughput`, `${memory.mbps.toFixed(0)} MB/s`, "", "", ""],
   ];
   console.log(rows.map((r) => `| ${r.join(" | ")} |`).join("\n"));
-  console.log(`\nMedians of ${REPEATS} (1 GiB: one run); MB = 10^6 bytes; whole-process wall time; ${os.cpus().length} CPUs, ${new Date().toISOString()}.\n`);
-  console.log(JSON.stringify({ quick: QUICK, large, many, memory }));
+  console.log(`\nMedians of ${REPEATS} (1 GiB: one run); MB = 10^6 bytes; whole-process wall time; ${os.cpus().length} CPUs; received into ${ON_TMPFS ? "tmpfs" : "a folder on disk"}; ${new Date().toISOString()}.\n`);
+  console.log(JSON.stringify({ quick: QUICK, onTmpfs: ON_TMPFS, large, many, memory }));
 } finally {
   await sshd?.stop();
   cleanupTempDirs();
+  if (remoteBase) rmSync(remoteBase, { recursive: true, force: true });
 }

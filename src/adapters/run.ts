@@ -1,6 +1,7 @@
 // The one place netbuild starts programs: a command is data ({ file, args }), run with an argument
-// array (never a shell string), its stderr streamed line by line to whoever shows progress.
-import { execa } from "execa";
+// array (never a shell string), its stderr streamed line by line to whoever shows progress. execa is
+// loaded on first use (it takes ~0.1 s to load, and a deploy runs nothing long).
+import { execFile } from "node:child_process";
 import { UserError, type ErrorCode } from "../errors.ts";
 
 export interface Command {
@@ -32,6 +33,7 @@ export function showCommand(cmd: Command): string {
 }
 
 export async function run(cmd: Command, options: RunOptions): Promise<RunResult> {
+  const { execa } = await import("execa");
   const child = execa(cmd.file, cmd.args, {
     cwd: options.cwd,
     env: options.env,
@@ -65,4 +67,18 @@ export async function run(cmd: Command, options: RunOptions): Promise<RunResult>
     });
   }
   return { stdout, stderr };
+}
+
+/** A short command whose output is read whole (no progress): node's execFile, argument array, no shell. */
+export function capture(cmd: Command, options: RunOptions): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd.file, cmd.args, { cwd: options.cwd, env: options.env, maxBuffer: 16 * 1024 * 1024, encoding: "utf8" }, (error, stdout, stderr) => {
+      if (!error) return resolve({ stdout, stderr });
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+        return reject(new UserError(options.notFound ?? "NIX_NOT_FOUND", `${cmd.file} is not installed or not on PATH`, { hint: options.hint ?? "install it" }));
+      }
+      const tail = stderr.trimEnd().split("\n").slice(-40).join("\n");
+      reject(new UserError(options.failure, `${options.what} (exit code ${String(error.code)})`, { ...(options.hint ? { hint: options.hint } : {}), detail: `$ ${showCommand(cmd)}\n${tail}` }));
+    });
+  });
 }

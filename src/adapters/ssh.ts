@@ -10,7 +10,7 @@ import SftpClient from "ssh2-sftp-client";
 import ssh2, { type AuthenticationType, type ConnectConfig } from "ssh2";
 import { UserError } from "../errors.ts";
 import { addHostKey, checkHostKey, fingerprint, keyTypeOf, knownKeyTypes } from "./known-hosts.ts";
-import { run } from "./run.ts";
+import { capture } from "./run.ts";
 
 export interface SshOptions {
   /** `ssh -F FILE`: an ssh_config to use instead of ~/.ssh/config. */
@@ -45,7 +45,7 @@ export async function resolveSsh(host: string, user: string | undefined, port: n
   const args = ["-G", ...(options.configFile ? ["-F", options.configFile] : []), ...(user ? ["-l", user] : []), ...(port ? ["-p", String(port)] : []), "--", host];
   let text: string;
   try {
-    text = (await run({ file: "ssh", args }, { env: options.env, failure: "SSH_FAILED", what: `ssh -G ${host}`, notFound: "COMMAND_NOT_FOUND" })).stdout;
+    text = (await capture({ file: "ssh", args }, { env: options.env, failure: "SSH_FAILED", what: `ssh -G ${host}`, notFound: "COMMAND_NOT_FOUND" })).stdout;
   } catch (e) {
     if (e instanceof UserError && e.code === "COMMAND_NOT_FOUND") {
       // Without OpenSSH's client there is no ~/.ssh/config to honour: OpenSSH's own defaults.

@@ -2,8 +2,7 @@
 // print results or pick exit codes; cli.ts does.
 import path from "node:path";
 import { UserError } from "../errors.ts";
-import { loadInventory, type Inventory } from "../core/inventory.ts";
-import { readInventory } from "../adapters/inventory-files.ts";
+import type { Inventory } from "../core/inventory.ts";
 import type { Reporter } from "../ui/reporter.ts";
 
 export interface Context {
@@ -32,6 +31,9 @@ export function outOf(options: OutOptions, ctx: Context, root: string, inv: Inve
 
 /** Loads and validates the inventory; every problem of every file at once, or the model. */
 export async function loadRoot(root: string, ctx: Context): Promise<Inventory> {
+  // Loaded here, not at the top: zod and yaml take a while to load, and deploy starts connecting first.
+  const { loadInventory } = await import("../core/inventory.ts");
+  const { readInventory } = await import("../adapters/inventory-files.ts");
   const { source, saveCache } = await readInventory(root);
   const result = loadInventory(source);
   // Bad input writes nothing, not even the parse cache.

@@ -8,13 +8,12 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployPlan, type SourceTree } from "../core/deploy.ts";
-import type { Target } from "../core/target.ts";
-import { loadSite, SITE_FILE, type Inventory } from "../core/inventory.ts";
+import { parseTarget, type Target } from "../core/target.ts";
+import type { Inventory } from "../core/inventory.ts";
 import type { ManifestEntry, Tree, TreeManifest } from "../core/tree.ts";
 import { applyTree, checkOutFolder } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
-import { announceWipes, keptBuilds, treeOf } from "./build.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
 import { forEachTarget, openTarget, selectTargets, targetLabel, type TargetOptions } from "./targets.ts";
 
@@ -92,13 +91,24 @@ function planLines(t: Target, plan: DeployPlan, wipeHosts: ReadonlySet<string>):
   return lines;
 }
 
-/** The targets the site file names, read before (and without) the rest of the inventory. */
+/**
+ * The targets the site file names, read before (and without) the rest of the inventory and its
+ * validation, so that connecting starts at once. The full load validates them; a target that then
+ * reads differently is connected to again.
+ */
 async function earlyTargets(root: string, options: DeployOptions): Promise<Target[]> {
   try {
-    const file = SITE_FILE;
-    const text = await readFile(path.join(root, file), "utf8");
-    const site = loadSite({ path: file, text });
-    return site ? selectTargets({ site } as Inventory, options) : [];
+    const { parse } = await import("yaml");
+    const site = parse(await readFile(path.join(root, "netbuild.yaml"), "utf8")) as { targets?: Record<string, unknown>; keep?: number };
+    const keep = typeof site.keep === "number" ? site.keep : 3;
+    const targets: Inventory["site"]["targets"] = [];
+    for (const [name, value] of Object.entries(site.targets ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const spec = typeof value === "string" ? value : (value as { url?: unknown }).url;
+      const parsed = typeof spec === "string" ? parseTarget(spec) : undefined;
+      const own = typeof value === "object" && value !== null ? (value as { keep?: unknown }).keep : undefined;
+      if (parsed?.ok) targets.push({ name, location: parsed.value, keep: typeof own === "number" ? own : keep, spec: spec as string });
+    }
+    return selectTargets({ site: { targets, keep } } as unknown as Inventory, options);
   } catch {
     return [];
   }
@@ -124,6 +134,7 @@ function outIsCurrent(source: SourceTree, recorded: Record<string, ManifestEntry
 
 /** out/ follows the inventory (host and MAC changes need no nix-build); the deploy source is read from it. */
 async function prepare(inv: Inventory, out: string, manifest: TreeManifest, dryRun: boolean, ctx: Context): Promise<Prepared> {
+  const { keptBuilds, treeOf } = await import("./build.ts");
   const builds = keptBuilds(inv, manifest, new Set());
   const tree = treeOf(inv, builds, manifest);
   const { source, classScripts } = sourceOf(tree, manifest.entries);
@@ -205,6 +216,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
 
   const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
   const wipes = tree.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
+  const { announceWipes } = await import("./build.ts");
   announceWipes(ctx.reporter, wipes);
   const wipeHosts = new Set(tree.wipes);
 

@@ -22,7 +22,7 @@ export function selectTargets(inv: Inventory, options: TargetOptions): Target[] 
   if (options.to !== undefined) {
     const parsed = parseTarget(options.to);
     if (!parsed.ok) throw new UserError("USAGE", `--to ${options.to}: ${parsed.message}`, { hint: parsed.hint });
-    return [{ name: "to", location: parsed.value, keep: inv.site.targets[0]?.keep ?? 3, spec: options.to }];
+    return [{ name: "to", location: parsed.value, keep: inv.site.keep, spec: options.to }];
   }
   const all = inv.site.targets;
   if (all.length === 0) {

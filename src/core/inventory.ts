@@ -64,6 +64,8 @@ export interface Site {
   talosFactory: string;
   /** Deploy targets by name, sorted. */
   targets: Target[];
+  /** Class generations a target keeps unless it says otherwise. */
+  keep: number;
 }
 
 /** A kernel or initrd: a file in the inventory, or a URL pinned by hash. */
@@ -202,6 +204,7 @@ function parseSite(file: InventoryFile | undefined, c: Collector): Site {
     out: input.out,
     talosFactory: input.talos.factory.replace(/\/+$/, ""),
     targets: file ? targetsOf(docOf(file, c), input, c) : [],
+    keep: input.keep,
   };
 }
 
