@@ -213,6 +213,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
     throw e;
   }
   const { tree, source, classScripts, refreshed, keepAsDeployed } = prepared;
+  const contents = new Map(tree.entries.flatMap((e) => (e.kind === "file" ? [[e.path, e.content] as const] : [])));
 
   const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
   const wipes = tree.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
@@ -274,6 +275,8 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
             }
           }
           if (isNoop(plan)) say(`up to date: nothing to upload (${plan.unchanged} paths checked against ${fs.description}/.netbuild/deployed.json)`);
+          // Scripts go from memory (the tree just planned holds them), not read back from out/.
+          for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined) sw.content = contents.get(sw.path);
           const applied = await applyDeploy(fs, out, plan, deployed, {
             onEvent: (e) => {
               if (e.action === "upload") say(`upload ${e.path} (${formatBytes(e.bytes ?? 0)})`);

@@ -49,7 +49,7 @@ export interface Upload {
 }
 
 export type Switch =
-  | { kind: "file"; layer: Layer; path: string; sha256: string; /** Set for a rolled-back class script; otherwise the file comes from out/. */ content?: string }
+  | { kind: "file"; layer: Layer; path: string; sha256: string; /** The text, when known (the tree just planned, a kept generation); otherwise read from out/. */ content?: string }
   | { kind: "symlink"; layer: Layer; path: string; target: string };
 
 export interface ClassChange {
