@@ -137,7 +137,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   withTargets(
     program
       .command("rollback")
-      .description("switch class scripts on the targets back to the previous kept generation (no upload; lasts until the next deploy)")
+      .description("switch class scripts on the targets back to the previous kept generation (no upload; holds until the class is rebuilt, or --generation switches again)")
       .addOption(new Option("--class <name>", "roll back only this class (repeatable; default: all)").argParser(collect).default([]))
       .addOption(new Option("--generation <id>", "switch to this kept generation (see netbuild status) instead of the previous one"))
       .addOption(new Option("--wait", "wait for another deploy's lock instead of failing")),
