@@ -237,6 +237,17 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     }
   });
 
+  it("looks a HostKeyAlias up in known_hosts as OpenSSH does (the alias alone, no port)", async () => {
+    const { root } = site();
+    await ok(root, "build");
+    const known = path.join(sshd.dir, "known_hosts_alias");
+    writeFileSync(known, `bootbox ${sshd.knownHostsLine.split(" ").slice(1).join(" ")}\n`);
+    const config = path.join(sshd.dir, "ssh_config_alias");
+    writeFileSync(config, readFileSync(sshd.sshConfig, "utf8").replace(sshd.knownHosts, known) + "  HostKeyAlias bootbox\n");
+    const r = await cli(["deploy", "-F", config], root);
+    expect(r.code, r.stderr).toBe(0);
+  });
+
   it("authenticates with a passphrase-protected key through ssh-agent, and says which keys it tried when none works", async () => {
     const { root } = site();
     await ok(root, "build");
@@ -256,6 +267,11 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
         await addToAgent(agent, key, "correct horse");
         const r = await cli(["deploy", "-F", config], root, { SSH_AUTH_SOCK: agent.sock });
         expect(r.code, r.stderr).toBe(0);
+        // `IdentityAgent none` in the config: the agent is not asked, as with OpenSSH.
+        writeFileSync(config, `${readFileSync(config, "utf8")}  IdentityAgent none\n`);
+        const noneAgent = await cli(["deploy", "-F", config], root, { SSH_AUTH_SOCK: agent.sock });
+        expect(noneAgent.code).toBe(1);
+        expect(noneAgent.stderr).toContain("tried: nothing (no ssh-agent, no readable key files)");
       } finally {
         process.kill(agent.pid);
       }

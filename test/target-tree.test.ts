@@ -1,0 +1,92 @@
+// Deploys that die part-way, on a real local target folder: the applier is made to fail at a
+// chosen step (the one thing mocked here: a crash cannot be scheduled otherwise), and the next
+// deploy must finish the job from what the target's manifest recorded, whatever changed meanwhile.
+import { createHash } from "node:crypto";
+import { existsSync, lstatSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { emptyManifest, planDeploy, type DeployPlan, type SourceTree } from "../src/core/deploy.ts";
+import { localTargetFs, type TargetFs } from "../src/adapters/target-fs.ts";
+import { applyDeploy, conflicts, readDeployed } from "../src/adapters/target-tree.ts";
+import { cleanupTempDirs, tempDir } from "./support/inventory.ts";
+
+const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+
+/** A built tree of one class and the given hosts (name → flags line), scripts in memory. */
+function built(hosts: Record<string, string>): { source: SourceTree; classScripts: Map<string, string>; contents: Map<string, string> } {
+  const contents = new Map<string, string>([
+    ["by-class/c/ipxe", "#!ipxe\nkernel k/kernel\n"],
+    ["boot.ipxe", "#!ipxe\nchain by-mac/${mac:hexhyp}/ipxe\n"],
+  ]);
+  for (const [h, flags] of Object.entries(hosts)) contents.set(`by-host/${h}/ipxe`, `#!ipxe\nset cmdline hostname=${h} ${flags}\n`);
+  const entries: SourceTree["entries"] = {};
+  for (const [p, text] of contents) entries[p] = { kind: "file", sha256: sha(text) };
+  for (const h of Object.keys(hosts)) entries[`by-mac/${h}`] = { kind: "symlink", target: `../by-host/${h}` };
+  return { source: { classes: { c: { kernel: { path: "by-class/c/k/kernel" }, initrd: { path: "by-class/c/k/initrd" } } }, entries }, classScripts: new Map([["by-class/c/ipxe", contents.get("by-class/c/ipxe")!]]), contents };
+}
+
+/** A target whose `failAt` operation on `path` throws (on its `nth` call), as a dropped connection would. */
+function failing(fs: TargetFs, failAt: { op: "writeFile" | "remove"; path: string; nth?: number }): TargetFs {
+  let calls = 0;
+  const hit = (op: string, rel: string) => op === failAt.op && rel === failAt.path && ++calls === (failAt.nth ?? 1);
+  const boom = () => Promise.reject(new Error("connection lost (injected)"));
+  return {
+    ...fs,
+    writeFile: (rel, content, o) => (hit("writeFile", rel) ? boom() : fs.writeFile(rel, content, o)),
+    remove: (rel) => (hit("remove", rel) ? boom() : fs.remove(rel)),
+  };
+}
+
+/** Dies when it records the switched state: after every switch, before anything is removed. */
+const AFTER_SWITCHES = { op: "writeFile" as const, path: ".netbuild/deployed.json", nth: 2 };
+
+async function deploy(fs: TargetFs, b: ReturnType<typeof built>): Promise<DeployPlan> {
+  const deployed = (await readDeployed(fs)) ?? emptyManifest();
+  const plan = planDeploy({ source: b.source, classScripts: b.classScripts, deployed, keep: 3 });
+  for (const s of plan.switches) if (s.kind === "file" && s.content === undefined) s.content = b.contents.get(s.path);
+  const { absent } = await conflicts(fs, plan, deployed);
+  // No artifacts in these trees: uploads never happen, so no source folder is read.
+  await applyDeploy(fs, "/nonexistent", { ...plan, uploads: [] }, deployed, {}, absent);
+  return plan;
+}
+
+describe("a deploy that died part-way is finished by the next one", () => {
+  afterAll(cleanupTempDirs);
+
+  it("rewrites a host script the dead deploy had switched, when the flag was taken back meanwhile", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built({ h: "" }));
+    // The flag goes on; the deploy switches by-host/h/ipxe, then dies.
+    await expect(deploy(failing(fs, AFTER_SWITCHES), built({ h: "homelab.provision_disks=true" }))).rejects.toThrow("injected");
+    expect(readFileSync(path.join(root, "by-host/h/ipxe"), "utf8")).toContain("provision_disks");
+    // The owner takes the flag back and deploys: the server must not keep serving the wipe.
+    const plan = await deploy(fs, built({ h: "" }));
+    expect(plan.switches.map((s) => s.path)).toContain("by-host/h/ipxe");
+    expect(readFileSync(path.join(root, "by-host/h/ipxe"), "utf8")).not.toContain("provision_disks");
+    expect((await readDeployed(fs))!.pending).toEqual([]);
+  });
+
+  it("removes what the dead deploy created for a host that is gone by the next deploy", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built({ a: "" }));
+    await expect(deploy(failing(fs, AFTER_SWITCHES), built({ a: "", n: "" }))).rejects.toThrow("injected");
+    expect(lstatSync(path.join(root, "by-mac/n")).isSymbolicLink()).toBe(true);
+    await deploy(fs, built({ a: "" }));
+    expect(() => lstatSync(path.join(root, "by-mac/n"))).toThrow();
+    expect(existsSync(path.join(root, "by-host/n"))).toBe(false);
+    expect(Object.keys((await readDeployed(fs))!.entries)).not.toContain("by-mac/n");
+  });
+
+  it("puts back what a dead removal took, when the host is back by the next deploy", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built({ a: "", h: "" }));
+    // h is removed; the deploy dies after removing by-mac/h, before by-host/h/ipxe.
+    await expect(deploy(failing(fs, { op: "remove", path: "by-host/h/ipxe" }), built({ a: "" }))).rejects.toThrow("injected");
+    expect(() => lstatSync(path.join(root, "by-mac/h"))).toThrow();
+    await deploy(fs, built({ a: "", h: "" }));
+    expect(readFileSync(path.join(root, "by-mac/h/ipxe"), "utf8")).toContain("hostname=h");
+  });
+});
