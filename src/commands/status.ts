@@ -19,6 +19,15 @@ export interface TargetStatus {
   unfinished: boolean;
 }
 
+function describeHolder(text: string): string {
+  try {
+    const l = JSON.parse(text) as { command: string; owner: string; host: string; pid: number; started: string };
+    return `\`netbuild ${l.command}\` by ${l.owner} on ${l.host} (pid ${l.pid}) since ${l.started}`;
+  } catch {
+    return "a lock file netbuild cannot read";
+  }
+}
+
 export async function status(options: StatusOptions, ctx: Context): Promise<{ targets: TargetStatus[] }> {
   const root = rootOf(options, ctx);
   const inv = await loadRoot(root, ctx);
@@ -42,7 +51,7 @@ export async function status(options: StatusOptions, ctx: Context): Promise<{ ta
           })),
           hosts: paths.filter((p) => /^by-host\/[^/]+\/ipxe$/.test(p)).length,
           macs: paths.filter((p) => /^by-mac\/[^/]+(\/ipxe)?$/.test(p)).length,
-          locked: lock?.toString("utf8").trim(),
+          locked: lock === undefined ? undefined : describeHolder(lock.toString("utf8")),
           unfinished: (deployed?.pending.length ?? 0) > 0,
         };
       } finally {
