@@ -166,16 +166,20 @@ async function prepare(inv: Inventory, out: string, manifest: TreeManifest, dryR
 
 export async function deploy(options: DeployOptions, ctx: Context): Promise<DeployResult> {
   const root = rootOf(options, ctx);
+  // NETBUILD_TRACE=1: when each phase ended, in ms since the process started (where a slow deploy spends its time).
+  const trace = ctx.env["NETBUILD_TRACE"] ? (m: string) => ctx.reporter.info(`trace ${performance.now().toFixed(0).padStart(6)} ms  ${m}`) : () => undefined;
   // Connecting takes a while: it starts from the site file alone, while the inventory loads and
   // out/ is brought up to date. Anything wrong in the site file is reported by the full load.
   const early = await earlyTargets(root, options);
   const opening = new Map(early.map((t) => [t.name, openTarget(t, root, options, ctx)]));
+  trace("connecting (from the site file)");
   for (const p of opening.values()) p.catch(() => undefined); // awaited (and reported) per target below
   const closeAll = () => Promise.all([...opening.values()].map((p) => p.then((fs) => fs.close(), () => undefined)));
   let inv: Inventory;
   let targets: Target[];
   try {
     inv = await loadRoot(root, ctx);
+    trace("inventory loaded");
     targets = selectTargets(inv, options);
   } catch (e) {
     await closeAll();
@@ -208,6 +212,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
   let prepared: Prepared;
   try {
     prepared = await prepare(inv, out, manifest, Boolean(options.dryRun), ctx);
+    trace("out/ checked, tree planned");
   } catch (e) {
     await closeAll();
     throw e;
@@ -227,10 +232,12 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
       const started = Date.now();
       const say = (m: string) => ctx.reporter.info(`[${t.name}] ${m}`);
       const fs = await opening.get(t.name)!;
+      trace(`[${t.name}] connected`);
       try {
         const lock = options.dryRun ? undefined : await acquireLock(fs, "deploy", { wait: options.wait, breakLock: options.breakLock, onWait: say });
         try {
           const deployed = (await readDeployed(fs)) ?? emptyManifest();
+          trace(`[${t.name}] locked, manifest read`);
           let drift: Drift | undefined;
           if (options.verify) {
             say("verifying every deployed file (hashes included)");
@@ -241,6 +248,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           }
           const drifted = new Set([...(drift?.missing ?? []), ...(drift?.changed ?? [])]);
           const plan = planDeploy({ source, classScripts, deployed, keep: t.keep, drifted, keepAsDeployed });
+          trace(`[${t.name}] planned`);
           for (const h of plan.held) {
             ctx.reporter.warn(`[${t.name}] class ${h.name} stays rolled back to ${h.current}: out/ holds ${h.built}, which was rolled back. To deploy it anyway: netbuild rollback --class ${h.name} --generation ${h.built}`);
           }
@@ -291,10 +299,12 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           }
           return { ...base, resumed: applied.resumed, seconds: secs };
         } finally {
+          trace(`[${t.name}] applied`);
           await lock?.release();
         }
       } finally {
         await fs.close();
+        trace(`[${t.name}] closed`);
       }
     },
     (t, e) => ctx.reporter.warn(`[${t.name}] failed: ${e instanceof Error ? e.message : String(e)}`),
