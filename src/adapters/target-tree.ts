@@ -185,7 +185,7 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
 
   // 4. Record the new state with what is about to go still owned (pending), then remove it.
   const going = Object.fromEntries(plan.deletions.filter((p) => deployed.entries[p]).map((p) => [p, deployed.entries[p]!]));
-  await writeDeployed(fs, { ...plan.manifest, entries: { ...plan.manifest.entries, ...going }, pending: plan.deletions });
+  await writeDeployed(fs, { ...plan.manifest, entries: { ...plan.manifest.entries, ...going }, pending: [...new Set([...plan.manifest.pending, ...plan.deletions])].sort() });
   for (const p of plan.deletions) {
     hooks.onEvent?.({ action: "remove", path: p });
     const blocked = await blockedAt(fs, p);
