@@ -474,6 +474,15 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(readFileSync(path.join(served, "boot.ipxe"), "utf8")).toContain("hand-made");
   });
 
+  it("refuses a local target that overlaps the build output", async () => {
+    const root = inventory({ "netbuild.yaml": "targets:\n  here: out\n", "classes/demo.yaml": CLASS, "classes/demo/kernel": "k\n", "classes/demo/initrd": "i\n", "hosts/aleph.yaml": 'class: demo\nmac: "52:54:00:00:00:01"\n' });
+    await ok(root, "build");
+    const r = await cli(["deploy"], root);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("target here");
+    expect(r.stderr).toContain("overlaps the build output");
+  });
+
   it("prints the plan with --dry-run and changes nothing", async () => {
     const { root, served } = site();
     await ok(root, "build");

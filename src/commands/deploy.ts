@@ -199,6 +199,16 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
     }
   }
   const out = outOf(options, ctx, root, inv);
+  // A local target must not be the build output (or inside it, or hold it): deploy would copy a tree onto itself.
+  for (const t of targets) {
+    if (t.location.kind !== "local") continue;
+    const dir = path.resolve(root, t.location.path);
+    const within = (a: string, b: string) => a === b || a.startsWith(b + path.sep);
+    if (within(dir, out) || within(out, dir)) {
+      await closeAll();
+      throw new UserError("USAGE", `target ${t.name} (${dir}) overlaps the build output ${out}`, { hint: "deploy to another folder: out/ is what deploy copies from" });
+    }
+  }
   const manifest = await checkOutFolder(out).catch(async (e: unknown) => {
     await closeAll();
     throw e;
