@@ -133,8 +133,6 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
     description,
     stat,
     async readFile(rel) {
-      const st = await stat(rel);
-      if (!st) return undefined;
       try {
         return await call<Buffer>((cb) => sftp.readFile(abs(rel), cb as never));
       } catch (e) {

@@ -2,10 +2,12 @@
 // holds the target's lock. Everything that touches the target for deploy, rollback, gc and verify
 // goes through here.
 import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { DEPLOYED_MANIFEST, LOCK_PATH, type DeployedManifest, type DeployPlan } from "../core/deploy.ts";
+import { sha256 } from "./files.ts";
 import { tempName, type TargetFs } from "./target-fs.ts";
 
 export interface ApplyEvent {
@@ -64,7 +66,8 @@ export async function writeDeployed(fs: TargetFs, manifest: DeployedManifest): P
 export async function conflicts(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest): Promise<{ found: string[]; absent: Set<string> }> {
   const folders = new Set(Object.keys(deployed.entries).flatMap((p) => p.split("/").slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join("/"))));
   // A path netbuild recorded, or a folder holding paths it recorded (a copy-mode by-mac/<mac>/ that becomes a link).
-  const owned = (p: string) => p in deployed.entries || deployed.pending.includes(p) || folders.has(p);
+  const pending = new Set(deployed.pending);
+  const owned = (p: string) => p in deployed.entries || pending.has(p) || folders.has(p);
   const listings = new Map<string, Promise<Map<string, string>>>();
   const list = (dir: string) => {
     if (!listings.has(dir)) listings.set(dir, fs.list(dir).then((items) => new Map(items.map((i) => [i.name, i.kind]))));
@@ -138,8 +141,9 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
 
   // 2. Artifacts: immutable and hash-named. One that a deploy that did not finish renamed into place
   // (after checking its size) is kept if its hash is right, and not sent again.
+  const unsure = new Set(deployed.pending);
   for (const u of plan.uploads) {
-    const st = deployed.pending.includes(u.path) ? await fs.stat(u.path) : undefined;
+    const st = unsure.has(u.path) ? await fs.stat(u.path) : undefined;
     if (st?.kind === "file" && st.size === u.size && (await fs.sha256(u.path)) === u.sha256) {
       hooks.onEvent?.({ action: "resume", path: u.path, bytes: u.size });
       result.resumed++;
@@ -154,7 +158,6 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
   // 3. Switch points, layer by layer (classes before hosts before MACs before boot.ipxe). A path no
   // script or link reaches yet is written in place; anything else under a temporary name, renamed over.
   const recorded = (p: string) => deployed.entries[p];
-  const unsure = new Set(deployed.pending);
   for (const layer of ["class", "host", "mac", "entry"] as const) {
     await pool(
       plan.switches.filter((s) => s.layer === layer),
@@ -230,8 +233,7 @@ async function replaceLinkWithFolder(fs: TargetFs, rel: string, content: string)
   await fs.rename(aside, rel);
 }
 
-async function readSource(sourceDir: string, rel: string): Promise<string> {
-  const { readFile } = await import("node:fs/promises");
+function readSource(sourceDir: string, rel: string): Promise<string> {
   return readFile(path.join(sourceDir, rel), "utf8");
 }
 
@@ -363,7 +365,6 @@ const MANAGED_DIRS = ["by-mac", "by-host", "by-class"];
 
 export async function verifyTarget(fs: TargetFs, deployed: DeployedManifest, onChecking?: (path: string, bytes: number) => void): Promise<Drift> {
   const drift: Drift = { missing: [], changed: [], extra: [], checked: 0, hashedBytes: 0 };
-  const { createHash } = await import("node:crypto");
   const entries = Object.entries(deployed.entries);
   await pool(entries, 8, async ([p, e]) => {
     const st = await fs.stat(p);
@@ -382,7 +383,7 @@ export async function verifyTarget(fs: TargetFs, deployed: DeployedManifest, onC
       return;
     }
     const data = await fs.readFile(p);
-    if (!data || createHash("sha256").update(data).digest("hex") !== e.sha256) drift.changed.push(p);
+    if (!data || sha256(data) !== e.sha256) drift.changed.push(p);
   });
   // Walk netbuild's folders for what it did not write (through real folders only, not by-mac links).
   const temps = new Set(deployed.pending.map(tempName));

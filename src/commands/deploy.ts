@@ -3,7 +3,6 @@
 // class builds are those the last `netbuild build` recorded), then, per target and all targets at
 // once: lock → read what is deployed → plan → upload new artifacts → switch scripts and links →
 // remove what is no longer served → unlock. A target whose manifest already matches gets nothing.
-import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.ts";
@@ -11,6 +10,7 @@ import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployPlan, t
 import { parseTarget, type Target } from "../core/target.ts";
 import type { Inventory } from "../core/inventory.ts";
 import type { ManifestEntry, Tree, TreeManifest } from "../core/tree.ts";
+import { sha256 } from "../adapters/files.ts";
 import { applyTree, checkOutFolder } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
@@ -56,7 +56,6 @@ export interface DeployResult {
 /** Room left over after an upload, for the manifest and the file system's own needs. */
 const SPACE_MARGIN = 1024 * 1024;
 
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 /** The tree as a deploy source: its entries with hashes, and the class scripts' text. */
 function sourceOf(tree: Tree, recorded: Record<string, ManifestEntry>): { source: SourceTree; classScripts: Map<string, string> } {
@@ -317,7 +316,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
         trace(`[${t.name}] closed`);
       }
     },
-    (t, e) => ctx.reporter.warn(`[${t.name}] failed: ${e instanceof Error ? e.message : String(e)}`),
+    ctx.reporter,
   );
   return { out, dryRun: Boolean(options.dryRun), refreshed, targets: results, wipes };
 }
