@@ -5,7 +5,7 @@ import { planGc } from "../core/deploy.ts";
 import { acquireLock, applyDeploy, readDeployed, removeTemps } from "../adapters/target-tree.ts";
 import { formatBytes } from "../ui/reporter.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
-import { forEachTarget, openTarget, selectTargets, type TargetOptions } from "./targets.ts";
+import { withEachTarget, selectTargets, type TargetOptions } from "./targets.ts";
 
 export interface GcOptions extends RootOptions, TargetOptions {
   /** Generations to keep per class (default: the target's keep). */
@@ -22,32 +22,29 @@ export async function gc(options: GcOptions, ctx: Context): Promise<GcResult> {
   const root = rootOf(options, ctx);
   const inv = await loadRoot(root, ctx);
   const targets = selectTargets(inv, options);
-  const results = await forEachTarget(
+  const results = await withEachTarget(
     targets,
-    async (t) => {
-      const fs = await openTarget(t, root, options, ctx);
+    root,
+    options,
+    ctx,
+    async (t, fs) => {
+      const lock = options.dryRun ? undefined : await acquireLock(fs, "gc", { wait: options.wait, onWait: (m) => ctx.reporter.info(`[${t.name}] ${m}`) });
       try {
-        const lock = options.dryRun ? undefined : await acquireLock(fs, "gc", { wait: options.wait, onWait: (m) => ctx.reporter.info(`[${t.name}] ${m}`) });
-        try {
-          const deployed = await readDeployed(fs);
-          if (!deployed) return { name: t.name, target: fs.description, removed: [], temps: 0, freed: 0 };
-          const { plan, temps, freed } = planGc(deployed, options.keep ?? t.keep);
-          for (const p of plan.deletions) ctx.reporter.info(`[${t.name}] ${options.dryRun ? "would remove" : "remove"} ${p}`);
-          let removedTemps = 0;
-          if (!options.dryRun) {
-            await applyDeploy(fs, root, plan, deployed);
-            removedTemps = await removeTemps(fs, temps);
-          }
-          ctx.reporter.info(`[${t.name}] ${options.dryRun ? "would free" : "freed"} ${formatBytes(freed)} (${plan.deletions.length} files${removedTemps ? `, ${removedTemps} temporary files` : ""})`);
-          return { name: t.name, target: fs.description, removed: plan.deletions, temps: removedTemps, freed };
-        } finally {
-          await lock?.release();
+        const deployed = await readDeployed(fs);
+        if (!deployed) return { name: t.name, target: fs.description, removed: [], temps: 0, freed: 0 };
+        const { plan, temps, freed } = planGc(deployed, options.keep ?? t.keep);
+        for (const p of plan.deletions) ctx.reporter.info(`[${t.name}] ${options.dryRun ? "would remove" : "remove"} ${p}`);
+        let removedTemps = 0;
+        if (!options.dryRun) {
+          await applyDeploy(fs, root, plan, deployed);
+          removedTemps = await removeTemps(fs, temps);
         }
+        ctx.reporter.info(`[${t.name}] ${options.dryRun ? "would free" : "freed"} ${formatBytes(freed)} (${plan.deletions.length} files${removedTemps ? `, ${removedTemps} temporary files` : ""})`);
+        return { name: t.name, target: fs.description, removed: plan.deletions, temps: removedTemps, freed };
       } finally {
-        await fs.close();
+        await lock?.release();
       }
     },
-    (t, e) => ctx.reporter.warn(`[${t.name}] failed: ${e instanceof Error ? e.message : String(e)}`),
   );
   return { targets: results };
 }

@@ -5,7 +5,7 @@ import { UserError } from "../errors.ts";
 import { planRollback, type RollbackChange } from "../core/deploy.ts";
 import { acquireLock, applyDeploy, readDeployed } from "../adapters/target-tree.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
-import { forEachTarget, openTarget, selectTargets, targetLabel, type TargetOptions } from "./targets.ts";
+import { withEachTarget, selectTargets, targetLabel, type TargetOptions } from "./targets.ts";
 
 export interface RollbackOptions extends RootOptions, TargetOptions {
   /** Classes to roll back; empty = every class on the target. */
@@ -23,39 +23,36 @@ export async function rollback(options: RollbackOptions, ctx: Context): Promise<
   const root = rootOf(options, ctx);
   const inv = await loadRoot(root, ctx);
   const targets = selectTargets(inv, { ...options, to: undefined });
-  const results = await forEachTarget(
+  const results = await withEachTarget(
     targets,
-    async (t) => {
-      const fs = await openTarget(t, root, options, ctx);
+    root,
+    options,
+    ctx,
+    async (t, fs) => {
+      const lock = await acquireLock(fs, "rollback", { wait: options.wait, onWait: (m) => ctx.reporter.info(`[${t.name}] ${m}`) });
       try {
-        const lock = await acquireLock(fs, "rollback", { wait: options.wait, onWait: (m) => ctx.reporter.info(`[${t.name}] ${m}`) });
-        try {
-          const deployed = await readDeployed(fs);
-          if (!deployed) throw new UserError("NOTHING_TO_ROLL_BACK", `nothing has been deployed to ${targetLabel(t)}`);
-          const { plan, changes, problems } = planRollback(deployed, options.classes, options.generation);
-          if (problems.length > 0) throw new UserError("NOTHING_TO_ROLL_BACK", `${targetLabel(t)}: ${problems.join("; ")}`, { hint: "generations are kept by deploys (site setting keep); `netbuild status` lists them" });
-          for (const g of plan.switches) {
-            const cls = /^by-class\/([^/]+)\/ipxe$/.exec(g.path)![1]!;
-            const gen = deployed.classes[cls]!.generations.find((x) => x.sha256 === (g as { sha256: string }).sha256)!;
-            for (const p of [gen.kernel, gen.initrd]) {
-              const st = await fs.stat(p);
-              const rec = deployed.entries[p];
-              if (st?.kind !== "file" || rec?.kind !== "artifact" || st.size !== rec.size) {
-                throw new UserError("NOTHING_TO_ROLL_BACK", `${targetLabel(t)}: generation ${gen.id} of class ${cls} is incomplete (${p} is missing or the wrong size)`, { hint: "deploy that build again instead" });
-              }
+        const deployed = await readDeployed(fs);
+        if (!deployed) throw new UserError("NOTHING_TO_ROLL_BACK", `nothing has been deployed to ${targetLabel(t)}`);
+        const { plan, changes, problems } = planRollback(deployed, options.classes, options.generation);
+        if (problems.length > 0) throw new UserError("NOTHING_TO_ROLL_BACK", `${targetLabel(t)}: ${problems.join("; ")}`, { hint: "generations are kept by deploys (site setting keep); `netbuild status` lists them" });
+        for (const g of plan.switches) {
+          const cls = /^by-class\/([^/]+)\/ipxe$/.exec(g.path)![1]!;
+          const gen = deployed.classes[cls]!.generations.find((x) => x.sha256 === (g as { sha256: string }).sha256)!;
+          for (const p of [gen.kernel, gen.initrd]) {
+            const st = await fs.stat(p);
+            const rec = deployed.entries[p];
+            if (st?.kind !== "file" || rec?.kind !== "artifact" || st.size !== rec.size) {
+              throw new UserError("NOTHING_TO_ROLL_BACK", `${targetLabel(t)}: generation ${gen.id} of class ${cls} is incomplete (${p} is missing or the wrong size)`, { hint: "deploy that build again instead" });
             }
           }
-          await applyDeploy(fs, root, plan, deployed);
-          for (const c of changes) ctx.reporter.info(`[${t.name}] class ${c.name}: ${c.from} → ${c.to} (rolled back)`);
-          return { name: t.name, target: fs.description, changes };
-        } finally {
-          await lock.release();
         }
+        await applyDeploy(fs, root, plan, deployed);
+        for (const c of changes) ctx.reporter.info(`[${t.name}] class ${c.name}: ${c.from} → ${c.to} (rolled back)`);
+        return { name: t.name, target: fs.description, changes };
       } finally {
-        await fs.close();
+        await lock.release();
       }
     },
-    (t, e) => ctx.reporter.warn(`[${t.name}] failed: ${e instanceof Error ? e.message : String(e)}`),
   );
   return { targets: results };
 }

@@ -3,7 +3,7 @@
 import { LOCK_PATH } from "../core/deploy.ts";
 import { readDeployed } from "../adapters/target-tree.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
-import { forEachTarget, openTarget, selectTargets, type TargetOptions } from "./targets.ts";
+import { withEachTarget, selectTargets, type TargetOptions } from "./targets.ts";
 
 export type StatusOptions = RootOptions & TargetOptions;
 
@@ -31,34 +31,31 @@ function describeHolder(text: string): string {
 export async function status(options: StatusOptions, ctx: Context): Promise<{ targets: TargetStatus[] }> {
   const root = rootOf(options, ctx);
   const inv = await loadRoot(root, ctx);
-  const targets = await forEachTarget(
+  const targets = await withEachTarget(
     selectTargets(inv, options),
-    async (t): Promise<TargetStatus> => {
-      const fs = await openTarget(t, root, options, ctx);
-      try {
-        const deployed = await readDeployed(fs);
-        const lock = await fs.readFile(LOCK_PATH);
-        const paths = Object.keys(deployed?.entries ?? {});
-        return {
-          name: t.name,
-          target: fs.description,
-          deployed: deployed !== undefined,
-          classes: Object.entries(deployed?.classes ?? {}).map(([name, c]) => ({
-            name,
-            current: c.current,
-            served: `by-class/${name}/ipxe` in (deployed?.entries ?? {}),
-            generations: c.generations.map((g) => ({ id: g.id, kernel: g.kernel, initrd: g.initrd, current: g.id === c.current })),
-          })),
-          hosts: paths.filter((p) => /^by-host\/[^/]+\/ipxe$/.test(p)).length,
-          macs: paths.filter((p) => /^by-mac\/[^/]+(\/ipxe)?$/.test(p)).length,
-          locked: lock === undefined ? undefined : describeHolder(lock.toString("utf8")),
-          unfinished: (deployed?.pending.length ?? 0) > 0,
-        };
-      } finally {
-        await fs.close();
-      }
+    root,
+    options,
+    ctx,
+    async (t, fs): Promise<TargetStatus> => {
+      const deployed = await readDeployed(fs);
+      const lock = await fs.readFile(LOCK_PATH);
+      const paths = Object.keys(deployed?.entries ?? {});
+      return {
+        name: t.name,
+        target: fs.description,
+        deployed: deployed !== undefined,
+        classes: Object.entries(deployed?.classes ?? {}).map(([name, c]) => ({
+          name,
+          current: c.current,
+          served: `by-class/${name}/ipxe` in (deployed?.entries ?? {}),
+          generations: c.generations.map((g) => ({ id: g.id, kernel: g.kernel, initrd: g.initrd, current: g.id === c.current })),
+        })),
+        hosts: paths.filter((p) => /^by-host\/[^/]+\/ipxe$/.test(p)).length,
+        macs: paths.filter((p) => /^by-mac\/[^/]+(\/ipxe)?$/.test(p)).length,
+        locked: lock === undefined ? undefined : describeHolder(lock.toString("utf8")),
+        unfinished: (deployed?.pending.length ?? 0) > 0,
+      };
     },
-    (t, e) => ctx.reporter.warn(`[${t.name}] failed: ${e instanceof Error ? e.message : String(e)}`),
   );
   return { targets };
 }

@@ -5,6 +5,7 @@ import { UserError } from "../errors.ts";
 import type { Inventory } from "../core/inventory.ts";
 import { describeTarget, parseTarget, type Target } from "../core/target.ts";
 import { localTargetFs, type TargetFs } from "../adapters/target-fs.ts";
+import type { Reporter } from "../ui/reporter.ts";
 import type { Context } from "./context.ts";
 
 export interface TargetOptions {
@@ -58,12 +59,31 @@ export function targetLabel(target: Target): string {
   return `${target.name} (${describeTarget(target.location)})`;
 }
 
-/** Runs `fn` on every target at once; every target's outcome is reported, and the first failure is rethrown after all finished. */
-export async function forEachTarget<T>(targets: Target[], fn: (t: Target) => Promise<T>, onFailure: (t: Target, e: unknown) => void): Promise<T[]> {
+/**
+ * Runs `fn` on every target at once; every target's outcome is reported (a failure on one does not
+ * stop the others), and the first failure is rethrown after all finished.
+ */
+export async function forEachTarget<T>(targets: Target[], fn: (t: Target) => Promise<T>, reporter: Reporter): Promise<T[]> {
   const settled = await Promise.allSettled(targets.map(fn));
   const failed = settled.flatMap((s, i) => (s.status === "rejected" ? [{ t: targets[i]!, e: s.reason as unknown }] : []));
   if (failed.length === 0) return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
-  if (targets.length > 1) for (const f of failed) onFailure(f.t, f.e);
+  if (targets.length > 1) for (const f of failed) reporter.warn(`[${f.t.name}] failed: ${f.e instanceof Error ? f.e.message : String(f.e)}`);
   if (failed.length === 1 || targets.length === 1) throw failed[0]!.e;
   throw new UserError("DEPLOY_FAILED", `${failed.length} of ${targets.length} targets failed: ${failed.map((f) => f.t.name).join(", ")}`, { hint: "the messages above say what failed where; the other targets finished" });
+}
+
+/** forEachTarget with each target opened first and closed after, whatever happened. */
+export function withEachTarget<T>(targets: Target[], root: string, options: TargetOptions, ctx: Context, fn: (t: Target, fs: TargetFs) => Promise<T>): Promise<T[]> {
+  return forEachTarget(
+    targets,
+    async (t) => {
+      const fs = await openTarget(t, root, options, ctx);
+      try {
+        return await fn(t, fs);
+      } finally {
+        await fs.close();
+      }
+    },
+    ctx.reporter,
+  );
 }

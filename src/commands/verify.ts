@@ -13,7 +13,7 @@ import { fetchDigest, fetchText } from "../adapters/http.ts";
 import { readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes } from "../ui/reporter.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
-import { forEachTarget, openTarget, selectTargets, type TargetOptions } from "./targets.ts";
+import { withEachTarget, selectTargets, type TargetOptions } from "./targets.ts";
 
 export interface VerifyOptions extends OutOptions, TargetOptions {
   /** The URL the boot server serves the tree at (what DHCP hands out, minus boot.ipxe). */
@@ -50,23 +50,20 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
   const root = rootOf(options, ctx);
   const inv = await loadRoot(root, ctx);
   if (options.http === undefined) {
-    const targets = await forEachTarget(
+    const targets = await withEachTarget(
       selectTargets(inv, options),
-      async (t) => {
-        const fs = await openTarget(t, root, options, ctx);
-        try {
-          const deployed = await readDeployed(fs);
-          if (!deployed) throw new UserError("VERIFY_FAILED", `nothing has been deployed to ${fs.description}`);
-          const drift = await verifyTarget(fs, deployed);
-          for (const p of drift.missing) ctx.reporter.warn(`[${t.name}] missing: ${p}`);
-          for (const p of drift.changed) ctx.reporter.warn(`[${t.name}] changed on the target: ${p}`);
-          for (const p of drift.extra) ctx.reporter.warn(`[${t.name}] not written by netbuild: ${p}`);
-          return { name: t.name, target: fs.description, drift };
-        } finally {
-          await fs.close();
-        }
+      root,
+      options,
+      ctx,
+      async (t, fs) => {
+        const deployed = await readDeployed(fs);
+        if (!deployed) throw new UserError("VERIFY_FAILED", `nothing has been deployed to ${fs.description}`);
+        const drift = await verifyTarget(fs, deployed);
+        for (const p of drift.missing) ctx.reporter.warn(`[${t.name}] missing: ${p}`);
+        for (const p of drift.changed) ctx.reporter.warn(`[${t.name}] changed on the target: ${p}`);
+        for (const p of drift.extra) ctx.reporter.warn(`[${t.name}] not written by netbuild: ${p}`);
+        return { name: t.name, target: fs.description, drift };
       },
-      (t, e) => ctx.reporter.warn(`[${t.name}] failed: ${e instanceof Error ? e.message : String(e)}`),
     );
     const ok = targets.every((t) => t.drift.missing.length + t.drift.changed.length + t.drift.extra.length === 0);
     return { http: undefined, targets, ok };
