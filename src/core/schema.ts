@@ -36,6 +36,71 @@ export const PrebuiltClassSchema = z.strictObject({
   initrd: ArtifactSchema,
 });
 
+/** A schematic exactly as the Image Factory takes it (its fields, its names); unknown fields are refused, as the factory does. */
+export const SchematicSchema = z
+  .strictObject({
+    overlay: z
+      .strictObject({
+        image: z.string().min(1).describe("The overlay's container image, e.g. siderolabs/sbc-raspberrypi"),
+        name: z.string().min(1).describe("The overlay's name, e.g. rpi_generic"),
+        options: z.record(z.string(), z.unknown()).optional().describe("Options passed to the overlay"),
+      })
+      .optional(),
+    customization: z
+      .strictObject({
+        extraKernelArgs: z.array(z.string().min(1)).optional().describe("Kernel arguments the factory adds to its command line (`-arg` removes a default)"),
+        meta: z
+          .array(
+            z.strictObject({
+              key: z.number().int().min(0, { error: "expected a META key from 0 to 255 (e.g. 0xa)" }).max(255, { error: "expected a META key from 0 to 255 (e.g. 0xa)" }),
+              value: z.string(),
+            }),
+          )
+          .optional()
+          .describe("Initial META values"),
+        systemExtensions: z
+          .strictObject({
+            officialExtensions: z
+              .array(z.string().regex(/^[a-z0-9][a-z0-9._-]*\/[a-z0-9][a-z0-9._-]*$/, { error: "expected an official extension name like siderolabs/iscsi-tools" }))
+              .optional(),
+          })
+          .optional(),
+        bootloader: z.enum(["none", "dual-boot", "sd-boot", "grub"], { error: "expected none, dual-boot, sd-boot or grub" }).optional(),
+        secureboot: z
+          .strictObject({
+            enrollKeys: z.enum(["off", "manual", "if-safe", "force"], { error: "expected off, manual, if-safe or force" }).optional(),
+            includeWellKnownCertificates: z.boolean().optional(),
+          })
+          .optional(),
+        diskImage: z.strictObject({ sectorSize: z.number().int().min(1).optional() }).optional(),
+      })
+      .optional(),
+  })
+  .describe("The Image Factory schematic, in the factory's own format");
+
+const talosRole = z.enum(["controlplane", "worker"], { error: "expected controlplane or worker" });
+
+/** A size Talos parses (go-humanize): 100GB, 2GiB, 512MiB; or a percentage of the disk for maxSize. */
+const talosSize = z.string().regex(/^\d+(\.\d+)?\s*(B|kB|KB|MB|GB|TB|PB|KiB|MiB|GiB|TiB|PiB)$/, { error: "expected a size like 100GB or 2GiB" });
+
+export const TalosVolumeSchema = z.strictObject({
+  diskSelector: z.string().min(1).optional().describe("CEL expression choosing the disk (Talos default: system_disk)"),
+  minSize: talosSize.optional(),
+  maxSize: z.union([talosSize, z.string().regex(/^\d{1,3}%$/)], { error: "expected a size like 100GB, 2GiB, or a percentage like 50%" }).optional(),
+  grow: z.boolean().optional().describe("Grow the volume to fill the disk up to maxSize"),
+});
+
+/** Per-host machine-config settings; a class's `talos.machine` gives defaults for its hosts. */
+const talosMachineFields = {
+  role: talosRole.optional().describe("Which base config the host's machine config starts from (controlplane.yaml or worker.yaml)"),
+  installDisk: z.string().regex(/^\/dev\/[A-Za-z0-9._\/-]+$/, { error: "expected a device path like /dev/sda or /dev/disk/by-id/..." }).optional().describe("machine.install.disk"),
+  volumes: z
+    .record(z.enum(["EPHEMERAL", "IMAGE-CACHE"], { error: "expected a system volume Talos lets VolumeConfig size: EPHEMERAL or IMAGE-CACHE" }), TalosVolumeSchema)
+    .optional()
+    .describe("VolumeConfig documents by volume name, e.g. EPHEMERAL: { maxSize: 100GB }"),
+  patches: z.array(z.string().min(1)).optional().describe("Strategic merge patch files (YAML, multi-document), relative to this file"),
+};
+
 export const TalosClassSchema = z.strictObject({
   kind: z.literal("talos"),
   ...classCommon,
@@ -43,14 +108,21 @@ export const TalosClassSchema = z.strictObject({
     version: z.string().regex(/^v\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$/, { error: "expected a Talos release like v1.12.2" }),
     arch: z.enum(["amd64", "arm64"]).default("amd64"),
     platform: z.string().regex(/^[a-z0-9-]+$/, { error: "expected a platform name like metal" }).default("metal"),
-    schematicId: z.string().regex(/^[0-9a-f]{64}$/, { error: "expected the 64-hex-digit schematic ID from the Image Factory" }),
+    schematic: SchematicSchema.default({}),
+    schematicId: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, { error: "expected the 64-hex-digit schematic ID from the Image Factory" })
+      .optional()
+      .describe("Optional check: netbuild computes the ID from `schematic` and refuses the class if it differs"),
     hashes: z
       .strictObject({
-        kernel: sriHash.describe("sha256 of kernel-<arch>"),
-        initramfs: sriHash.describe("sha256 of initramfs-<arch>.xz"),
+        kernel: sriHash.optional().describe("sha256 of kernel-<arch>"),
+        initramfs: sriHash.optional().describe("sha256 of initramfs-<arch>.xz"),
+        cmdline: sriHash.optional().describe("sha256 of cmdline-<platform>-<arch>"),
       })
       .optional()
-      .describe("The pinned artifacts; a class without them loads but cannot be built"),
+      .describe("The pinned artifacts (`netbuild pin` fills them); a class without all three loads but cannot be built"),
+    machine: z.strictObject(talosMachineFields).optional().describe("Machine-config defaults for this class's hosts"),
   }),
 });
 
@@ -75,6 +147,21 @@ export const HostSchema = z.strictObject({
     .default({ disks: false }),
   kernelParams: kernelParams.default([]),
   description: z.string().optional(),
+  talos: z
+    .strictObject({
+      ...talosMachineFields,
+      network: z
+        .strictObject({
+          address: z.union([z.cidrv4(), z.cidrv6()], { error: "expected an address with its prefix length, like 10.0.0.5/24" }),
+          gateway: z.union([z.ipv4(), z.ipv6()], { error: "expected an IPv4 or IPv6 address" }).optional(),
+          nameservers: z.array(z.union([z.ipv4(), z.ipv6()], { error: "expected an IPv4 or IPv6 address" })).optional(),
+          mac: z.string().optional().describe("The NIC the address goes on (default: the host's first MAC)"),
+        })
+        .optional()
+        .describe("A static address instead of DHCP"),
+    })
+    .optional()
+    .describe("Machine-config settings for a host of a Talos class"),
 });
 
 /** A file of many hosts; each host is then checked with HostSchema on its own. */
@@ -96,7 +183,18 @@ export const SiteSchema = z.strictObject({
   out: z.string().min(1).default("out").describe("The output tree, relative to the inventory root"),
   talos: z
     .strictObject({
-      factory: z.url({ protocol: /^https?$/ }).default("https://factory.talos.dev").describe("Image Factory base URL"),
+      factory: z.url({ protocol: /^https?$/ }).default("https://factory.talos.dev").describe("Image Factory base URL (or a mirror, or a self-hosted factory)"),
+      configBaseUrl: z
+        .url({ protocol: /^https?$/, error: "expected the http:// or https:// URL the boot server serves this tree at" })
+        .optional()
+        .describe("Where machines fetch the tree over HTTP(S); Talos hosts get talos.config=<this>/by-host/<host>/talos.yaml"),
+      baseConfigs: z
+        .strictObject({
+          controlplane: z.string().min(1).optional().describe("controlplane.yaml from `talosctl gen config` (keep it out of git, or encrypted)"),
+          worker: z.string().min(1).optional().describe("worker.yaml from `talosctl gen config` (keep it out of git, or encrypted)"),
+        })
+        .optional()
+        .describe("Base machine configs by role, relative to the inventory root"),
     })
     .default({ factory: "https://factory.talos.dev" }),
   targets: z
@@ -115,6 +213,8 @@ export const SiteSchema = z.strictObject({
   keep: z.number().int().min(2, { error: "keep at least 2: the generation just switched away from stays for machines that were booting it" }).max(100).default(3).describe("Class generations kept on deploy targets, for `netbuild rollback` (the current one included)"),
 });
 
+export type SchematicInput = z.infer<typeof SchematicSchema>;
+export type TalosVolumeInput = z.infer<typeof TalosVolumeSchema>;
 export type ArtifactInput = z.infer<typeof ArtifactSchema>;
 export type ClassInput = z.infer<typeof ClassSchema>;
 export type HostInput = z.infer<typeof HostSchema>;

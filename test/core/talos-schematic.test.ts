@@ -1,0 +1,145 @@
+// Schematic IDs computed offline must be the IDs the Image Factory assigns. Expected values come
+// from the factory's own tests (pkg/schematic/schematic_test.go, internal/integration) and the
+// Talos docs, never from this implementation. The encoding of everything else is checked against
+// the real gopkg.in/yaml.v3 (Debian's golang-gopkg-yaml.v3-dev, the version the factory pinned),
+// driven by a small Go oracle that decodes and re-encodes schematics as the factory does.
+import { execFileSync } from "node:child_process";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { canonicalSchematic, EMPTY_SCHEMATIC_ID } from "../../src/core/talos-schematic.ts";
+import type { SchematicInput } from "../../src/core/schema.ts";
+import { SchematicSchema } from "../../src/core/schema.ts";
+
+function idOf(s: SchematicInput): string {
+  const r = canonicalSchematic(SchematicSchema.parse(s));
+  if (!r.ok) throw new Error(r.message);
+  return r.value.id;
+}
+
+describe("schematic IDs the Image Factory published", () => {
+  const published: [string, string, SchematicInput][] = [
+    ["empty (factory unit test; the value the issue quotes)", EMPTY_SCHEMATIC_ID, {}],
+    ["empty customization (factory unit test)", EMPTY_SCHEMATIC_ID, { customization: {} }],
+    ["empty extraKernelArgs list (factory unit test)", EMPTY_SCHEMATIC_ID, { customization: { extraKernelArgs: [] } }],
+    ["kernel args noapic nolapic (factory unit test config1)", "9cba8e32753f91a16c1837ab8abf356af021706ef284aef07380780177d9a06c", { customization: { extraKernelArgs: ["noapic", "nolapic"] } }],
+    ["kernel args with an empty systemExtensions (factory unit test)", "9cba8e32753f91a16c1837ab8abf356af021706ef284aef07380780177d9a06c", { customization: { extraKernelArgs: ["noapic", "nolapic"], systemExtensions: {} } }],
+    ["kernel args nolapic nomodeset (factory integration test)", "e0fb1129bbbdfb5d002e94af4cdce712a8370e850950a33a242d4c3f178c532d", { customization: { extraKernelArgs: ["nolapic", "nomodeset"] } }],
+    ["meta key 0xa = foo (factory unit test)", "d308a2a5ee2277bed5fbaa104fcbc8d59122abfa737df987a95b4ca763459a7f", { customization: { meta: [{ key: 0x0a, value: "foo" }] } }],
+    ["meta with a JSON value, written single-quoted (factory integration test)", "fe866116408a5a13dab7d5003eb57a00954ea81ebeec3fbbcd1a6d4462a00036", { customization: { meta: [{ key: 0xa, value: '{"externalIPs":["1.2.3.4"]}' }] } }],
+    ["three extensions, in the order given (factory integration test)", "51ff3e49313773332729a5c04e57af0dbe2e6d3f65ff638e6d4c3a05065fefff", { customization: { systemExtensions: { officialExtensions: ["siderolabs/amd-ucode", "siderolabs/gvisor", "siderolabs/gasket-driver"] } } }],
+    ["one extension (Talos docs, boot assets)", "d9ff89777e246792e7642abd3220a616afb4e49822382e4213a2e528ab826fe5", { customization: { systemExtensions: { officialExtensions: ["siderolabs/gvisor"] } } }],
+    ["kernel arg and two extensions (Talos docs, boot assets)", "b8e8fbbe1b520989e6c52c8dc8303070cb42095997e76e812fa8892393e1d176", { customization: { extraKernelArgs: ["net.ifnames=0"], systemExtensions: { officialExtensions: ["siderolabs/gvisor", "siderolabs/intel-ucode"] } } }],
+    ["overlay rpi_generic (factory unit test)", "ee21ef4a5ef808a9b7484cc0dda0f25075021691c8c09a276591eedb638ea1f9", { overlay: { name: "rpi_generic", image: "siderolabs/sbc-raspberrypi" } }],
+    ["overlay with an empty customization (factory unit test)", "ee21ef4a5ef808a9b7484cc0dda0f25075021691c8c09a276591eedb638ea1f9", { overlay: { name: "rpi_generic", image: "siderolabs/sbc-raspberrypi" }, customization: {} }],
+    ["secureboot well-known certificates (factory unit test)", "fa8e05f142a851d3ee568eb0a8e5841eaf6b0ebc8df9a63df16ac5ed2c04f3e6", { customization: { secureboot: { includeWellKnownCertificates: true } } }],
+  ];
+  it.each(published)("%s", (_what, id, schematic) => {
+    expect(idOf(schematic)).toBe(id);
+  });
+
+  it("prints the canonical YAML the ID is the hash of (what POST /schematics accepts)", () => {
+    const r = canonicalSchematic(SchematicSchema.parse({ customization: { extraKernelArgs: ["noapic", "nolapic"] } }));
+    expect(r.ok && r.value.yaml).toBe("customization:\n    extraKernelArgs:\n        - noapic\n        - nolapic\n");
+  });
+
+  it("keeps extension order (the factory does not sort), so a reordered list is another schematic", () => {
+    const a = idOf({ customization: { systemExtensions: { officialExtensions: ["siderolabs/iscsi-tools", "siderolabs/util-linux-tools"] } } });
+    const b = idOf({ customization: { systemExtensions: { officialExtensions: ["siderolabs/util-linux-tools", "siderolabs/iscsi-tools"] } } });
+    expect(a).not.toBe(b);
+  });
+});
+
+// --- against the real yaml.v3 ---------------------------------------------------------------
+
+const GOPATH = "/usr/share/gocode";
+function haveOracle(): boolean {
+  try {
+    execFileSync("go", ["version"], { stdio: "ignore" });
+    execFileSync("test", ["-d", path.join(GOPATH, "src/gopkg.in/yaml.v3")]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+const oracleHere = haveOracle();
+if (!oracleHere) console.warn("NOT RUN — schematic encoding against the real yaml.v3: needs `go` and golang-gopkg-yaml.v3-dev (scripts/setup installs them)");
+
+function oracle(schematics: unknown[]): string[] {
+  const out = execFileSync("go", ["run", "main.go"], {
+    cwd: path.join(import.meta.dirname, "../support/schematic-oracle"),
+    input: schematics.map((s) => JSON.stringify(s)).join("\n") + "\n",
+    env: { ...process.env, GO111MODULE: "off", GOPATH, GOFLAGS: "", GOCACHE: "/tmp/netbuild-go-cache" },
+    encoding: "utf8",
+    maxBuffer: 64 << 20,
+  });
+  return out.trim().split("\n").map((l) => JSON.parse(l) as string);
+}
+
+const TRICKY_STRINGS = [
+  "plain", "true", "True", "false", "null", "Null", "~", "", " ", "yes", "No", "on", "OFF", "y", "n",
+  "123", "-5", "+7", "0x1f", "0o17", "017", "08", "1_000", "1e3", "1.5", ".5", "5.", ".inf", "-.Inf", ".nan", "1:20", "190:20:30.15",
+  "2024-01-01", "2024-1-2", "2024-13-01x", "a: b", "a:b", "a:", ":a", "? a", "?a", "- a", "-a", "--", "---", "--- a", "...x",
+  "#c", "a #c", "a#c", "[a]", "a,b", "{a", "a}", "&a", "*a", "!a", "|a", ">a", "'a", "\"a", "%a", "@a", "`a", "a'b", "a\"b", "a\\b",
+  " lead", "trail ", "in side", "tab\there", "café", "日本", "emoji 😀", "=", "console=ttyS0,115200", "-console", "net.ifnames=0",
+  "line1\nline2", "line1\nline2\n", "a\n\nb\n", "x\n  indented\n", "ends space \nx", "a\tb\nc", "<<", "=x",
+];
+
+describe.skipIf(!oracleHere)("the canonical YAML, byte for byte against gopkg.in/yaml.v3", () => {
+  it("encodes tricky strings as kernel args, meta values, extension-free options and overlay names exactly as yaml.v3 does (or refuses them)", () => {
+    const cases: SchematicInput[] = [];
+    for (const s of TRICKY_STRINGS) {
+      cases.push({ customization: { extraKernelArgs: [s] } });
+      cases.push({ customization: { meta: [{ key: 7, value: s }] } });
+      cases.push({ overlay: { image: "x/y", name: "n", options: { [s || "k"]: s, nested: { list: [s, 1, true, null], map: { inner: s } } } } });
+    }
+    let compared = 0;
+    const refused: string[] = [];
+    const ours = cases.map((c) => canonicalSchematic(c));
+    const theirs = oracle(cases);
+    ours.forEach((r, i) => {
+      if (!r.ok) {
+        refused.push(`${JSON.stringify(cases[i])}: ${r.message}`);
+        return;
+      }
+      expect(r.value.yaml, JSON.stringify(cases[i])).toBe(theirs[i]);
+      compared++;
+    });
+    // Most of the table is encoded, not refused; refusals are for things netbuild says it cannot spell.
+    expect(compared).toBeGreaterThan(cases.length * 0.9);
+    for (const line of refused) expect(line).toMatch(/date and time|ends in blank lines|starts with a space|trailing spaces|writes as an escape|control character/);
+  });
+
+  it("sorts overlay option keys as yaml.v3 does (natural order, letters first) and writes nested values", () => {
+    const keys = ["b", "B", "a10", "a9", "a09", "a_1", "_x", "x1y", "x10", "x1", "1", "10", "9", "Z", "zz", "a.b", "a-b", "ä"];
+    const cases: SchematicInput[] = [
+      { overlay: { image: "siderolabs/sbc-raspberrypi", name: "rpi_generic", options: Object.fromEntries(keys.map((k, i) => [k, i])) } },
+      { overlay: { image: "i", name: "n", options: { configTxt: "gpu_mem=128\nkernel=u-boot.bin\narm_64bit=1\n", list: [{ a: 1, b: [] }, {}, "x"], empty: {}, none: [] } } },
+      { overlay: { image: "", name: "" }, customization: { bootloader: "sd-boot", secureboot: { enrollKeys: "if-safe" }, diskImage: { sectorSize: 4096 }, meta: [{ key: 0, value: "" }, { key: 255, value: "x" }] } },
+    ];
+    const theirs = oracle(cases);
+    cases.forEach((c, i) => {
+      const r = canonicalSchematic(c);
+      expect(r.ok && r.value.yaml, JSON.stringify(c)).toBe(theirs[i]);
+    });
+  });
+
+  it("agrees on 2,000 random strings built from YAML's special characters", () => {
+    const alphabet = ["a", "b", "1", "0", " ", ":", "#", "-", "?", "'", '"', "\n", "\t", ",", "[", "{", "&", "*", "!", "|", ">", "%", "@", "`", ".", "=", "é", "~", "_", "+", "e", "x"];
+    let seed = 42;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const strings = Array.from({ length: 2000 }, () => Array.from({ length: 1 + rand(8) }, () => alphabet[rand(alphabet.length)]).join(""));
+    const cases: SchematicInput[] = strings.map((s) => ({ customization: { meta: [{ key: 1, value: s }] } }));
+    const theirs = oracle(cases);
+    let compared = 0;
+    cases.forEach((c, i) => {
+      const r = canonicalSchematic(c);
+      if (!r.ok) return;
+      expect(r.value.yaml, JSON.stringify(strings[i])).toBe(theirs[i]);
+      compared++;
+    });
+    expect(compared).toBeGreaterThan(1500);
+  });
+});
