@@ -14,13 +14,15 @@ let
   # initrd, kernel parameters). builtin:buildenv is the one builder that every Nix has, even with
   # the sandbox on and neither nixpkgs nor /bin/sh available (Debian's Nix, offline machines); the
   # file name is fixed by that builder. The artifacts are inputs, so Nix builds them first.
-  bundle = { name, kind, kernel, initrd, kernelParams, inputs ? [ ] }:
+  bundle = { name, kind, kernel, initrd, kernelParams, cmdlineFile ? null, inputs ? [ ] }:
     let
       manifest = builtins.toJSON {
         class = name;
         inherit kind kernelParams;
         kernel = "${kernel}";
         initrd = "${initrd}";
+        # A file of kernel parameters that go before kernelParams (the Image Factory's command line).
+        cmdlineFile = if cmdlineFile == null then null else "${cmdlineFile}";
       };
     in
     {
@@ -31,7 +33,7 @@ let
         builder = "builtin:buildenv";
         manifest = builtins.toFile "netbuild-${name}.json" (builtins.unsafeDiscardStringContext manifest);
         derivations = [ ];
-        netbuildInputs = [ kernel initrd ] ++ inputs;
+        netbuildInputs = [ kernel initrd ] ++ (if cmdlineFile == null then [ ] else [ cmdlineFile ]) ++ inputs;
         preferLocalBuild = true;
         allowSubstitutes = false;
       };
@@ -48,18 +50,20 @@ in
   prebuilt = { name, kernel, initrd, kernelParams }:
     bundle { inherit name kernel initrd kernelParams; kind = "prebuilt"; };
 
-  # Kernel and initramfs from the Talos Image Factory, pinned by hash.
-  talos = { name, factory, schematicId, version, arch, platform, kernelHash, initramfsHash, kernelParams }:
+  # Kernel, initramfs and kernel command line from the Talos Image Factory, each pinned by hash.
+  # The command line is the factory's own for this schematic, version and platform (Talos's
+  # defaults plus the schematic's extraKernelArgs); netbuild puts it before the class's parameters.
+  talos = { name, factory, schematicId, version, arch, platform, kernelHash, initramfsHash, cmdlineHash, kernelParams }:
     let
       base = "${factory}/image/${schematicId}/${version}";
       pinned = hash: what:
-        if hash == null then throw "netbuild: class ${name} is not pinned: set talos.hashes.${what} in its class file" else hash;
+        if hash == null then throw "netbuild: class ${name} is not pinned: run `netbuild pin --class ${name}` to set talos.hashes.${what}" else hash;
     in bundle {
-      inherit name;
+      inherit name kernelParams;
       kind = "talos";
       kernel = fetch { url = "${base}/kernel-${arch}"; hash = pinned kernelHash "kernel"; name = "talos-${version}-${arch}-kernel"; };
       initrd = fetch { url = "${base}/initramfs-${arch}.xz"; hash = pinned initramfsHash "initramfs"; name = "talos-${version}-${arch}-initramfs.xz"; };
-      kernelParams = [ "talos.platform=${platform}" ] ++ kernelParams;
+      cmdlineFile = fetch { url = "${base}/cmdline-${platform}-${arch}"; hash = pinned cmdlineHash "cmdline"; name = "talos-${version}-${platform}-${arch}-cmdline"; };
     };
 
   # A NixOS system built for netboot by nixpkgs' own netboot module: its kernel, its initrd

@@ -97,8 +97,39 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         lines.push("hosts:");
         for (const h of r.hosts) lines.push(`  ${h.wipe ? "!!" : "  "}${h.name}  ${h.className}  ${h.macs.join(",")}  ${h.cmdline.join(" ")}`);
         lines.push(`unknown machines: ${r.unknownMachines}`);
+        if (r.talos.hosts.length > 0) {
+          lines.push("talos machine configs (cluster secrets):");
+          for (const t of r.talos.hosts) lines.push(`  ${t.name}  ${t.role}  ${t.configUrl}${t.installDisk ? `  installs onto ${t.installDisk}` : ""}`);
+        }
         return `${lines.join("\n")}\n`;
       });
+    });
+
+  program
+    .command("pin")
+    .description("download each Talos class's kernel, initramfs and command line from the Image Factory and write their hashes into the class file (comments kept)")
+    .addOption(new Option("--class <name>", "pin only this Talos class (repeatable; default: all)").argParser(collect).default([]))
+    .addOption(rootOption())
+    .addOption(jsonOption())
+    .action(async (o: { class: string[]; root?: string; json?: boolean }) => {
+      json = Boolean(o.json);
+      const { pin } = await import("./commands/pin.ts");
+      const r = await pin({ classes: o.class, root: o.root }, ctx);
+      print(io, json, r, () => `${r.classes.map((c) => `${c.name}: ${c.written ? `hashes written to ${c.file}` : "already pinned, unchanged"}\n${c.artifacts.map((a) => `  ${a.what.padEnd(9)} ${formatBytes(a.size).padStart(9)}  ${a.hash}`).join("\n")}`).join("\n")}\n`);
+    });
+
+  const talos = program.command("talos").description("Talos helpers");
+  talos
+    .command("schematic")
+    .description("print a Talos class's schematic ID (computed offline, as the Image Factory does) and its canonical YAML")
+    .argument("<class>", "a Talos class")
+    .addOption(rootOption())
+    .addOption(jsonOption())
+    .action(async (className: string, o: { root?: string; json?: boolean }) => {
+      json = Boolean(o.json);
+      const { schematic } = await import("./commands/talos.ts");
+      const r = await schematic({ className, root: o.root }, ctx);
+      print(io, json, r, () => `# class ${r.class}: schematic ${r.id}\n# kernel    ${r.urls.kernel}\n# initramfs ${r.urls.initramfs}\n# cmdline   ${r.urls.cmdline}\n${r.yaml}`);
     });
 
   const withTargets = (cmd: Command) => {

@@ -23,7 +23,8 @@ export type ErrorCode =
   | "DEPLOY_LOCKED"
   | "DEPLOY_FAILED"
   | "NOTHING_TO_ROLL_BACK"
-  | "VERIFY_FAILED";
+  | "VERIFY_FAILED"
+  | "PIN_FAILED";
 
 /** A position in an inventory file: 1-based line and column. */
 export interface Where {

@@ -35,7 +35,20 @@ const BundleManifest = z.object({
   kernel: z.string().startsWith("/nix/store/"),
   initrd: z.string().startsWith("/nix/store/"),
   kernelParams: z.array(z.string()),
+  cmdlineFile: z.string().startsWith("/nix/store/").nullable().optional(),
 });
+
+/** A download a class pins, for explaining a hash mismatch in the inventory's terms. */
+export interface PinnedDownload {
+  /** The fixed-output derivation's name (Nix names it in its error). */
+  drvName: string;
+  className: string;
+  what: string;
+  url: string;
+  file: string;
+  /** How to fix a mismatch, e.g. run `netbuild pin --class NAME`. */
+  fix: string;
+}
 
 /** The store path that holds a file (`/nix/store/h-name/bzImage` → `/nix/store/h-name`). */
 export function storePathOf(file: string): string {
@@ -43,10 +56,17 @@ export function storePathOf(file: string): string {
 }
 
 /** Explains Nix's fixed-output hash mismatch in inventory terms. */
-function explainHashMismatch(stderr: string): { message: string; hint: string } | undefined {
+function explainHashMismatch(stderr: string, downloads: readonly PinnedDownload[]): { message: string; hint: string } | undefined {
   const m = /hash mismatch in fixed-output derivation '([^']+)':\s*specified:\s*(\S+)\s*got:\s*(\S+)/s.exec(stderr);
   if (!m) return undefined;
   const drv = path.basename(m[1]!).replace(/^[0-9a-z]{32}-/, "").replace(/\.drv$/, "");
+  const known = downloads.find((d) => d.drvName === drv);
+  if (known) {
+    return {
+      message: `class ${known.className}: the ${known.what} downloaded from ${known.url} does not have the hash pinned in ${known.file} (pinned ${m[2]}, the server sent ${m[3]})`,
+      hint: known.fix,
+    };
+  }
   return {
     message: `the download ${drv} does not have the pinned hash (pinned ${m[2]}, the server sent ${m[3]})`,
     hint: `if the URL is right and the new file is trusted, set the class's hash to ${m[3]}; otherwise check the URL, the version and the factory setting`,
@@ -58,6 +78,8 @@ export interface BuildClassesOptions extends NixOptions {
   /** Where GC roots go (<root>/.netbuild/gcroots), so `nix-collect-garbage` keeps the current builds. */
   gcroots: string;
   onLine?: (line: string) => void;
+  /** Pinned downloads of the classes, to explain a hash mismatch. */
+  downloads?: readonly PinnedDownload[];
 }
 
 /** Builds the classes in one nix-build (Nix schedules them in parallel) and reads each class's manifest. */
@@ -68,7 +90,7 @@ export async function buildClasses(opts: BuildClassesOptions): Promise<Map<Class
     result = await run(cmd, { failure: "NIX_BUILD_FAILED", what: `nix-build of ${opts.classes.join(", ")} failed`, ...(opts.onLine ? { onStderrLine: opts.onLine } : {}) });
   } catch (e) {
     if (e instanceof UserError && e.detail) {
-      const mismatch = explainHashMismatch(e.detail);
+      const mismatch = explainHashMismatch(e.detail, opts.downloads ?? []);
       if (mismatch) throw new UserError("NIX_BUILD_FAILED", mismatch.message, { hint: mismatch.hint, detail: e.detail });
     }
     throw e;
@@ -80,6 +102,20 @@ export async function buildClasses(opts: BuildClassesOptions): Promise<Map<Class
     const manifest = BundleManifest.parse(JSON.parse(await fs.readFile(path.join(out, "manifest.nix"), "utf8")));
     const className = manifest.class as ClassName;
     const kernelParams: KernelParam[] = [];
+    if (manifest.cmdlineFile) {
+      // The factory's command line, as downloaded (pinned by hash): it goes first, class and host parameters after it.
+      const text = await fs.readFile(manifest.cmdlineFile, "utf8");
+      const from = opts.downloads?.find((d) => d.className === className && d.what === "cmdline")?.url ?? manifest.cmdlineFile;
+      for (const word of text.split(/\s+/).filter((w) => w !== "")) {
+        const parsed = parseKernelParam(word);
+        if (!parsed.ok) {
+          throw new UserError("ARTIFACT_UNSAFE", `class ${className}: the kernel parameter ${JSON.stringify(word)} in the command line from ${from} cannot be written into an iPXE script: ${parsed.message}`, {
+            hint: "check the schematic's extraKernelArgs; netbuild writes nothing it cannot quote safely",
+          });
+        }
+        kernelParams.push(parsed.value);
+      }
+    }
     for (const p of manifest.kernelParams) {
       const parsed = parseKernelParam(p);
       if (!parsed.ok) {
@@ -90,7 +126,9 @@ export async function buildClasses(opts: BuildClassesOptions): Promise<Map<Class
       kernelParams.push(parsed.value);
     }
     const [kernelStat, initrdStat] = await Promise.all([fs.stat(manifest.kernel), fs.stat(manifest.initrd)]);
-    for (const [what, file] of [["kernel", manifest.kernel], ["initrd", manifest.initrd], ["result", out]] as const) {
+    const roots: [string, string][] = [["kernel", manifest.kernel], ["initrd", manifest.initrd], ["result", out]];
+    if (manifest.cmdlineFile) roots.push(["cmdline", manifest.cmdlineFile]);
+    for (const [what, file] of roots) {
       await run(gcRootCommand(path.join(opts.gcroots, `${className}-${what}`), storePathOf(file)), { failure: "COMMAND_FAILED", what: `registering a GC root for ${className}'s ${what}` });
     }
     builds.set(className, {

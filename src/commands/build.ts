@@ -4,7 +4,8 @@
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { hostsShortOfRam, MAX_IMAGE_BYTES, oversizedImages } from "../core/checks.ts";
-import type { Inventory } from "../core/inventory.ts";
+import { talosArtifactUrl, TALOS_ARTIFACTS, unpinnedArtifacts, type Inventory, type TalosClass } from "../core/inventory.ts";
+import type { PinnedDownload } from "../adapters/nix.ts";
 import { GENERATED_DIR } from "../core/nix-render.ts";
 import { parseKernelParam, type ClassName, type KernelParam } from "../core/names.ts";
 import { planTree, type ClassBuild, type PlanTreeInput, type Tree } from "../core/tree.ts";
@@ -14,6 +15,7 @@ import { buildClasses } from "../adapters/nix.ts";
 import { ipxeTemplates } from "../templates.ts";
 import { formatBytes, type Reporter } from "../ui/reporter.ts";
 import { writeGenerated } from "./generate.ts";
+import { announceInstalls, renderTalosConfigs, type TalosInstall } from "./talos.ts";
 import { loadRoot, outOf, rootOf, selectClasses, type Context, type OutOptions } from "./context.ts";
 
 export interface BuildOptions extends OutOptions {
@@ -33,6 +35,10 @@ export interface BuildResult {
   skippedHosts: Tree["skippedHosts"];
   /** Hosts that will format their disks on their next boot. */
   wipes: { name: string; file: string }[];
+  /** Talos hosts whose machine config installs Talos onto a disk. */
+  talosInstalls: TalosInstall[];
+  /** Machine configs written into the tree (they hold cluster secrets). */
+  machineConfigs: string[];
   warnings: string[];
 }
 
@@ -54,11 +60,24 @@ export function keptBuilds(inv: Inventory, manifest: TreeManifest | undefined, s
 }
 
 /** The tree for these builds, continuing the generations the out/ manifest records. */
-export function treeOf(inv: Inventory, builds: ReadonlyMap<ClassName, ClassBuild>, manifest: TreeManifest | undefined): Tree {
+export function treeOf(inv: Inventory, builds: ReadonlyMap<ClassName, ClassBuild>, manifest: TreeManifest | undefined, machineConfigs?: ReadonlyMap<string, string>): Tree {
   const before: PlanTreeInput["before"] = new Map(
     Object.entries(manifest?.classes ?? {}).map(([name, rec]) => [name as ClassName, { kernel: rec.kernel.path, initrd: rec.initrd.path, previous: rec.previous }]),
   );
-  return planTree({ inventory: inv, builds, before, templates: ipxeTemplates() });
+  return planTree({ inventory: inv, builds, before, templates: ipxeTemplates(), ...(machineConfigs ? { machineConfigs } : {}) });
+}
+
+/** What Nix downloads for a Talos class, so a hash mismatch can name the artifact, its URL and the fix. */
+export function talosDownloads(inv: Inventory, c: TalosClass): PinnedDownload[] {
+  const name = (a: string) => (a === "kernel" ? `talos-${c.version}-${c.arch}-kernel` : a === "initramfs" ? `talos-${c.version}-${c.arch}-initramfs.xz` : `talos-${c.version}-${c.platform}-${c.arch}-cmdline`);
+  return TALOS_ARTIFACTS.map((a) => ({
+    drvName: name(a),
+    className: c.name,
+    what: a,
+    url: talosArtifactUrl(inv.site.talosFactory, c, a),
+    file: c.file,
+    fix: `if the factory's file changed and you trust it (or you changed the schematic, version, platform or factory), run \`netbuild pin --class ${c.name}\`; otherwise check the factory setting in netbuild.yaml`,
+  }));
 }
 
 export function announceWipes(reporter: Reporter, wipes: { name: string; file: string }[]): void {
@@ -81,12 +100,15 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
     });
   }
 
-  const unpinned = selected.filter((c) => c.kind === "talos" && !c.hashes);
+  const talos = selected.filter((c): c is TalosClass => c.kind === "talos");
+  const unpinned = talos.filter((c) => unpinnedArtifacts(c).length > 0);
   if (unpinned.length > 0) {
-    throw new UserError("NOT_PINNED", `class${unpinned.length > 1 ? "es" : ""} ${unpinned.map((c) => c.name).join(", ")} ${unpinned.length > 1 ? "are" : "is"} not pinned, so ${unpinned.length > 1 ? "they" : "it"} cannot be built`, {
-      hint: `set talos.hashes in ${unpinned.map((c) => c.file).join(", ")}, or build other classes with --class`,
+    const lines = unpinned.flatMap((c) => unpinnedArtifacts(c).map((a) => `class ${c.name}: no pinned hash for the ${a} (talos.hashes.${a} in ${c.file}), ${talosArtifactUrl(inv.site.talosFactory, c, a)}`));
+    throw new UserError("NOT_PINNED", `${lines.join("\n")}\nso ${unpinned.length > 1 ? "these classes" : "this class"} cannot be built; nothing was written`, {
+      hint: `run \`netbuild pin${unpinned.length === 1 ? ` --class ${unpinned[0]!.name}` : ""}\` (it downloads the files once and writes their hashes into the class file, keeping its comments), or build other classes with --class`,
     });
   }
+  const downloads = talos.flatMap((c) => talosDownloads(inv, c));
 
   const gen = await writeGenerated(root, inv);
   ctx.reporter.info(`generate: ${gen.written.length} written, ${gen.unchanged.length} unchanged (${path.relative(ctx.cwd, gen.dir) || "."})`);
@@ -99,6 +121,7 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
     classes: names,
     gcroots: path.join(root, ".netbuild", "gcroots"),
     onLine: (l) => ctx.reporter.nix(l),
+    downloads,
   });
 
   const tooBig = oversizedImages(fresh);
@@ -110,7 +133,8 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
 
   const kept = keptBuilds(inv, manifest, new Set(names));
   const builds = new Map<ClassName, ClassBuild>([...kept, ...fresh]);
-  const tree = treeOf(inv, builds, manifest);
+  const configs = await renderTalosConfigs(root, inv, builds, ctx);
+  const tree = treeOf(inv, builds, manifest, configs.texts);
 
   const warnings: string[] = [];
   for (const { host, needed } of hostsShortOfRam(inv, builds)) {
@@ -128,6 +152,12 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
   const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
   const wipes = tree.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
   announceWipes(ctx.reporter, wipes);
+  announceInstalls(ctx.reporter, configs.installs);
+  if (configs.texts.size > 0) {
+    const { secretsNotice } = await import("./plan.ts");
+    const notice = secretsNotice(inv);
+    if (notice) ctx.reporter.warn(notice);
+  }
 
   const applied: ApplyResult = await applyTree(out, tree, manifest, (e) => {
     if (e.action === "copy") ctx.reporter.info(`tree: copy ${e.path} (${formatBytes(e.bytes ?? 0)})`);
@@ -143,6 +173,8 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
     hostsInTree: inv.hosts.length - tree.skippedHosts.length,
     skippedHosts: tree.skippedHosts,
     wipes,
+    talosInstalls: configs.installs,
+    machineConfigs: [...configs.texts.keys()].map((h) => `by-host/${h}/talos.yaml`),
     warnings,
   };
 }

@@ -132,10 +132,12 @@ function outIsCurrent(source: SourceTree, recorded: Record<string, ManifestEntry
 }
 
 /** out/ follows the inventory (host and MAC changes need no nix-build); the deploy source is read from it. */
-async function prepare(inv: Inventory, out: string, manifest: TreeManifest, dryRun: boolean, ctx: Context): Promise<Prepared> {
+async function prepare(root: string, inv: Inventory, out: string, manifest: TreeManifest, dryRun: boolean, ctx: Context): Promise<Prepared> {
   const { keptBuilds, treeOf } = await import("./build.ts");
   const builds = keptBuilds(inv, manifest, new Set());
-  const tree = treeOf(inv, builds, manifest);
+  // Talos hosts' machine configs follow the inventory (and the base configs) like host scripts do.
+  const configs = inv.hosts.some((h) => h.talos) ? (await (await import("./talos.ts")).renderTalosConfigs(root, inv, builds, ctx)).texts : undefined;
+  const tree = treeOf(inv, builds, manifest, configs);
   const { source, classScripts } = sourceOf(tree, manifest.entries);
   let refreshed: string[] = [];
   if (!dryRun && !outIsCurrent(source, manifest.entries)) {
@@ -153,7 +155,7 @@ async function prepare(inv: Inventory, out: string, manifest: TreeManifest, dryR
   const unbuilt = new Set(inv.classes.filter((c) => !builds.has(c.name)).map((c) => c.name as string));
   for (const name of unbuilt) keepAsDeployed.add(`by-class/${name}/ipxe`);
   for (const h of inv.hosts.filter((h) => unbuilt.has(h.className))) {
-    keepAsDeployed.add(`by-host/${h.name}/ipxe`);
+    keepAsDeployed.add(`by-host/${h.name}/ipxe`).add(`by-host/${h.name}/talos.yaml`);
     for (const mac of h.macs) keepAsDeployed.add(`by-mac/${mac}`).add(`by-mac/${mac}/ipxe`);
   }
   if (unbuilt.size > 0) {
@@ -220,7 +222,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
 
   let prepared: Prepared;
   try {
-    prepared = await prepare(inv, out, manifest, Boolean(options.dryRun), ctx);
+    prepared = await prepare(root, inv, out, manifest, Boolean(options.dryRun), ctx);
     trace("out/ checked, tree planned");
   } catch (e) {
     await closeAll();

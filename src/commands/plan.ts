@@ -2,6 +2,7 @@
 // The hosts that will wipe their disks are listed first and loudly.
 import { macColons } from "../core/names.ts";
 import { hostParams } from "../core/tree.ts";
+import type { Inventory } from "../core/inventory.ts";
 import { checkOutFolder } from "../adapters/local-tree.ts";
 import { announceWipes } from "./build.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
@@ -14,6 +15,16 @@ export interface PlanResult {
   hosts: { name: string; file: string; className: string; macs: string[]; cmdline: string[]; wipe: boolean }[];
   wipes: { name: string; file: string }[];
   unknownMachines: string;
+  /** Talos hosts and the machine configs (cluster secrets) the tree will serve for them. */
+  talos: { hosts: { name: string; role: string; configUrl: string; installDisk: string | undefined }[]; secrets: string | undefined };
+}
+
+/** What to tell the user about the secrets in Talos machine configs, given where they are served. */
+export function secretsNotice(inv: Inventory): string | undefined {
+  const hosts = inv.hosts.filter((h) => h.talos);
+  if (hosts.length === 0 || inv.site.talosConfigBaseUrl === undefined) return undefined;
+  const plain = inv.site.talosConfigBaseUrl.startsWith("http://");
+  return `the machine configs of ${hosts.length} Talos host${hosts.length === 1 ? "" : "s"} hold cluster secrets (tokens, CA keys); netbuild writes them only into the tree and to the deploy targets, and the boot server serves them to anyone who can reach ${inv.site.talosConfigBaseUrl}/by-host/${plain ? " over plain http: use an https configBaseUrl, and restrict who can reach it" : ": restrict who can reach it"}`;
 }
 
 export async function plan(options: PlanOptions, ctx: Context): Promise<PlanResult> {
@@ -23,6 +34,8 @@ export async function plan(options: PlanOptions, ctx: Context): Promise<PlanResu
   const manifest = await checkOutFolder(out);
   const wipes = inv.hosts.filter((h) => h.provisionDisks).map((h) => ({ name: h.name as string, file: h.file }));
   announceWipes(ctx.reporter, wipes);
+  const secrets = secretsNotice(inv);
+  if (secrets) ctx.reporter.warn(secrets);
   return {
     out,
     classes: inv.classes.map((c) => ({ name: c.name, kind: c.kind, file: c.file, kernelParams: c.kernelParams, built: manifest?.classes[c.name] !== undefined })),
@@ -36,5 +49,9 @@ export async function plan(options: PlanOptions, ctx: Context): Promise<PlanResu
     })),
     wipes,
     unknownMachines: inv.site.unknownClass === null ? "strict: boot nothing" : `boot class ${inv.site.unknownClass}`,
+    talos: {
+      hosts: inv.hosts.flatMap((h) => (h.talos ? [{ name: h.name as string, role: h.talos.role, configUrl: h.talos.configUrl.slice("talos.config=".length), installDisk: h.talos.installDisk }] : [])),
+      secrets,
+    },
   };
 }

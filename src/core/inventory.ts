@@ -14,7 +14,8 @@ import {
   type KernelParam,
   type Mac,
 } from "./names.ts";
-import { ClassSchema, HostSchema, HostsFileSchema, SiteSchema, type ArtifactInput, type ClassInput, type HostInput, type SiteInput } from "./schema.ts";
+import { ClassSchema, HostSchema, HostsFileSchema, SiteSchema, type ArtifactInput, type ClassInput, type HostInput, type SchematicInput, type SiteInput, type TalosVolumeInput } from "./schema.ts";
+import { canonicalSchematic } from "./talos-schematic.ts";
 import { YamlDoc, zodIssues, type Path } from "./yaml-doc.ts";
 import { parseTarget, type Target } from "./target.ts";
 
@@ -62,6 +63,10 @@ export interface Site {
   unknownClass: ClassName | null;
   out: string;
   talosFactory: string;
+  /** Where machines fetch the tree over HTTP(S), without a trailing slash (Talos hosts' talos.config= starts with it). */
+  talosConfigBaseUrl: string | undefined;
+  /** Base machine configs by role (paths relative to the root), from `talosctl gen config`. */
+  talosBaseConfigs: Partial<Record<TalosRole, string>>;
   /** Deploy targets by name, sorted. */
   targets: Target[];
   /** Class generations a target keeps unless it says otherwise. */
@@ -88,14 +93,42 @@ export interface PrebuiltClass extends ClassBase {
   kernel: Artifact;
   initrd: Artifact;
 }
+export type TalosRole = "controlplane" | "worker";
+export const TALOS_ARTIFACTS = ["kernel", "initramfs", "cmdline"] as const;
+export type TalosArtifact = (typeof TALOS_ARTIFACTS)[number];
+
+/** Machine-config settings (a class's defaults, or a host's own merged over them). */
+export interface TalosMachine {
+  role: TalosRole | undefined;
+  installDisk: string | undefined;
+  volumes: Record<string, TalosVolumeInput>;
+  /** Patch files, relative to the root, in the order they apply. */
+  patches: string[];
+}
+
 export interface TalosClass extends ClassBase {
   kind: "talos";
   version: string;
   arch: "amd64" | "arm64";
   platform: string;
+  schematic: SchematicInput;
+  /** Computed from the schematic, exactly as the Image Factory does. */
   schematicId: string;
-  /** Undefined until the class is pinned: it then loads (with a warning) but cannot be built. */
-  hashes: { kernel: string; initramfs: string } | undefined;
+  /** The canonical schematic (what the ID hashes; what `POST /schematics` takes). */
+  schematicYaml: string;
+  /** The pinned hashes; the class builds only when all three are set. */
+  hashes: Partial<Record<TalosArtifact, string>>;
+  machine: TalosMachine;
+}
+
+/** The factory URL of one of a Talos class's artifacts. */
+export function talosArtifactUrl(factory: string, def: Pick<TalosClass, "schematicId" | "version" | "arch" | "platform">, what: TalosArtifact): string {
+  const file = what === "kernel" ? `kernel-${def.arch}` : what === "initramfs" ? `initramfs-${def.arch}.xz` : `cmdline-${def.platform}-${def.arch}`;
+  return `${factory}/image/${def.schematicId}/${def.version}/${file}`;
+}
+
+export function unpinnedArtifacts(def: TalosClass): TalosArtifact[] {
+  return TALOS_ARTIFACTS.filter((a) => def.hashes[a] === undefined);
 }
 export type ClassDef = NixosClass | PrebuiltClass | TalosClass;
 
@@ -110,6 +143,15 @@ export interface Host {
   provisionDisks: boolean;
   kernelParams: KernelParam[];
   description: string | undefined;
+  /** For a host of a Talos class: its machine config settings, and where it fetches the config. */
+  talos: TalosHost | undefined;
+}
+
+export interface TalosHost extends TalosMachine {
+  role: TalosRole;
+  /** talos.config= for this host: <configBaseUrl>/by-host/<host>/talos.yaml */
+  configUrl: KernelParam;
+  network: { address: string; gateway: string | undefined; nameservers: string[]; mac: Mac } | undefined;
 }
 
 export interface Inventory {
@@ -196,6 +238,22 @@ function parseSite(file: InventoryFile | undefined, c: Collector): Site {
     const parsed = parseClassName(unknown.class);
     if (parsed.ok) unknownClass = parsed.value;
   }
+  const baseConfigs: Partial<Record<TalosRole, string>> = {};
+  for (const role of ["controlplane", "worker"] as const) {
+    const ref = input.talos.baseConfigs?.[role];
+    if (ref === undefined || !file) continue;
+    const rel = resolveRef(SITE_FILE, ref);
+    if (rel === null) c.error(docOf(file, c), ["talos", "baseConfigs", role], `site.talos.baseConfigs.${role}`, `${JSON.stringify(ref)} points outside the inventory root`, "keep base configs inside the root (and out of git: add them to .gitignore, or encrypt them)");
+    else baseConfigs[role] = rel;
+  }
+  let talosConfigBaseUrl: string | undefined;
+  if (input.talos.configBaseUrl !== undefined && file) {
+    const url = input.talos.configBaseUrl.replace(/\/+$/, "");
+    const probe = parseKernelParam(`talos.config=${url}/by-host/x/talos.yaml`);
+    if (!probe.ok || /[?#]/.test(url)) {
+      c.error(docOf(file, c), ["talos", "configBaseUrl"], "site.talos.configBaseUrl", probe.ok ? "the URL has a query or fragment" : `the URL cannot go on a kernel command line: ${probe.message}`, "give the plain base URL the boot server serves this tree at, e.g. https://boot.example/nixos");
+    } else talosConfigBaseUrl = url;
+  }
   return {
     file: file?.path,
     flagPrefix: input.flagPrefix,
@@ -203,6 +261,8 @@ function parseSite(file: InventoryFile | undefined, c: Collector): Site {
     unknownClass,
     out: input.out,
     talosFactory: input.talos.factory.replace(/\/+$/, ""),
+    talosConfigBaseUrl,
+    talosBaseConfigs: baseConfigs,
     targets: file ? targetsOf(docOf(file, c), input, c) : [],
     keep: input.keep,
   };
@@ -315,6 +375,8 @@ function reservedParams(doc: YamlDoc, at: Path, label: string, params: KernelPar
         `${JSON.stringify(p)} sets a provisioning flag by hand`,
         isClass ? "a class cannot wipe disks: set `provision: { disks: true }` on each host that must be wiped" : "use `provision: { disks: true }` on this host instead",
       );
+    } else if (key === "talos.config") {
+      c.error(doc, [...at, "kernelParams", i], field, `${JSON.stringify(p)}: netbuild sets talos.config= for each Talos host`, "remove it; set `talos.configBaseUrl` in netbuild.yaml instead");
     } else if (key === "hostname") {
       c.error(doc, [...at, "kernelParams", i], field, `${JSON.stringify(p)}: netbuild sets hostname= from the host's name`, "remove it; rename the host instead");
     }
@@ -391,13 +453,78 @@ function classOf(raw: RawClass, site: Site, probe: Probe, c: Collector): ClassDe
     const initrd = artifactOf(raw, "initrd", input.initrd, probe, c);
     if (kernel && initrd) def = { ...base, kind: "prebuilt", kernel, initrd };
   } else {
-    const t = input.talos;
-    def = { ...base, kind: "talos", version: t.version, arch: t.arch, platform: t.platform, schematicId: t.schematicId, hashes: t.hashes };
-    if (!t.hashes) {
-      c.warn(raw.doc, ["talos"], `${label}.talos.hashes`, "not pinned: this class cannot be built until its kernel and initramfs hashes are set", "set talos.hashes.kernel and talos.hashes.initramfs (SRI sha256 of the factory's kernel-<arch> and initramfs-<arch>.xz)");
-    }
+    def = talosClassOf(raw, base, site, probe, c);
   }
   return c.errors.length === before ? def : null;
+}
+
+/** Patch files a class or host names: inside the root, and there. */
+function patchFiles(doc: YamlDoc, at: Path, label: string, refs: readonly string[] | undefined, probe: Probe, c: Collector): string[] {
+  const out: string[] = [];
+  (refs ?? []).forEach((ref, i) => {
+    const rel = referencedFile(doc, [...at, "patches", i], `${label}.patches[${i}]`, doc.file, ref, "file", probe, c);
+    if (rel !== null) out.push(rel);
+  });
+  return out;
+}
+
+function checkVolumes(doc: YamlDoc, at: Path, label: string, volumes: Record<string, TalosVolumeInput> | undefined, c: Collector): void {
+  for (const [name, v] of Object.entries(volumes ?? {})) {
+    if (v.minSize !== undefined && v.maxSize !== undefined && !v.maxSize.endsWith("%") && talosBytes(v.minSize) > talosBytes(v.maxSize)) {
+      c.error(doc, [...at, "volumes", name, "minSize"], `${label}.volumes.${name}.minSize`, `minSize ${v.minSize} is larger than maxSize ${v.maxSize}`, "Talos could not provision the volume; lower minSize or raise maxSize");
+    }
+  }
+}
+
+function talosClassOf(raw: RawClass, base: ClassBase, site: Site, probe: Probe, c: Collector): TalosClass | null {
+  if (raw.input.kind !== "talos") return null;
+  const t = raw.input.talos;
+  const label = `classes.${raw.name}.talos`;
+  const canonical = canonicalSchematic(t.schematic);
+  if (!canonical.ok) {
+    c.error(raw.doc, ["talos", "schematic"], `${label}.schematic`, `netbuild cannot compute this schematic's ID exactly: ${canonical.message}`, "change the value, or use the factory's web page for this schematic");
+    return null;
+  }
+  const { id, yaml } = canonical.value;
+  (t.schematic.customization?.extraKernelArgs ?? []).forEach((arg, i) => {
+    const p = parseKernelParam(arg.startsWith("-") ? arg.slice(1) || "-" : arg);
+    if (!p.ok) c.error(raw.doc, ["talos", "schematic", "customization", "extraKernelArgs", i], `${label}.schematic.customization.extraKernelArgs[${i}]`, p.message, p.hint);
+  });
+  if (t.schematicId !== undefined && t.schematicId !== id) {
+    c.error(raw.doc, ["talos", "schematicId"], `${label}.schematicId`, `the schematic's ID is ${id}, not ${t.schematicId}`, "netbuild computes the ID from `schematic` as the Image Factory does: remove schematicId, or set it to the computed ID if the schematic is what you meant (run `netbuild talos schematic` to see it)");
+  }
+  const m = t.machine;
+  checkVolumes(raw.doc, ["talos", "machine"], `${label}.machine`, m?.volumes, c);
+  const def: TalosClass = {
+    ...base,
+    kind: "talos",
+    version: t.version,
+    arch: t.arch,
+    platform: t.platform,
+    schematic: t.schematic,
+    schematicId: id,
+    schematicYaml: yaml,
+    hashes: { ...t.hashes },
+    machine: { role: m?.role, installDisk: m?.installDisk, volumes: { ...m?.volumes }, patches: patchFiles(raw.doc, ["talos", "machine"], `${label}.machine`, m?.patches, probe, c) },
+  };
+  const missing = unpinnedArtifacts(def);
+  if (missing.length > 0) {
+    c.warn(
+      raw.doc,
+      ["talos"],
+      `${label}.hashes`,
+      `not pinned (${missing.join(", ")}): this class cannot be built until ${missing.length === 1 ? "its hash is" : "these hashes are"} set`,
+      `run \`netbuild pin --class ${raw.name}\` (it downloads ${missing.map((a) => talosArtifactUrl(site.talosFactory, def, a)).join(", ")} and writes the hashes into ${raw.doc.file})`,
+    );
+  }
+  return def;
+}
+
+const TALOS_UNITS: Record<string, number> = { B: 1, kB: 1e3, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, PB: 1e15, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40, PiB: 2 ** 50 };
+
+function talosBytes(size: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(\w+)$/.exec(size)!;
+  return Number(m[1]) * TALOS_UNITS[m[2]!]!;
 }
 
 const UNITS: Record<string, number> = { MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40, MB: 1e6, GB: 1e9, TB: 1e12 };
@@ -431,7 +558,55 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
-function hostOf(raw: RawHost, site: Site, classNames: ReadonlySet<string>, c: Collector): Host | null {
+function talosHostOf(raw: RawHost, cls: ClassDef | undefined, site: Site, macs: Mac[], probe: Probe, c: Collector): TalosHost | undefined {
+  const { doc, at, label, input } = raw;
+  const t = input.talos;
+  if (cls?.kind !== "talos") {
+    if (t !== undefined && cls !== undefined) c.error(doc, [...at, "talos"], `${label}.talos`, `talos settings on a host of class ${cls.name}, which is not a Talos class`, "remove them, or move the host to a Talos class");
+    return undefined;
+  }
+  const role = t?.role ?? cls.machine.role;
+  const where = (f: string) => (t?.[f as keyof typeof t] !== undefined ? [...at, "talos", f] : [...at, "class"]);
+  if (role === undefined) {
+    c.error(doc, t ? [...at, "talos"] : at, `${label}.talos.role`, `host ${raw.name} of Talos class ${cls.name} has no role, so netbuild cannot tell which base config to render its machine config from`, "set `talos: { role: worker }` (or controlplane) on the host, or `talos.machine.role` on the class");
+    return undefined;
+  }
+  if (site.talosConfigBaseUrl === undefined) {
+    c.error(doc, at, `${label}.talos`, `host ${raw.name} boots Talos, which fetches its machine config from a URL, and netbuild.yaml does not say where the tree is served`, "set `talos: { configBaseUrl: https://boot.example/path }` in netbuild.yaml (the URL the boot server serves this tree at)");
+    return undefined;
+  }
+  if (site.talosBaseConfigs[role] === undefined) {
+    c.error(doc, where("role"), `${label}.talos.role`, `role ${role} has no base config`, `set \`talos: { baseConfigs: { ${role}: secrets/${role}.yaml } }\` in netbuild.yaml (the file \`talosctl gen config\` writes; keep it out of git or encrypted)`);
+    return undefined;
+  }
+  checkVolumes(doc, [...at, "talos"], `${label}.talos`, t?.volumes, c);
+  let network: TalosHost["network"];
+  if (t?.network) {
+    const n = t.network;
+    let mac = macs[0];
+    if (n.mac !== undefined) {
+      const parsed = parseMac(n.mac);
+      if (!parsed.ok) c.error(doc, [...at, "talos", "network", "mac"], `${label}.talos.network.mac`, parsed.message, parsed.hint);
+      else if (!macs.includes(parsed.value)) c.error(doc, [...at, "talos", "network", "mac"], `${label}.talos.network.mac`, `${macColons(parsed.value)} is not one of this host's MACs`, "give one of the MACs listed in `mac`/`macs`");
+      else mac = parsed.value;
+    }
+    const ip = n.address.split("/")[0]!;
+    if (input.ip !== undefined && input.ip !== ip) c.error(doc, [...at, "talos", "network", "address"], `${label}.talos.network.address`, `the address ${n.address} is not the host's ip ${input.ip}`, "make them the same address (ip without the prefix length)");
+    if (mac !== undefined) network = { address: n.address, gateway: n.gateway, nameservers: n.nameservers ?? [], mac };
+  }
+  const configUrl = parseKernelParam(`talos.config=${site.talosConfigBaseUrl}/by-host/${raw.name}/talos.yaml`);
+  if (!configUrl.ok) return undefined;
+  return {
+    role,
+    installDisk: t?.installDisk ?? cls.machine.installDisk,
+    volumes: { ...cls.machine.volumes, ...t?.volumes },
+    patches: [...cls.machine.patches, ...patchFiles(doc, [...at, "talos"], `${label}.talos`, t?.patches, probe, c)],
+    configUrl: configUrl.value,
+    network,
+  };
+}
+
+function hostOf(raw: RawHost, site: Site, classNames: ReadonlySet<string>, classes: ReadonlyMap<string, ClassDef>, probe: Probe, c: Collector): Host | null {
   const { doc, at, label, input } = raw;
   const before = c.errors.length;
   if ((input.mac === undefined) === (input.macs === undefined)) {
@@ -460,6 +635,7 @@ function hostOf(raw: RawHost, site: Site, classNames: ReadonlySet<string>, c: Co
   }
   const kernelParams = kernelParamsOf(doc, at, label, input.kernelParams, c);
   reservedParams(doc, at, label, kernelParams, site, c, false);
+  const talos = className.ok ? talosHostOf(raw, classes.get(className.value), site, macs, probe, c) : undefined;
   if (c.errors.length !== before || !className.ok) return null;
   return {
     name: raw.name,
@@ -471,6 +647,7 @@ function hostOf(raw: RawHost, site: Site, classNames: ReadonlySet<string>, c: Co
     provisionDisks: input.provision.disks,
     kernelParams,
     description: input.description,
+    talos,
   };
 }
 
@@ -546,8 +723,9 @@ export function loadInventory(source: InventorySource): LoadResult {
   const rawHosts = readHosts(source.hosts, c);
   uniqueNames(rawHosts, c);
   const hostsByRaw = new Map<RawHost, Host>();
+  const classByName = new Map<string, ClassDef>(classes.map((d) => [d.name, d]));
   for (const raw of rawHosts) {
-    const host = hostOf(raw, site, classNames, c);
+    const host = hostOf(raw, site, classNames, classByName, source.probe, c);
     if (host) hostsByRaw.set(raw, host);
   }
   uniqueMacs(rawHosts, hostsByRaw, c);

@@ -53,8 +53,9 @@ function renderClass(def: ClassDef, inv: Inventory): string {
   version = ${nixString(def.version)};
   arch = ${nixString(def.arch)};
   platform = ${nixString(def.platform)};
-  kernelHash = ${def.hashes ? nixString(def.hashes.kernel) : "null"};
-  initramfsHash = ${def.hashes ? nixString(def.hashes.initramfs) : "null"};
+  kernelHash = ${def.hashes.kernel ? nixString(def.hashes.kernel) : "null"};
+  initramfsHash = ${def.hashes.initramfs ? nixString(def.hashes.initramfs) : "null"};
+  cmdlineHash = ${def.hashes.cmdline ? nixString(def.hashes.cmdline) : "null"};
   kernelParams = ${params};
 }`;
       break;

@@ -95,7 +95,7 @@ const talosMachineFields = {
   role: talosRole.optional().describe("Which base config the host's machine config starts from (controlplane.yaml or worker.yaml)"),
   installDisk: z.string().regex(/^\/dev\/[A-Za-z0-9._\/-]+$/, { error: "expected a device path like /dev/sda or /dev/disk/by-id/..." }).optional().describe("machine.install.disk"),
   volumes: z
-    .record(z.enum(["EPHEMERAL", "IMAGE-CACHE"], { error: "expected a system volume Talos lets VolumeConfig size: EPHEMERAL or IMAGE-CACHE" }), TalosVolumeSchema)
+    .partialRecord(z.enum(["EPHEMERAL", "IMAGE-CACHE"], { error: "expected a system volume Talos lets VolumeConfig size: EPHEMERAL or IMAGE-CACHE" }), TalosVolumeSchema)
     .optional()
     .describe("VolumeConfig documents by volume name, e.g. EPHEMERAL: { maxSize: 100GB }"),
   patches: z.array(z.string().min(1)).optional().describe("Strategic merge patch files (YAML, multi-document), relative to this file"),

@@ -3,6 +3,7 @@
 //   boot.ipxe                              chains by-mac/${mac:hexhyp}/ipxe
 //   by-mac/<aa-bb-cc-dd-ee-ff>             → ../by-host/<host> (or a real folder in copy mode)
 //   by-host/<host>/ipxe                    sets the host's ${cmdline}, chains its class
+//   by-host/<host>/talos.yaml              a Talos host's machine config (its talos.config= URL)
 //   by-class/<class>/ipxe                  kernel + initrd of the class's current build
 //   by-class/<class>/<store-hash>/{kernel,initrd}   immutable once written
 // A class rebuild writes new hash-named artifacts and then swaps only the class script, so host
@@ -97,8 +98,9 @@ export function artifactPaths(className: string, build: ClassBuild): { kernel: s
 
 /** The host's part of the kernel command line: hostname, provisioning flags, its own parameters. */
 export function hostParams(host: Host, flagPrefix: string): string[] {
-  const params = [`hostname=${host.name}`];
+  const params: string[] = [`hostname=${host.name}`];
   if (host.provisionDisks) params.push(`${flagPrefix}.provision_disks=true`);
+  if (host.talos) params.push(host.talos.configUrl);
   return [...params, ...host.kernelParams];
 }
 
@@ -109,9 +111,11 @@ export interface PlanTreeInput {
   /** What the class scripts pointed at before, and the generation kept before that (from the manifest). */
   before: ReadonlyMap<ClassName, { kernel: string; initrd: string; previous: { kernel: string; initrd: string } | undefined }>;
   templates: IpxeTemplates;
+  /** Rendered Talos machine configs by host (by-host/<host>/talos.yaml, the file its talos.config= names). */
+  machineConfigs?: ReadonlyMap<string, string>;
 }
 
-export function planTree({ inventory, builds, before, templates }: PlanTreeInput): Tree {
+export function planTree({ inventory, builds, before, templates, machineConfigs }: PlanTreeInput): Tree {
   const { site } = inventory;
   const entries: TreeEntry[] = [];
   const classes: TreeClass[] = [];
@@ -159,6 +163,9 @@ export function planTree({ inventory, builds, before, templates }: PlanTreeInput
     if (host.provisionDisks) wipes.push(host.name);
     const script = templates.host({ name: host.name, className: host.className, file: host.file, wipe: host.provisionDisks, params: hostParams(host, site.flagPrefix) });
     entries.push({ kind: "file", layer: "host", path: `by-host/${host.name}/ipxe`, content: script });
+    const config = machineConfigs?.get(host.name);
+    if (host.talos && config === undefined) throw new Error(`internal: no machine config rendered for Talos host ${host.name}`);
+    if (config !== undefined) entries.push({ kind: "file", layer: "host", path: `by-host/${host.name}/talos.yaml`, content: config });
     for (const mac of host.macs) {
       if (site.links === "symlink") entries.push({ kind: "symlink", layer: "mac", path: `by-mac/${mac}`, target: `../by-host/${host.name}` });
       else entries.push({ kind: "file", layer: "mac", path: `by-mac/${mac}/ipxe`, content: script });

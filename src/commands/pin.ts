@@ -1,0 +1,121 @@
+// `netbuild pin [--class NAME]...`: download each Talos class's kernel, initramfs and command line
+// from the Image Factory once, and write their sha256 into the class file. Existing hash values
+// are replaced in place (the rest of the file stays byte for byte); missing keys are added through
+// the yaml library's document API, which keeps comments, blank lines and flow/block styles.
+import { createHash } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import path from "node:path";
+import { isMap, isScalar, parseDocument } from "yaml";
+import { UserError } from "../errors.ts";
+import { talosArtifactUrl, TALOS_ARTIFACTS, type TalosArtifact, type TalosClass } from "../core/inventory.ts";
+import { writeFileAtomic } from "../adapters/files.ts";
+import { formatBytes } from "../ui/reporter.ts";
+import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
+
+export interface PinOptions extends RootOptions {
+  /** Talos classes to pin; empty = all. */
+  classes: string[];
+}
+
+export interface PinResult {
+  classes: {
+    name: string;
+    file: string;
+    artifacts: { what: TalosArtifact; url: string; size: number; hash: string; was: string | undefined }[];
+    written: boolean;
+  }[];
+}
+
+async function download(url: string, cls: string, what: TalosArtifact): Promise<{ size: number; hash: string }> {
+  let res: Response;
+  try {
+    res = await fetch(url, { redirect: "follow" });
+  } catch (e) {
+    const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
+    throw new UserError("PIN_FAILED", `class ${cls}: cannot download the ${what} from ${url}: ${cause}`, { hint: "`netbuild pin` needs network access to the Image Factory (talos.factory in netbuild.yaml)" });
+  }
+  if (!res.ok || !res.body) {
+    await res.body?.cancel();
+    throw new UserError("PIN_FAILED", `class ${cls}: the factory answered HTTP ${res.status} for the ${what} (${url})`, {
+      hint: res.status === 404 ? "check talos.version, talos.arch, talos.platform and the schematic's extension names (the factory serves only what exists for that release)" : "try again later, or check talos.factory in netbuild.yaml",
+    });
+  }
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    hash.update(chunk);
+    size += chunk.length;
+  }
+  return { size, hash: `sha256-${hash.digest("base64")}` };
+}
+
+/** The class file's text with talos.hashes set; comments and layout kept. */
+export function withHashes(text: string, hashes: Record<TalosArtifact, string>): string {
+  const doc = parseDocument(text, { keepSourceTokens: true });
+  // Values that exist are replaced where they stand, so nothing else in the file moves.
+  const splices: { start: number; end: number; value: string }[] = [];
+  const missing: TalosArtifact[] = [];
+  for (const what of TALOS_ARTIFACTS) {
+    const node = doc.getIn(["talos", "hashes", what], true);
+    if (isScalar(node) && node.range) splices.push({ start: node.range[0], end: node.range[1], value: hashes[what] });
+    else missing.push(what);
+  }
+  let out = text;
+  for (const s of splices.sort((a, b) => b.start - a.start)) out = out.slice(0, s.start) + s.value + out.slice(s.end);
+  if (missing.length > 0) {
+    const doc2 = parseDocument(out);
+    const hashesNode = doc2.getIn(["talos", "hashes"], true);
+    if (hashesNode !== undefined && !isMap(hashesNode)) throw new UserError("INVENTORY_INVALID", "talos.hashes is not a mapping", { hint: "make it `hashes: { kernel: ..., initramfs: ..., cmdline: ... }`" });
+    for (const what of missing) doc2.setIn(["talos", "hashes", what], hashes[what]);
+    out = doc2.toString({ indent: indentOf(text), lineWidth: 0, flowCollectionPadding: flowPadding(text) });
+  }
+  // The result must say exactly what was meant; otherwise nothing is written.
+  const check = parseDocument(out);
+  for (const what of TALOS_ARTIFACTS) {
+    if (check.getIn(["talos", "hashes", what]) !== hashes[what]) throw new Error(`internal: writing talos.hashes.${what} did not give the intended file`);
+  }
+  return out;
+}
+
+/** The file's indentation step (the first indented key), so added lines match it. */
+function indentOf(text: string): number {
+  const m = /^( +)[^\s#-]/m.exec(text);
+  return m ? Math.min(Math.max(m[1]!.length, 1), 8) : 2;
+}
+
+function flowPadding(text: string): boolean {
+  return !/[[{][^\s\]}]/.test(text) || /[[{] /.test(text);
+}
+
+export async function pin(options: PinOptions, ctx: Context): Promise<PinResult> {
+  const root = rootOf(options, ctx);
+  const inv = await loadRoot(root, ctx);
+  const talos = inv.classes.filter((c): c is TalosClass => c.kind === "talos");
+  const unknown = options.classes.filter((n) => !talos.some((c) => c.name === n));
+  if (unknown.length > 0) {
+    throw new UserError("USAGE", `not a Talos class: ${unknown.join(", ")}`, { hint: talos.length > 0 ? `Talos classes: ${talos.map((c) => c.name).join(", ")}` : "there are no Talos classes (kind: talos) in classes/" });
+  }
+  const selected = options.classes.length === 0 ? talos : talos.filter((c) => options.classes.includes(c.name));
+  if (selected.length === 0) throw new UserError("USAGE", "there are no Talos classes to pin", { hint: "a Talos class is a file in classes/ with `kind: talos`" });
+
+  const result: PinResult = { classes: [] };
+  for (const c of selected) {
+    const artifacts: PinResult["classes"][number]["artifacts"] = [];
+    for (const what of TALOS_ARTIFACTS) {
+      const url = talosArtifactUrl(inv.site.talosFactory, c, what);
+      ctx.reporter.info(`pin: ${c.name}: downloading the ${what} from ${url}`);
+      const got = await download(url, c.name, what);
+      artifacts.push({ what, url, size: got.size, hash: got.hash, was: c.hashes[what] });
+      ctx.reporter.info(`pin: ${c.name}: ${what} ${formatBytes(got.size)} ${got.hash}${c.hashes[what] === undefined ? " (new)" : c.hashes[what] === got.hash ? " (unchanged)" : ` (was ${c.hashes[what]})`}`);
+    }
+    const changed = artifacts.some((a) => a.was !== a.hash);
+    if (changed) {
+      const file = path.join(root, c.file);
+      const text = readFileSync(file, "utf8");
+      const hashes = Object.fromEntries(artifacts.map((a) => [a.what, a.hash])) as Record<TalosArtifact, string>;
+      await writeFileAtomic(file, withHashes(text, hashes), statSync(file).mode & 0o7777);
+    }
+    result.classes.push({ name: c.name, file: c.file, artifacts, written: changed });
+  }
+  return result;
+}
