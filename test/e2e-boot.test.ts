@@ -1,14 +1,17 @@
 // The whole flow a user relies on, with real components only: build the example inventory's demo
 // class with Nix, serve the tree over HTTP, PXE-boot QEMU through the real iPXE ROM under legacy
 // BIOS and UEFI, and read the kernel command line each machine actually received.
-import { lstatSync, mkdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveFolder, type StaticServer } from "./support/http.ts";
-import { addDemoFiles, cleanupTempDirs, cli, DEMO_INITRD, DEMO_KERNEL, exampleInventory, tempDir, treeChecksum } from "./support/inventory.ts";
+import { addDemoFiles, cleanupTempDirs, cli, DEMO_INITRD, DEMO_KERNEL, exampleInventory, inventory, REPO, tempDir, treeChecksum } from "./support/inventory.ts";
 import { startSshd, type Sshd } from "./support/sshd.ts";
 import { OVMF_CODE, OVMF_VARS, pxeBoot } from "./support/qemu.ts";
 import { missing } from "./support/tools.ts";
+
+/** The example inventory's Talos settings, for tests that replace its site file. */
+const EXAMPLE_TALOS = "talos: { configBaseUrl: https://boot.homelab.tel/nixos, baseConfigs: { worker: secrets/talos/worker.yaml } }\n";
 
 /** Builds the example inventory's demo class (with an optional site file) and serves the tree. */
 async function buildAndServe(site?: string): Promise<{ server: StaticServer; bootFile: string; out: string }> {
@@ -82,7 +85,7 @@ describe.skipIf(notHere)("PXE boot in copy mode, with a class named for unknown 
 
   beforeAll(async () => {
     let out: string;
-    ({ server, bootFile, out } = await buildAndServe("links: copy\nunknownMachines: { class: demo }\n"));
+    ({ server, bootFile, out } = await buildAndServe(`links: copy\nunknownMachines: { class: demo }\n${EXAMPLE_TALOS}`));
     expect(lstatSync(path.join(out, "by-mac/52-54-00-12-34-57")).isDirectory()).toBe(true);
   });
 
@@ -120,7 +123,7 @@ describe.skipIf(notHere || missing({ commands: ["ssh"], files: ["/usr/sbin/sshd"
     remote = path.join(sshd.dir, "http", "netboot");
     mkdirSync(path.dirname(remote));
     local = path.join(tempDir(), "served");
-    writeFileSync(path.join(root, "netbuild.yaml"), `targets:\n  boot: sftp://boot${remote}\n  local: ${local}\n`);
+    writeFileSync(path.join(root, "netbuild.yaml"), `targets:\n  boot: sftp://boot${remote}\n  local: ${local}\n${EXAMPLE_TALOS}`);
     const built = await cli(["build", "--class", "demo"], root);
     expect(built.code, built.stderr).toBe(0);
     const deployed = await cli(["deploy", "-F", sshd.sshConfig, "--json"], root);
@@ -153,4 +156,67 @@ describe.skipIf(notHere || missing({ commands: ["ssh"], files: ["/usr/sbin/sshd"
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.stdout).toContain("3 of 3 machines verified");
   });
+});
+
+describe.skipIf(notHere)("PXE boot of a Talos host (fixture factory: the demo kernel and initrd), BIOS and UEFI", () => {
+  let factory: StaticServer;
+  let server: StaticServer;
+  let out: string;
+  let root: string;
+  const schematic = "9cba8e32753f91a16c1837ab8abf356af021706ef284aef07380780177d9a06c";
+  // The factory's command line for this schematic (its extraKernelArgs at the end), as the factory serves it.
+  const factoryCmdline = `talos.platform=metal console=tty0 init_on_alloc=1 slab_nomerge pti=on consoleblank=0 nvme_core.io_timeout=4294967295 printk.devkmsg=on selinux=1 noapic nolapic netbuild.run=${process.pid}`;
+
+  beforeAll(async () => {
+    const dir = tempDir();
+    const at = path.join(dir, `image/${schematic}/v1.12.2`);
+    mkdirSync(at, { recursive: true });
+    copyFileSync(DEMO_KERNEL, path.join(at, "kernel-amd64"));
+    copyFileSync(DEMO_INITRD, path.join(at, "initramfs-amd64.xz"));
+    writeFileSync(path.join(at, "cmdline-metal-amd64"), factoryCmdline);
+    factory = await serveFolder(dir);
+    // The boot server first: its URL goes into each Talos host's talos.config=.
+    out = path.join(tempDir(), "tree");
+    mkdirSync(out);
+    server = await serveFolder(out);
+    root = inventory({
+      "netbuild.yaml": `talos:\n  factory: ${factory.url}\n  configBaseUrl: http://10.0.2.2:${server.port}\n  baseConfigs: { worker: secrets/worker.yaml }\n`,
+      "classes/talos-worker.yaml": "kind: talos\ntalos:\n  version: v1.12.2\n  schematic:\n    customization:\n      extraKernelArgs: [noapic, nolapic]\n  machine:\n    role: worker\n    volumes: { EPHEMERAL: { maxSize: 100GB } }\nkernelParams: [console=ttyS0, panic=-1]\n",
+      "hosts/tav.yaml": 'class: talos-worker\nmac: "52:54:00:a1:00:09"\nkernelParams: [talos.dashboard.disabled=1]\ntalos: { installDisk: /dev/vda }\n',
+      "secrets/worker.yaml": readFileSync(path.join(REPO, "test/fixtures/talos/worker.yaml"), "utf8"),
+    });
+    const pinned = await cli(["pin"], root);
+    expect(pinned.code, pinned.stderr).toBe(0);
+    const built = await cli(["build", "--out", out], root);
+    expect(built.code, built.stderr).toBe(0);
+  });
+
+  afterAll(async () => {
+    await factory?.close();
+    await server?.close();
+    cleanupTempDirs();
+  });
+
+  for (const firmware of ["bios", "uefi"] as const) {
+    it(`boots under ${firmware} with the factory's arguments, the class's and the host's, and talos.config= naming a config the server serves`, async () => {
+      const boot = await pxeBoot({ mac: "52:54:00:a1:00:09", firmware, bootFile: `http://10.0.2.2:${server.port}/boot.ipxe` });
+      expect(boot.cmdline, boot.console.slice(-3000)).toBeDefined();
+      const words = boot.cmdline!.split(/\s+/);
+      const configUrl = `http://10.0.2.2:${server.port}/by-host/tav/talos.yaml`;
+      // In order: the factory's command line, the class's parameters, then the host's.
+      const expected = [...factoryCmdline.split(" "), "console=ttyS0", "panic=-1", "hostname=tav", `talos.config=${configUrl}`, "talos.dashboard.disabled=1"];
+      expect(words.filter((w) => expected.includes(w))).toEqual(expected);
+      expect(boot.console).toContain("netbuild: tav boots class talos-worker");
+      // The machine fetches its config from that URL (10.0.2.2 is this host, seen from the VM).
+      const before = server.requests.length;
+      const res = await fetch(configUrl.replace("10.0.2.2", "127.0.0.1"));
+      expect(res.status).toBe(200);
+      const config = await res.text();
+      expect(config).toBe(readFileSync(path.join(out, "by-host/tav/talos.yaml"), "utf8"));
+      expect(config).toContain("kind: HostnameConfig\nauto: off\nhostname: tav");
+      expect(config).toContain("kind: VolumeConfig\nname: EPHEMERAL\nprovisioning:\n  maxSize: 100GB");
+      expect(config).toContain("disk: /dev/vda");
+      expect(server.requests.slice(before).map((r) => `${r.status} ${r.path}`)).toEqual(["200 /by-host/tav/talos.yaml"]);
+    });
+  }
 });

@@ -2,12 +2,12 @@
 // evaluates strictly, the demo and Talos classes really build (Talos from a fixture "factory"
 // over HTTP on loopback), and NixOS classes evaluate when a nixpkgs is available.
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveFolder, type StaticServer } from "./support/http.ts";
-import { addDemoFiles, cleanupTempDirs, cli, exampleInventory, inventory, tempDir } from "./support/inventory.ts";
+import { addDemoFiles, cleanupTempDirs, cli, exampleInventory, inventory, REPO, tempDir } from "./support/inventory.ts";
 import { missing } from "./support/tools.ts";
 
 const notHere = missing({ commands: ["nix-build", "nix-instantiate"] });
@@ -32,13 +32,18 @@ describe.skipIf(notHere)("the generated Nix, with real Nix", () => {
   const nonce = `${process.pid}-${Date.now()}`;
   const kernel = Buffer.from(`fixture talos kernel ${nonce}\n`.repeat(1000));
   const initramfs = Buffer.from(`fixture talos initramfs ${nonce}\n`.repeat(2000));
+  // The factory's command line for metal/amd64 on Talos 1.12 (as its integration tests show it,
+  // without a trailing newline), plus this run's nonce so that it is fetched for real too.
+  const cmdline = Buffer.from(`talos.platform=metal console=tty0 init_on_alloc=1 slab_nomerge pti=on consoleblank=0 nvme_core.io_timeout=4294967295 printk.devkmsg=on selinux=1 netbuild.fixture=${process.pid}x${Date.now()}`);
   const schematic = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
+  const WORKER = readFileSync(path.join(REPO, "test/fixtures/talos/worker.yaml"), "utf8");
 
   beforeAll(async () => {
     const dir = tempDir();
     mkdirSync(path.join(dir, `image/${schematic}/v1.12.2`), { recursive: true });
     writeFileSync(path.join(dir, `image/${schematic}/v1.12.2/kernel-amd64`), kernel);
     writeFileSync(path.join(dir, `image/${schematic}/v1.12.2/initramfs-amd64.xz`), initramfs);
+    writeFileSync(path.join(dir, `image/${schematic}/v1.12.2/cmdline-metal-amd64`), cmdline);
     factory = await serveFolder(dir);
   });
   afterAll(async () => {
@@ -46,13 +51,17 @@ describe.skipIf(notHere)("the generated Nix, with real Nix", () => {
     cleanupTempDirs();
   });
 
-  function talosRoot(kernelHash: string): string {
+  const CLASS_COMMENT = "# Talos workers. Keep this comment: `netbuild pin` must not drop it.\n";
+
+  function talosRoot(hashes: string | undefined): string {
     return inventory({
-      "netbuild.yaml": `talos: { factory: "${factory.url}" }\n`,
-      "classes/talos-worker.yaml": `kind: talos\ntalos:\n  version: v1.12.2\n  schematicId: ${schematic}\n  hashes:\n    kernel: ${kernelHash}\n    initramfs: ${sri(initramfs)}\nkernelParams: [console=ttyS0]\n`,
+      "netbuild.yaml": `talos:\n  factory: "${factory.url}"\n  configBaseUrl: http://10.0.2.2:8080/tree\n  baseConfigs: { worker: secrets/worker.yaml }\n`,
+      "classes/talos-worker.yaml": `${CLASS_COMMENT}kind: talos\ntalos:\n  version: v1.12.2   # the release\n  schematic: {}\n  machine: { role: worker }\n${hashes ?? ""}kernelParams: [console=ttyS0]\n`,
       "hosts/dalet.yaml": 'class: talos-worker\nmac: "52:54:00:a1:00:02"\n',
+      "secrets/worker.yaml": WORKER,
     });
   }
+  const pinned = (k = sri(kernel), i = sri(initramfs), c = sri(cmdline)) => `  hashes:\n    kernel: ${k}\n    initramfs: ${i}\n    cmdline: ${c}\n`;
 
   it("writes Nix that parses, for every file of the example inventory", async () => {
     const root = exampleInventory();
@@ -63,7 +72,7 @@ describe.skipIf(notHere)("the generated Nix, with real Nix", () => {
   });
 
   it("evaluates the demo and Talos classes strictly, without nixpkgs and without downloading", async () => {
-    const root = talosRoot(sri(kernel));
+    const root = talosRoot(pinned());
     addDemoFiles(root);
     writeFileSync(path.join(root, "classes/demo.yaml"), "kind: prebuilt\nkernel: { path: ./demo/bzImage }\ninitrd: { path: ./demo/initrd }\nkernelParams: [console=ttyS0]\n");
     expect((await cli(["generate"], root)).code).toBe(0);
@@ -74,38 +83,75 @@ describe.skipIf(notHere)("the generated Nix, with real Nix", () => {
       const drv = nix(["nix-instantiate", ".netbuild/nix", "-A", `${cls}.netbuild`], root);
       expect(drv).toMatch(/\/nix\/store\/\S+-netbuild-/);
     }
-    expect(nix(["nix-instantiate", "--eval", "--strict", "--json", ".netbuild/nix", "-A", "talos-worker.kernelParams"], root)).toContain("talos.platform=metal");
     expect(factory.requests.length).toBe(before);
   });
 
-  it("builds a Talos class from the (fixture) Image Factory, pinned by hash", async () => {
-    const root = talosRoot(sri(kernel));
+  it("builds a Talos class from the (fixture) Image Factory: kernel, initramfs and the factory's command line, pinned by hash", async () => {
+    const root = talosRoot(pinned());
     const r = await cli(["build", "--json"], root);
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout);
     expect(result.built).toEqual([expect.objectContaining({ name: "talos-worker", kind: "talos", kernel: expect.objectContaining({ size: kernel.length }), initrd: expect.objectContaining({ size: initramfs.length }) })]);
     const fetched = factory.requests.map((q) => q.path);
-    expect(fetched).toEqual(expect.arrayContaining([`/image/${schematic}/v1.12.2/kernel-amd64`, `/image/${schematic}/v1.12.2/initramfs-amd64.xz`]));
-    const script = execFileSync("cat", [path.join(root, "out/by-class/talos-worker/ipxe")], { encoding: "utf8" });
-    expect(script).toMatch(/^kernel [0-9a-z]{32}\/kernel initrd=initrd talos\.platform=metal console=ttyS0 \$\{cmdline\}$/m);
+    expect(fetched).toEqual(expect.arrayContaining([`/image/${schematic}/v1.12.2/kernel-amd64`, `/image/${schematic}/v1.12.2/initramfs-amd64.xz`, `/image/${schematic}/v1.12.2/cmdline-metal-amd64`]));
+    // The class script: the factory's command line as served, then the class's parameters.
+    const script = readFileSync(path.join(root, "out/by-class/talos-worker/ipxe"), "utf8");
+    expect(script).toContain(`kernel ${/[0-9a-z]{32}/.exec(script)![0]}/kernel initrd=initrd ${cmdline.toString()} console=ttyS0 \${cmdline}`);
+    // The host's script adds its machine config URL; the config is in the tree, and announced.
+    expect(readFileSync(path.join(root, "out/by-host/dalet/ipxe"), "utf8")).toContain("set cmdline hostname=dalet talos.config=http://10.0.2.2:8080/tree/by-host/dalet/talos.yaml");
+    expect(readFileSync(path.join(root, "out/by-host/dalet/talos.yaml"), "utf8")).toContain("hostname: dalet");
+    expect(result.machineConfigs).toEqual(["by-host/dalet/talos.yaml"]);
+    expect(r.stderr).toContain("hold cluster secrets");
+    expect(r.stderr).toContain("!!!   dalet  onto /dev/sda");
   });
 
-  it("refuses a download whose hash does not match, naming the artifact and the hash the server sent", async () => {
+  it("refuses a download whose hash does not match, naming the class, the artifact, its URL and the fix", async () => {
     const wrong = sri(Buffer.from("something else"));
-    const root = talosRoot(wrong);
+    const root = talosRoot(pinned(wrong));
     const r = await cli(["build"], root);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("netbuild: the download talos-v1.12.2-amd64-kernel does not have the pinned hash");
+    expect(r.stderr).toContain(`netbuild: class talos-worker: the kernel downloaded from ${factory.url}/image/${schematic}/v1.12.2/kernel-amd64 does not have the hash pinned in classes/talos-worker.yaml`);
     expect(r.stderr).toContain(`pinned ${wrong}`);
     expect(r.stderr).toContain(`the server sent ${sri(kernel)}`);
-    expect(r.stderr).toContain("hint: if the URL is right and the new file is trusted, set the class's hash to");
+    expect(r.stderr).toContain("hint: if the factory's file changed and you trust it (or you changed the schematic, version, platform or factory), run `netbuild pin --class talos-worker`");
+    expect(existsSync(path.join(root, "out"))).toBe(false);
   });
 
-  it("refuses to build an unpinned Talos class, before running Nix (exit 2)", async () => {
-    const root = exampleInventory();
-    const r = await cli(["build", "--class", "talos-worker"], root);
+  it("refuses to build a Talos class with a hash missing, before running Nix (exit 2), naming the artifact and its URL", async () => {
+    const root = talosRoot(`  hashes:\n    kernel: ${sri(kernel)}\n    initramfs: ${sri(initramfs)}\n`);
+    const before = factory.requests.length;
+    const r = await cli(["build"], root);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("netbuild: class talos-worker is not pinned, so it cannot be built");
+    expect(r.stderr).toContain(`class talos-worker: no pinned hash for the cmdline (talos.hashes.cmdline in classes/talos-worker.yaml), ${factory.url}/image/${schematic}/v1.12.2/cmdline-metal-amd64`);
+    expect(r.stderr).toContain("hint: run `netbuild pin --class talos-worker`");
+    expect(factory.requests.length).toBe(before);
+  });
+
+  it("pin writes the hashes the factory's files have, keeps the class file's comments and layout, and the class then builds", async () => {
+    const root = talosRoot(undefined);
+    const file = path.join(root, "classes/talos-worker.yaml");
+    const before = readFileSync(file, "utf8");
+    const r = await cli(["pin", "--class", "talos-worker"], root);
+    expect(r.code, r.stderr).toBe(0);
+    const after = readFileSync(file, "utf8");
+    expect(after).toBe(before.replace("  machine: { role: worker }\n", `  machine: { role: worker }\n${pinned()}`));
+    // A second pin with the same files changes nothing; a changed file is re-pinned in place.
+    expect((await cli(["pin"], root)).code).toBe(0);
+    expect(readFileSync(file, "utf8")).toBe(after);
+    writeFileSync(file, after.replace(sri(kernel), sri(Buffer.from("stale"))));
+    expect((await cli(["pin"], root)).code).toBe(0);
+    expect(readFileSync(file, "utf8")).toBe(after);
+    const built = await cli(["build"], root);
+    expect(built.code, built.stderr).toBe(0);
+  });
+
+  it("pin names the URL and the status when the factory has no such file", async () => {
+    const root = talosRoot(undefined);
+    writeFileSync(path.join(root, "classes/talos-worker.yaml"), readFileSync(path.join(root, "classes/talos-worker.yaml"), "utf8").replace("v1.12.2", "v1.12.9"));
+    const r = await cli(["pin"], root);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`netbuild: class talos-worker: the factory answered HTTP 404 for the kernel (${factory.url}/image/${schematic}/v1.12.9/kernel-amd64)`);
+    expect(readFileSync(path.join(root, "classes/talos-worker.yaml"), "utf8")).not.toContain("hashes");
   });
 
   // nixpkgs cannot be downloaded on the machines this project is tested on. This test runs when

@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { isMap, isScalar, parseDocument } from "yaml";
+import { isMap, isScalar, LineCounter, parseDocument, type YAMLMap } from "yaml";
 import { UserError } from "../errors.ts";
 import { talosArtifactUrl, TALOS_ARTIFACTS, type TalosArtifact, type TalosClass } from "../core/inventory.ts";
 import { writeFileAtomic } from "../adapters/files.ts";
@@ -51,7 +51,7 @@ async function download(url: string, cls: string, what: TalosArtifact): Promise<
 
 /** The class file's text with talos.hashes set; comments and layout kept. */
 export function withHashes(text: string, hashes: Record<TalosArtifact, string>): string {
-  const doc = parseDocument(text, { keepSourceTokens: true });
+  const doc = parseDocument(text);
   // Values that exist are replaced where they stand, so nothing else in the file moves.
   const splices: { start: number; end: number; value: string }[] = [];
   const missing: TalosArtifact[] = [];
@@ -62,29 +62,55 @@ export function withHashes(text: string, hashes: Record<TalosArtifact, string>):
   }
   let out = text;
   for (const s of splices.sort((a, b) => b.start - a.start)) out = out.slice(0, s.start) + s.value + out.slice(s.end);
-  if (missing.length > 0) {
-    const doc2 = parseDocument(out);
-    const hashesNode = doc2.getIn(["talos", "hashes"], true);
-    if (hashesNode !== undefined && !isMap(hashesNode)) throw new UserError("INVENTORY_INVALID", "talos.hashes is not a mapping", { hint: "make it `hashes: { kernel: ..., initramfs: ..., cmdline: ... }`" });
-    for (const what of missing) doc2.setIn(["talos", "hashes", what], hashes[what]);
-    out = doc2.toString({ indent: indentOf(text), lineWidth: 0, flowCollectionPadding: flowPadding(text) });
-  }
+  if (missing.length > 0) out = insertHashes(out, missing, hashes);
   // The result must say exactly what was meant; otherwise nothing is written.
   const check = parseDocument(out);
+  if (check.errors.length > 0) throw new Error("internal: writing talos.hashes gave invalid YAML");
   for (const what of TALOS_ARTIFACTS) {
     if (check.getIn(["talos", "hashes", what]) !== hashes[what]) throw new Error(`internal: writing talos.hashes.${what} did not give the intended file`);
   }
   return out;
 }
 
-/** The file's indentation step (the first indented key), so added lines match it. */
-function indentOf(text: string): number {
-  const m = /^( +)[^\s#-]/m.exec(text);
-  return m ? Math.min(Math.max(m[1]!.length, 1), 8) : 2;
-}
-
-function flowPadding(text: string): boolean {
-  return !/[[{][^\s\]}]/.test(text) || /[[{] /.test(text);
+/**
+ * Adds the missing keys as new lines after the last entry of `talos.hashes` (or adds `hashes:`
+ * after the last entry of `talos`), indented like their neighbours. Flow-style mappings
+ * (`talos: { ... }`) are rewritten through the document API instead, which keeps comments.
+ */
+function insertHashes(text: string, missing: TalosArtifact[], hashes: Record<TalosArtifact, string>): string {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines });
+  const talos = doc.get("talos", true);
+  const hashesNode = isMap(talos) ? talos.get("hashes", true) : undefined;
+  if (hashesNode !== undefined && !isMap(hashesNode)) throw new UserError("INVENTORY_INVALID", "talos.hashes is not a mapping", { hint: "make it `hashes: { kernel: ..., initramfs: ..., cmdline: ... }`" });
+  const block = (m: YAMLMap | undefined): m is YAMLMap => m !== undefined && !m.flow && m.items.length > 0;
+  const column = (m: YAMLMap) => lines.linePos((m.items[0]!.key as { range: [number, number, number] }).range[0]).col - 1;
+  const endOfLastItem = (m: YAMLMap) => {
+    const last = m.items.at(-1)!;
+    const node = (last.value ?? last.key) as { range?: [number, number, number] };
+    // A block collection's range can end after its last line break: step back to its last character.
+    let end = node.range![1];
+    while (end > 0 && /\s/.test(text[end - 1]!)) end--;
+    const nl = text.indexOf("\n", end);
+    return nl === -1 ? text.length : nl + 1;
+  };
+  const insertAt = (at: number, added: string) => {
+    const before = text.slice(0, at);
+    return `${before}${before.endsWith("\n") || before === "" ? "" : "\n"}${added}${text.slice(at)}`;
+  };
+  if (block(hashesNode as YAMLMap | undefined)) {
+    const m = hashesNode as YAMLMap;
+    const pad = " ".repeat(column(m));
+    return insertAt(endOfLastItem(m), missing.map((w) => `${pad}${w}: ${hashes[w]}\n`).join(""));
+  }
+  if (hashesNode === undefined && isMap(talos) && block(talos)) {
+    const indent = column(talos);
+    const pad = " ".repeat(indent);
+    const inner = " ".repeat(indent * 2 || 2);
+    return insertAt(endOfLastItem(talos), `${pad}hashes:\n${missing.map((w) => `${inner}${w}: ${hashes[w]}\n`).join("")}`);
+  }
+  for (const what of missing) doc.setIn(["talos", "hashes", what], hashes[what]);
+  return doc.toString({ lineWidth: 0 });
 }
 
 export async function pin(options: PinOptions, ctx: Context): Promise<PinResult> {

@@ -127,8 +127,15 @@ function isZero(v: Json): boolean {
   return v === null || v === "" || v === 0;
 }
 
+function keyedBy(path: string[], docKind: string): ((a: Obj, b: Obj) => boolean) | undefined {
+  const generic = path.join(".").replace(/\.\d+\./g, ".").replace(/\.\d+$/, "");
+  if (docKind === "v1alpha1") return KEYED[generic];
+  return path.length === 1 && docKind.endsWith("/ExtensionServiceConfig") ? KEYED[generic] : undefined;
+}
+
 function merge(left: Json | undefined, right: Json, path: string[], docKind: string, patch: ParsedDoc): Json {
-  if (left === undefined) return right;
+  // A keyed list merges its own items too (two entries for eth0 in one patch become one).
+  if (left === undefined) return Array.isArray(right) && keyedBy(path, docKind) ? merge([], right, path, docKind, patch) : right;
   if (isZero(right)) return left;
   const dotted = path.join(".");
   if (isObj(left) && isObj(right)) {
@@ -140,15 +147,14 @@ function merge(left: Json | undefined, right: Json, path: string[], docKind: str
   if (Array.isArray(left) && Array.isArray(right)) {
     const generic = dotted.replace(/\.\d+\./g, ".");
     if (docKind === "v1alpha1" && REPLACED.has(generic)) return right.length > 0 ? right : left;
-    const keyed = docKind === "v1alpha1" ? KEYED[generic] : path.length === 1 && docKind.endsWith("/ExtensionServiceConfig") ? KEYED[generic] : undefined;
+    const keyed = keyedBy(path, docKind);
     if (!keyed) return [...left, ...right];
     const out = [...left];
-    right.forEach((item, i) => {
+    for (const item of right) {
       const at = isObj(item) ? out.findIndex((x) => isObj(x) && keyed(x, item)) : -1;
       if (at === -1) out.push(item);
-      else out[at] = merge(out[at], item, [...path, String(at)], docKind, patch) as Json;
-      void i;
-    });
+      else out[at] = merge(out[at], item, [...path, String(at)], docKind, patch);
+    }
     return out;
   }
   if (!isObj(left) && !Array.isArray(left) && !isObj(right) && !Array.isArray(right)) return right;
