@@ -26,6 +26,11 @@ interface Case {
 
 const host = (body: string) => ({ "hosts/a.yaml": body });
 
+// Talos: a site that serves machine configs, a Talos class, and one of its hosts.
+const TALOS_SITE = "flagPrefix: homelab\ntalos:\n  configBaseUrl: https://boot.example/tree\n  baseConfigs: { worker: secrets/worker.yaml }\n";
+const talosClass = (talos: string) => ({ "netbuild.yaml": TALOS_SITE, "classes/t.yaml": `kind: talos\ntalos:\n  version: v1.12.2\n${talos}` });
+const talosHost = (body: string, site = TALOS_SITE) => ({ "netbuild.yaml": site, "classes/t.yaml": "kind: talos\ntalos:\n  version: v1.12.2\n", "hosts/t1.yaml": `class: t\nmac: "52:54:00:00:00:11"\n${body}` });
+
 const CASES: Case[] = [
   { name: "YAML syntax: bad indentation", files: host('class: demo\n mac: "52:54:00:00:00:01"\n'), errors: [["hosts/a.yaml:1:8", "YAML syntax"]] },
   { name: "YAML syntax: unclosed flow sequence", files: { "classes/demo.yaml": "kind: prebuilt\nkernelParams: [a, b\n" }, errors: [["classes/demo.yaml:", "YAML syntax"]] },
@@ -64,6 +69,27 @@ const CASES: Case[] = [
   { name: "no MAC at all", files: host("class: demo\n"), errors: [["hosts/a.yaml:1:1", "hosts.a: no MAC address"]] },
   { name: "an unknown class kind", files: { "classes/demo.yaml": "kind: debian\n" }, errors: [["classes/demo.yaml:1:7", "classes.demo.kind: expected `kind: nixos`, `kind: talos` or `kind: prebuilt`"]] },
   { name: "a malformed Talos schematic ID", files: { "classes/t.yaml": "kind: talos\ntalos:\n  version: v1.12.2\n  schematicId: abc\n" }, errors: [["classes/t.yaml:4:16", "classes.t.talos.schematicId: expected the 64-hex-digit schematic ID"]] },
+  { name: "a misspelt schematic field (the factory refuses unknown fields too)", files: talosClass("  schematic:\n    customizations: {}\n"), errors: [["classes/t.yaml:5:5", 'classes.t.talos.schematic.customizations: unknown key "customizations"']] },
+  { name: "a schematic ID that is not the schematic's", files: talosClass("  schematicId: 9cba8e32753f91a16c1837ab8abf356af021706ef284aef07380780177d9a06c\n"), errors: [["classes/t.yaml:4:16", "classes.t.talos.schematicId: the schematic's ID is 376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba, not 9cba8e32"]], hint: "remove schematicId" },
+  { name: "an extension name without its publisher", files: talosClass("  schematic:\n    customization:\n      systemExtensions:\n        officialExtensions: [iscsi-tools]\n"), errors: [["classes/t.yaml:7:30", "expected an official extension name like siderolabs/iscsi-tools"]] },
+  { name: "a META key over 255", files: talosClass("  schematic:\n    customization:\n      meta: [{ key: 300, value: x }]\n"), errors: [["classes/t.yaml:6:21", "expected a META key from 0 to 255"]] },
+  { name: "a schematic kernel argument with a space", files: talosClass("  schematic:\n    customization:\n      extraKernelArgs: [\"a b\"]\n"), errors: [["classes/t.yaml:6:25", 'classes.t.talos.schematic.customization.extraKernelArgs[0]: "a b" contains a space']] },
+  { name: "an overlay option netbuild cannot spell as the factory does", files: talosClass("  schematic:\n    overlay:\n      image: siderolabs/sbc-raspberrypi\n      name: rpi_generic\n      options: { ratio: 1.5 }\n"), errors: [["classes/t.yaml:5:5", "netbuild cannot compute this schematic's ID exactly: overlay.options.ratio: 1.5 is not a whole number"]] },
+  { name: "Talos settings on a host of a non-Talos class", files: host('class: demo\nmac: "52:54:00:00:00:01"\ntalos: { role: worker }\n'), errors: [["hosts/a.yaml:3:8", "hosts.a.talos: talos settings on a host of class demo, which is not a Talos class"]] },
+  { name: "a Talos host with no role", files: talosHost(""), errors: [["hosts/t1.yaml:1:1", "hosts.t1.talos.role: host t1 of Talos class t has no role"]], hint: "talos: { role: worker }" },
+  { name: "a Talos host when the site does not say where the tree is served", files: talosHost("talos: { role: worker }\n", "flagPrefix: homelab\n"), errors: [["hosts/t1.yaml:1:1", "netbuild.yaml does not say where the tree is served"]], hint: "configBaseUrl" },
+  { name: "a Talos role with no base config", files: talosHost("talos: { role: controlplane }\n"), errors: [["hosts/t1.yaml:3:16", "hosts.t1.talos.role: role controlplane has no base config"]], hint: "talosctl gen config" },
+  { name: "a volume whose minSize is over its maxSize", files: talosHost("talos:\n  role: worker\n  volumes: { EPHEMERAL: { minSize: 200GB, maxSize: 100GB } }\n"), errors: [["hosts/t1.yaml:5:36", "hosts.t1.talos.volumes.EPHEMERAL.minSize: minSize 200GB is larger than maxSize 100GB"]] },
+  { name: "a volume size Talos cannot read", files: talosHost("talos:\n  role: worker\n  volumes: { EPHEMERAL: { maxSize: 100 gigs } }\n"), errors: [["hosts/t1.yaml:5:36", "expected a size like 100GB, 2GiB, or a percentage"]] },
+  { name: "a volume VolumeConfig cannot size", files: talosHost("talos:\n  role: worker\n  volumes: { STATE: { maxSize: 1GB } }\n"), errors: [["hosts/t1.yaml:5:14", 'hosts.t1.talos.volumes.STATE: unknown key "STATE"']] },
+  { name: "an install disk that is not a device path", files: talosHost("talos: { role: worker, installDisk: sda }\n"), errors: [["hosts/t1.yaml:3:37", "hosts.t1.talos.installDisk: expected a device path like /dev/sda"]] },
+  { name: "a static address without its prefix length", files: talosHost("talos: { role: worker, network: { address: 10.0.0.5 } }\n"), errors: [["hosts/t1.yaml:3:44", "hosts.t1.talos.network.address: expected an address with its prefix length"]] },
+  { name: "a static address on a NIC the host does not have", files: talosHost('talos: { role: worker, network: { address: 10.0.0.5/24, mac: "52:54:00:00:00:99" } }\n'), errors: [["hosts/t1.yaml:3:62", "hosts.t1.talos.network.mac: 52:54:00:00:00:99 is not one of this host's MACs"]] },
+  { name: "a static address that is not the host's ip", files: talosHost("ip: 10.0.0.6\ntalos: { role: worker, network: { address: 10.0.0.5/24 } }\n"), errors: [["hosts/t1.yaml:4:44", "the address 10.0.0.5/24 is not the host's ip 10.0.0.6"]] },
+  { name: "talos.config= set by hand", files: talosHost("talos: { role: worker }\nkernelParams: [talos.config=http://elsewhere/x.yaml]\n"), errors: [["hosts/t1.yaml:4:16", "netbuild sets talos.config= for each Talos host"]] },
+  { name: "a patch file that does not exist", files: talosHost("talos: { role: worker, patches: [../patches/t1.yaml] }\n"), errors: [["hosts/t1.yaml:3:34", 'hosts.t1.talos.patches[0]: "../patches/t1.yaml" does not exist']] },
+  { name: "a base config outside the inventory", files: { ...talosHost("talos: { role: worker }\n"), "netbuild.yaml": TALOS_SITE.replace("secrets/worker.yaml", "../../etc/worker.yaml") }, errors: [["netbuild.yaml:4:26", "site.talos.baseConfigs.worker: \"../../etc/worker.yaml\" points outside the inventory root"]] },
+  { name: "a config base URL with a query", files: { ...talosHost("talos: { role: worker }\n"), "netbuild.yaml": TALOS_SITE.replace("https://boot.example/tree", "https://boot.example/tree?x=1") }, errors: [["netbuild.yaml:3:18", "site.talos.configBaseUrl: the URL has a query or fragment"]] },
   { name: "the same IP on two hosts", files: host('class: demo\nmac: "52:54:00:00:00:01"\nip: 10.0.0.1\n'), errors: [], },
   { name: "a malformed RAM size", files: host('class: demo\nmac: "52:54:00:00:00:01"\nram: 16 gigs\n'), errors: [["hosts/a.yaml:3:6", "hosts.a.ram: expected a size like 16GiB"]] },
   { name: "unknownMachines names a class that does not exist", files: { "netbuild.yaml": "unknownMachines: { class: rescue }\n" }, errors: [["netbuild.yaml:1:27", 'site.unknownMachines.class: unknown class "rescue"']] },
