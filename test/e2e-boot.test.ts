@@ -219,4 +219,16 @@ describe.skipIf(notHere)("PXE boot of a Talos host (fixture factory: the demo ke
       expect(server.requests.slice(before).map((r) => `${r.status} ${r.path}`)).toEqual(["200 /by-host/tav/talos.yaml"]);
     });
   }
+
+  it("verify --http checks that each Talos host's machine config is served as built", async () => {
+    const ok = await cli(["verify", "--http", server.url, "--out", out], root);
+    expect(ok.code, ok.stderr + ok.stdout).toBe(0);
+    const file = path.join(out, "by-host/tav/talos.yaml");
+    const config = readFileSync(file, "utf8");
+    writeFileSync(file, config.replace("hostname: tav", "hostname: intruder"));
+    const bad = await cli(["verify", "--http", server.url, "--out", out], root);
+    writeFileSync(file, config);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain("by-host/tav/talos.yaml (its machine config) is not the one in the built tree");
+  });
 });

@@ -129,6 +129,14 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
         for (const p of hostParams(host, inv.site.flagPrefix)) if (!args.includes(p)) problems.push(`the kernel command line lacks ${p}`);
         const flag = `${inv.site.flagPrefix}.provision_disks=true`;
         if (!host.provisionDisks && args.includes(flag)) problems.push(`the kernel command line holds ${flag}, but ${host.name} does not set provision.disks: ITS DISKS WOULD BE WIPED`);
+        if (host.talos) {
+          // The machine config talos.config= names: served, and the one this checkout built.
+          const file = `by-host/${host.name}/talos.yaml`;
+          const recorded = manifest.entries[file];
+          const got = await digest(new URL(file, base).href);
+          if (got.status !== 200) problems.push(`${file} (its machine config): HTTP ${got.status}`);
+          else if (recorded?.kind !== "file" || recorded.sha256 !== got.sha256) problems.push(`${file} (its machine config) is not the one in the built tree`);
+        }
       }
       await checkArtifact(outcome.kernel!.url, className!, "kernel", problems);
       if (outcome.initrds.length !== 1) problems.push(`${outcome.initrds.length} initrds named, 1 expected`);
