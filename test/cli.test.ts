@@ -1,5 +1,6 @@
 // The CLI as users run it: `node bin/netbuild.js` in a child process (what `npx netbuild` runs),
 // exit codes 0/1/2, --json on stdout, and usage errors.
+import { createHash } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -21,6 +22,28 @@ describe("netbuild CLI", () => {
     expect(r.stderr).toContain("!!! 1 host will FORMAT (WIPE) ITS DISKS on the next boot:\n!!!   demo-fresh  (provision.disks: true in hosts/demo.yaml)");
     expect(r.stdout).toMatch(/!!demo-fresh +demo +52:54:00:12:34:56 +hostname=demo-fresh homelab\.provision_disks=true demo\.role=fresh/);
     expect(r.stdout).toContain("unknown machines: strict: boot nothing");
+  });
+
+  it("plans the example's Talos host: its machine config URL, its install disk, and that configs hold secrets", async () => {
+    const r = await cli(["plan"], exampleInventory());
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("dalet  talos-worker  52:54:00:a1:00:02  hostname=dalet talos.config=https://boot.homelab.tel/nixos/by-host/dalet/talos.yaml");
+    expect(r.stdout).toContain("talos machine configs (cluster secrets):\n  dalet  worker  https://boot.homelab.tel/nixos/by-host/dalet/talos.yaml  installs onto /dev/sda");
+    expect(r.stderr).toContain("the machine configs of 1 Talos host hold cluster secrets");
+  });
+
+  it("prints a Talos class's schematic ID and canonical YAML (talos schematic)", async () => {
+    const r = await cli(["talos", "schematic", "talos-worker", "--json"], exampleInventory());
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.yaml).toBe("customization:\n    systemExtensions:\n        officialExtensions:\n            - siderolabs/qemu-guest-agent\n            - siderolabs/iscsi-tools\n            - siderolabs/util-linux-tools\n");
+    expect(out.id).toBe(createHash("sha256").update(out.yaml).digest("hex"));
+    expect(out.urls.cmdline).toBe(`https://factory.talos.dev/image/${out.id}/v1.12.2/cmdline-metal-amd64`);
+    const human = await cli(["talos", "schematic", "talos-worker"], exampleInventory());
+    expect(human.stdout).toContain(`# class talos-worker: schematic ${out.id}\n`);
+    const notTalos = await cli(["talos", "schematic", "demo"], exampleInventory());
+    expect(notTalos.code).toBe(2);
+    expect(notTalos.stderr).toContain("class demo is a prebuilt class, not a Talos class");
   });
 
   it("gives --json results on stdout, and errors as JSON too", async () => {

@@ -158,10 +158,11 @@ describe.skipIf(notHere || missing({ commands: ["ssh"], files: ["/usr/sbin/sshd"
   });
 });
 
-describe.skipIf(notHere)("PXE boot of a Talos host (fixture factory: the demo kernel and initrd), BIOS and UEFI", () => {
+describe.skipIf(notHere)("PXE boot of a deployed Talos host (fixture factory: the demo kernel and initrd), BIOS and UEFI", () => {
   let factory: StaticServer;
   let server: StaticServer;
   let out: string;
+  let served: string;
   let root: string;
   const schematic = "9cba8e32753f91a16c1837ab8abf356af021706ef284aef07380780177d9a06c";
   // The factory's command line for this schematic (its extraKernelArgs at the end), as the factory serves it.
@@ -175,20 +176,24 @@ describe.skipIf(notHere)("PXE boot of a Talos host (fixture factory: the demo ke
     copyFileSync(DEMO_INITRD, path.join(at, "initramfs-amd64.xz"));
     writeFileSync(path.join(at, "cmdline-metal-amd64"), factoryCmdline);
     factory = await serveFolder(dir);
-    // The boot server first: its URL goes into each Talos host's talos.config=.
-    out = path.join(tempDir(), "tree");
-    mkdirSync(out);
-    server = await serveFolder(out);
+    // The boot server first: its URL goes into each Talos host's talos.config=. It serves the
+    // folder netbuild deploys to.
+    served = path.join(tempDir(), "served");
+    mkdirSync(served);
+    server = await serveFolder(served);
     root = inventory({
-      "netbuild.yaml": `talos:\n  factory: ${factory.url}\n  configBaseUrl: http://10.0.2.2:${server.port}\n  baseConfigs: { worker: secrets/worker.yaml }\n`,
+      "netbuild.yaml": `talos:\n  factory: ${factory.url}\n  configBaseUrl: http://10.0.2.2:${server.port}\n  baseConfigs: { worker: secrets/worker.yaml }\ntargets:\n  boot: ${served}\n`,
       "classes/talos-worker.yaml": "kind: talos\ntalos:\n  version: v1.12.2\n  schematic:\n    customization:\n      extraKernelArgs: [noapic, nolapic]\n  machine:\n    role: worker\n    volumes: { EPHEMERAL: { maxSize: 100GB } }\nkernelParams: [console=ttyS0, panic=-1]\n",
       "hosts/tav.yaml": 'class: talos-worker\nmac: "52:54:00:a1:00:09"\nkernelParams: [talos.dashboard.disabled=1]\ntalos: { installDisk: /dev/vda }\n',
       "secrets/worker.yaml": readFileSync(path.join(REPO, "test/fixtures/talos/worker.yaml"), "utf8"),
     });
     const pinned = await cli(["pin"], root);
     expect(pinned.code, pinned.stderr).toBe(0);
-    const built = await cli(["build", "--out", out], root);
+    const built = await cli(["build"], root);
     expect(built.code, built.stderr).toBe(0);
+    out = path.join(root, "out");
+    const deployed = await cli(["deploy"], root);
+    expect(deployed.code, deployed.stderr).toBe(0);
   });
 
   afterAll(async () => {
@@ -213,6 +218,7 @@ describe.skipIf(notHere)("PXE boot of a Talos host (fixture factory: the demo ke
       expect(res.status).toBe(200);
       const config = await res.text();
       expect(config).toBe(readFileSync(path.join(out, "by-host/tav/talos.yaml"), "utf8"));
+      expect(config).toBe(readFileSync(path.join(served, "by-host/tav/talos.yaml"), "utf8"));
       expect(config).toContain("kind: HostnameConfig\nauto: off\nhostname: tav");
       expect(config).toContain("kind: VolumeConfig\nname: EPHEMERAL\nprovisioning:\n  maxSize: 100GB");
       expect(config).toContain("disk: /dev/vda");
@@ -221,12 +227,12 @@ describe.skipIf(notHere)("PXE boot of a Talos host (fixture factory: the demo ke
   }
 
   it("verify --http checks that each Talos host's machine config is served as built", async () => {
-    const ok = await cli(["verify", "--http", server.url, "--out", out], root);
+    const ok = await cli(["verify", "--http", server.url], root);
     expect(ok.code, ok.stderr + ok.stdout).toBe(0);
-    const file = path.join(out, "by-host/tav/talos.yaml");
+    const file = path.join(served, "by-host/tav/talos.yaml");
     const config = readFileSync(file, "utf8");
     writeFileSync(file, config.replace("hostname: tav", "hostname: intruder"));
-    const bad = await cli(["verify", "--http", server.url, "--out", out], root);
+    const bad = await cli(["verify", "--http", server.url], root);
     writeFileSync(file, config);
     expect(bad.code).toBe(1);
     expect(bad.stdout).toContain("by-host/tav/talos.yaml (its machine config) is not the one in the built tree");

@@ -141,8 +141,15 @@ describe.skipIf(notHere)("the generated Nix, with real Nix", () => {
     writeFileSync(file, after.replace(sri(kernel), sri(Buffer.from("stale"))));
     expect((await cli(["pin"], root)).code).toBe(0);
     expect(readFileSync(file, "utf8")).toBe(after);
+    // A base config committed to git in clear text is called out (git-crypt and the like are not).
+    execFileSync("git", ["init", "-q", root]);
+    execFileSync("git", ["-C", root, "add", "secrets/worker.yaml"]);
     const built = await cli(["build"], root);
     expect(built.code, built.stderr).toBe(0);
+    expect(built.stderr).toContain("secrets/worker.yaml holds cluster secrets and is committed to git in clear text");
+    writeFileSync(path.join(root, ".gitattributes"), "secrets/** filter=git-crypt diff=git-crypt\n");
+    const again = await cli(["build"], root);
+    expect(again.stderr).not.toContain("committed to git in clear text");
   });
 
   it("pin names the URL and the status when the factory has no such file", async () => {
