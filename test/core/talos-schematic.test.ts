@@ -6,6 +6,7 @@
 import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { missing } from "../support/tools.ts";
 import { canonicalSchematic, EMPTY_SCHEMATIC_ID } from "../../src/core/talos-schematic.ts";
 import type { SchematicInput } from "../../src/core/schema.ts";
 import { SchematicSchema } from "../../src/core/schema.ts";
@@ -52,17 +53,7 @@ describe("schematic IDs the Image Factory published", () => {
 // --- against the real yaml.v3 ---------------------------------------------------------------
 
 const GOPATH = "/usr/share/gocode";
-function haveOracle(): boolean {
-  try {
-    execFileSync("go", ["version"], { stdio: "ignore" });
-    execFileSync("test", ["-d", path.join(GOPATH, "src/gopkg.in/yaml.v3")]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-const oracleHere = haveOracle();
-if (!oracleHere) console.warn("NOT RUN — schematic encoding against the real yaml.v3: needs `go` and golang-gopkg-yaml.v3-dev (scripts/setup installs them)");
+const oracleHere = !missing({ commands: ["go"], files: [path.join(GOPATH, "src/gopkg.in/yaml.v3/yaml.go")] });
 
 function oracle(schematics: unknown[]): string[] {
   const out = execFileSync("go", ["run", "main.go"], {
