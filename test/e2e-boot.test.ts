@@ -219,8 +219,8 @@ describe.skipIf(notHere)("PXE boot of a deployed Talos host (fixture factory: th
       const config = await res.text();
       expect(config).toBe(readFileSync(path.join(out, "by-host/tav/talos.yaml"), "utf8"));
       expect(config).toBe(readFileSync(path.join(served, "by-host/tav/talos.yaml"), "utf8"));
-      expect(config).toContain("kind: HostnameConfig\nauto: off\nhostname: tav");
-      expect(config).toContain("kind: VolumeConfig\nname: EPHEMERAL\nprovisioning:\n  maxSize: 100GB");
+      expect(config).toContain('kind: HostnameConfig\nauto: "off"\nhostname: tav');
+      expect(config).toContain('kind: VolumeConfig\nname: EPHEMERAL\nprovisioning:\n  maxSize: "100GB"');
       expect(config).toContain("disk: /dev/vda");
       expect(server.requests.slice(before).map((r) => `${r.status} ${r.path}`)).toEqual(["200 /by-host/tav/talos.yaml"]);
     });

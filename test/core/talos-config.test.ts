@@ -103,6 +103,48 @@ describe("rendered machine configs (golden files)", () => {
   });
 });
 
+describe("merging as Talos does, with every value kept as written", () => {
+  it("writes scalars exactly as the files spell them (yaml.v3 reads 0644 as octal, and `01` into a string field as \"01\")", async () => {
+    const text = await rendered({
+      host: "talos: { role: worker, patches: [../patches/p.yaml] }\n",
+      files: { "patches/p.yaml": "machine:\n  files:\n    - path: /var/etc/x\n      permissions: 0644\n      op: create\n      content: 'a: b'\n  nodeLabels: { rack: 01, release: 1.10, big: 12345678901234567890, 'quoted': \"007\" }\n  sysctls:\n    vm.swappiness: 010\n" },
+    });
+    expect(text).toContain("      permissions: 0644\n");
+    expect(text).toContain('      content: "a: b"\n');
+    expect(text).toContain("    rack: 01\n    release: 1.10\n    big: 12345678901234567890\n    quoted: \"007\"\n");
+    expect(text).toContain("    vm.swappiness: 010\n");
+  });
+
+  it("treats a null in the base config as absent (an `install:` with everything commented out)", async () => {
+    const base = readFileSync(path.join(FIXTURES, "worker.yaml"), "utf8").replace(/    install:\n(        .*\n)+/, "    install:\n        # disk: /dev/sda\n");
+    const text = await rendered({ host: "talos: { role: worker, installDisk: /dev/nvme0n1 }\n", files: { "secrets/worker.yaml": base } });
+    expect(text).toContain("  install:\n    disk: /dev/nvme0n1\n");
+  });
+
+  it("replaces podSubnets even with an empty list, as Talos does", async () => {
+    const text = await rendered({ host: "talos: { role: worker, patches: [../patches/p.yaml] }\n", files: { "patches/p.yaml": "cluster:\n  network:\n    podSubnets: []\n" } });
+    expect(text).toContain("    podSubnets: []\n");
+  });
+
+  it("points at the patch's own line inside a keyed list, not at the merged position", async () => {
+    const base = readFileSync(path.join(FIXTURES, "worker.yaml"), "utf8").replace("    network: {}\n", "    network:\n        interfaces:\n            - interface: eth0\n            - interface: eth1\n              mtu: 1500\n");
+    const r = await render({
+      host: "talos: { role: worker, patches: [../patches/p.yaml] }\n",
+      files: { "secrets/worker.yaml": base, "patches/p.yaml": "machine:\n  network:\n    interfaces:\n      - interface: eth1\n        mtu: [1]\n      - interface: eth2\n        mtu: 9000\n" },
+    });
+    const issue = (r.result as { ok: false; issues: { where: { file: string; line?: number; field?: string } }[] }).issues[0]!;
+    expect(issue.where).toMatchObject({ file: "patches/p.yaml", line: 5, field: "machine.network.interfaces.0.mtu" });
+  });
+
+  it("names the base config when one of netbuild's own settings meets a value of another shape there", async () => {
+    const base = readFileSync(path.join(FIXTURES, "worker.yaml"), "utf8").replace(/    install:\n(        .*\n)+/, "    install: /dev/sda\n");
+    const r = await render({ host: "talos: { role: worker, installDisk: /dev/sdb }\n", files: { "secrets/worker.yaml": base } });
+    const issue = (r.result as { ok: false; issues: { where: { file: string; line?: number }; message: string }[] }).issues[0]!;
+    expect(issue.where).toMatchObject({ file: "secrets/worker.yaml", line: 20 });
+    expect(issue.message).toContain("the base config has a single value at machine.install, where netbuild sets a mapping");
+  });
+});
+
 describe("what is refused, with file, line and field (never a value: these files hold secrets)", () => {
   const cases: [string, Setup, string, RegExp][] = [
     ["a `$patch: delete` directive", { host: "talos: { role: worker, patches: [../patches/p.yaml] }\n", files: { "patches/p.yaml": "machine:\n  network:\n    $patch: delete\n" } }, "patches/p.yaml:3", /\$patch` directives are not supported/],
@@ -113,6 +155,7 @@ describe("what is refused, with file, line and field (never a value: these files
     ["a patch that is not YAML", { host: "talos: { role: worker, patches: [../patches/p.yaml] }\n", files: { "patches/p.yaml": "machine:\n  install: { disk: [\n" } }, "patches/p.yaml:", /not valid YAML/],
     ["a base config for the other role", { host: "talos: { role: worker }\n", files: { "secrets/worker.yaml": readFileSync(path.join(FIXTURES, "controlplane.yaml"), "utf8") } }, "secrets/worker.yaml:", /this base config is for role controlplane, and host node1 is a worker/],
     ["a Talos 1.12 base config that sets machine.network.hostname", { host: "talos: { role: worker }\n", files: { "secrets/worker.yaml": "version: v1alpha1\nmachine:\n  type: worker\n  network:\n    hostname: fixed\ncluster: {}\n" } }, "secrets/worker.yaml:5", /refuses machine.network.hostname/],
+    ["anchors and aliases", { host: "talos: { role: worker, patches: [../patches/p.yaml] }\n", files: { "patches/p.yaml": "machine:\n  nodeLabels: &l { a: b }\n  nodeAnnotations: *l\n" } }, "patches/p.yaml:2", /anchors and aliases are not supported/],
   ];
   it.each(cases)("%s", async (_name, setup, where, message) => {
     const r = await render(setup);
