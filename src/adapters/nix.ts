@@ -3,7 +3,7 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import { UserError } from "../errors.ts";
-import { parseKernelParam, type ClassName, type KernelParam } from "../core/names.ts";
+import { paramKey, parseKernelParam, type ClassName, type KernelParam } from "../core/names.ts";
 import type { ClassBuild } from "../core/tree.ts";
 import { run, type Command } from "./run.ts";
 
@@ -44,6 +44,8 @@ export interface PinnedDownload {
   drvName: string;
   className: string;
   what: string;
+  /** The hash the class file pins (Nix names it as "specified"), to tell classes sharing a download apart. */
+  pinned: string | undefined;
   url: string;
   file: string;
   /** How to fix a mismatch, e.g. run `netbuild pin --class NAME`. */
@@ -60,7 +62,7 @@ function explainHashMismatch(stderr: string, downloads: readonly PinnedDownload[
   const m = /hash mismatch in fixed-output derivation '([^']+)':\s*specified:\s*(\S+)\s*got:\s*(\S+)/s.exec(stderr);
   if (!m) return undefined;
   const drv = path.basename(m[1]!).replace(/^[0-9a-z]{32}-/, "").replace(/\.drv$/, "");
-  const known = downloads.find((d) => d.drvName === drv);
+  const known = downloads.find((d) => d.drvName === drv && d.pinned === m[2]) ?? downloads.find((d) => d.drvName === drv);
   if (known) {
     return {
       message: `class ${known.className}: the ${known.what} downloaded from ${known.url} does not have the hash pinned in ${known.file} (pinned ${m[2]}, the server sent ${m[3]})`,
@@ -80,6 +82,8 @@ export interface BuildClassesOptions extends NixOptions {
   onLine?: (line: string) => void;
   /** Pinned downloads of the classes, to explain a hash mismatch. */
   downloads?: readonly PinnedDownload[];
+  /** Parameter keys a downloaded command line must not set (netbuild sets them per host). */
+  reserved?: (key: string) => boolean;
 }
 
 /** Builds the classes in one nix-build (Nix schedules them in parallel) and reads each class's manifest. */
@@ -111,6 +115,12 @@ export async function buildClasses(opts: BuildClassesOptions): Promise<Map<Class
         if (!parsed.ok) {
           throw new UserError("ARTIFACT_UNSAFE", `class ${className}: the kernel parameter ${JSON.stringify(word)} in the command line from ${from} cannot be written into an iPXE script: ${parsed.message}`, {
             hint: "check the schematic's extraKernelArgs; netbuild writes nothing it cannot quote safely",
+          });
+        }
+        if (opts.reserved?.(paramKey(parsed.value))) {
+          // Talos reads the first talos.config=: one in the factory's line would override every host's.
+          throw new UserError("ARTIFACT_UNSAFE", `class ${className}: the command line from ${from} sets ${JSON.stringify(word)}, which netbuild sets per host`, {
+            hint: "the factory (or mirror) serves a command line netbuild will not boot with; check talos.factory in netbuild.yaml and the schematic",
           });
         }
         kernelParams.push(parsed.value);

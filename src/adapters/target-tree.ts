@@ -155,10 +155,10 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
     result.bytes += u.size;
   }
 
-  // 3. Switch points, layer by layer (classes before hosts before MACs before boot.ipxe). A path no
+  // 3. Switch points, layer by layer (classes, machine configs, hosts, MACs, boot.ipxe). A path no
   // script or link reaches yet is written in place; anything else under a temporary name, renamed over.
   const recorded = (p: string) => deployed.entries[p];
-  for (const layer of ["class", "host", "mac", "entry"] as const) {
+  for (const layer of ["class", "config", "host", "mac", "entry"] as const) {
     await pool(
       plan.switches.filter((s) => s.layer === layer),
       PARALLEL,

@@ -69,11 +69,13 @@ export function treeOf(inv: Inventory, builds: ReadonlyMap<ClassName, ClassBuild
 
 /** What Nix downloads for a Talos class, so a hash mismatch can name the artifact, its URL and the fix. */
 export function talosDownloads(inv: Inventory, c: TalosClass): PinnedDownload[] {
-  const name = (a: string) => (a === "kernel" ? `talos-${c.version}-${c.arch}-kernel` : a === "initramfs" ? `talos-${c.version}-${c.arch}-initramfs.xz` : `talos-${c.version}-${c.platform}-${c.arch}-cmdline`);
+  const tag = `talos-${c.schematicId.slice(0, 8)}-${c.version}`;
+  const name = (a: string) => (a === "kernel" ? `${tag}-${c.arch}-kernel` : a === "initramfs" ? `${tag}-${c.arch}-initramfs.xz` : `${tag}-${c.platform}-${c.arch}-cmdline`);
   return TALOS_ARTIFACTS.map((a) => ({
     drvName: name(a),
     className: c.name,
     what: a,
+    pinned: c.hashes[a],
     url: talosArtifactUrl(inv.site.talosFactory, c, a),
     file: c.file,
     fix: `if the factory's file changed and you trust it (or you changed the schematic, version, platform or factory), run \`netbuild pin --class ${c.name}\`; otherwise check the factory setting in netbuild.yaml`,
@@ -122,6 +124,7 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
     gcroots: path.join(root, ".netbuild", "gcroots"),
     onLine: (l) => ctx.reporter.nix(l),
     downloads,
+    reserved: (key) => key === "talos.config" || key === "hostname" || key.startsWith(`${inv.site.flagPrefix}.provision_`),
   });
 
   const tooBig = oversizedImages(fresh);

@@ -1,5 +1,6 @@
-// `netbuild pin [--class NAME]...`: download each Talos class's kernel, initramfs and command line
-// from the Image Factory once, and write their sha256 into the class file. Existing hash values
+// `netbuild pin [--class NAME]...`: register each Talos class's schematic with the Image Factory
+// (checking the ID it assigns), download its kernel, initramfs and command line once, and write
+// their sha256 into the class file. Existing hash values
 // are replaced in place (the rest of the file stays byte for byte); missing keys are added through
 // the yaml library's document API, which keeps comments, blank lines and flow/block styles.
 import { createHash } from "node:crypto";
@@ -24,6 +25,34 @@ export interface PinResult {
     artifacts: { what: TalosArtifact; url: string; size: number; hash: string; was: string | undefined }[];
     written: boolean;
   }[];
+}
+
+/**
+ * The factory serves images only for schematics it has been given (POST /schematics, which is
+ * idempotent): netbuild registers the canonical schematic and checks the ID it answers with.
+ */
+async function register(factory: string, c: TalosClass): Promise<void> {
+  const url = `${factory}/schematics`;
+  let res: Response;
+  try {
+    res = await fetch(url, { method: "POST", body: c.schematicYaml, headers: { "content-type": "application/yaml" } });
+  } catch (e) {
+    const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
+    throw new UserError("PIN_FAILED", `class ${c.name}: cannot register its schematic at ${url}: ${cause}`, { hint: "`netbuild pin` needs network access to the Image Factory (talos.factory in netbuild.yaml)" });
+  }
+  const text = await res.text();
+  if (!res.ok) throw new UserError("PIN_FAILED", `class ${c.name}: the factory refused its schematic (HTTP ${res.status} from ${url}): ${text.trim().slice(0, 300)}`, { hint: "check the schematic's extension names and overlay against the factory; nothing was written" });
+  let id: unknown;
+  try {
+    id = (JSON.parse(text) as { id?: unknown }).id;
+  } catch {
+    id = undefined;
+  }
+  if (id !== c.schematicId) {
+    throw new UserError("PIN_FAILED", `class ${c.name}: the factory gave the schematic the ID ${JSON.stringify(id)}, and netbuild computed ${c.schematicId}`, {
+      hint: "netbuild computes IDs as the factory does; a difference means the factory changed its format or this is not an Image Factory. Nothing was written; please report it",
+    });
+  }
 }
 
 async function download(url: string, cls: string, what: TalosArtifact): Promise<{ size: number; hash: string }> {
@@ -127,6 +156,8 @@ export async function pin(options: PinOptions, ctx: Context): Promise<PinResult>
   const result: PinResult = { classes: [] };
   for (const c of selected) {
     const artifacts: PinResult["classes"][number]["artifacts"] = [];
+    ctx.reporter.info(`pin: ${c.name}: registering schematic ${c.schematicId} with ${inv.site.talosFactory}`);
+    await register(inv.site.talosFactory, c);
     for (const what of TALOS_ARTIFACTS) {
       const url = talosArtifactUrl(inv.site.talosFactory, c, what);
       ctx.reporter.info(`pin: ${c.name}: downloading the ${what} from ${url}`);

@@ -130,12 +130,20 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
         const flag = `${inv.site.flagPrefix}.provision_disks=true`;
         if (!host.provisionDisks && args.includes(flag)) problems.push(`the kernel command line holds ${flag}, but ${host.name} does not set provision.disks: ITS DISKS WOULD BE WIPED`);
         if (host.talos) {
-          // The machine config talos.config= names: served, and the one this checkout built.
+          // Exactly one talos.config=, netbuild's; and what it names is served as built (fetched
+          // at that URL, as the machine will).
+          const configs = args.filter((a) => a.startsWith("talos.config="));
+          if (configs.length !== 1 || configs[0] !== host.talos.configUrl) problems.push(`the kernel command line has ${configs.length === 0 ? "no talos.config=" : configs.join(" ")}, and only ${host.talos.configUrl} was expected`);
           const file = `by-host/${host.name}/talos.yaml`;
+          const url = host.talos.configUrl.slice("talos.config=".length);
           const recorded = manifest.entries[file];
-          const got = await digest(new URL(file, base).href);
-          if (got.status !== 200) problems.push(`${file} (its machine config): HTTP ${got.status}`);
-          else if (recorded?.kind !== "file" || recorded.sha256 !== got.sha256) problems.push(`${file} (its machine config) is not the one in the built tree`);
+          try {
+            const got = await digest(url);
+            if (got.status !== 200) problems.push(`${url} (its machine config): HTTP ${got.status}`);
+            else if (recorded?.kind !== "file" || recorded.sha256 !== got.sha256) problems.push(`${url} (its machine config) is not the one in the built tree`);
+          } catch (e) {
+            problems.push(`${url} (its machine config): ${(e as Error).message}`);
+          }
         }
       }
       await checkArtifact(outcome.kernel!.url, className!, "kernel", problems);

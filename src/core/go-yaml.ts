@@ -47,6 +47,13 @@ function goParsesAsInteger(s: string): boolean {
   return /^[1-9][0-9]*$/.test(body);
 }
 
+function isCalendarDate(year: number, month: number, day: number): boolean {
+  if (month < 1 || month > 12 || day < 1) return false;
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]!;
+  return day <= days;
+}
+
 /** Whether yaml.v3 would write `s` plain; undefined when netbuild cannot know how Go classifies it. */
 function resolvesToString(s: string): boolean | undefined {
   if (RESOLVE_MAP.has(s)) return false;
@@ -58,7 +65,9 @@ function resolvesToString(s: string): boolean | undefined {
     if (/^[0-9]{4}-/.test(s)) {
       // yaml.v3 tries Go's time.Parse here. A plain date is a timestamp; anything longer is
       // refused rather than guessed.
-      if (/^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$/.test(s)) return false;
+      const d = /^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})$/.exec(s);
+      // Go's time.Parse accepts only real calendar dates; anything else stays a plain string.
+      if (d) return !isCalendarDate(Number(d[1]), Number(d[2]), Number(d[3]));
       return undefined;
     }
     const plain = s.replaceAll("_", "");
@@ -299,6 +308,9 @@ export function fromPlain(value: unknown, where: string): GoValue {
   if (Array.isArray(value)) return value.map((v, i) => fromPlain(v, `${where}[${i}]`));
   if (typeof value === "object") {
     const keys = Object.keys(value as object);
+    // yaml.v3 orders keys with Go's unicode.IsDigit; netbuild's ordering knows only 0-9.
+    const odd = keys.find((k) => /[^\P{Nd}0-9]/u.test(k));
+    if (odd !== undefined) throw new GoYamlError(`${where}: the key ${JSON.stringify(odd)} has digits other than 0-9; netbuild cannot be sure where the factory sorts it`);
     keys.sort((x, y) => (goKeyLess(x, y) ? -1 : goKeyLess(y, x) ? 1 : 0));
     return goMap(keys.map((k) => [k, fromPlain((value as Record<string, unknown>)[k], `${where}.${k}`)]));
   }

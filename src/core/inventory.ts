@@ -362,23 +362,28 @@ function kernelParamsOf(doc: YamlDoc, at: Path, label: string, params: string[],
   return out;
 }
 
-/** The wipe flag and the hostname are netbuild's to set: from `provision:` and the host's name. */
-function reservedParams(doc: YamlDoc, at: Path, label: string, params: KernelParam[], site: Site, c: Collector, isClass: boolean): void {
+/** A parameter's key with a removal's leading `-` dropped (`-talos.config` removes talos.config). */
+function reservedKey(key: string): string {
+  return key.startsWith("-") ? key.slice(1) : key;
+}
+
+/** The wipe flag, the hostname and talos.config= are netbuild's to set: from `provision:`, the host's name and the site. */
+function reservedParams(doc: YamlDoc, at: Path, label: string, params: KernelParam[], site: Site, c: Collector, isClass: boolean, list = "kernelParams"): void {
   params.forEach((p, i) => {
-    const key = paramKey(p);
-    const field = `${label}.kernelParams[${i}]`;
+    const key = reservedKey(paramKey(p));
+    const field = `${label}.${list}[${i}]`;
     if (key.startsWith(`${site.flagPrefix}.provision_`)) {
       c.error(
         doc,
-        [...at, "kernelParams", i],
+        [...at, list, i],
         field,
         `${JSON.stringify(p)} sets a provisioning flag by hand`,
         isClass ? "a class cannot wipe disks: set `provision: { disks: true }` on each host that must be wiped" : "use `provision: { disks: true }` on this host instead",
       );
     } else if (key === "talos.config") {
-      c.error(doc, [...at, "kernelParams", i], field, `${JSON.stringify(p)}: netbuild sets talos.config= for each Talos host`, "remove it; set `talos.configBaseUrl` in netbuild.yaml instead");
+      c.error(doc, [...at, list, i], field, `${JSON.stringify(p)}: netbuild sets talos.config= for each Talos host`, "remove it; set `talos.configBaseUrl` in netbuild.yaml instead");
     } else if (key === "hostname") {
-      c.error(doc, [...at, "kernelParams", i], field, `${JSON.stringify(p)}: netbuild sets hostname= from the host's name`, "remove it; rename the host instead");
+      c.error(doc, [...at, list, i], field, `${JSON.stringify(p)}: netbuild sets hostname= from the host's name`, "remove it; rename the host instead");
     }
   });
 }
@@ -486,10 +491,15 @@ function talosClassOf(raw: RawClass, base: ClassBase, site: Site, probe: Probe, 
     return null;
   }
   const { id, yaml } = canonical.value;
+  // These reach every host's command line ahead of netbuild's own parameters (and Talos reads the
+  // first talos.config=): the same reserved names as kernelParams, removals (`-arg`) included.
+  const args: KernelParam[] = [];
   (t.schematic.customization?.extraKernelArgs ?? []).forEach((arg, i) => {
     const p = parseKernelParam(arg.startsWith("-") ? arg.slice(1) || "-" : arg);
     if (!p.ok) c.error(raw.doc, ["talos", "schematic", "customization", "extraKernelArgs", i], `${label}.schematic.customization.extraKernelArgs[${i}]`, p.message, p.hint);
+    args.push((p.ok ? arg : "-") as KernelParam);
   });
+  reservedParams(raw.doc, ["talos", "schematic", "customization"], `${label}.schematic.customization`, args, site, c, true, "extraKernelArgs");
   if (t.schematicId !== undefined && t.schematicId !== id) {
     c.error(raw.doc, ["talos", "schematicId"], `${label}.schematicId`, `the schematic's ID is ${id}, not ${t.schematicId}`, "netbuild computes the ID from `schematic` as the Image Factory does: remove schematicId, or set it to the computed ID if the schematic is what you meant (run `netbuild talos schematic` to see it)");
   }
@@ -599,7 +609,8 @@ function talosHostOf(raw: RawHost, cls: ClassDef | undefined, site: Site, macs: 
   return {
     role,
     installDisk: t?.installDisk ?? cls.machine.installDisk,
-    volumes: { ...cls.machine.volumes, ...t?.volumes },
+    // Each volume's settings merge field by field: a host's maxSize keeps the class's grow and minSize.
+    volumes: Object.fromEntries([...new Set([...Object.keys(cls.machine.volumes), ...Object.keys(t?.volumes ?? {})])].sort().map((v) => [v, { ...cls.machine.volumes[v], ...(t?.volumes as Record<string, TalosVolumeInput> | undefined)?.[v] }])),
     patches: [...cls.machine.patches, ...patchFiles(doc, [...at, "talos"], `${label}.talos`, t?.patches, probe, c)],
     configUrl: configUrl.value,
     network,

@@ -34,13 +34,15 @@ export interface ClassBuild {
 }
 
 /** Order in which entries are written; deletion runs in reverse. Nothing is ever switched to point at something not yet written. */
-export const LAYERS = ["artifact", "class", "host", "mac", "entry"] as const;
+export const LAYERS = ["artifact", "class", "config", "host", "mac", "entry"] as const;
 export type Layer = (typeof LAYERS)[number];
 
 /** The layer a tree path belongs to (its place in the write order). */
 export function layerOf(p: string): Layer {
   if (p === "boot.ipxe") return "entry";
   if (p.startsWith("by-mac/")) return "mac";
+  // A Talos host's machine config is in place before the script that names its URL.
+  if (p.startsWith("by-host/") && p.endsWith("/talos.yaml")) return "config";
   if (p.startsWith("by-host/")) return "host";
   return p.split("/").length === 3 ? "class" : "artifact";
 }
@@ -165,7 +167,7 @@ export function planTree({ inventory, builds, before, templates, machineConfigs 
     entries.push({ kind: "file", layer: "host", path: `by-host/${host.name}/ipxe`, content: script });
     const config = machineConfigs?.get(host.name);
     if (host.talos && config === undefined) throw new Error(`internal: no machine config rendered for Talos host ${host.name}`);
-    if (config !== undefined) entries.push({ kind: "file", layer: "host", path: `by-host/${host.name}/talos.yaml`, content: config });
+    if (config !== undefined) entries.push({ kind: "file", layer: "config", path: `by-host/${host.name}/talos.yaml`, content: config });
     for (const mac of host.macs) {
       if (site.links === "symlink") entries.push({ kind: "symlink", layer: "mac", path: `by-mac/${mac}`, target: `../by-host/${host.name}` });
       else entries.push({ kind: "file", layer: "mac", path: `by-mac/${mac}/ipxe`, content: script });

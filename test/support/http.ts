@@ -13,12 +13,23 @@ export interface StaticServer {
   close(): Promise<void>;
 }
 
-export async function serveFolder(root: string): Promise<StaticServer> {
+/** Answers a POST (the fixture Image Factory's `POST /schematics`): status and JSON body. */
+export type PostHandler = (path: string, body: Buffer) => { status: number; json: unknown };
+
+export async function serveFolder(root: string, onPost?: PostHandler): Promise<StaticServer> {
   const realRoot = await fs.realpath(root);
   const requests: StaticServer["requests"] = [];
   const server = http.createServer(async (req, res) => {
     const urlPath = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
     const done = (status: number) => requests.push({ path: urlPath, status });
+    if (req.method === "POST" && onPost) {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const answer = onPost(urlPath, Buffer.concat(chunks));
+      res.writeHead(answer.status, { "content-type": "application/json" }).end(JSON.stringify(answer.json));
+      done(answer.status);
+      return;
+    }
     try {
       const abs = path.join(root, urlPath);
       // Symlinks inside the tree resolve on the server, as with nginx/lighttpd defaults.
