@@ -1,10 +1,10 @@
 // The CLI as users run it: `node bin/netbuild.js` in a child process (what `npx netbuild` runs),
 // exit codes 0/1/2, --json on stdout, and usage errors.
 import { createHash } from "node:crypto";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanupTempDirs, cli, cliProcess, exampleInventory, inventory } from "./support/inventory.ts";
+import { cleanupTempDirs, cli, cliProcess, exampleInventory, inventory, REPO } from "./support/inventory.ts";
 import { missing } from "./support/tools.ts";
 
 describe("netbuild CLI", () => {
@@ -30,6 +30,22 @@ describe("netbuild CLI", () => {
     expect(r.stdout).toContain("dalet  talos-worker  52:54:00:a1:00:02  hostname=dalet talos.config=https://boot.homelab.tel/nixos/by-host/dalet/talos.yaml");
     expect(r.stdout).toContain("talos machine configs (cluster secrets):\n  dalet  worker  https://boot.homelab.tel/nixos/by-host/dalet/talos.yaml  installs onto /dev/sda");
     expect(r.stderr).toContain("the machine configs of 1 Talos host hold cluster secrets");
+  });
+
+  it("plans the install disk a Talos host's rendered config will hold, from its base config when nothing else sets it", async () => {
+    const root = exampleInventory();
+    const cls = path.join(root, "classes/talos-worker.yaml");
+    writeFileSync(cls, readFileSync(cls, "utf8").replace("    installDisk: /dev/sda\n", ""));
+    const missingBase = await cli(["plan"], root);
+    expect(missingBase.code, missingBase.stderr).toBe(0);
+    expect(missingBase.stdout).toContain("installs onto unknown: its base config is missing");
+    expect(missingBase.stderr).toContain("the base config secrets/talos/worker.yaml does not exist");
+    mkdirSync(path.join(root, "secrets/talos"), { recursive: true });
+    writeFileSync(path.join(root, "secrets/talos/worker.yaml"), readFileSync(path.join(REPO, "test/fixtures/talos/worker.yaml"), "utf8").replace("disk: /dev/sda", "disk: /dev/vdb"));
+    const r = await cli(["plan"], root);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("https://boot.homelab.tel/nixos/by-host/dalet/talos.yaml  installs onto /dev/vdb");
+    expect(r.stderr).toContain("!!!   dalet  onto /dev/vdb");
   });
 
   it("prints a Talos class's schematic ID and canonical YAML (talos schematic)", async () => {

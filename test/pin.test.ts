@@ -32,4 +32,14 @@ describe("pin's edit of the class file", () => {
     expect(out).toContain("# and me");
     expect(out).toContain(H.cmdline);
   });
+
+  it("keeps CRLF line endings", () => {
+    const text = "kind: talos\r\ntalos:\r\n  version: v1.12.2\r\n";
+    expect(withHashes(text, H)).toBe(`${text}${block("  ").replaceAll("\n", "\r\n")}`);
+  });
+
+  it("refuses, changing nothing, where inserting would change another value (a kept-newline block last in talos)", () => {
+    const text = "kind: talos\ntalos:\n  version: v1.12.2\n  schematic:\n    overlay:\n      image: i\n      name: n\n      options:\n        configTxt: |+\n          gpu_mem=128\n\n";
+    expect(() => withHashes(text, H)).toThrow(/could not add the hashes to this class file without changing something else/);
+  });
 });

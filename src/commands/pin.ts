@@ -92,13 +92,22 @@ export function withHashes(text: string, hashes: Record<TalosArtifact, string>):
   let out = text;
   for (const s of splices.sort((a, b) => b.start - a.start)) out = out.slice(0, s.start) + s.value + out.slice(s.end);
   if (missing.length > 0) out = insertHashes(out, missing, hashes);
-  // The result must say exactly what was meant; otherwise nothing is written.
+  // The result must mean exactly the original plus these hashes; otherwise nothing is written.
   const check = parseDocument(out);
-  if (check.errors.length > 0) throw new Error("internal: writing talos.hashes gave invalid YAML");
-  for (const what of TALOS_ARTIFACTS) {
-    if (check.getIn(["talos", "hashes", what]) !== hashes[what]) throw new Error(`internal: writing talos.hashes.${what} did not give the intended file`);
+  const wanted = doc.toJS() as { talos?: Record<string, unknown> };
+  if (wanted.talos && typeof wanted.talos === "object") wanted.talos["hashes"] = { ...(wanted.talos["hashes"] as object), ...hashes };
+  if (check.errors.length > 0 || !sameData(check.toJS(), wanted)) {
+    throw new UserError("PIN_FAILED", "netbuild could not add the hashes to this class file without changing something else in it; nothing was written", {
+      hint: `set them by hand under talos.hashes: ${TALOS_ARTIFACTS.map((w) => `${w}: ${hashes[w]}`).join(", ")}`,
+    });
   }
   return out;
+}
+
+function sameData(a: unknown, b: unknown): boolean {
+  const canon = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(canon) : v && typeof v === "object" ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon((v as Record<string, unknown>)[k])])) : v;
+  return JSON.stringify(canon(a)) === JSON.stringify(canon(b));
 }
 
 /**
@@ -117,15 +126,17 @@ function insertHashes(text: string, missing: TalosArtifact[], hashes: Record<Tal
   const endOfLastItem = (m: YAMLMap) => {
     const last = m.items.at(-1)!;
     const node = (last.value ?? last.key) as { range?: [number, number, number] };
-    // A block collection's range can end after its last line break: step back to its last character.
+    // A block collection's range can end after its last line break: step back to its last
+    // character. (A kept-newline block scalar there is caught by the check in withHashes.)
     let end = node.range![1];
     while (end > 0 && /\s/.test(text[end - 1]!)) end--;
     const nl = text.indexOf("\n", end);
     return nl === -1 ? text.length : nl + 1;
   };
+  const eol = text.includes("\r\n") ? "\r\n" : "\n";
   const insertAt = (at: number, added: string) => {
     const before = text.slice(0, at);
-    return `${before}${before.endsWith("\n") || before === "" ? "" : "\n"}${added}${text.slice(at)}`;
+    return `${before}${before.endsWith("\n") || before === "" ? "" : eol}${added.replaceAll("\n", eol)}${text.slice(at)}`;
   };
   if (block(hashesNode as YAMLMap | undefined)) {
     const m = hashesNode as YAMLMap;

@@ -3,6 +3,7 @@
 import { macColons } from "../core/names.ts";
 import { hostParams } from "../core/tree.ts";
 import type { Inventory } from "../core/inventory.ts";
+import type { TalosInstall } from "./talos.ts";
 import { checkOutFolder } from "../adapters/local-tree.ts";
 import { announceWipes } from "./build.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
@@ -36,6 +37,17 @@ export async function plan(options: PlanOptions, ctx: Context): Promise<PlanResu
   announceWipes(ctx.reporter, wipes);
   const secrets = secretsNotice(inv);
   if (secrets) ctx.reporter.warn(secrets);
+  // Machine configs are rendered (in memory) where their base configs are here, so the install
+  // disk shown is the one the config will hold, from the base config, a setting or a patch.
+  let installs = new Map<string, TalosInstall>();
+  let unrendered = new Set<string>();
+  if (inv.hosts.some((h) => h.talos)) {
+    const { renderTalosConfigs, announceInstalls } = await import("./talos.ts");
+    const r = await renderTalosConfigs(root, inv, "all", ctx, { missingBaseIsError: false });
+    installs = new Map(r.installs.map((i) => [i.name, i]));
+    unrendered = new Set(r.unrendered);
+    announceInstalls(ctx.reporter, r.installs);
+  }
   return {
     out,
     classes: inv.classes.map((c) => ({ name: c.name, kind: c.kind, file: c.file, kernelParams: c.kernelParams, built: manifest?.classes[c.name] !== undefined })),
@@ -50,7 +62,11 @@ export async function plan(options: PlanOptions, ctx: Context): Promise<PlanResu
     wipes,
     unknownMachines: inv.site.unknownClass === null ? "strict: boot nothing" : `boot class ${inv.site.unknownClass}`,
     talos: {
-      hosts: inv.hosts.flatMap((h) => (h.talos ? [{ name: h.name as string, role: h.talos.role, configUrl: h.talos.configUrl.slice("talos.config=".length), installDisk: h.talos.installDisk }] : [])),
+      hosts: inv.hosts.flatMap((h) =>
+        h.talos
+          ? [{ name: h.name as string, role: h.talos.role, configUrl: h.talos.configUrl.slice("talos.config=".length), installDisk: unrendered.has(h.name) ? (h.talos.installDisk ?? "unknown: its base config is missing") : installs.get(h.name)?.disk }]
+          : [],
+      ),
       secrets,
     },
   };

@@ -57,11 +57,14 @@ export function announceInstalls(reporter: Reporter, installs: readonly TalosIns
 export async function renderTalosConfigs(
   root: string,
   inv: Inventory,
-  builds: ReadonlyMap<ClassName, ClassBuild>,
+  builds: ReadonlyMap<ClassName, ClassBuild> | "all",
   ctx: Context,
-): Promise<{ texts: Map<string, string>; installs: TalosInstall[] }> {
+  /** `plan`: a missing base config is reported, not an error (the host is listed in `unrendered`). */
+  opts: { missingBaseIsError: boolean } = { missingBaseIsError: true },
+): Promise<{ texts: Map<string, string>; installs: TalosInstall[]; unrendered: string[] }> {
   const texts = new Map<string, string>();
   const installs: TalosInstall[] = [];
+  const unrendered: string[] = [];
   const issues: Issue[] = [];
   const classes = new Map(inv.classes.map((c) => [c.name as string, c]));
   const cache = new Map<string, ConfigFile | Issue>();
@@ -75,14 +78,19 @@ export async function renderTalosConfigs(
     }
     return got;
   };
-  const hosts = inv.hosts.filter((h): h is Host & { talos: TalosHost } => h.talos !== undefined && builds.has(h.className));
+  const hosts = inv.hosts.filter((h): h is Host & { talos: TalosHost } => h.talos !== undefined && (builds === "all" || builds.has(h.className)));
   const warnedClear = new Set<string>();
   for (const host of hosts) {
     const cls = classes.get(host.className) as TalosClass;
     const baseRel = inv.site.talosBaseConfigs[host.talos.role]!;
     const base = read(baseRel, "base config", `site.talos.baseConfigs.${host.talos.role}`, `create it with \`talosctl gen config <cluster> <endpoint> --output-types ${host.talos.role} -o ${baseRel}\` (keep it out of git, or encrypted)`);
     if ("severity" in base) {
-      issues.push(base);
+      if (opts.missingBaseIsError) issues.push(base);
+      else {
+        if (!warnedClear.has(baseRel)) ctx.reporter.warn(`${base.message}: the machine configs of its hosts cannot be rendered (build will refuse them)`);
+        warnedClear.add(baseRel);
+        unrendered.push(host.name);
+      }
       continue;
     }
     if (!warnedClear.has(baseRel)) {
@@ -109,5 +117,5 @@ export async function renderTalosConfigs(
     const unique = [...new Map(issues.map((i) => [JSON.stringify(i), i])).values()];
     throw new UserError("INVENTORY_INVALID", `${unique.length} problem${unique.length === 1 ? "" : "s"} rendering Talos machine configs; nothing was written`, { issues: unique });
   }
-  return { texts, installs };
+  return { texts, installs, unrendered };
 }

@@ -121,6 +121,11 @@ describe("merging as Talos does, with every value kept as written", () => {
     expect(text).toContain("  install:\n    disk: /dev/nvme0n1\n");
   });
 
+  it("merges a host's volume settings over its class's field by field", async () => {
+    const text = await rendered({ cls: "  machine: { role: worker, volumes: { EPHEMERAL: { minSize: 2GB, maxSize: 100GB, grow: true } } }\n", host: "talos: { volumes: { EPHEMERAL: { maxSize: 200GB } } }\n" });
+    expect(text).toContain('name: EPHEMERAL\nprovisioning:\n  minSize: "2GB"\n  maxSize: "200GB"\n  grow: true\n');
+  });
+
   it("replaces podSubnets even with an empty list, as Talos does", async () => {
     const text = await rendered({ host: "talos: { role: worker, patches: [../patches/p.yaml] }\n", files: { "patches/p.yaml": "cluster:\n  network:\n    podSubnets: []\n" } });
     expect(text).toContain("    podSubnets: []\n");
