@@ -15,7 +15,7 @@ import { buildClasses } from "../adapters/nix.ts";
 import { ipxeTemplates } from "../templates.ts";
 import { formatBytes, type Reporter } from "../ui/reporter.ts";
 import { writeGenerated } from "./generate.ts";
-import { announceInstalls, renderTalosConfigs, type TalosInstall } from "./talos.ts";
+import { announceInstalls, renderTalosConfigs, secretsNotice, type TalosInstall } from "./talos.ts";
 import { loadRoot, outOf, rootOf, selectClasses, type Context, type OutOptions } from "./context.ts";
 
 export interface BuildOptions extends OutOptions {
@@ -157,7 +157,6 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
   announceWipes(ctx.reporter, wipes);
   announceInstalls(ctx.reporter, configs.installs);
   if (configs.texts.size > 0) {
-    const { secretsNotice } = await import("./plan.ts");
     const notice = secretsNotice(inv);
     if (notice) ctx.reporter.warn(notice);
   }

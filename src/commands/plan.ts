@@ -2,8 +2,7 @@
 // The hosts that will wipe their disks are listed first and loudly.
 import { macColons } from "../core/names.ts";
 import { hostParams } from "../core/tree.ts";
-import type { Inventory } from "../core/inventory.ts";
-import type { TalosInstall } from "./talos.ts";
+import { announceInstalls, renderTalosConfigs, secretsNotice, type TalosInstall } from "./talos.ts";
 import { checkOutFolder } from "../adapters/local-tree.ts";
 import { announceWipes } from "./build.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
@@ -20,14 +19,6 @@ export interface PlanResult {
   talos: { hosts: { name: string; role: string; configUrl: string; installDisk: string | undefined }[]; secrets: string | undefined };
 }
 
-/** What to tell the user about the secrets in Talos machine configs, given where they are served. */
-export function secretsNotice(inv: Inventory): string | undefined {
-  const hosts = inv.hosts.filter((h) => h.talos);
-  if (hosts.length === 0 || inv.site.talosConfigBaseUrl === undefined) return undefined;
-  const plain = inv.site.talosConfigBaseUrl.startsWith("http://");
-  return `the machine configs of ${hosts.length} Talos host${hosts.length === 1 ? "" : "s"} hold cluster secrets (tokens, CA keys); netbuild writes them only into the tree and to the deploy targets, and the boot server serves them to anyone who can reach ${inv.site.talosConfigBaseUrl}/by-host/${plain ? " over plain http: use an https configBaseUrl, and restrict who can reach it" : ": restrict who can reach it"}`;
-}
-
 export async function plan(options: PlanOptions, ctx: Context): Promise<PlanResult> {
   const root = rootOf(options, ctx);
   const inv = await loadRoot(root, ctx);
@@ -42,7 +33,6 @@ export async function plan(options: PlanOptions, ctx: Context): Promise<PlanResu
   let installs = new Map<string, TalosInstall>();
   let unrendered = new Set<string>();
   if (inv.hosts.some((h) => h.talos)) {
-    const { renderTalosConfigs, announceInstalls } = await import("./talos.ts");
     const r = await renderTalosConfigs(root, inv, "all", ctx, { missingBaseIsError: false });
     installs = new Map(r.installs.map((i) => [i.name, i]));
     unrendered = new Set(r.unrendered);

@@ -1,7 +1,7 @@
 // `netbuild talos schematic CLASS`, and what `build` needs for Talos hosts: their machine configs,
 // rendered from the site's base configs (secrets) plus typed settings and patches.
 import { UserError, type Issue } from "../errors.ts";
-import type { Host, Inventory, TalosClass, TalosHost } from "../core/inventory.ts";
+import { talosArtifactUrl, type Host, type Inventory, type TalosClass, type TalosHost } from "../core/inventory.ts";
 import type { ClassName } from "../core/names.ts";
 import type { ClassBuild } from "../core/tree.ts";
 import { renderMachineConfig, type ConfigFile } from "../core/talos-config.ts";
@@ -31,7 +31,6 @@ export async function schematic(options: RootOptions & { className: string }, ct
       hint: talos.length > 0 ? `Talos classes: ${talos.join(", ")}` : "there are no Talos classes (kind: talos) in classes/",
     });
   }
-  const { talosArtifactUrl } = await import("../core/inventory.ts");
   return {
     class: def.name,
     id: def.schematicId,
@@ -42,6 +41,14 @@ export async function schematic(options: RootOptions & { className: string }, ct
       cmdline: talosArtifactUrl(inv.site.talosFactory, def, "cmdline"),
     },
   };
+}
+
+/** What to tell the user about the secrets in Talos machine configs, given where they are served. */
+export function secretsNotice(inv: Inventory): string | undefined {
+  const hosts = inv.hosts.filter((h) => h.talos);
+  if (hosts.length === 0 || inv.site.talosConfigBaseUrl === undefined) return undefined;
+  const plain = inv.site.talosConfigBaseUrl.startsWith("http://");
+  return `the machine configs of ${hosts.length} Talos host${hosts.length === 1 ? "" : "s"} hold cluster secrets (tokens, CA keys); netbuild writes them only into the tree and to the deploy targets, and the boot server serves them to anyone who can reach ${inv.site.talosConfigBaseUrl}/by-host/${plain ? " over plain http: use an https configBaseUrl, and restrict who can reach it" : ": restrict who can reach it"}`;
 }
 
 export function announceInstalls(reporter: Reporter, installs: readonly TalosInstall[]): void {

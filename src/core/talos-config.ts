@@ -246,7 +246,7 @@ function own(data: unknown): Val {
 }
 
 function keyText(k: string): string {
-  return /^[A-Za-z0-9_][A-Za-z0-9_./-]*$/.test(k) && !SPECIAL.test(k) && !/^[-+.\d][\d._]*$/.test(k) && !/^\d/.test(k) ? k : JSON.stringify(k);
+  return /^[A-Za-z_][A-Za-z0-9_./-]*$/.test(k) && !SPECIAL.test(k) ? k : JSON.stringify(k);
 }
 
 function emitMap(o: Obj, indent: number, out: string[]): void {
