@@ -576,7 +576,6 @@ function talosHostOf(raw: RawHost, cls: ClassDef | undefined, site: Site, macs: 
     return undefined;
   }
   const role = t?.role ?? cls.machine.role;
-  const where = (f: string) => (t?.[f as keyof typeof t] !== undefined ? [...at, "talos", f] : [...at, "class"]);
   if (role === undefined) {
     c.error(doc, t ? [...at, "talos"] : at, `${label}.talos.role`, `host ${raw.name} of Talos class ${cls.name} has no role, so netbuild cannot tell which base config to render its machine config from`, "set `talos: { role: worker }` (or controlplane) on the host, or `talos.machine.role` on the class");
     return undefined;
@@ -586,7 +585,7 @@ function talosHostOf(raw: RawHost, cls: ClassDef | undefined, site: Site, macs: 
     return undefined;
   }
   if (site.talosBaseConfigs[role] === undefined) {
-    c.error(doc, where("role"), `${label}.talos.role`, `role ${role} has no base config`, `set \`talos: { baseConfigs: { ${role}: secrets/${role}.yaml } }\` in netbuild.yaml (the file \`talosctl gen config\` writes; keep it out of git or encrypted)`);
+    c.error(doc, t?.role !== undefined ? [...at, "talos", "role"] : [...at, "class"], `${label}.talos.role`, `role ${role} has no base config`, `set \`talos: { baseConfigs: { ${role}: secrets/${role}.yaml } }\` in netbuild.yaml (the file \`talosctl gen config\` writes; keep it out of git or encrypted)`);
     return undefined;
   }
   checkVolumes(doc, [...at, "talos"], `${label}.talos`, t?.volumes, c);
