@@ -7,7 +7,7 @@ import { hostsShortOfRam, MAX_IMAGE_BYTES, oversizedImages } from "../core/check
 import { talosArtifactUrl, TALOS_ARTIFACTS, unpinnedArtifacts, type Inventory, type TalosClass } from "../core/inventory.ts";
 import type { PinnedDownload } from "../adapters/nix.ts";
 import { GENERATED_DIR } from "../core/nix-render.ts";
-import { parseKernelParam, type ClassName, type KernelParam } from "../core/names.ts";
+import { parseKernelParam, reservedParam, type ClassName, type KernelParam } from "../core/names.ts";
 import { planTree, type ClassBuild, type PlanTreeInput, type Tree } from "../core/tree.ts";
 import { hasNpinsNixpkgs } from "../adapters/inventory-files.ts";
 import { applyTree, checkOutFolder, type ApplyResult, type TreeManifest } from "../adapters/local-tree.ts";
@@ -124,7 +124,7 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
     gcroots: path.join(root, ".netbuild", "gcroots"),
     onLine: (l) => ctx.reporter.nix(l),
     downloads,
-    reserved: (key) => key === "talos.config" || key === "hostname" || key.startsWith(`${inv.site.flagPrefix}.provision_`),
+    reserved: (key) => reservedParam(key, inv.site.flagPrefix) !== undefined,
   });
 
   const tooBig = oversizedImages(fresh);

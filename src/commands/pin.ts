@@ -1,15 +1,14 @@
 // `netbuild pin [--class NAME]...`: register each Talos class's schematic with the Image Factory
 // (checking the ID it assigns), download its kernel, initramfs and command line once, and write
-// their sha256 into the class file. Existing hash values
-// are replaced in place (the rest of the file stays byte for byte); missing keys are added through
-// the yaml library's document API, which keeps comments, blank lines and flow/block styles.
-import { createHash } from "node:crypto";
+// their sha256 into the class file. Existing hash values are replaced in place; missing keys are
+// added as lines beside their neighbours (see withHashes), so comments and layout stay.
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { isMap, isScalar, LineCounter, parseDocument, type YAMLMap } from "yaml";
 import { UserError } from "../errors.ts";
 import { talosArtifactUrl, TALOS_ARTIFACTS, type TalosArtifact, type TalosClass } from "../core/inventory.ts";
 import { writeFileAtomic } from "../adapters/files.ts";
+import { causeOf, fetchDigest } from "../adapters/http.ts";
 import { formatBytes } from "../ui/reporter.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
 
@@ -27,6 +26,8 @@ export interface PinResult {
   }[];
 }
 
+const NEEDS_FACTORY = "`netbuild pin` needs network access to the Image Factory (talos.factory in netbuild.yaml)";
+
 /**
  * The factory serves images only for schematics it has been given (POST /schematics, which is
  * idempotent): netbuild registers the canonical schematic and checks the ID it answers with.
@@ -37,8 +38,7 @@ async function register(factory: string, c: TalosClass): Promise<void> {
   try {
     res = await fetch(url, { method: "POST", body: c.schematicYaml, headers: { "content-type": "application/yaml" } });
   } catch (e) {
-    const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
-    throw new UserError("PIN_FAILED", `class ${c.name}: cannot register its schematic at ${url}: ${cause}`, { hint: "`netbuild pin` needs network access to the Image Factory (talos.factory in netbuild.yaml)" });
+    throw new UserError("PIN_FAILED", `class ${c.name}: cannot register its schematic at ${url}: ${causeOf(e)}`, { hint: NEEDS_FACTORY });
   }
   const text = await res.text();
   if (!res.ok) throw new UserError("PIN_FAILED", `class ${c.name}: the factory refused its schematic (HTTP ${res.status} from ${url}): ${text.trim().slice(0, 300)}`, { hint: "check the schematic's extension names and overlay against the factory; nothing was written" });
@@ -56,26 +56,13 @@ async function register(factory: string, c: TalosClass): Promise<void> {
 }
 
 async function download(url: string, cls: string, what: TalosArtifact): Promise<{ size: number; hash: string }> {
-  let res: Response;
-  try {
-    res = await fetch(url, { redirect: "follow" });
-  } catch (e) {
-    const cause = (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message;
-    throw new UserError("PIN_FAILED", `class ${cls}: cannot download the ${what} from ${url}: ${cause}`, { hint: "`netbuild pin` needs network access to the Image Factory (talos.factory in netbuild.yaml)" });
-  }
-  if (!res.ok || !res.body) {
-    await res.body?.cancel();
-    throw new UserError("PIN_FAILED", `class ${cls}: the factory answered HTTP ${res.status} for the ${what} (${url})`, {
-      hint: res.status === 404 ? "check talos.version, talos.arch, talos.platform and the schematic's extension names (the factory serves only what exists for that release)" : "try again later, or check talos.factory in netbuild.yaml",
+  const got = await fetchDigest(url, { code: "PIN_FAILED", what: `class ${cls}: cannot download the ${what} from`, hint: NEEDS_FACTORY });
+  if (got.status < 200 || got.status > 299) {
+    throw new UserError("PIN_FAILED", `class ${cls}: the factory answered HTTP ${got.status} for the ${what} (${url})`, {
+      hint: got.status === 404 ? "check talos.version, talos.arch, talos.platform and the schematic's extension names (the factory serves only what exists for that release)" : "try again later, or check talos.factory in netbuild.yaml",
     });
   }
-  const hash = createHash("sha256");
-  let size = 0;
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    hash.update(chunk);
-    size += chunk.length;
-  }
-  return { size, hash: `sha256-${hash.digest("base64")}` };
+  return { size: got.size, hash: `sha256-${Buffer.from(got.sha256, "hex").toString("base64")}` };
 }
 
 /** The class file's text with talos.hashes set; comments and layout kept. */

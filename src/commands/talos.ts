@@ -86,7 +86,8 @@ export async function renderTalosConfigs(
     return got;
   };
   const hosts = inv.hosts.filter((h): h is Host & { talos: TalosHost } => h.talos !== undefined && (builds === "all" || builds.has(h.className)));
-  const warnedClear = new Set<string>();
+  // Each base config is looked at once: reported missing, or checked for being committed in clear.
+  const seenBase = new Set<string>();
   for (const host of hosts) {
     const cls = classes.get(host.className) as TalosClass;
     const baseRel = inv.site.talosBaseConfigs[host.talos.role]!;
@@ -94,14 +95,14 @@ export async function renderTalosConfigs(
     if ("severity" in base) {
       if (opts.missingBaseIsError) issues.push(base);
       else {
-        if (!warnedClear.has(baseRel)) ctx.reporter.warn(`${base.message}: the machine configs of its hosts cannot be rendered (build will refuse them)`);
-        warnedClear.add(baseRel);
+        if (!seenBase.has(baseRel)) ctx.reporter.warn(`${base.message}: the machine configs of its hosts cannot be rendered (build will refuse them)`);
+        seenBase.add(baseRel);
         unrendered.push(host.name);
       }
       continue;
     }
-    if (!warnedClear.has(baseRel)) {
-      warnedClear.add(baseRel);
+    if (!seenBase.has(baseRel)) {
+      seenBase.add(baseRel);
       if (await committedInClear(root, baseRel)) {
         ctx.reporter.warn(`${baseRel} holds cluster secrets and is committed to git in clear text: remove it from git (git rm --cached, then .gitignore it), or encrypt it (git-crypt, sops)`);
       }

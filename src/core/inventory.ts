@@ -9,6 +9,7 @@ import {
   parseMac,
   macColons,
   paramKey,
+  reservedParam,
   type ClassName,
   type HostName,
   type KernelParam,
@@ -362,17 +363,12 @@ function kernelParamsOf(doc: YamlDoc, at: Path, label: string, params: string[],
   return out;
 }
 
-/** A parameter's key with a removal's leading `-` dropped (`-talos.config` removes talos.config). */
-function reservedKey(key: string): string {
-  return key.startsWith("-") ? key.slice(1) : key;
-}
-
 /** The wipe flag, the hostname and talos.config= are netbuild's to set: from `provision:`, the host's name and the site. */
 function reservedParams(doc: YamlDoc, at: Path, label: string, params: KernelParam[], site: Site, c: Collector, isClass: boolean, list = "kernelParams"): void {
   params.forEach((p, i) => {
-    const key = reservedKey(paramKey(p));
+    const reserved = reservedParam(paramKey(p), site.flagPrefix);
     const field = `${label}.${list}[${i}]`;
-    if (key.startsWith(`${site.flagPrefix}.provision_`)) {
+    if (reserved === "provision") {
       c.error(
         doc,
         [...at, list, i],
@@ -380,9 +376,9 @@ function reservedParams(doc: YamlDoc, at: Path, label: string, params: KernelPar
         `${JSON.stringify(p)} sets a provisioning flag by hand`,
         isClass ? "a class cannot wipe disks: set `provision: { disks: true }` on each host that must be wiped" : "use `provision: { disks: true }` on this host instead",
       );
-    } else if (key === "talos.config") {
+    } else if (reserved === "talos.config") {
       c.error(doc, [...at, list, i], field, `${JSON.stringify(p)}: netbuild sets talos.config= for each Talos host`, "remove it; set `talos.configBaseUrl` in netbuild.yaml instead");
-    } else if (key === "hostname") {
+    } else if (reserved === "hostname") {
       c.error(doc, [...at, list, i], field, `${JSON.stringify(p)}: netbuild sets hostname= from the host's name`, "remove it; rename the host instead");
     }
   });

@@ -119,3 +119,13 @@ export function paramKey(param: KernelParam): string {
   const eq = param.indexOf("=");
   return eq === -1 ? param : param.slice(0, eq);
 }
+
+/**
+ * Which of the parameters netbuild sets itself a key names: the wipe flags (`<prefix>.provision_*`),
+ * `hostname` or `talos.config`; a removal's leading `-` (`-talos.config`) counts as the same key.
+ */
+export function reservedParam(key: string, flagPrefix: string): "provision" | "hostname" | "talos.config" | undefined {
+  const k = key.startsWith("-") ? key.slice(1) : key;
+  if (k.startsWith(`${flagPrefix}.provision_`)) return "provision";
+  return k === "hostname" || k === "talos.config" ? k : undefined;
+}
