@@ -5,6 +5,7 @@ export type ErrorCode =
   | "INVENTORY_INVALID"
   | "USAGE"
   | "OUT_NOT_A_TREE"
+  | "OUT_CONFLICT"
   | "NIX_NOT_FOUND"
   | "NIX_EVAL_FAILED"
   | "NIX_BUILD_FAILED"
@@ -43,7 +44,7 @@ export interface Issue {
 }
 
 /** Exit code 2: the input (inventory, flags) is wrong; 1: something failed while doing the work. */
-const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(["INVENTORY_INVALID", "USAGE", "OUT_NOT_A_TREE", "NOT_PINNED", "TARGET_NOT_A_TREE", "TARGET_CONFLICT"]);
+const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(["INVENTORY_INVALID", "USAGE", "OUT_NOT_A_TREE", "OUT_CONFLICT", "NOT_PINNED", "TARGET_NOT_A_TREE", "TARGET_CONFLICT"]);
 
 export class UserError extends Error {
   readonly code: ErrorCode;

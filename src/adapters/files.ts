@@ -6,8 +6,9 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 
-function tempNameFor(file: string): string {
-  return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${randomBytes(4).toString("hex")}`);
+/** A random temporary name next to `file`, unless the caller names one (the tree writer's fixed names, under its lock). */
+function tempNameFor(file: string, tmp: string | undefined): string {
+  return tmp ?? path.join(path.dirname(file), `.${path.basename(file)}.tmp-${randomBytes(4).toString("hex")}`);
 }
 
 export async function readIfExists(file: string): Promise<string | undefined> {
@@ -19,11 +20,12 @@ export async function readIfExists(file: string): Promise<string | undefined> {
   }
 }
 
-export async function writeFileAtomic(file: string, content: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(file: string, content: string | Uint8Array, mode = 0o644, tmpName?: string): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = tempNameFor(file);
+  const tmp = tempNameFor(file, tmpName);
   try {
-    await fs.writeFile(tmp, content, { mode });
+    if (tmpName) await fs.rm(tmp, { force: true });
+    await fs.writeFile(tmp, content, { mode, flag: "wx" });
     await fs.rename(tmp, file);
   } catch (e) {
     await fs.rm(tmp, { force: true });
@@ -39,18 +41,22 @@ export async function writeIfChanged(file: string, content: string): Promise<boo
 }
 
 /** Streams `source` to `dest` (never whole in memory), returning its sha256; atomic like the rest. */
-export async function copyFileAtomic(source: string, dest: string): Promise<{ sha256: string; size: number }> {
+export async function copyFileAtomic(source: string, dest: string, tmpName?: string): Promise<{ sha256: string; size: number }> {
   await fs.mkdir(path.dirname(dest), { recursive: true });
-  const tmp = tempNameFor(dest);
+  const tmp = tempNameFor(dest, tmpName);
+  // A build's own file in the Nix store, never a device or a FIFO (it would never end).
+  if (!(await fs.stat(source)).isFile()) throw new Error(`${source} is not a regular file`);
   const hash = createHash("sha256");
   let size = 0;
   try {
+    // Before the source is opened: a `data` listener starts it flowing, and nothing may await in between.
+    if (tmpName) await fs.rm(tmp, { force: true });
     const input = createReadStream(source);
     input.on("data", (chunk) => {
       hash.update(chunk);
       size += chunk.length;
     });
-    await pipeline(input, createWriteStream(tmp, { mode: 0o644 }));
+    await pipeline(input, createWriteStream(tmp, { mode: 0o644, flags: "wx" }));
     const handle = await fs.open(tmp, "r");
     try {
       await handle.sync();
@@ -66,9 +72,10 @@ export async function copyFileAtomic(source: string, dest: string): Promise<{ sh
 }
 
 /** Replaces whatever is at `link` with a symlink to `target`, atomically when it was a file or link. */
-export async function symlinkAtomic(target: string, link: string): Promise<void> {
+export async function symlinkAtomic(target: string, link: string, tmpName?: string): Promise<void> {
   await fs.mkdir(path.dirname(link), { recursive: true });
-  const tmp = tempNameFor(link);
+  const tmp = tempNameFor(link, tmpName);
+  await fs.rm(tmp, { force: true });
   await fs.symlink(target, tmp);
   try {
     await fs.rename(tmp, link);

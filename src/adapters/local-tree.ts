@@ -6,19 +6,32 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.ts";
+import { isLeftoverName, tempName } from "../core/paths.ts";
+import { parseTreeManifest } from "../core/records.ts";
 import { LAYERS, layerOf, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
-import { copyFileAtomic, lstatOrUndefined, readIfExists, removeEmptyDirs, sha256, symlinkAtomic, writeFileAtomic } from "./files.ts";
+import { conflictError, ConfinedRoot, describeKind, type PathKind } from "./confine.ts";
+import { copyFileAtomic, lstatOrUndefined, readIfExists, sha256, symlinkAtomic, writeFileAtomic } from "./files.ts";
+import { localKind, localTargetFs } from "./target-fs.ts";
+import { acquireLock } from "./target-tree.ts";
 
 export const MANIFEST_PATH = ".netbuild/manifest.json";
 
 export type { ManifestEntry, TreeManifest } from "../core/tree.ts";
 
+const RESTORE_HINT = "it was edited or damaged: restore it (from a backup or git), or remove out/ and build again (netbuild then starts a new tree; nothing outside out/ is touched)";
+
 export async function readManifest(out: string): Promise<TreeManifest | undefined> {
-  const text = await readIfExists(path.join(out, MANIFEST_PATH));
-  if (text === undefined) return undefined;
-  const data = JSON.parse(text) as TreeManifest;
-  if (data.format !== 1) throw new UserError("OUT_NOT_A_TREE", `${path.join(out, MANIFEST_PATH)} has format ${String(data.format)}, which this netbuild does not know`, { hint: "use the netbuild version that wrote it, or build into a new folder" });
-  return data;
+  const file = path.join(out, MANIFEST_PATH);
+  for (const rel of [".netbuild", MANIFEST_PATH]) {
+    const kind = localKind(await lstatOrUndefined(path.join(out, rel)));
+    if (kind === undefined) return undefined;
+    if (kind !== (rel === ".netbuild" ? "dir" : "file")) throw conflictError("OUT_CONFLICT", out, [{ path: rel, what: `${describeKind(kind)}, where netbuild keeps its ${rel === ".netbuild" ? "records (a real folder)" : "manifest (a regular file)"}` }]);
+  }
+  const parsed = parseTreeManifest((await readIfExists(file)) ?? "");
+  if (!parsed.ok) {
+    throw new UserError("OUT_NOT_A_TREE", `${file} is not a manifest netbuild can trust, so nothing was changed: ${parsed.problems.slice(0, 5).join("; ")}${parsed.problems.length > 5 ? `; and ${parsed.problems.length - 5} more` : ""}`, { hint: RESTORE_HINT });
+  }
+  return parsed.value;
 }
 
 /**
@@ -26,20 +39,36 @@ export async function readManifest(out: string): Promise<TreeManifest | undefine
  * home folder, and a tree from elsewhere must not be partly overwritten.
  */
 export async function checkOutFolder(out: string): Promise<TreeManifest | undefined> {
+  const own = await lstatOrUndefined(out);
+  if (own === undefined) return undefined;
+  // The output folder itself may be a link the user made; then it must lead to a folder.
+  const st = own.isSymbolicLink() ? await fs.stat(out).catch(() => undefined) : own;
+  if (!st) throw new UserError("OUT_NOT_A_TREE", `${out} is a symlink to ${JSON.stringify(await fs.readlink(out))}, which does not exist (or cannot be reached)`, { hint: "create the folder it points to, or pass --out with a folder" });
+  if (!st.isDirectory()) throw new UserError("OUT_NOT_A_TREE", `${out} is ${describeKind(localKind(st)!)}, not a folder`, { hint: "pass --out with a folder" });
   const manifest = await readManifest(out);
   if (manifest) return manifest;
-  let names: string[] = [];
-  try {
-    names = await fs.readdir(out);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    if ((e as NodeJS.ErrnoException).code === "ENOTDIR") throw new UserError("OUT_NOT_A_TREE", `${out} is a file, not a folder`, { hint: "pass --out with a folder" });
-    throw e;
-  }
-  if (names.length > 0) {
+  const names = await fs.readdir(out);
+  // A build that was stopped before it first recorded anything leaves only its lock (or nothing).
+  const onlyLock = names.length === 1 && names[0] === ".netbuild" && (await fs.readdir(path.join(out, ".netbuild")).catch(() => ["?"])).every((n) => n.startsWith("lock"));
+  if (names.length > 0 && !onlyLock) {
     throw new UserError("OUT_NOT_A_TREE", `${out} is not empty and is not a netbuild tree (it has no ${MANIFEST_PATH})`, { hint: "give --out an empty or new folder; netbuild only writes into folders it made" });
   }
   return undefined;
+}
+
+/**
+ * Runs `fn` holding out/'s lock (`.netbuild/lock`, as on a target): two builds (or a build and a
+ * deploy's refresh) writing one out/ at once would leave a manifest that does not match its files.
+ * A second run waits, and says for whom; a lock left by a process that is gone is broken.
+ */
+export async function withOutLock<T>(out: string, command: string, onWait: (message: string) => void, fn: () => Promise<T>): Promise<T> {
+  await fs.mkdir(out, { recursive: true });
+  const lock = await acquireLock(localTargetFs(out, "OUT_CONFLICT"), command, { wait: true, onWait: (m) => onWait(`${out}: ${m}`) });
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
 }
 
 export interface ApplyResult {
@@ -60,11 +89,80 @@ function entryManifest(entry: TreeEntry, sha: string): ManifestEntry {
   return { kind: "file", sha256: sha };
 }
 
-async function writeEntry(out: string, entry: TreeEntry, old: TreeManifest | undefined, progress: ApplyProgress | undefined): Promise<{ changed: boolean; manifest: ManifestEntry | undefined }> {
+/** out/ under the confinement rule: its folders found by lstat, made real. */
+function outRoot(out: string): ConfinedRoot {
+  return new ConfinedRoot(out, { lstat: async (rel) => localKind(await lstatOrUndefined(path.join(out, rel))), mkdir: (rel) => fs.mkdir(path.join(out, rel)) }, "OUT_CONFLICT");
+}
+
+/** by-mac/<mac> recorded as a link of ours (links mode), about to become a copy-mode folder. */
+function isOurMacLink(old: TreeManifest | undefined, rel: string): boolean {
+  return rel.startsWith("by-mac/") && rel.split("/").length === 2 && old?.entries[rel]?.kind === "symlink";
+}
+
+/**
+ * Everything in the way of this tree, found before anything is written: a link, file or special
+ * file where a folder must be, and a leaf of a kind netbuild would not replace (a folder, a device,
+ * a link where a file goes). Returns what each leaf is now, so writing need not look again.
+ */
+async function findConflicts(out: string, root: ConfinedRoot, tree: Tree, old: TreeManifest | undefined): Promise<Map<string, PathKind | undefined>> {
+  const problems: { path: string; what: string }[] = [];
+  const leaves = new Map<string, PathKind | undefined>();
+  for (const entry of tree.entries) {
+    const blocked = await root.blockedAt(entry.path);
+    if (blocked) {
+      // Links → copy mode: by-mac/<mac>/ipxe lies behind our own link, which is replaced first.
+      if (entry.kind === "file" && isOurMacLink(old, blocked.path) && blocked.kind === "symlink" && entry.path === `${blocked.path}/ipxe`) {
+        leaves.set(entry.path, undefined);
+        continue;
+      }
+      if (!problems.some((p) => p.path === blocked.path)) problems.push({ path: blocked.path, what: `${describeKind(blocked.kind)}, where netbuild needs a real folder` });
+      continue;
+    }
+    const kind = localKind(await lstatOrUndefined(path.join(out, entry.path)));
+    leaves.set(entry.path, kind);
+    if (kind === undefined || (kind === "file" && entry.kind !== "symlink") || (kind === "symlink" && entry.kind === "symlink")) continue;
+    // Copy mode → links: a by-mac/<mac> folder that holds only what netbuild recorded there.
+    if (kind === "dir" && entry.kind === "symlink") {
+      const names = await fs.readdir(path.join(out, entry.path));
+      const foreign = names.filter((n) => !old?.entries[`${entry.path}/${n}`] && !isLeftoverName(n));
+      if (foreign.length === 0) continue;
+      problems.push({ path: entry.path, what: `a folder holding ${foreign.length === 1 ? "a file" : "files"} netbuild did not write (${foreign.slice(0, 3).map((n) => JSON.stringify(n)).join(", ")}), where netbuild puts a link` });
+      continue;
+    }
+    // A link netbuild recorded as its own file would be replaced, not followed; one it did not record is someone else's.
+    if (kind === "symlink" && old?.entries[entry.path] && old.entries[entry.path]!.kind !== "symlink") continue;
+    problems.push({ path: entry.path, what: `${describeKind(kind)}, where netbuild writes ${entry.kind === "symlink" ? "a link" : "a file"}` });
+  }
+  if (problems.length > 0) throw conflictError("OUT_CONFLICT", out, problems);
+  return leaves;
+}
+
+/**
+ * Removes what interrupted builds left: netbuild's own temporary names (fixed now, random before)
+ * in the folders of artifacts, where a killed copy of a 1 GB initrd leaves up to 1 GB. Only regular
+ * files with those names, in real folders of the tree.
+ */
+async function removeLeftovers(out: string, root: ConfinedRoot, paths: Iterable<string>): Promise<string[]> {
+  const folders = new Set<string>();
+  for (const p of paths) if (layerOf(p) === "artifact") folders.add(path.posix.dirname(p)).add(path.posix.dirname(path.posix.dirname(p)));
+  const removed: string[] = [];
+  for (const dir of [...folders].sort()) {
+    if ((await root.blockedAt(`${dir}/x`)) || localKind(await lstatOrUndefined(path.join(out, dir))) !== "dir") continue;
+    for (const d of await fs.readdir(path.join(out, dir), { withFileTypes: true })) {
+      if (!d.isFile() || !isLeftoverName(d.name)) continue;
+      await fs.rm(path.join(out, dir, d.name), { force: true });
+      removed.push(`${dir}/${d.name}`);
+    }
+  }
+  return removed;
+}
+
+async function writeEntry(out: string, root: ConfinedRoot, entry: TreeEntry, leaf: PathKind | undefined, old: TreeManifest | undefined, progress: ApplyProgress | undefined): Promise<{ changed: boolean; manifest: ManifestEntry | undefined }> {
   const abs = path.join(out, entry.path);
+  const tmp = path.join(out, tempName(entry.path));
   if (entry.kind === "artifact") {
     const recorded = old?.entries[entry.path];
-    const st = await lstatOrUndefined(abs);
+    const st = leaf === undefined ? undefined : await lstatOrUndefined(abs);
     if (entry.source === undefined) {
       if (!st || recorded?.kind !== "artifact") return { changed: false, manifest: undefined };
       return { changed: false, manifest: recorded };
@@ -74,26 +172,34 @@ async function writeEntry(out: string, entry: TreeEntry, old: TreeManifest | und
       return { changed: false, manifest: recorded };
     }
     progress?.({ path: entry.path, action: "copy", bytes: entry.size });
-    const copied = await copyFileAtomic(entry.source, abs);
+    await root.prepare(entry.path);
+    const copied = await copyFileAtomic(entry.source, abs, tmp);
     return { changed: true, manifest: { kind: "artifact", size: copied.size, sha256: copied.sha256 } };
   }
   if (entry.kind === "symlink") {
-    const st = await lstatOrUndefined(abs);
-    if (st?.isSymbolicLink() && (await fs.readlink(abs)) === entry.target) return { changed: false, manifest: entryManifest(entry, "") };
-    // A real folder here (the site switched from copy mode) cannot be renamed over; it goes first.
-    if (st?.isDirectory()) await fs.rm(abs, { recursive: true });
+    if (leaf === "symlink" && (await fs.readlink(abs)) === entry.target) return { changed: false, manifest: entryManifest(entry, "") };
+    if (leaf === "dir") {
+      // A copy-mode folder (findConflicts saw it holds only what netbuild recorded): emptied, then removed.
+      for (const name of await fs.readdir(abs)) await fs.rm(path.join(abs, name), { force: true });
+      await fs.rmdir(abs);
+      root.forget(entry.path);
+    }
     progress?.({ path: entry.path, action: "write" });
-    await symlinkAtomic(entry.target, abs);
+    await root.prepare(entry.path);
+    await symlinkAtomic(entry.target, abs, tmp);
     return { changed: true, manifest: entryManifest(entry, "") };
   }
   const sha = sha256(entry.content);
-  // A by-mac link where copy mode now wants a folder (the switch from symlink mode).
-  const parent = path.dirname(abs);
-  const parentStat = await lstatOrUndefined(parent);
-  if (parentStat?.isSymbolicLink()) await fs.unlink(parent);
-  if ((await readIfExists(abs)) === entry.content) return { changed: false, manifest: entryManifest(entry, sha) };
+  // A by-mac link of ours where copy mode now wants a folder (the switch from links mode).
+  const parent = path.posix.dirname(entry.path);
+  if (isOurMacLink(old, parent) && localKind(await lstatOrUndefined(path.join(out, parent))) === "symlink") {
+    await fs.unlink(path.join(out, parent));
+    root.forget(parent);
+  }
+  if (leaf === "file" && (await readIfExists(abs)) === entry.content) return { changed: false, manifest: entryManifest(entry, sha) };
   progress?.({ path: entry.path, action: "write" });
-  await writeFileAtomic(abs, entry.content);
+  await root.prepare(entry.path);
+  await writeFileAtomic(abs, entry.content, 0o644, tmp);
   return { changed: true, manifest: entryManifest(entry, sha) };
 }
 
@@ -101,18 +207,28 @@ function sortedRecord<T>(record: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-async function writeManifest(out: string, manifest: TreeManifest): Promise<void> {
-  await writeFileAtomic(path.join(out, MANIFEST_PATH), `${JSON.stringify({ ...manifest, entries: sortedRecord(manifest.entries) }, null, 2)}\n`);
+async function writeManifest(out: string, root: ConfinedRoot, manifest: TreeManifest): Promise<void> {
+  await root.prepare(MANIFEST_PATH);
+  await writeFileAtomic(path.join(out, MANIFEST_PATH), `${JSON.stringify({ ...manifest, entries: sortedRecord(manifest.entries) }, null, 2)}\n`, 0o644, path.join(out, tempName(MANIFEST_PATH)));
 }
 
+/**
+ * Writes `tree` into out/ (under its lock: see withOutLock). Nothing is written while anything is in
+ * the way (findConflicts); every write goes through real folders only; only paths the manifest
+ * recorded are ever removed, and only through real folders.
+ */
 export async function applyTree(out: string, tree: Tree, old: TreeManifest | undefined, progress?: ApplyProgress): Promise<ApplyResult> {
   const result: ApplyResult = { written: [], unchanged: 0, removed: [], missingKept: [] };
   await fs.mkdir(out, { recursive: true });
+  const root = outRoot(out);
+  await root.check(MANIFEST_PATH);
+  const leaves = await findConflicts(out, root, tree, old);
+  await removeLeftovers(out, root, [...tree.entries.map((e) => e.path), ...Object.keys(old?.entries ?? {})]);
   const entries: Record<string, ManifestEntry> = {};
   const shas = new Map<string, string>();
 
   for (const entry of tree.entries) {
-    const { changed, manifest } = await writeEntry(out, entry, old, progress);
+    const { changed, manifest } = await writeEntry(out, root, entry, leaves.get(entry.path), old, progress);
     if (!manifest) {
       result.missingKept.push(entry.path);
       continue;
@@ -132,33 +248,35 @@ export async function applyTree(out: string, tree: Tree, old: TreeManifest | und
 
   // Record everything (old and new) before deleting, so an interrupted run still knows what it owns.
   const stale = Object.keys(old?.entries ?? {}).filter((p) => !(p in entries));
-  await writeManifest(out, { format: 1, classes: sortedRecord(classes), entries: { ...pick(old?.entries ?? {}, stale), ...entries } });
+  await writeManifest(out, root, { format: 1, classes: sortedRecord(classes), entries: { ...pick(old?.entries ?? {}, stale), ...entries } });
 
   stale.sort((a, b) => LAYERS.indexOf(layerOf(b)) - LAYERS.indexOf(layerOf(a)) || (a < b ? -1 : 1));
   for (const p of stale) {
-    const abs = path.join(out, p);
     progress?.({ path: p, action: "remove" });
-    if (await removableFile(out, p)) await fs.rm(abs, { force: true });
-    await removeEmptyDirs(path.dirname(abs), out);
+    // Behind a link (after a copy-mode → links switch, by-mac/<mac>/ipxe would resolve through the
+    // new link into by-host/ and delete the host's live script) it is not ours to follow.
+    root.forget(path.posix.dirname(p));
+    if ((await root.blockedAt(p)) === undefined) {
+      const kind = localKind(await lstatOrUndefined(path.join(out, p)));
+      if (kind !== undefined && kind !== "dir") await fs.rm(path.join(out, p), { force: true });
+      await removeEmptyFolders(out, p);
+    }
     result.removed.push(p);
   }
-  if (stale.length > 0) await writeManifest(out, { format: 1, classes: sortedRecord(classes), entries });
+  if (stale.length > 0) await writeManifest(out, root, { format: 1, classes: sortedRecord(classes), entries });
   return result;
 }
 
-/**
- * A stale path is removed only while it is still a file or a link reached through real folders:
- * after a copy-mode → symlink-mode switch, `by-mac/<mac>/ipxe` would resolve through the new link
- * into by-host/ and delete the host's live script.
- */
-async function removableFile(out: string, rel: string): Promise<boolean> {
-  const parts = rel.split("/");
-  for (let i = 1; i < parts.length; i++) {
-    const st = await lstatOrUndefined(path.join(out, ...parts.slice(0, i)));
-    if (!st?.isDirectory()) return false;
+/** Removes the now-empty folders that held `rel`, up to (not including) the top-level folders. */
+async function removeEmptyFolders(out: string, rel: string): Promise<void> {
+  for (let dir = path.posix.dirname(rel); dir.includes("/"); dir = path.posix.dirname(dir)) {
+    if (localKind(await lstatOrUndefined(path.join(out, dir))) !== "dir") return;
+    try {
+      await fs.rmdir(path.join(out, dir));
+    } catch {
+      return;
+    }
   }
-  const st = await lstatOrUndefined(path.join(out, rel));
-  return st !== undefined && !st.isDirectory();
 }
 
 function pick<T>(record: Record<string, T>, keys: string[]): Record<string, T> {

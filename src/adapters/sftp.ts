@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import type { SFTPWrapper, Stats } from "ssh2";
 import { UserError } from "../errors.ts";
 import { connectSsh, type SshOptions } from "./ssh.ts";
+import { ConfinedRoot } from "./confine.ts";
 import { checkRel, tempName, type TargetFs, type TargetStat } from "./target-fs.ts";
 
 const NO_SUCH_FILE = 2;
@@ -34,6 +35,7 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
   const abs = (rel: string) => `${root}/${checkRel(rel)}`;
   const description = `sftp://${conn.label}${root.startsWith("/") ? "" : "/~/"}${root}`;
   const fail = (what: string, rel: string, e: unknown): never => {
+    if (e instanceof UserError) throw e;
     const message = e instanceof Error ? e.message : String(e);
     throw new UserError("DEPLOY_FAILED", `${what} ${rel} on ${description} failed: ${message}`, {
       hint: /permission/i.test(message) ? `the SSH user ${conn.resolved.user} cannot write there: check the folder's owner and mode` : /space|quota/i.test(message) ? "the boot server's disk is full: free space (netbuild gc removes old generations) and deploy again" : "deploy again: what arrived complete is not sent twice",
@@ -62,7 +64,6 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       });
     });
 
-  const madeDirs = new Set<string>();
   let rootReady = false;
   /** The target folder itself is created when missing, but not its parents: a mistyped path should fail, not grow a tree. */
   async function ensureRoot(): Promise<void> {
@@ -81,20 +82,12 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
     }
     rootReady = true;
   }
-  async function mkdirp(relDir: string): Promise<void> {
-    if (relDir === "") return ensureRoot();
-    if (madeDirs.has(relDir)) return;
-    const parent = relDir.includes("/") ? relDir.slice(0, relDir.lastIndexOf("/")) : "";
-    await mkdirp(parent);
-    try {
-      await call((cb) => sftp.mkdir(abs(relDir), cb));
-    } catch (e) {
-      const st = await stat(relDir);
-      if (st?.kind !== "dir") fail("creating the folder", relDir, e);
-    }
-    madeDirs.add(relDir);
+  // Folders are checked (lstat: a link where a folder should be is a conflict, never followed) and made one by one, each once per connection.
+  const confined = new ConfinedRoot(description, { lstat: async (rel) => (await stat(rel))?.kind, mkdir: (rel) => call((cb) => sftp.mkdir(abs(rel), cb)) }, "TARGET_CONFLICT");
+  async function prepare(rel: string): Promise<void> {
+    await ensureRoot();
+    await confined.prepare(rel).catch((e: unknown) => fail("creating the folders of", rel, e));
   }
-  const dirOf = (rel: string) => (rel.includes("/") ? rel.slice(0, rel.lastIndexOf("/")) : "");
 
   async function stat(rel: string): Promise<TargetStat | undefined> {
     try {
@@ -107,8 +100,12 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
   }
 
   async function rename(from: string, to: string): Promise<void> {
+    await confined.check(from);
+    await prepare(to);
     try {
       await call((cb) => sftp.ext_openssh_rename(abs(from), abs(to), cb));
+      confined.forget(from);
+      confined.forget(to);
     } catch (e) {
       if (/not supported|extension/i.test(String(e))) {
         throw new UserError("DEPLOY_FAILED", `${description} does not support posix-rename@openssh.com, so files cannot be replaced atomically`, { hint: "use an OpenSSH server (its sftp-server or internal-sftp), or a local target on a mounted folder" });
@@ -131,8 +128,10 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
 
   return {
     description,
+    blockedAt: (rel) => confined.blockedAt(rel),
     stat,
     async readFile(rel) {
+      await confined.check(rel);
       try {
         return await call<Buffer>((cb) => sftp.readFile(abs(rel), cb as never));
       } catch (e) {
@@ -148,7 +147,7 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       }
     },
     async createExclusive(rel, content) {
-      await mkdirp(dirOf(rel));
+      await prepare(rel);
       let handle: Buffer;
       try {
         handle = await call<Buffer>((cb) => sftp.open(abs(rel), "wx", 0o644 as never, cb as never));
@@ -169,17 +168,18 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       return true;
     },
     async writeFile(rel, content, options) {
-      await mkdirp(dirOf(rel));
+      await prepare(rel);
       const to = options?.direct ? rel : tempName(rel);
       try {
-        await writeAll(to, Buffer.from(content), "w");
+        // In place only where nothing is (O_EXCL): never through a link that appeared there.
+        await writeAll(to, Buffer.from(content), options?.direct ? "wx" : "w");
       } catch (e) {
         fail("writing", rel, e);
       }
       if (to !== rel) await rename(to, rel);
     },
     async upload(localFile, rel, size, progress) {
-      await mkdirp(dirOf(rel));
+      await prepare(rel);
       const tmp = tempName(rel);
       const chunkSize = Math.min(MAX_CHUNK, (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? MAX_CHUNK);
       try {
@@ -196,7 +196,7 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       await rename(tmp, rel);
     },
     async symlink(target, rel, options) {
-      await mkdirp(dirOf(rel));
+      await prepare(rel);
       const to = options?.direct ? rel : tempName(rel);
       const make = () => call((cb) => sftp.symlink(target, abs(to), cb));
       try {
@@ -208,25 +208,30 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
         await make().catch((e2: unknown) => fail("creating the link", rel, e2));
       }
       if (to !== rel) await rename(to, rel);
+      else confined.forget(rel);
     },
     rename: (from, to) => rename(from, to),
     async remove(rel) {
+      await confined.check(rel);
       try {
         await call((cb) => sftp.unlink(abs(rel), cb));
+        confined.forget(rel);
       } catch (e) {
         if (errno(e) !== NO_SUCH_FILE) fail("removing", rel, e);
       }
     },
     async removeDir(rel) {
+      await confined.check(rel);
       try {
         await call((cb) => sftp.rmdir(abs(rel), cb));
-        madeDirs.delete(rel);
+        confined.forget(rel);
         return true;
       } catch {
         return false;
       }
     },
     async list(rel) {
+      if (rel !== ".") await confined.check(`${rel}/x`);
       try {
         const entries = await call<{ filename: string; attrs: Stats }[]>((cb) => sftp.readdir(rel === "." ? root : abs(rel), cb as never));
         return entries.map((e) => ({ name: e.filename, kind: kindOf(e.attrs) }));
@@ -236,6 +241,7 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       }
     },
     async touch(rel) {
+      await confined.check(rel);
       const now = Date.now() / 1000;
       await call((cb) => sftp.utimes(abs(rel), now, now, cb));
     },
@@ -243,6 +249,7 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       // Hash on the server when it lets us run sha256sum; otherwise read the file back.
       // Under `ForceCommand internal-sftp` the command runs an SFTP server instead: ending our side
       // ends it, and no 64-hex-digit answer means "read it back" (so does a silent server, after a while).
+      await confined.check(rel);
       const st = await stat(rel);
       const remote = await new Promise<string | undefined>((resolve) => {
         if (lost) return resolve(undefined);

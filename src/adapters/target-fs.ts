@@ -1,12 +1,19 @@
 // What deploy needs from a target's file system, and the local-folder implementation (the SFTP one
-// is adapters/sftp.ts). Paths are relative to the target folder, `/`-separated, and checked here:
-// no absolute paths, no `..`, nothing that leaves the target.
+// is adapters/sftp.ts). Paths are relative to the target folder, `/`-separated, and every one goes
+// through the confinement rule (adapters/confine.ts): nothing that leaves the target, and nothing
+// written, renamed, linked or removed through a link or a file where a folder should be.
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream, type Stats } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
+import type { ErrorCode } from "../errors.ts";
+import { tempName } from "../core/paths.ts";
+import { checkRel, ConfinedRoot, type Blocked } from "./confine.ts";
 import { lstatOrUndefined } from "./files.ts";
+
+export { tempName } from "../core/paths.ts";
+export { checkRel } from "./confine.ts";
 
 export interface TargetStat {
   kind: "file" | "dir" | "symlink" | "other";
@@ -21,6 +28,8 @@ export interface TransferProgress {
 export interface TargetFs {
   /** For messages: `sftp://admin@boot:22/srv/http` or a folder. */
   readonly description: string;
+  /** The first thing on the way to `rel` that is not a real folder (a link, a file…), if any: writing there is a conflict. */
+  blockedAt(rel: string): Promise<Blocked | undefined>;
   /** lstat: a symlink is reported as one, never followed. */
   stat(rel: string): Promise<TargetStat | undefined>;
   readFile(rel: string): Promise<Buffer | undefined>;
@@ -52,32 +61,27 @@ export interface TargetFs {
   close(): Promise<void>;
 }
 
-/** The temporary name an upload or write of `rel` goes to before its rename: fixed, so a deploy that was interrupted overwrites its own leftovers. */
-export function tempName(rel: string): string {
-  const i = rel.lastIndexOf("/");
-  return `${rel.slice(0, i + 1)}.${rel.slice(i + 1)}.netbuild-tmp`;
+/** What a local lstat found, in the targets' words. */
+export function localKind(st: Stats | undefined): TargetStat["kind"] | undefined {
+  return st === undefined ? undefined : st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
 }
 
-/** Throws on a relative path that could leave the target (an internal bug, not a user error: every path comes from the planner). */
-export function checkRel(rel: string): string {
-  const parts = rel.split("/");
-  // eslint-disable-next-line no-control-regex
-  if (rel === "" || rel.startsWith("/") || parts.some((p) => p === "" || p === "." || p === ".." || /[\x00-\x1f\x7f\\]/.test(p))) {
-    throw new Error(`refusing a target path that could leave the target: ${JSON.stringify(rel)}`);
-  }
-  return rel;
-}
-
-export function localTargetFs(root: string): TargetFs {
+export function localTargetFs(root: string, code: ErrorCode = "TARGET_CONFLICT"): TargetFs {
   const abs = (rel: string) => path.join(root, checkRel(rel));
-  const kindOf = (st: import("node:fs").Stats): TargetStat["kind"] => (st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other");
+  const confined = new ConfinedRoot(root, { lstat: async (rel) => localKind(await lstatOrUndefined(abs(rel))), mkdir: (rel) => fs.mkdir(abs(rel)) }, code);
+  /** The target folder itself is made when missing (with its parents: it is a local folder the user named). */
+  const prepare = async (rel: string) => {
+    await fs.mkdir(root, { recursive: true });
+    await confined.prepare(rel);
+  };
   const viaTemp = async (rel: string, make: (tmp: string) => Promise<void>) => {
     const tmp = abs(tempName(rel));
-    await fs.mkdir(path.dirname(tmp), { recursive: true });
+    await prepare(rel);
     await fs.rm(tmp, { force: true });
     try {
       await make(tmp);
       await fs.rename(tmp, abs(rel));
+      confined.forget(rel);
     } catch (e) {
       await fs.rm(tmp, { force: true });
       throw e;
@@ -85,11 +89,13 @@ export function localTargetFs(root: string): TargetFs {
   };
   return {
     description: root,
+    blockedAt: (rel) => confined.blockedAt(rel),
     async stat(rel) {
       const st = await lstatOrUndefined(abs(rel));
-      return st && { kind: kindOf(st), size: st.size, mtimeMs: st.mtimeMs };
+      return st && { kind: localKind(st)!, size: st.size, mtimeMs: st.mtimeMs };
     },
     async readFile(rel) {
+      await confined.check(rel);
       try {
         return await fs.readFile(abs(rel));
       } catch (e) {
@@ -105,7 +111,7 @@ export function localTargetFs(root: string): TargetFs {
       }
     },
     async createExclusive(rel, content) {
-      await fs.mkdir(path.dirname(abs(rel)), { recursive: true });
+      await prepare(rel);
       let handle: fs.FileHandle;
       try {
         handle = await fs.open(abs(rel), "wx");
@@ -125,8 +131,9 @@ export function localTargetFs(root: string): TargetFs {
     },
     async writeFile(rel, content, options) {
       if (options?.direct) {
-        await fs.mkdir(path.dirname(abs(rel)), { recursive: true });
-        await fs.writeFile(abs(rel), content);
+        // In place, only where nothing is: never through a link that appeared there.
+        await prepare(rel);
+        await fs.writeFile(abs(rel), content, { flag: "wx" });
       } else await viaTemp(rel, (tmp) => fs.writeFile(tmp, content));
     },
     async upload(localFile, rel, size, progress) {
@@ -139,21 +146,36 @@ export function localTargetFs(root: string): TargetFs {
     },
     async symlink(target, rel, options) {
       if (options?.direct) {
-        await fs.mkdir(path.dirname(abs(rel)), { recursive: true });
+        await prepare(rel);
         await fs.symlink(target, abs(rel));
+        confined.forget(rel);
       } else await viaTemp(rel, (tmp) => fs.symlink(target, tmp));
     },
-    rename: (from, to) => fs.rename(abs(from), abs(to)),
-    remove: (rel) => fs.rm(abs(rel), { force: true }),
+    async rename(from, to) {
+      await confined.check(from);
+      await prepare(to);
+      await fs.rename(abs(from), abs(to));
+      confined.forget(from);
+      confined.forget(to);
+    },
+    async remove(rel) {
+      await confined.check(rel);
+      // A file or a link, never a folder (rm without `recursive` refuses one).
+      await fs.rm(abs(rel), { force: true });
+      confined.forget(rel);
+    },
     async removeDir(rel) {
+      await confined.check(rel);
       try {
         await fs.rmdir(abs(rel));
+        confined.forget(rel);
         return true;
       } catch {
         return false;
       }
     },
     async list(rel) {
+      if (rel !== ".") await confined.check(`${rel}/x`);
       try {
         const dirents = await fs.readdir(rel === "." ? root : abs(rel), { withFileTypes: true });
         return dirents.map((d) => ({ name: d.name, kind: d.isSymbolicLink() ? "symlink" : d.isDirectory() ? "dir" : d.isFile() ? "file" : "other" }));
@@ -163,17 +185,20 @@ export function localTargetFs(root: string): TargetFs {
       }
     },
     async touch(rel) {
+      await confined.check(rel);
       const now = new Date();
       await fs.utimes(abs(rel), now, now);
     },
-    sha256: (rel) =>
-      new Promise((resolve, reject) => {
+    sha256: async (rel) => {
+      await confined.check(rel);
+      return new Promise((resolve, reject) => {
         const h = createHash("sha256");
         createReadStream(abs(rel))
           .on("data", (d) => h.update(d))
           .on("end", () => resolve(h.digest("hex")))
           .on("error", reject);
-      }),
+      });
+    },
     async freeBytes() {
       try {
         await fs.mkdir(root, { recursive: true });

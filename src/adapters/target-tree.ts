@@ -7,6 +7,8 @@ import os from "node:os";
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { DEPLOYED_MANIFEST, LOCK_PATH, type DeployedManifest, type DeployPlan } from "../core/deploy.ts";
+import { parseDeployedManifest } from "../core/records.ts";
+import { conflictError, describeKind } from "./confine.ts";
 import { sha256 } from "./files.ts";
 import { tempName, type TargetFs } from "./target-fs.ts";
 
@@ -41,17 +43,23 @@ async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Prom
   if (failed !== undefined) throw failed;
 }
 
+/**
+ * The target's record, checked (core/records.ts) before anything trusts a path in it: every entry,
+ * pending path and generation must be a path of the tree, each class's artifacts in its own folder.
+ */
 export async function readDeployed(fs: TargetFs): Promise<DeployedManifest | undefined> {
+  const st = await fs.stat(DEPLOYED_MANIFEST);
+  if (st === undefined) return undefined;
+  if (st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: DEPLOYED_MANIFEST, what: `${describeKind(st.kind)}, where netbuild keeps its record (a regular file)` }]);
   const data = await fs.readFile(DEPLOYED_MANIFEST);
   if (data === undefined) return undefined;
-  let parsed: DeployedManifest;
-  try {
-    parsed = JSON.parse(data.toString("utf8")) as DeployedManifest;
-  } catch {
-    throw new UserError("TARGET_NOT_A_TREE", `${fs.description}/${DEPLOYED_MANIFEST} is not valid JSON`, { hint: "it was changed by hand or is damaged; restore it, or deploy to an empty folder" });
+  const parsed = parseDeployedManifest(data.toString("utf8"));
+  if (!parsed.ok) {
+    throw new UserError("TARGET_NOT_A_TREE", `${fs.description}/${DEPLOYED_MANIFEST} is not a record netbuild can trust, so nothing was changed: ${parsed.problems.slice(0, 5).join("; ")}${parsed.problems.length > 5 ? `; and ${parsed.problems.length - 5} more` : ""}`, {
+      hint: "it was changed by hand or is damaged: restore it (a copy of it from a backup), or deploy to an empty folder",
+    });
   }
-  if (parsed.format !== 1) throw new UserError("TARGET_NOT_A_TREE", `${fs.description}/${DEPLOYED_MANIFEST} has format ${String(parsed.format)}, which this netbuild does not know`, { hint: "use the netbuild version that deployed it" });
-  return { ...parsed, pending: parsed.pending ?? [] };
+  return parsed.value;
 }
 
 export async function writeDeployed(fs: TargetFs, manifest: DeployedManifest): Promise<void> {
@@ -83,6 +91,18 @@ export async function conflicts(fs: TargetFs, plan: DeployPlan, deployed: Deploy
     }
     return false;
   };
+  // Every planned path reached through real folders only: a link (or a file) where a folder should
+  // be is a conflict before anything is written, never followed (a by-host/ swapped for a link to
+  // another disk must not have scripts written into it).
+  const blocked = new Map<string, string>();
+  await pool([...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)], PARALLEL, async (p) => {
+    const b = await fs.blockedAt(p);
+    if (!b || blocked.has(b.path)) return;
+    // Links → copy mode: by-mac/<mac>/ipxe lies behind our own by-mac/<mac> link, which is replaced first.
+    if (b.kind === "symlink" && p === `${b.path}/ipxe` && deployed.entries[b.path]?.kind === "symlink") return;
+    blocked.set(b.path, `${describeKind(b.kind)}, where netbuild needs a real folder`);
+  });
+  if (blocked.size > 0) throw conflictError("TARGET_CONFLICT", fs.description, [...blocked].sort().map(([path, what]) => ({ path, what })));
   const found: string[] = [];
   const absent = new Set<string>();
   const fresh = [...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)].filter((p) => !owned(p));
@@ -93,17 +113,6 @@ export async function conflicts(fs: TargetFs, plan: DeployPlan, deployed: Deploy
     else absent.add(p);
   });
   return { found: found.sort(), absent };
-}
-
-/** The first thing on the way to `rel` that is not a real folder (a stale path is never removed through a link), if any. */
-async function blockedAt(fs: TargetFs, rel: string): Promise<string | undefined> {
-  const parts = rel.split("/");
-  for (let i = 1; i < parts.length; i++) {
-    const prefix = parts.slice(0, i).join("/");
-    const st = await fs.stat(prefix);
-    if (st?.kind !== "dir") return prefix;
-  }
-  return undefined;
 }
 
 async function removeEmptyParents(fs: TargetFs, rel: string): Promise<void> {
@@ -191,7 +200,7 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
   await writeDeployed(fs, { ...plan.manifest, entries: { ...plan.manifest.entries, ...going }, pending: [...new Set([...plan.manifest.pending, ...plan.deletions])].sort() });
   for (const p of plan.deletions) {
     hooks.onEvent?.({ action: "remove", path: p });
-    const blocked = await blockedAt(fs, p);
+    const blocked = (await fs.blockedAt(p))?.path;
     if (blocked !== undefined) {
       // Behind a link of ours (a copy-mode by-mac/<mac>/ipxe whose folder became a link) it went with
       // its folder. Behind a link made by hand (say by-class → another disk) it is not ours to follow:

@@ -10,7 +10,7 @@ import { GENERATED_DIR } from "../core/nix-render.ts";
 import { parseKernelParam, reservedParam, type ClassName, type KernelParam } from "../core/names.ts";
 import { planTree, type ClassBuild, type PlanTreeInput, type Tree } from "../core/tree.ts";
 import { hasNpinsNixpkgs } from "../adapters/inventory-files.ts";
-import { applyTree, checkOutFolder, type ApplyResult, type TreeManifest } from "../adapters/local-tree.ts";
+import { applyTree, checkOutFolder, withOutLock, type ApplyResult, type TreeManifest } from "../adapters/local-tree.ts";
 import { buildClasses } from "../adapters/nix.ts";
 import { ipxeTemplates } from "../templates.ts";
 import { formatBytes, type Reporter } from "../ui/reporter.ts";
@@ -93,7 +93,8 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
   const inv = await loadRoot(root, ctx);
   const selected = selectClasses(inv, options.classes);
   const out = outOf(options, ctx, root, inv);
-  const manifest = await checkOutFolder(out);
+  // Refused before Nix runs (a file, a foreign folder, a record that cannot be trusted); read again under the lock below.
+  await checkOutFolder(out);
   const nixpkgs = options.nixpkgs ?? ctx.env["NETBUILD_NIXPKGS"];
   const nixos = selected.filter((c) => c.kind === "nixos");
   if (nixos.length > 0 && !nixpkgs && !hasNpinsNixpkgs(root)) {
@@ -134,49 +135,54 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
     });
   }
 
-  const kept = keptBuilds(inv, manifest, new Set(names));
-  const builds = new Map<ClassName, ClassBuild>([...kept, ...fresh]);
-  const configs = await renderTalosConfigs(root, inv, builds, ctx);
-  const tree = treeOf(inv, builds, manifest, configs.texts);
+  // From here on out/ is this build's alone (its lock): its manifest is read again under the lock,
+  // in case another build finished meanwhile.
+  return withOutLock(out, "build", (m) => ctx.reporter.info(m), async () => {
+    const current = await checkOutFolder(out);
+    const kept = keptBuilds(inv, current, new Set(names));
+    const builds = new Map<ClassName, ClassBuild>([...kept, ...fresh]);
+    const configs = await renderTalosConfigs(root, inv, builds, ctx);
+    const tree = treeOf(inv, builds, current, configs.texts);
 
-  const warnings: string[] = [];
-  for (const { host, needed } of hostsShortOfRam(inv, builds)) {
-    warnings.push(`host ${host.name} (${host.file}) declares ${formatBytes(host.ramBytes!)} of RAM; class ${host.className} needs about ${formatBytes(needed)} to netboot (kernel + 2 × initrd + 512 MiB)`);
-  }
-  if (tree.skippedHosts.length > 0) {
-    const classes = [...new Set(tree.skippedHosts.map((h) => h.className))].sort();
-    warnings.push(`${tree.skippedHosts.length} host(s) left out of the tree because their class has not been built yet (${classes.join(", ")}): run \`netbuild build --class ${classes[0]}\``);
-  }
-  if (inv.site.unknownClass !== null && !builds.has(inv.site.unknownClass)) {
-    warnings.push(`unknownMachines names class ${inv.site.unknownClass}, which has no build yet: unknown machines boot nothing until it is built`);
-  }
-  for (const w of warnings) ctx.reporter.warn(w);
+    const warnings: string[] = [];
+    for (const { host, needed } of hostsShortOfRam(inv, builds)) {
+      warnings.push(`host ${host.name} (${host.file}) declares ${formatBytes(host.ramBytes!)} of RAM; class ${host.className} needs about ${formatBytes(needed)} to netboot (kernel + 2 × initrd + 512 MiB)`);
+    }
+    if (tree.skippedHosts.length > 0) {
+      const classes = [...new Set(tree.skippedHosts.map((h) => h.className))].sort();
+      warnings.push(`${tree.skippedHosts.length} host(s) left out of the tree because their class has not been built yet (${classes.join(", ")}): run \`netbuild build --class ${classes[0]}\``);
+    }
+    if (inv.site.unknownClass !== null && !builds.has(inv.site.unknownClass)) {
+      warnings.push(`unknownMachines names class ${inv.site.unknownClass}, which has no build yet: unknown machines boot nothing until it is built`);
+    }
+    for (const w of warnings) ctx.reporter.warn(w);
 
-  const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
-  const wipes = tree.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
-  announceWipes(ctx.reporter, wipes);
-  announceInstalls(ctx.reporter, configs.installs);
-  if (configs.texts.size > 0) {
-    const notice = secretsNotice(inv);
-    if (notice) ctx.reporter.warn(notice);
-  }
+    const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
+    const wipes = tree.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
+    announceWipes(ctx.reporter, wipes);
+    announceInstalls(ctx.reporter, configs.installs);
+    if (configs.texts.size > 0) {
+      const notice = secretsNotice(inv);
+      if (notice) ctx.reporter.warn(notice);
+    }
 
-  const applied: ApplyResult = await applyTree(out, tree, manifest, (e) => {
-    if (e.action === "copy") ctx.reporter.info(`tree: copy ${e.path} (${formatBytes(e.bytes ?? 0)})`);
+    const applied: ApplyResult = await applyTree(out, tree, current, (e) => {
+      if (e.action === "copy") ctx.reporter.info(`tree: copy ${e.path} (${formatBytes(e.bytes ?? 0)})`);
+    });
+
+    return {
+      out,
+      built: tree.classes
+        .filter((c) => fresh.has(c.name))
+        .map((c) => ({ name: c.name, kind: c.kind, kernel: { path: c.kernel.path, size: c.kernel.size }, initrd: { path: c.initrd.path, size: c.initrd.size } })),
+      kept: [...kept.keys()].filter((k) => tree.classes.some((c) => c.name === k)),
+      tree: { written: applied.written, unchanged: applied.unchanged, removed: applied.removed },
+      hostsInTree: inv.hosts.length - tree.skippedHosts.length,
+      skippedHosts: tree.skippedHosts,
+      wipes,
+      talosInstalls: configs.installs,
+      machineConfigs: [...configs.texts.keys()].map((h) => `by-host/${h}/talos.yaml`),
+      warnings,
+    };
   });
-
-  return {
-    out,
-    built: tree.classes
-      .filter((c) => fresh.has(c.name))
-      .map((c) => ({ name: c.name, kind: c.kind, kernel: { path: c.kernel.path, size: c.kernel.size }, initrd: { path: c.initrd.path, size: c.initrd.size } })),
-    kept: [...kept.keys()].filter((k) => tree.classes.some((c) => c.name === k)),
-    tree: { written: applied.written, unchanged: applied.unchanged, removed: applied.removed },
-    hostsInTree: inv.hosts.length - tree.skippedHosts.length,
-    skippedHosts: tree.skippedHosts,
-    wipes,
-    talosInstalls: configs.installs,
-    machineConfigs: [...configs.texts.keys()].map((h) => `by-host/${h}/talos.yaml`),
-    warnings,
-  };
 }

@@ -11,7 +11,7 @@ import { parseTarget, type Target } from "../core/target.ts";
 import type { Inventory } from "../core/inventory.ts";
 import type { ManifestEntry, Tree, TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
-import { applyTree, checkOutFolder } from "../adapters/local-tree.ts";
+import { applyTree, checkOutFolder, withOutLock } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
@@ -141,7 +141,7 @@ async function prepare(root: string, inv: Inventory, out: string, manifest: Tree
   const { source, classScripts } = sourceOf(tree, manifest.entries);
   let refreshed: string[] = [];
   if (!dryRun && !outIsCurrent(source, manifest.entries)) {
-    refreshed = (await applyTree(out, tree, manifest)).written;
+    refreshed = (await withOutLock(out, "deploy", (m) => ctx.reporter.info(m), () => applyTree(out, tree, manifest))).written;
     if (refreshed.length > 0) ctx.reporter.info(`out: ${refreshed.length} script${refreshed.length === 1 ? "" : "s"} updated from the inventory`);
   }
   for (const c of tree.classes) {

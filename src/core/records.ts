@@ -1,0 +1,128 @@
+// The records netbuild reads back, checked before anything trusts them: out/'s manifest
+// (`.netbuild/manifest.json`) and a target's `.netbuild/deployed.json` (its entries, pending paths
+// and generations). Either may have been edited by hand, damaged, or planted; a path in one is
+// something netbuild would overwrite or delete. So each is parsed against a schema and every path
+// in it against the tree-path rule (core/paths.ts); the first problems are reported by entry.
+import { z } from "zod";
+import { treePathProblem } from "./paths.ts";
+import type { DeployedManifest } from "./deploy.ts";
+import type { TreeManifest } from "./tree.ts";
+
+const SHA256 = z.string().regex(/^[0-9a-f]{64}$/, "expected a sha256 in hex");
+const TreePath = z.string().superRefine((p, ctx) => {
+  const problem = treePathProblem(p);
+  if (problem) ctx.addIssue({ code: "custom", message: `the path ${problem}` });
+});
+const StoreFile = z.string().regex(/^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[^/]+(\/[^/]+)*$/, "expected a file in the Nix store").refine((p) => !p.split("/").includes(".."), "the path has a `..` part");
+const Size = z.number().int().nonnegative();
+
+const ManifestEntrySchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("file"), sha256: SHA256 }),
+  z.strictObject({ kind: z.literal("artifact"), size: Size, sha256: SHA256 }),
+  // The only links netbuild makes: by-mac/<mac> → ../by-host/<host>.
+  z.strictObject({ kind: z.literal("symlink"), target: z.string().regex(/^\.\.\/by-host\/[^/\\\x00-\x1f]+$/, "expected a link to ../by-host/<host>").refine((t) => t !== "../by-host/.." && t !== "../by-host/.", "expected a link to ../by-host/<host>") }),
+]);
+
+/** Entries keyed by tree path: the key is checked as strictly as any path value. */
+const Entries = z.record(z.string(), ManifestEntrySchema).superRefine((entries, ctx) => {
+  for (const key of Object.keys(entries)) {
+    const problem = treePathProblem(key);
+    if (problem) ctx.addIssue({ code: "custom", path: [key], message: `the path ${problem}` });
+  }
+});
+
+const BuiltFileSchema = z.strictObject({ path: TreePath, storeFile: StoreFile, size: Size });
+
+const TreeManifestSchema = z.strictObject({
+  format: z.literal(1),
+  classes: z.record(
+    z.string(),
+    z.strictObject({
+      kind: z.enum(["nixos", "prebuilt", "talos"]),
+      kernel: BuiltFileSchema,
+      initrd: BuiltFileSchema,
+      kernelParams: z.array(z.string()),
+      previous: z.strictObject({ kernel: TreePath, initrd: TreePath }).optional(),
+      kernelSha256: SHA256,
+      initrdSha256: SHA256,
+    }),
+  ),
+  entries: Entries,
+});
+
+const GenerationSchema = z.strictObject({
+  id: z.string().regex(/^[0-9a-f]{12}$/, "expected a 12-hex-digit generation id"),
+  kernel: TreePath,
+  initrd: TreePath,
+  script: z.string(),
+  sha256: SHA256,
+});
+
+const DeployedManifestSchema = z.strictObject({
+  format: z.literal(1),
+  classes: z.record(
+    z.string(),
+    z.strictObject({
+      current: z.string(),
+      generations: z.array(GenerationSchema),
+      rolledBackFrom: z.array(z.string()).optional(),
+    }),
+  ),
+  entries: Entries,
+  pending: z.array(TreePath).optional(),
+});
+
+/** A class's artifact paths must lie in its own folder: a record cannot make one class's gc delete another's files. */
+function classPathsProblems(classes: Record<string, { paths: string[] }>): string[] {
+  const problems: string[] = [];
+  for (const [name, { paths }] of Object.entries(classes)) {
+    if (treePathProblem(`by-class/${name}`)) {
+      problems.push(`classes.${JSON.stringify(name)}: not a class name netbuild could have written`);
+      continue;
+    }
+    for (const p of paths) if (!p.startsWith(`by-class/${name}/`) || p.split("/").length !== 4) problems.push(`classes.${JSON.stringify(name)}: ${JSON.stringify(p)} is not an artifact path of class ${name}`);
+  }
+  return problems;
+}
+
+function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((i) => {
+    const where = i.path.map((k) => (typeof k === "number" ? `[${k}]` : /^[A-Za-z_][\w-]*$/.test(String(k)) ? `.${String(k)}` : `[${JSON.stringify(String(k))}]`)).join("").replace(/^\./, "");
+    return `${where || "(the whole file)"}: ${i.message}`;
+  });
+}
+
+export type RecordResult<T> = { ok: true; value: T } | { ok: false; problems: string[] };
+
+function parseJson(text: string): { ok: true; data: unknown } | { ok: false; problems: string[] } {
+  let data: unknown;
+  try {
+    data = JSON.parse(text) as unknown;
+  } catch {
+    return { ok: false, problems: ["it is not valid JSON"] };
+  }
+  const format = (data as { format?: unknown } | null)?.format;
+  if (typeof format === "number" && format !== 1) return { ok: false, problems: [`it has format ${format}, which this netbuild does not know (use the netbuild version that wrote it)`] };
+  return { ok: true, data };
+}
+
+export function parseTreeManifest(text: string): RecordResult<TreeManifest> {
+  const json = parseJson(text);
+  if (!json.ok) return json;
+  const r = TreeManifestSchema.safeParse(json.data);
+  if (!r.success) return { ok: false, problems: formatIssues(r.error.issues) };
+  const problems = classPathsProblems(Object.fromEntries(Object.entries(r.data.classes).map(([n, c]) => [n, { paths: [c.kernel.path, c.initrd.path, ...(c.previous ? [c.previous.kernel, c.previous.initrd] : [])] }])));
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, value: r.data as TreeManifest };
+}
+
+export function parseDeployedManifest(text: string): RecordResult<DeployedManifest> {
+  const json = parseJson(text);
+  if (!json.ok) return json;
+  const r = DeployedManifestSchema.safeParse(json.data);
+  if (!r.success) return { ok: false, problems: formatIssues(r.error.issues) };
+  const problems = classPathsProblems(Object.fromEntries(Object.entries(r.data.classes).map(([n, c]) => [n, { paths: c.generations.flatMap((g) => [g.kernel, g.initrd]) }])));
+  if (problems.length > 0) return { ok: false, problems };
+  const classes = Object.fromEntries(Object.entries(r.data.classes).map(([n, c]) => [n, c.rolledBackFrom === undefined ? { current: c.current, generations: c.generations } : c]));
+  return { ok: true, value: { format: 1, classes, entries: r.data.entries, pending: r.data.pending ?? [] } as DeployedManifest };
+}
