@@ -1,11 +1,14 @@
 // Every kind of inventory mistake, run through the CLI as a user would hit it: exit code 2, a
 // message naming file:line and the field, and nothing written — the existing output tree and
-// the generated Nix are byte-for-byte what they were.
-import { rmSync } from "node:fs";
+// the generated Nix are byte-for-byte what they were. Files that are not what they seem (links,
+// FIFOs, devices, huge or unreadable files) are refused the same way, and no message quotes a
+// file's content whole.
+import { execFile, execFileSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanupTempDirs, cli, inventory, treeChecksum } from "./support/inventory.ts";
-import { missing } from "./support/tools.ts";
+import { cleanupTempDirs, cli, inventory, REPO, tempDir, treeChecksum, type CliRun } from "./support/inventory.ts";
+import { hasCommand, missing } from "./support/tools.ts";
 
 const BASE: Record<string, string> = {
   "netbuild.yaml": "flagPrefix: homelab\n",
@@ -22,9 +25,17 @@ interface Case {
   /** Each expected error: `file:line` and a fragment of the rest of the line. */
   errors: [where: string, text: string | RegExp][];
   hint?: string;
+  /** Text that must appear nowhere in the output, --json included (secrets, control characters). */
+  absent?: string[];
 }
 
 const host = (body: string) => ({ "hosts/a.yaml": body });
+
+// Nine times nine times … aliases: a few hundred bytes of YAML that expand to 9^8 strings.
+const LAUGHS = `a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n${["b", "c", "d", "e", "f", "g", "h", "i"].map((n, i) => `${n}: &${n} [${Array(9).fill(`*${"abcdefghi"[i]}`).join(",")}]`).join("\n")}\n`;
+// A (made up, truncated) private key: as YAML it reads as one long string.
+const PEM_BODY = ["MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun", "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK", "LxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW/VDL5AaWTg0nLVkjRo"];
+const PEM = `-----BEGIN RSA PRIVATE KEY-----\n${PEM_BODY.join("\n")}\n-----END RSA PRIVATE KEY-----\n`;
 
 // Talos: a site that serves machine configs, a Talos class, and one of its hosts.
 const TALOS_SITE = "flagPrefix: homelab\ntalos:\n  configBaseUrl: https://boot.example/tree\n  baseConfigs: { worker: secrets/worker.yaml }\n";
@@ -94,6 +105,15 @@ const CASES: Case[] = [
   { name: "the same IP on two hosts", files: host('class: demo\nmac: "52:54:00:00:00:01"\nip: 10.0.0.1\n'), errors: [], },
   { name: "a malformed RAM size", files: host('class: demo\nmac: "52:54:00:00:00:01"\nram: 16 gigs\n'), errors: [["hosts/a.yaml:3:6", "hosts.a.ram: expected a size like 16GiB"]] },
   { name: "unknownMachines names a class that does not exist", files: { "netbuild.yaml": "unknownMachines: { class: rescue }\n" }, errors: [["netbuild.yaml:1:27", 'site.unknownMachines.class: unknown class "rescue"']] },
+  { name: "unknownMachines naming something that cannot be a class (not silently strict)", files: { "netbuild.yaml": 'unknownMachines: { class: "../x" }\n' }, errors: [["netbuild.yaml:1:27", 'site.unknownMachines.class: "../x" is not a valid class name']] },
+  { name: "a YAML alias bomb (billion laughs) in a host file", files: { "hosts/lol.yaml": LAUGHS }, errors: [["hosts/lol.yaml", "YAML aliases here expand to too much data"]] },
+  // Composing YAML recurses per level; 20,000 levels crashed Node itself (not a catchable error).
+  { name: "lists nested 20,000 deep", files: { "hosts/deep.yaml": `hosts: ${"[".repeat(20_000)}${"]".repeat(20_000)}\n` }, errors: [["hosts/deep.yaml:1:", "nest more than 100 levels deep"]] },
+  { name: "a private key saved in hosts/", files: { "hosts/id_rsa.yaml": PEM }, errors: [["hosts/id_rsa.yaml:1:1", /^\S+ {2}hosts: this file holds a string of [\d,]+ characters, not a mapping of host settings$/]], hint: "keep other files outside hosts/", absent: PEM_BODY },
+  { name: "a private key pasted as a host's MAC", files: host(`class: demo\nmac: |\n${PEM.replace(/^/gm, "  ")}`), errors: [["hosts/a.yaml:2:6", /hosts\.a\.mac: a string of [\d,]+ characters on \d+ lines is not a MAC address$/]], absent: PEM_BODY },
+  { name: "a private key as a class file", files: { "classes/key.yaml": PEM }, errors: [["classes/key.yaml:1:1", "classes.key: expected object, got a string of"]], absent: PEM_BODY },
+  { name: "a long one-line value (only its start is shown)", files: host(`class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: ["${"x".repeat(40)} ${"SECRET".repeat(20)}"]\n`), errors: [["hosts/a.yaml:3:16", `hosts.a.kernelParams[0]: "${"x".repeat(40)}…" (161 characters) contains a space`]], absent: ["SECRET"] },
+  { name: "control characters in a key and a value (escaped, never sent to the terminal)", files: { ...host('class: demo\nmac: "52:54:00:00:00:01\\e[2J"\n'), "hosts/k.yaml": 'class: demo\nmac: "52:54:00:00:00:0b"\n"\\e]0;pwned\\a": 1\n' }, errors: [["hosts/a.yaml:2:6", String.raw`hosts.a.mac: "52:54:00:00:00:01\u001b[2J" is not a MAC address`], ["hosts/k.yaml:3:1", String.raw`hosts.k["\u001b]0;pwned\u0007"]: unknown key "\u001b]0;pwned\u0007"`]], absent: ["\x1b", "\x07"] },
   {
     name: "several mistakes in several files, all reported at once",
     files: { "hosts/a.yaml": 'class: demoo\nmac: "52:54:00:00:00:0g"\n', "classes/demo.yaml": BASE["classes/demo.yaml"]!.replace("[console=ttyS0]", '["a b"]'), "netbuild.yaml": "links: hardlink\n" },
@@ -114,6 +134,8 @@ const notHere = missing({ commands: ["nix-build"] });
 describe.skipIf(notHere)("bad input: exit 2, file:line:field, nothing written", () => {
   let out: string;
   let outSum: string;
+  /** The case that changed the shared out/ (it was accepted): named in every later failure. */
+  let spoiledBy: string | undefined;
 
   beforeAll(async () => {
     // A real tree from a valid inventory: every bad run below must leave it exactly as it is.
@@ -125,30 +147,201 @@ describe.skipIf(notHere)("bad input: exit 2, file:line:field, nothing written", 
   });
   afterAll(cleanupTempDirs);
 
+  type Run = (args: string[], root: string) => Promise<CliRun>;
+
+  /**
+   * build, generate and plan (and plan --json) in `root`: each exits 2, names every expected
+   * error, and writes nothing — neither the shared out/ nor the root's .netbuild/ changes.
+   */
+  async function expectRefused(name: string, root: string, c: Pick<Case, "errors" | "hint" | "absent">, opts: { run?: Run; commands?: string[][]; summary?: RegExp } = {}): Promise<void> {
+    const run = opts.run ?? ((args, cwd) => cli(args, cwd));
+    const genBefore = treeChecksum(path.join(root, ".netbuild"));
+    const commands = opts.commands ?? [["build", "--out", out], ["generate"], ["plan", "--out", out], ["plan", "--json", "--out", out]];
+    for (const command of commands) {
+      const r = await run(command, root);
+      const what = `case "${name}": netbuild ${command.join(" ")}`;
+      // Checked before anything else, so that a case wrongly accepted fails under its own name.
+      const outNow = treeChecksum(out);
+      if (outNow !== outSum) {
+        spoiledBy ??= name;
+        outSum = outNow;
+      }
+      expect({ code: r.code, outChanged: spoiledBy === name }, `${what} — exit ${r.code}, out/ ${spoiledBy === name ? "CHANGED" : "unchanged"}\n${r.stderr}`).toEqual({ code: 2, outChanged: false });
+      expect(r.stderr, what).not.toMatch(/internal error|^\s+at /m);
+      expect(r.stderr).toMatch(opts.summary ?? /netbuild: the inventory has \d+ errors?; nothing was written/);
+      for (const [where, text] of c.errors) {
+        const line = r.stderr.split("\n").find((l) => l.startsWith(where) && (typeof text === "string" ? l.includes(text) : text.test(l)));
+        expect(line, `${what}: expected a line starting ${where} with ${String(text)} in:\n${r.stderr}`).toBeDefined();
+      }
+      if (c.hint) expect(r.stderr).toContain(c.hint);
+      if (command.includes("--json")) expect(JSON.parse(r.stdout) as { ok: boolean }, what).toMatchObject({ ok: false });
+      for (const text of c.absent ?? []) {
+        expect(r.stderr.includes(text), `${what}: ${JSON.stringify(text)} in stderr:\n${r.stderr}`).toBe(false);
+        expect(r.stdout.includes(text), `${what}: ${JSON.stringify(text)} in stdout:\n${r.stdout}`).toBe(false);
+      }
+      expect(treeChecksum(path.join(root, ".netbuild")), `${what}: .netbuild/ changed`).toBe(genBefore);
+    }
+    expect(spoiledBy, `out/ was changed by the case "${spoiledBy}", which was accepted`).toBeUndefined();
+  }
+
+  /** A root with BASE and the case's files (null: without that file of BASE), and an earlier good generate (which a failed run must not touch either). */
+  async function rootWith(files: Record<string, string | null>): Promise<string> {
+    const all: Record<string, string> = { ...BASE };
+    for (const [k, v] of Object.entries(files)) {
+      if (v === null) delete all[k];
+      else all[k] = v;
+    }
+    const root = inventory(all);
+    const gen = await cli(["generate"], inventory(BASE));
+    expect(gen.code).toBe(0);
+    return root;
+  }
+
   it("has at least 25 cases", () => expect(CASES.length).toBeGreaterThanOrEqual(25));
 
   for (const c of CASES) {
     it(`refuses ${c.name}`, async () => {
-      const files: Record<string, string> = { ...BASE };
-      for (const [k, v] of Object.entries(c.files)) if (v !== null) files[k] = v;
-      const root = inventory(files);
-      // An earlier good generate in this root: a failed run must not touch it either.
-      const gen = await cli(["generate"], inventory(BASE));
-      expect(gen.code).toBe(0);
-      const genBefore = treeChecksum(path.join(root, ".netbuild"));
-      for (const command of [["build", "--out", out], ["generate"], ["plan", "--out", out]]) {
-        const r = await cli(command, root);
-        expect(r.code, r.stderr).toBe(2);
-        expect(r.stderr).toMatch(/netbuild: the inventory has \d+ errors?; nothing was written/);
-        for (const [where, text] of c.errors) {
-          const line = r.stderr.split("\n").find((l) => l.startsWith(where) && (typeof text === "string" ? l.includes(text) : text.test(l)));
-          expect(line, `expected a line starting ${where} with ${String(text)} in:\n${r.stderr}`).toBeDefined();
-        }
-        if (c.hint) expect(r.stderr).toContain(c.hint);
-        expect(treeChecksum(out)).toBe(outSum);
-        expect(treeChecksum(path.join(root, ".netbuild"))).toBe(genBefore);
-      }
+      const root = await rootWith(c.files);
+      await expectRefused(c.name, root, c);
       rmSync(root, { recursive: true, force: true });
     });
   }
+
+  describe("files that are not plain files inside the root", () => {
+    const elsewhere = () => {
+      const dir = tempDir();
+      writeFileSync(path.join(dir, "outside.yaml"), 'class: demo\nmac: "52:54:00:00:00:0f"\n');
+      return path.join(dir, "outside.yaml");
+    };
+    const mknod = (file: string, minor: number): boolean => {
+      try {
+        execFileSync("mknod", [file, "c", "1", String(minor)], { stdio: "ignore" });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+
+    it("refuses a host file that is a symlink to /dev/zero (it was read until memory ran out)", async () => {
+      const root = await rootWith({});
+      symlinkSync("/dev/zero", path.join(root, "hosts/zero.yaml"));
+      await expectRefused("a symlink to /dev/zero", root, { errors: [["hosts/zero.yaml", 'hosts: "zero.yaml" resolves (through a symlink) outside the inventory root']] });
+    });
+
+    it("refuses a host file that is a FIFO, a character device, or a symlink to one, without opening it", async () => {
+      const root = await rootWith({});
+      execFileSync("mkfifo", [path.join(root, "hosts/fifo.yaml")]);
+      symlinkSync("fifo.yaml", path.join(root, "hosts/to-fifo.yaml"));
+      const errors: Case["errors"] = [
+        ["hosts/fifo.yaml", 'hosts: "fifo.yaml" is a FIFO (named pipe), not a regular file'],
+        ["hosts/to-fifo.yaml", 'hosts: "to-fifo.yaml" is a FIFO (named pipe), not a regular file'],
+      ];
+      // A copy of /dev/zero inside the root, where root may make device nodes.
+      if (mknod(path.join(root, "hosts/zero.yaml"), 5)) errors.push(["hosts/zero.yaml", 'hosts: "zero.yaml" is a character device, not a regular file']);
+      await expectRefused("FIFOs and devices in hosts/", root, { errors });
+    });
+
+    it("refuses a host file over the 16 MiB limit before reading it (a sparse 17 MiB file)", async () => {
+      const root = await rootWith({});
+      execFileSync("truncate", ["-s", "17M", path.join(root, "hosts/huge.yaml")]);
+      await expectRefused("a 17 MiB host file", root, { errors: [["hosts/huge.yaml", 'hosts: "huge.yaml" is over the 16 MiB limit for inventory files (17.0 MiB)']], hint: "split the hosts" });
+    });
+
+    it("refuses a folder named netbuild.yaml, hosts/ that is a file, and a class file that is a folder", async () => {
+      const root = await rootWith({ "netbuild.yaml": null, "hosts/a.yaml": null, "hosts/many.yaml": null });
+      mkdirSync(path.join(root, "netbuild.yaml"));
+      rmSync(path.join(root, "hosts"), { recursive: true, force: true });
+      writeFileSync(path.join(root, "hosts"), "not a folder\n");
+      mkdirSync(path.join(root, "classes/other.yaml"));
+      await expectRefused("folders and files swapped", root, {
+        errors: [
+          ["netbuild.yaml", 'site: "netbuild.yaml" is a folder, not a file'],
+          ["hosts", 'hosts: "hosts" is not a folder'],
+          ["classes/other.yaml", 'classes.other: "other.yaml" is a folder, not a file'],
+        ],
+      });
+    });
+
+    it("refuses host files that are a symlink loop, a symlink to a folder, and a symlink to nothing", async () => {
+      const root = await rootWith({});
+      symlinkSync("loop.yaml", path.join(root, "hosts/loop.yaml"));
+      symlinkSync("../classes", path.join(root, "hosts/folder.yaml"));
+      symlinkSync("gone.yaml", path.join(root, "hosts/dangling.yaml"));
+      await expectRefused("broken symlinks", root, {
+        errors: [
+          ["hosts/loop.yaml", 'hosts: "loop.yaml" is a symlink loop'],
+          ["hosts/folder.yaml", 'hosts: "folder.yaml" is a folder, not a file'],
+          ["hosts/dangling.yaml", 'hosts: "dangling.yaml" is a symlink to a file that does not exist'],
+        ],
+      });
+    });
+
+    it("refuses site, class and host files that resolve outside the root, without quoting them (/etc/passwd)", async () => {
+      const root = await rootWith({ "netbuild.yaml": null });
+      symlinkSync("/etc/passwd", path.join(root, "hosts/passwd.yaml"));
+      symlinkSync(elsewhere(), path.join(root, "hosts/elsewhere.yaml"));
+      symlinkSync(elsewhere(), path.join(root, "classes/linked.yaml"));
+      symlinkSync(elsewhere(), path.join(root, "netbuild.yaml"));
+      const passwd = readFileSync("/etc/passwd", "utf8").split("\n").filter((l) => l.length > 8);
+      await expectRefused("links out of the root", root, {
+        errors: [
+          ["hosts/passwd.yaml", 'hosts: "passwd.yaml" resolves (through a symlink) outside the inventory root'],
+          ["hosts/elsewhere.yaml", "resolves (through a symlink) outside the inventory root"],
+          ["classes/linked.yaml", 'classes.linked: "linked.yaml" resolves (through a symlink) outside the inventory root'],
+          ["netbuild.yaml", 'site: "netbuild.yaml" resolves (through a symlink) outside the inventory root'],
+        ],
+        absent: [...passwd, "52:54:00:00:00:0f"],
+      });
+    });
+
+    it("refuses a prebuilt class whose kernel is a FIFO and whose initrd is a symlink to a device, before Nix reads them", async () => {
+      const root = await rootWith({ "classes/demo.yaml": "kind: prebuilt\nkernel: { path: ./demo/pipe }\ninitrd: { path: ./demo/to-dev }\n" });
+      execFileSync("mkfifo", [path.join(root, "classes/demo/pipe")]);
+      const dev = mknod(path.join(root, "classes/demo/zero"), 5);
+      symlinkSync(dev ? "zero" : "pipe", path.join(root, "classes/demo/to-dev"));
+      await expectRefused("a FIFO and a device as kernel and initrd", root, {
+        errors: [
+          ["classes/demo.yaml:2:17", 'classes.demo.kernel.path: "./demo/pipe" is not a regular file'],
+          ["classes/demo.yaml:3:17", 'classes.demo.initrd.path: "./demo/to-dev" is not a regular file'],
+        ],
+      });
+    });
+
+    it("refuses --root naming a file, a dangling symlink or a symlink loop (a usage error, exit 2)", async () => {
+      const dir = tempDir();
+      writeFileSync(path.join(dir, "file"), "x\n");
+      symlinkSync("gone", path.join(dir, "dangling"));
+      symlinkSync("loop", path.join(dir, "loop"));
+      for (const [name, text] of [["file", "is not a folder"], ["dangling", "is a symlink to a file that does not exist"], ["loop", "is a symlink loop"]] as const) {
+        const rootArg = path.join(dir, name);
+        await expectRefused(`--root ${name}`, await rootWith({}), { errors: [[`netbuild: the inventory root ${rootArg} ${text}`, ""]] }, { run: (args, cwd) => cli([...args, "--root", rootArg], cwd), summary: /the inventory root/ });
+      }
+    });
+
+    const asNobody = process.getuid?.() === 0 && hasCommand("setpriv") ? undefined : "needs root and setpriv";
+    it.skipIf(asNobody)("refuses a host file and a hosts/ folder the user cannot read (run as nobody)", async () => {
+      const root = await rootWith({ "hosts/private.yaml": 'class: demo\nmac: "52:54:00:00:00:0c"\n' });
+      mkdirSync(path.join(root, "hosts/locked"));
+      writeFileSync(path.join(root, "hosts/locked/x.yaml"), 'class: demo\nmac: "52:54:00:00:00:0d"\n');
+      // Everything readable by nobody but these two (tempDir makes the root 0700).
+      execFileSync("chmod", ["-R", "a+rX", root]);
+      chmodSync(path.join(root, "hosts/private.yaml"), 0o600);
+      chmodSync(path.join(root, "hosts/locked"), 0o700);
+      // As nobody, into the root's own out/ (it has none): build would have to create it.
+      const nobody: Run = (args, cwd) =>
+        new Promise((resolve) => {
+          const argv = ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, path.join(REPO, "bin/netbuild.js"), ...args];
+          execFile("setpriv", argv, { cwd, env: { ...process.env, NO_COLOR: "1", HOME: "/nonexistent" }, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+            resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
+          });
+        });
+      await expectRefused("unreadable files", root, {
+        errors: [
+          ["hosts/private.yaml", 'hosts: "private.yaml" cannot be read: permission denied'],
+          ["hosts/locked", 'hosts: "locked" cannot be read: permission denied'],
+        ],
+      }, { run: nobody, commands: [["build"], ["plan", "--json"]] });
+      expect(existsSync(path.join(root, "out"))).toBe(false);
+    });
+  });
 });

@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveFolder, type StaticServer } from "./support/http.ts";
 import { addDemoFiles, cleanupTempDirs, cli, exampleInventory, inventory, REPO, tempDir } from "./support/inventory.ts";
 import { missing } from "./support/tools.ts";
+import { nixBuildCommand } from "../src/adapters/nix.ts";
+import type { ClassName } from "../src/core/names.ts";
 
 const notHere = missing({ commands: ["nix-build", "nix-instantiate"] });
 
@@ -82,6 +84,16 @@ describe.skipIf(notHere)("the generated Nix, with real Nix", () => {
     const files = allNixFiles(path.join(root, ".netbuild/nix"));
     expect(files.length).toBeGreaterThanOrEqual(7);
     for (const f of [...files, ...allNixFiles(path.join(root, "nixos")), path.join(root, "npins/default.nix")]) nix(["nix-instantiate", "--parse", f], root);
+  });
+
+  it("builds a class whose name has a dot, quoting it in nix-build's -A (Nix splits -A on dots)", async () => {
+    expect(nixBuildCommand({ generated: "g", nixpkgs: undefined }, ["demo.v2" as ClassName, "demo" as ClassName]).args).toEqual(["g", "-A", '"demo.v2".netbuild', "-A", "demo.netbuild", "--no-out-link"]);
+    const root = inventory({ "classes/demo.v2.yaml": "kind: prebuilt\nkernel: { path: ./demo/bzImage }\ninitrd: { path: ./demo/initrd }\n", "hosts/a.yaml": 'class: demo.v2\nmac: "52:54:00:00:00:01"\n' });
+    addDemoFiles(root);
+    const r = await cli(["build"], root);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(path.join(root, "out/by-host/a/ipxe"), "utf8")).toContain("chain ../../by-class/demo.v2/ipxe");
+    expect(readFileSync(path.join(root, "out/by-class/demo.v2/ipxe"), "utf8")).toMatch(/kernel [a-z0-9]{32}\/kernel /);
   });
 
   it("evaluates the demo and Talos classes strictly, without nixpkgs and without downloading", async () => {

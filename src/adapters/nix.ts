@@ -18,10 +18,18 @@ function nixpkgsArgs(nixpkgs: string | undefined): string[] {
   return nixpkgs ? ["--argstr", "nixpkgs", nixpkgs] : [];
 }
 
+/**
+ * `-A`'s attribute path to a class's build. `-A` splits on dots, so a class named `a.b` is quoted
+ * (`"a.b".netbuild`, as Nix 2.8 and later read it); class names hold no quote, backslash or `$`.
+ */
+export function classAttrPath(name: ClassName): string {
+  return name.includes(".") ? `"${name}".netbuild` : `${name}.netbuild`;
+}
+
 export function nixBuildCommand(opts: NixOptions, classes: readonly ClassName[]): Command {
   return {
     file: "nix-build",
-    args: [opts.generated, ...classes.flatMap((c) => ["-A", `${c}.netbuild`]), "--no-out-link", ...nixpkgsArgs(opts.nixpkgs)],
+    args: [opts.generated, ...classes.flatMap((c) => ["-A", classAttrPath(c)]), "--no-out-link", ...nixpkgsArgs(opts.nixpkgs)],
   };
 }
 

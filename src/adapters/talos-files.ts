@@ -1,28 +1,24 @@
 // Reads what a Talos machine config is rendered from: the site's base configs (secrets: read only
 // here, never cached, never copied anywhere but the rendered tree) and the patch files classes
 // and hosts name. Also tells whether a base config is committed to git in clear text.
-import { readFileSync, realpathSync } from "node:fs";
-import path from "node:path";
+import { realpathSync } from "node:fs";
+import type { FileProblem } from "../core/inventory.ts";
 import type { ConfigFile } from "../core/talos-config.ts";
+import { readInsideRoot } from "./inventory-files.ts";
 import { capture } from "./run.ts";
 
-export type ReadConfig = { ok: true; file: ConfigFile } | { ok: false; reason: "missing" | "outside" };
+export type ReadConfig = { ok: true; file: ConfigFile } | { ok: false; problem: FileProblem };
 
-/** A file inside the root (symlinks resolved, and refused if they lead out of it). */
+/** A regular file inside the root (symlinks resolved, and refused if they lead out of it), read as inventory files are. */
 export function readConfigFile(root: string, rel: string): ReadConfig {
-  let real: string;
+  let realRoot: string;
   try {
-    real = realpathSync(path.join(root, rel));
+    realRoot = realpathSync(root);
   } catch {
-    return { ok: false, reason: "missing" };
+    return { ok: false, problem: { kind: "missing" } };
   }
-  const realRoot = realpathSync(root);
-  if (real !== realRoot && !real.startsWith(`${realRoot}${path.sep}`)) return { ok: false, reason: "outside" };
-  try {
-    return { ok: true, file: { file: rel, text: readFileSync(real, "utf8") } };
-  } catch {
-    return { ok: false, reason: "missing" };
-  }
+  const r = readInsideRoot(root, realRoot, rel);
+  return "text" in r ? { ok: true, file: { file: rel, text: r.text } } : { ok: false, problem: r.problem };
 }
 
 /**

@@ -3,7 +3,8 @@
 // class builds are those the last `netbuild build` recorded), then, per target and all targets at
 // once: lock → read what is deployed → plan → upload new artifacts → switch scripts and links →
 // remove what is no longer served → unlock. A target whose manifest already matches gets nothing.
-import { readFile, stat } from "node:fs/promises";
+import { realpathSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployPlan, type SourceTree } from "../core/deploy.ts";
@@ -97,8 +98,17 @@ function planLines(t: Target, plan: DeployPlan, wipeHosts: ReadonlySet<string>):
  */
 async function earlyTargets(root: string, options: DeployOptions): Promise<Target[]> {
   try {
-    const { parse } = await import("yaml");
-    const site = parse(await readFile(path.join(root, "netbuild.yaml"), "utf8")) as { targets?: Record<string, unknown>; keep?: number };
+    // Read as the inventory reader reads it (a regular file inside the root, at most 16 MiB) and
+    // parsed within the same limits: a hostile site file fails the full load below, not this.
+    const { readInsideRoot } = await import("../adapters/inventory-files.ts");
+    const { parseYaml } = await import("../core/yaml-doc.ts");
+    const { LineCounter } = await import("yaml");
+    const read = readInsideRoot(root, realpathSync(root), "netbuild.yaml");
+    if (!("text" in read)) return [];
+    const parsed = parseYaml(read.text, { lineCounter: new LineCounter(), prettyErrors: false, logLevel: "error" }, false);
+    if (!("docs" in parsed) || parsed.docs[0].errors.length > 0) return [];
+    const site = parsed.docs[0].toJS({ maxAliasCount: 100 }) as { targets?: Record<string, unknown>; keep?: number };
+    if (site === null || typeof site !== "object") return [];
     const keep = typeof site.keep === "number" ? site.keep : 3;
     const targets: Inventory["site"]["targets"] = [];
     for (const [name, value] of Object.entries(site.targets ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {

@@ -1,7 +1,7 @@
 // `netbuild talos schematic CLASS`, and what `build` needs for Talos hosts: their machine configs,
 // rendered from the site's base configs (secrets) plus typed settings and patches.
 import { UserError, type Issue } from "../errors.ts";
-import { talosArtifactUrl, type Host, type Inventory, type TalosClass, type TalosHost } from "../core/inventory.ts";
+import { fileProblemMessage, talosArtifactUrl, type Host, type Inventory, type TalosClass, type TalosHost } from "../core/inventory.ts";
 import type { ClassName } from "../core/names.ts";
 import type { ClassBuild } from "../core/tree.ts";
 import { renderMachineConfig, type ConfigFile } from "../core/talos-config.ts";
@@ -80,7 +80,8 @@ export async function renderTalosConfigs(
     let got = cache.get(key);
     if (!got) {
       const r = readConfigFile(root, rel);
-      got = r.ok ? r.file : { severity: "error", where: { file: rel, field }, message: r.reason === "missing" ? `the ${what} ${rel} does not exist` : `the ${what} ${rel} resolves (through a symlink) outside the inventory root`, hint };
+      const problem = r.ok ? undefined : fileProblemMessage(r.problem);
+      got = r.ok ? r.file : { severity: "error", where: { file: rel, field }, message: `the ${what} ${rel} ${problem!.message}`, hint: r.problem.kind === "missing" ? hint : problem!.hint };
       cache.set(key, got);
     }
     return got;

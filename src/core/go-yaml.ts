@@ -11,6 +11,7 @@
 //   - no line wrapping (yaml.v3's encoder has an unlimited width).
 // Anything whose spelling this module cannot be sure of (control characters, floats, strings that
 // only Go's time parser can classify, ...) is refused with a reason, never guessed.
+import { fieldPath, quoted } from "./excerpt.ts";
 
 /** A value as the Go struct would hold it. Mappings keep their entries' order (struct field order, or sorted map keys). */
 export type GoValue = string | number | boolean | null | GoValue[] | GoMap;
@@ -155,10 +156,10 @@ function analyze(value: string): Analysis {
 function checkCharacters(s: string): void {
   for (const ch of s) {
     const c = ch.codePointAt(0)!;
-    if (c >= 0x10000) throw new GoYamlError(`${JSON.stringify(s)} contains ${ch} (U+${c.toString(16).toUpperCase()}), which yaml.v3 writes as an escape netbuild does not reproduce`);
+    if (c >= 0x10000) throw new GoYamlError(`${quoted(s)} contains the character U+${c.toString(16).toUpperCase()}, which yaml.v3 writes as an escape netbuild does not reproduce`);
     const printable = c === 0x0a || (c >= 0x20 && c <= 0x7e) || c === 0x85 || (c >= 0xa0 && c <= 0xd7ff) || (c >= 0xe000 && c <= 0xfffd && c !== 0xfeff);
-    if (!printable && c !== 0x09) throw new GoYamlError(`${JSON.stringify(s)} contains a control character (U+${c.toString(16).toUpperCase().padStart(4, "0")})`);
-    if (c === 0x0d || c === 0x85 || c === 0x2028 || c === 0x2029) throw new GoYamlError(`${JSON.stringify(s)} contains a line break other than \\n`);
+    if (!printable && c !== 0x09) throw new GoYamlError(`${quoted(s)} contains a control character (U+${c.toString(16).toUpperCase().padStart(4, "0")})`);
+    if (c === 0x0d || c === 0x85 || c === 0x2028 || c === 0x2029) throw new GoYamlError(`${quoted(s)} contains a line break other than \\n`);
   }
 }
 
@@ -167,7 +168,7 @@ type Style = "plain" | "single" | "double" | "literal";
 function styleOf(s: string, simpleKey: boolean): Style {
   checkCharacters(s);
   const resolves = resolvesToString(s);
-  if (resolves === undefined) throw new GoYamlError(`${JSON.stringify(s)} looks like a date and time: netbuild cannot tell how the Image Factory would spell it`);
+  if (resolves === undefined) throw new GoYamlError(`${quoted(s)} looks like a date and time: netbuild cannot tell how the Image Factory would spell it`);
   const a = analyze(s);
   let style: Style = s.includes("\n") ? "literal" : resolves ? "plain" : "double";
   if (simpleKey && a.multiline) style = "double";
@@ -180,7 +181,7 @@ function styleOf(s: string, simpleKey: boolean): Style {
 function doubleQuoted(s: string): string {
   // Only reached for strings without control characters or line breaks (literal style takes
   // those, or they were refused): the escapes needed are \" \\ and \t.
-  if (s.includes("\n")) throw new GoYamlError(`${JSON.stringify(s)}: a multi-line value with trailing spaces on a line cannot be written as the Image Factory would`);
+  if (s.includes("\n")) throw new GoYamlError(`${quoted(s)}: a multi-line value with trailing spaces on a line cannot be written as the Image Factory would`);
   return `"${s.replace(/[\\"]/g, (c) => `\\${c}`).replace(/\t/g, "\\t")}"`;
 }
 
@@ -200,7 +201,7 @@ function scalar(s: string | number | boolean | null, contentIndent: number, simp
     case "double":
       return doubleQuoted(s);
     case "literal": {
-      if (s.startsWith(" ") || s.startsWith("\n")) throw new GoYamlError(`${JSON.stringify(s.slice(0, 20))}…: a multi-line value that starts with a space or a blank line`);
+      if (s.startsWith(" ") || s.startsWith("\n")) throw new GoYamlError(`${quoted(s)}: a multi-line value that starts with a space or a blank line`);
       if (s.endsWith("\n\n")) throw new GoYamlError(`a multi-line value that ends in blank lines: remove them`);
       const chomp = s.endsWith("\n") ? "" : "-";
       const body = (s.endsWith("\n") ? s.slice(0, -1) : s).split("\n").map((line) => (line === "" ? "" : `${" ".repeat(contentIndent)}${line}`));
@@ -310,9 +311,9 @@ export function fromPlain(value: unknown, where: string): GoValue {
     const keys = Object.keys(value as object);
     // yaml.v3 orders keys with Go's unicode.IsDigit; netbuild's ordering knows only 0-9.
     const odd = keys.find((k) => /[^\P{Nd}0-9]/u.test(k));
-    if (odd !== undefined) throw new GoYamlError(`${where}: the key ${JSON.stringify(odd)} has digits other than 0-9; netbuild cannot be sure where the factory sorts it`);
+    if (odd !== undefined) throw new GoYamlError(`${where}: the key ${quoted(odd)} has digits other than 0-9; netbuild cannot be sure where the factory sorts it`);
     keys.sort((x, y) => (goKeyLess(x, y) ? -1 : goKeyLess(y, x) ? 1 : 0));
-    return goMap(keys.map((k) => [k, fromPlain((value as Record<string, unknown>)[k], `${where}.${k}`)]));
+    return goMap(keys.map((k) => [k, fromPlain((value as Record<string, unknown>)[k], fieldPath(where, k))]));
   }
   throw new GoYamlError(`${where}: unsupported value`);
 }

@@ -1,6 +1,8 @@
 // Values that end up in a path, an iPXE script or a kernel command line. Each is a branded string
 // that only its parser can make, so an unchecked value cannot reach a path or a script.
 
+import { quoted } from "./excerpt.ts";
+
 declare const brand: unique symbol;
 type Brand<T, B extends string> = T & { readonly [brand]: B };
 
@@ -32,18 +34,18 @@ export function parseMac(input: string): Parsed<Mac> {
     if (parseInt(octets[0]!, 16) & 1) {
       return {
         ok: false,
-        message: `${JSON.stringify(input)} is a multicast/broadcast address, not a network card's MAC`,
+        message: `${quoted(input)} is a multicast/broadcast address, not a network card's MAC`,
         hint: "copy the MAC from the machine's NIC label, BMC or `ip link`",
       };
     }
     if (octets.every((o) => o === "00")) {
-      return { ok: false, message: `${JSON.stringify(input)} is the all-zero MAC`, hint: "use the NIC's real MAC" };
+      return { ok: false, message: `${quoted(input)} is the all-zero MAC`, hint: "use the NIC's real MAC" };
     }
     return { ok: true, value: octets.join("-") as Mac };
   }
   return {
     ok: false,
-    message: `${JSON.stringify(input)} is not a MAC address`,
+    message: `${quoted(input)} is not a MAC address`,
     hint: "six hex pairs, e.g. 52:54:00:12:34:56 (also 52-54-00-12-34-56 or 5254.0012.3456)",
   };
 }
@@ -62,11 +64,11 @@ const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export function parseHostName(input: string): Parsed<HostName> {
   if (LABEL.test(input)) return { ok: true, value: input as HostName };
   if (LABEL.test(input.toLowerCase())) {
-    return { ok: false, message: `${JSON.stringify(input)} has upper-case letters`, hint: `write it as ${JSON.stringify(input.toLowerCase())}` };
+    return { ok: false, message: `${quoted(input)} has upper-case letters`, hint: `write it as ${quoted(input.toLowerCase())}` };
   }
   return {
     ok: false,
-    message: `${JSON.stringify(input)} is not a valid hostname`,
+    message: `${quoted(input)} is not a valid hostname`,
     hint: "one RFC 1123 label: a-z, 0-9 and '-', 1 to 63 characters, not starting or ending with '-' (no dots: use the short name)",
   };
 }
@@ -78,7 +80,7 @@ export function parseClassName(input: string): Parsed<ClassName> {
   if (CLASS.test(input) && !input.includes("..")) return { ok: true, value: input as ClassName };
   return {
     ok: false,
-    message: `${JSON.stringify(input)} is not a valid class name`,
+    message: `${quoted(input)} is not a valid class name`,
     hint: "lower-case letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters (the class file is classes/<name>.yaml)",
   };
 }
@@ -94,22 +96,22 @@ export function parseKernelParam(input: string): Parsed<KernelParam> {
   for (const ch of input) {
     const code = ch.codePointAt(0)!;
     if (code < 0x21 || code > 0x7e) {
-      const what = ch === " " ? "a space" : ch === "\n" || ch === "\r" ? "a line break" : ch === "\t" ? "a tab" : code > 0x7e ? `the non-ASCII character ${JSON.stringify(ch)}` : "a control character";
+      const what = ch === " " ? "a space" : ch === "\n" || ch === "\r" ? "a line break" : ch === "\t" ? "a tab" : code > 0x7e ? `the non-ASCII character ${quoted(ch)}` : "a control character";
       return {
         ok: false,
-        message: `${JSON.stringify(input)} contains ${what}`,
+        message: `${quoted(input)} contains ${what}`,
         hint: code === 0x20 ? "each list entry is one parameter: write `a=1 b=2` as two entries; a value cannot contain spaces" : "kernel parameters here are printable ASCII without spaces",
       };
     }
   }
   if (/["'`\\]/.test(input)) {
-    return { ok: false, message: `${JSON.stringify(input)} contains a quote or backslash`, hint: "iPXE would interpret it; kernel parameters here cannot be quoted" };
+    return { ok: false, message: `${quoted(input)} contains a quote or backslash`, hint: "iPXE would interpret it; kernel parameters here cannot be quoted" };
   }
   if (input.includes("${") || input.includes("$")) {
-    return { ok: false, message: `${JSON.stringify(input)} contains '$'`, hint: "iPXE expands ${...} in scripts; netbuild sets iPXE variables itself" };
+    return { ok: false, message: `${quoted(input)} contains '$'`, hint: "iPXE expands ${...} in scripts; netbuild sets iPXE variables itself" };
   }
   if (/[;&|]/.test(input) || input.startsWith("#") || input.startsWith(":")) {
-    return { ok: false, message: `${JSON.stringify(input)} contains a character iPXE treats as script syntax (; & | or a leading # or :)`, hint: "remove it" };
+    return { ok: false, message: `${quoted(input)} contains a character iPXE treats as script syntax (; & | or a leading # or :)`, hint: "remove it" };
   }
   return { ok: true, value: input as KernelParam };
 }

@@ -215,6 +215,7 @@ export const SiteSchema = z.strictObject({
 
 export type SchematicInput = z.infer<typeof SchematicSchema>;
 export type TalosVolumeInput = z.infer<typeof TalosVolumeSchema>;
+export type TalosRole = z.infer<typeof talosRole>;
 export type ArtifactInput = z.infer<typeof ArtifactSchema>;
 export type ClassInput = z.infer<typeof ClassSchema>;
 export type HostInput = z.infer<typeof HostSchema>;

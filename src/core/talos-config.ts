@@ -14,10 +14,17 @@
 // Refused, rather than guessed: `$patch: delete`, JSON patches (a list of operations), a patch
 // that changes `machine.type`, and a value of another shape than the base's at the same path.
 // Messages name files, lines and paths, never values: these files hold cluster secrets.
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, type Document, type Node } from "yaml";
+import { isAlias, isMap, isScalar, isSeq, LineCounter, Scalar, type Document, type Node } from "yaml";
 import type { Issue } from "../errors.ts";
 import type { Host, TalosClass, TalosHost } from "./inventory.ts";
 import { macColons } from "./names.ts";
+import { MAX_NESTING, MAX_VALUES, parseYaml } from "./yaml-doc.ts";
+import { fieldPath, quoted } from "./excerpt.ts";
+
+/** A path into a config as messages show it (keys with odd characters quoted and escaped). */
+function shownPath(path: readonly (string | number)[]): string {
+  return path.reduce<string>((f, k) => fieldPath(f, k), "");
+}
 
 export interface ConfigFile {
   /** Relative to the inventory root. */
@@ -78,14 +85,14 @@ function fail(where: NonNullable<ParsedDoc["source"]> | { file: string }, path: 
     const start = node?.range?.[0];
     if (start !== undefined) line = where.lines.linePos(start).line;
   }
-  throw new RenderError({ severity: "error", where: { file: where.file, ...(line !== undefined ? { line } : {}), field: path.join(".") || undefined }, message, ...(hint ? { hint } : {}) });
+  throw new RenderError({ severity: "error", where: { file: where.file, ...(line !== undefined ? { line } : {}), field: shownPath(path) || undefined }, message, ...(hint ? { hint } : {}) });
 }
 
 /** The document's tree with every scalar kept as written. */
 function valOf(node: Node | null, text: string, source: NonNullable<ParsedDoc["source"]>, path: (string | number)[], what: string): Val {
   if (node === null) return new Raw("null", null);
   if (isAlias(node) || (node as { anchor?: string }).anchor) fail(source, path, `anchors and aliases are not supported in a ${what}`, "write the value out in full");
-  if (node.tag !== undefined && !isMap(node) && !isSeq(node)) fail(source, path, `explicit tags (${node.tag}) are not supported in a ${what}`, "remove the tag");
+  if (node.tag !== undefined && !isMap(node) && !isSeq(node)) fail(source, path, `explicit tags (${quoted(node.tag)}) are not supported in a ${what}`, "remove the tag");
   if (isMap(node)) {
     const out: Obj = {};
     for (const pair of node.items) {
@@ -111,8 +118,10 @@ function valOf(node: Node | null, text: string, source: NonNullable<ParsedDoc["s
 function parseFile(f: ConfigFile, what: "base config" | "patch"): ParsedDoc[] {
   const lines = new LineCounter();
   // logLevel error: the library would otherwise print warnings quoting the (secret) text.
-  const docs = parseAllDocuments(f.text, { lineCounter: lines, prettyErrors: false, logLevel: "error" });
-  if (!Array.isArray(docs)) return [];
+  const parsed = parseYaml(f.text, { lineCounter: lines, prettyErrors: false, logLevel: "error" }, true);
+  if ("tooDeep" in parsed) throw new RenderError({ severity: "error", where: { file: f.file, line: lines.linePos(parsed.tooDeep).line }, message: `this ${what} nests mappings and lists more than ${MAX_NESTING} levels deep` });
+  if ("tooMany" in parsed) throw new RenderError({ severity: "error", where: { file: f.file }, message: `this ${what} holds more than ${MAX_VALUES.toLocaleString("en-US")} values` });
+  const docs = parsed.docs;
   const out: ParsedDoc[] = [];
   for (const doc of docs) {
     const err = doc.errors[0];
@@ -212,10 +221,10 @@ function merge(left: Val | undefined, right: Val, path: string[], ppath: (string
   if (left instanceof Raw && right instanceof Raw) return right;
   const shape = (v: Val) => (Array.isArray(v) ? "a list" : isObj(v) ? "a mapping" : "a single value");
   if (ctx.patch.source) {
-    return fail(ctx.patch.source, ppath, `the patch gives ${shape(right)} at ${dotted}, where the base config has ${shape(left)}`, "a strategic merge patch must keep the base config's shape");
+    return fail(ctx.patch.source, ppath, `the patch gives ${shape(right)} at ${shownPath(path)}, where the base config has ${shape(left)}`, "a strategic merge patch must keep the base config's shape");
   }
   // One of netbuild's own settings meets a base config of another shape: point at the base.
-  return fail(ctx.base.source ?? { file: "netbuild" }, path, `the base config has ${shape(left)} at ${dotted}, where netbuild sets ${shape(right)} from the host's talos settings`, "fix the base config (it should be as `talosctl gen config` writes it)");
+  return fail(ctx.base.source ?? { file: "netbuild" }, path, `the base config has ${shape(left)} at ${shownPath(path)}, where netbuild sets ${shape(right)} from the host's talos settings`, "fix the base config (it should be as `talosctl gen config` writes it)");
 }
 
 function applyPatch(docs: ParsedDoc[], patch: ParsedDoc): ParsedDoc[] {
@@ -358,7 +367,7 @@ export function renderMachineConfig(host: Host & { talos: TalosHost }, cls: Talo
     if (valueOf(baseMain.data["version"]) !== "v1alpha1") fail(baseMain.source!, ["version"], "the base config's main document is not `version: v1alpha1`");
     const type = roleOfType(isObj(baseMain.data["machine"]) ? baseMain.data["machine"]["type"] : undefined);
     if (type !== host.talos.role) {
-      fail(baseMain.source!, ["machine", "type"], `this base config is for ${type === undefined ? "no role (machine.type is missing)" : `role ${type}`}, and host ${host.name} is a ${host.talos.role}`, `point talos.baseConfigs.${host.talos.role} in netbuild.yaml at the ${host.talos.role}.yaml from \`talosctl gen config\``);
+      fail(baseMain.source!, ["machine", "type"], `this base config is for ${type === undefined ? "no role (machine.type is missing)" : `role ${type === "controlplane" || type === "worker" ? type : quoted(type)}`}, and host ${host.name} is a ${host.talos.role}`, `point talos.baseConfigs.${host.talos.role} in netbuild.yaml at the ${host.talos.role}.yaml from \`talosctl gen config\``);
     }
     if (usesMultidocNetwork(cls.version)) {
       const machine = baseMain.data["machine"] as Obj;

@@ -5,6 +5,7 @@
 //   boot:/srv/tftp                                          (an ~/.ssh/config Host alias)
 //   ./served  or  /srv/http/netboot                         (a local folder, relative to the inventory root)
 // Parsing is pure; the SSH details a URL leaves out (user, port, keys) come from ~/.ssh/config.
+import { quoted } from "./excerpt.ts";
 
 export type TargetLocation =
   | { kind: "local"; path: string }
@@ -33,8 +34,8 @@ function badPath(p: string): string | undefined {
 }
 
 function remote(user: string | undefined, host: string, port: number | undefined, p: string): ParsedTarget {
-  if (user !== undefined && !USER.test(user)) return { ok: false, message: `${JSON.stringify(user)} is not a user name`, hint: "e.g. admin@boot.example.org:/srv/http/netboot" };
-  if (!HOST.test(host)) return { ok: false, message: `${JSON.stringify(host)} is not a host name`, hint: "a DNS name, an IP address, or a Host alias from ~/.ssh/config" };
+  if (user !== undefined && !USER.test(user)) return { ok: false, message: `${quoted(user)} is not a user name`, hint: "e.g. admin@boot.example.org:/srv/http/netboot" };
+  if (!HOST.test(host)) return { ok: false, message: `${quoted(host)} is not a host name`, hint: "a DNS name, an IP address, or a Host alias from ~/.ssh/config" };
   if (port !== undefined && !(port >= 1 && port <= 65535)) return { ok: false, message: `port ${port} is out of range`, hint: "1–65535" };
   const why = badPath(p);
   if (why) return { ok: false, message: why, hint: "name the folder the boot server's web server serves, e.g. /srv/http/netboot" };
@@ -44,10 +45,10 @@ function remote(user: string | undefined, host: string, port: number | undefined
 export function parseTarget(spec: string): ParsedTarget {
   const url = /^sftp:\/\/(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?(\/.*)?$/.exec(spec);
   if (spec.startsWith("sftp:")) {
-    if (!url) return { ok: false, message: `${JSON.stringify(spec)} is not an sftp:// URL`, hint: "sftp://user@host:port/path, e.g. sftp://admin@boot.example.org/srv/http/netboot" };
+    if (!url) return { ok: false, message: `${quoted(spec)} is not an sftp:// URL`, hint: "sftp://user@host:port/path, e.g. sftp://admin@boot.example.org/srv/http/netboot" };
     return remote(url[1], url[2]!, url[3] === undefined ? undefined : Number(url[3]), decodeURIComponent(url[4] ?? ""));
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) return { ok: false, message: `${JSON.stringify(spec)}: only sftp:// and local folders are supported`, hint: "sftp://user@host/path, user@host:/path, or a folder" };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) return { ok: false, message: `${quoted(spec)}: only sftp:// and local folders are supported`, hint: "sftp://user@host/path, user@host:/path, or a folder" };
   // scp style: [user@]host:path, where host holds no slash (a local path like ./a:b does not match).
   const scp = /^(?:([^@/:]+)@)?([^/:@]+):(.*)$/.exec(spec);
   if (scp) return remote(scp[1], scp[2]!, undefined, scp[3]!);

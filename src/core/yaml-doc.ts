@@ -1,8 +1,96 @@
 // A parsed YAML file that can say where any value came from (line:column), so that every
 // inventory error points at the text the user has to change.
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from "yaml";
+import { Composer, CST, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, Parser, visit, YAMLParseError, type Document, type DocumentOptions, type Node, type Pair, type ParseOptions, type SchemaOptions, type YAMLMap } from "yaml";
 import type { z } from "zod";
 import type { Issue, Where } from "../errors.ts";
+import { described, escaped, fieldPath, quoted } from "./excerpt.ts";
+
+/**
+ * How deep mappings and lists may nest. Inventory files nest a few levels; composing a YAML
+ * document recurses once per level, and a few thousand levels crash Node itself (not a
+ * catchable stack overflow), so deeper input is refused before it is composed.
+ */
+export const MAX_NESTING = 100;
+
+/** Aliases a document may expand when read: a few are handy, thousands are a "billion laughs" bomb. */
+export const MAX_ALIASES = 100;
+
+/**
+ * Values (scalars, aliases, lists, mappings, entries) one file may hold: a million. The parsed
+ * document takes about 1 KiB of memory per value, so a file of tiny values (`[a,a,a,…]`) well
+ * under the size limit could otherwise exhaust Node's heap; 10,000 hosts are about 200,000.
+ */
+export const MAX_VALUES = 1_000_000;
+
+type YamlOptions = ParseOptions & DocumentOptions & SchemaOptions;
+
+/** The lexical tokens that start a value other than a plain scalar: a list or mapping, an entry; and the first characters of aliases, quoted and block scalars. */
+const VALUE_TOKENS = new Set(["[", "{", "-", "?", ":"]);
+const VALUE_START = new Set(["*", '"', "'", "|", ">"]);
+
+/** The offset of the first collection nested deeper than MAX_NESTING, walked without recursion. */
+function tooDeep(tokens: readonly CST.Token[], maxNesting: number): number | undefined {
+  const stack: [CST.Token, number][] = tokens.map((t) => [t, 0]);
+  while (stack.length > 0) {
+    const [token, depth] = stack.pop()!;
+    if (token.type === "document") {
+      if (token.value) stack.push([token.value, depth]);
+    } else if (token.type === "block-map" || token.type === "block-seq" || token.type === "flow-collection") {
+      if (depth >= maxNesting) return token.offset;
+      for (const item of token.items) {
+        if ("key" in item && item.key) stack.push([item.key, depth + 1]);
+        if (item.value) stack.push([item.value, depth + 1]);
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Where a text goes over a limit (an offset into it). */
+export type Unparsable = { tooDeep: number } | { tooMany: number };
+
+export interface YamlLimits {
+  values: number;
+  nesting: number;
+}
+const LIMITS: YamlLimits = { values: MAX_VALUES, nesting: MAX_NESTING };
+
+/**
+ * `parseDocument` (one document) or `parseAllDocuments` (`all`), the same steps the library takes,
+ * with the values counted while parsing and the nesting checked between parsing (iterative) and
+ * composing (recursive).
+ */
+export function parseYaml(text: string, options: YamlOptions & { lineCounter: LineCounter }, all: true, limits?: YamlLimits): { docs: Document.Parsed[] } | Unparsable;
+export function parseYaml(text: string, options: YamlOptions & { lineCounter: LineCounter }, all: false, limits?: YamlLimits): { docs: [Document.Parsed] } | Unparsable;
+export function parseYaml(text: string, options: YamlOptions & { lineCounter: LineCounter }, all: boolean, limits: YamlLimits = LIMITS): { docs: Document.Parsed[] } | Unparsable {
+  // Parser.parse(), with each lexical token counted on the way: too many values stop it early.
+  const parser = new Parser(options.lineCounter.addNewLine);
+  const tokens: CST.Token[] = [];
+  let values = 0;
+  let content = false;
+  options.lineCounter.addNewLine(0);
+  for (const lexeme of new Lexer().lex(text)) {
+    // A plain scalar is a marker, then its text (which may start with anything): the marker counts.
+    const value = !content && (lexeme === CST.SCALAR || VALUE_TOKENS.has(lexeme) || VALUE_START.has(lexeme[0]!));
+    content = lexeme === CST.SCALAR;
+    if (value && ++values > limits.values) return { tooMany: parser.offset };
+    for (const token of parser.next(lexeme)) tokens.push(token);
+  }
+  for (const token of parser.end()) tokens.push(token);
+  const deep = tooDeep(tokens, limits.nesting);
+  if (deep !== undefined) return { tooDeep: deep };
+  const composer = new Composer(options);
+  if (all) return { docs: [...composer.compose(tokens)] as Document.Parsed[] };
+  let doc: Document.Parsed | undefined;
+  for (const next of composer.compose(tokens, true, text.length)) {
+    if (!doc) doc = next as Document.Parsed;
+    else {
+      doc.errors.push(new YAMLParseError(next.range.slice(0, 2) as [number, number], "MULTIPLE_DOCS", "Source contains multiple documents; please use YAML.parseAllDocuments()"));
+      break;
+    }
+  }
+  return { docs: [doc!] };
+}
 
 export type Path = readonly (string | number)[];
 
@@ -11,7 +99,7 @@ export class YamlDoc {
   readonly data: unknown;
   readonly syntaxIssues: Issue[];
   private readonly text: string;
-  private parsed: { doc: Document.Parsed; lines: LineCounter } | undefined;
+  private parsed: { doc: Document.Parsed; lines: LineCounter; unparsable: Unparsable | undefined } | undefined;
   /** Key → pair per mapping, built on first use: a 10,000-host mapping is searched once, not per host. */
   private readonly keys = new WeakMap<YAMLMap, Map<string, Pair>>();
 
@@ -27,18 +115,42 @@ export class YamlDoc {
       this.syntaxIssues = [];
       return;
     }
-    const { doc, lines } = this.positioned();
+    const { doc, lines, unparsable } = this.positioned();
+    if (unparsable) {
+      const pos = lines.linePos("tooDeep" in unparsable ? unparsable.tooDeep : unparsable.tooMany);
+      const message = "tooDeep" in unparsable ? `mappings and lists nest more than ${MAX_NESTING} levels deep here` : `the file holds more than ${MAX_VALUES.toLocaleString("en-US")} values (this is the first one over)`;
+      const hint = "tooDeep" in unparsable ? "inventory files nest a few levels; is this file meant to be in the inventory?" : "split the hosts into several files under hosts/ (10,000 hosts are about 200,000 values)";
+      this.syntaxIssues = [{ severity: "error", where: { file, line: pos.line, col: pos.col }, message, hint }];
+      this.data = undefined;
+      return;
+    }
     this.syntaxIssues = doc.errors.map((e) => {
       const pos = lines.linePos(e.pos[0]);
       return {
         severity: "error" as const,
         where: { file, line: pos.line, col: pos.col },
-        message: `YAML syntax: ${firstLine(e.message)}`,
+        // The library's message may quote the text around the error: kept to its first line, cut and escaped.
+        message: `YAML syntax: ${cut(firstLine(e.message), 100)}`,
         hint: "check indentation, colons and quoting on this line or the one before",
       };
     });
     if (this.syntaxIssues.length === 0) this.syntaxIssues.push(...this.duplicateKeys());
-    this.data = this.syntaxIssues.length === 0 ? doc.toJS({ maxAliasCount: 100 }) : undefined;
+    let data: unknown;
+    if (this.syntaxIssues.length === 0) {
+      try {
+        data = doc.toJS({ maxAliasCount: MAX_ALIASES });
+      } catch (e) {
+        // The library throws (a ReferenceError) when aliases would expand past maxAliasCount.
+        if (!(e instanceof ReferenceError)) throw e;
+        this.syntaxIssues.push({
+          severity: "error",
+          where: { file },
+          message: "YAML aliases here expand to too much data (an alias used over and over, as in a \"billion laughs\" file)",
+          hint: "write the values out, or use fewer aliases (*name) of large anchors (&name)",
+        });
+      }
+    }
+    this.data = data;
   }
 
   /** Parsed without errors (so its data may be cached). */
@@ -46,13 +158,16 @@ export class YamlDoc {
     return this.syntaxIssues.length === 0;
   }
 
-  private positioned(): { doc: Document.Parsed; lines: LineCounter } {
+  private positioned(): { doc: Document.Parsed; lines: LineCounter; unparsable: Unparsable | undefined } {
     if (!this.parsed) {
       const lines = new LineCounter();
       // uniqueKeys is checked in one pass (duplicateKeys): the library's own check compares every
       // key with every other, which took seconds for a 10,000-host file.
-      const doc = parseDocument(this.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, strict: true });
-      this.parsed = { doc, lines };
+      const options = { lineCounter: lines, prettyErrors: false, uniqueKeys: false, strict: true } as const;
+      const parsed = parseYaml(this.text, options, false);
+      // Too deep or too large to compose: an empty document stands in, so positions fall back to the file.
+      const doc = "docs" in parsed ? parsed.docs[0] : (parseYaml("", { ...options, lineCounter: new LineCounter() }, false) as { docs: [Document.Parsed] }).docs[0];
+      this.parsed = { doc, lines, unparsable: "docs" in parsed ? undefined : parsed };
     }
     return this.parsed;
   }
@@ -96,7 +211,7 @@ export class YamlDoc {
           issues.push({
             severity: "error",
             where: { file: this.file, line: pos.line, col: pos.col },
-            message: `the key ${JSON.stringify(key)} appears twice in the same mapping`,
+            message: `the key ${quoted(key)} appears twice in the same mapping`,
             hint: "each host/field may appear once per mapping; remove or rename the second one",
           });
         });
@@ -139,6 +254,12 @@ function firstLine(s: string): string {
   return s.split("\n")[0]!.trim();
 }
 
+/** Text of ours that may carry pieces of the input: at most `max` characters, escaped. */
+function cut(s: string, max: number): string {
+  const chars = [...s];
+  return escaped(chars.length <= max ? s : `${chars.slice(0, max).join("")}…`);
+}
+
 /**
  * zod issues → inventory issues. `base` is the data path of the validated value inside the file,
  * `label` the field prefix users read (`hosts.aleph`).
@@ -147,20 +268,22 @@ export function zodIssues(doc: YamlDoc, error: z.ZodError, base: Path, label: st
   const out: Issue[] = [];
   for (const issue of error.issues) {
     const path = [...base, ...(issue.path as (string | number)[])];
-    const field = [label, ...issue.path.map(String)].filter(Boolean).join(".");
+    const field = issue.path.reduce<string>((f, k) => fieldPath(f, k as string | number), label);
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
         out.push({
           severity: "error",
-          where: doc.whereKey(path, key, field ? `${field}.${key}` : key),
-          message: `unknown key ${JSON.stringify(key)}`,
+          where: doc.whereKey(path, key, fieldPath(field, key)),
+          message: `unknown key ${quoted(key)}`,
           hint: "remove it, or check its spelling against the inventory reference in README.md",
         });
       }
       continue;
     }
     const actual = valueAt(doc.data, path);
-    out.push({ severity: "error", where: doc.where(path, field), message: describeIssue(issue, actual), hint: hintFor(issue, actual) });
+    // A whole file that is not a mapping is likely no inventory file at all (a key, a copy of
+    // /etc/passwd): its type and size only, never an excerpt.
+    out.push({ severity: "error", where: doc.where(path, field), message: describeIssue(issue, actual, path.length > 0), hint: hintFor(issue, actual) });
   }
   return out;
 }
@@ -174,22 +297,16 @@ function valueAt(data: unknown, path: Path): unknown {
   return v;
 }
 
-function show(v: unknown): string {
-  if (v === undefined) return "nothing";
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "a list";
-  if (typeof v === "object") return "a mapping";
-  return `${typeof v} ${JSON.stringify(v)}`;
-}
-
-function describeIssue(issue: z.core.$ZodIssue, actual: unknown): string {
+function describeIssue(issue: z.core.$ZodIssue, actual: unknown, excerpt: boolean): string {
+  const got = described(actual, { excerpt });
   if (issue.code === "invalid_type") {
-    return actual === undefined ? `missing (expected ${issue.expected})` : `expected ${issue.expected}, got ${show(actual)}`;
+    return actual === undefined ? `missing (expected ${issue.expected})` : `expected ${issue.expected}, got ${got}`;
   }
   if (issue.code === "invalid_value" && "values" in issue) {
-    return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, got ${show(actual)}`;
+    return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, got ${got}`;
   }
-  return actual === undefined || typeof actual === "object" ? issue.message : `${issue.message} (got ${JSON.stringify(actual)})`;
+  // A string is shown as quoted() has it, without the "string" before it.
+  return actual === undefined || typeof actual === "object" ? issue.message : `${issue.message} (got ${typeof actual === "string" && excerpt ? quoted(actual) : got})`;
 }
 
 function hintFor(issue: z.core.$ZodIssue, actual: unknown): string | undefined {
