@@ -148,19 +148,20 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       .addOption(new Option("--verify", "re-check every deployed file first (hashes included); rewrite what drifted"))
       .addOption(new Option("--wait", "wait for another deploy's lock instead of failing"))
       .addOption(new Option("--break-lock", "remove another deploy's lock (after a crash on another machine)"))
+      .addOption(new Option("--yes", "deploy even when a target would serve a disk wipe it did not serve before (asked on a terminal otherwise)"))
       .addOption(outOption()),
-  ).action(async (o: TargetFlags & { to?: string; dryRun?: boolean; verify?: boolean; wait?: boolean; breakLock?: boolean; out?: string }) => {
+  ).action(async (o: TargetFlags & { to?: string; dryRun?: boolean; verify?: boolean; wait?: boolean; breakLock?: boolean; yes?: boolean; out?: string }) => {
     json = Boolean(o.json);
     const { deploy } = await import("./commands/deploy.ts");
-    const r = await deploy({ ...targetFlags(o), to: o.to, dryRun: o.dryRun, verify: o.verify, wait: o.wait, breakLock: o.breakLock, out: o.out }, ctx);
+    const r = await deploy({ ...targetFlags(o), to: o.to, dryRun: o.dryRun, verify: o.verify, wait: o.wait, breakLock: o.breakLock, yes: o.yes, out: o.out }, ctx);
     print(io, json, r, () => {
       const lines: string[] = [];
       for (const t of r.targets) {
         const what = t.noop ? "up to date, nothing sent" : `${t.uploads.length} upload${t.uploads.length === 1 ? "" : "s"} (${formatBytes(t.bytes)}), ${t.switches.length} switch${t.switches.length === 1 ? "" : "es"}, ${t.deletions.length} removal${t.deletions.length === 1 ? "" : "s"}`;
         lines.push(`${r.dryRun ? "would deploy" : "deployed"} to ${t.name} (${t.target}): ${what}${r.dryRun ? "" : ` in ${formatDuration(t.seconds)}`}`);
         for (const c of t.classes) lines.push(`  class ${c.name}: ${c.from ?? "(new)"} → ${c.to}`);
+        if (t.wipes.length > 0) lines.push(`  WIPE on next boot: ${t.wipes.join(", ")}${t.newWipes.length > 0 ? ` (new: ${t.newWipes.join(", ")})` : ""}`);
       }
-      if (r.wipes.length > 0) lines.push(`  WIPE on next boot: ${r.wipes.map((w) => w.name).join(", ")}`);
       return `${lines.join("\n")}\n`;
     });
   });

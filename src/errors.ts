@@ -20,6 +20,8 @@ export type ErrorCode =
   | "HOST_KEY_CHANGED"
   | "TARGET_NOT_A_TREE"
   | "TARGET_CONFLICT"
+  | "WIPE_NOT_CONFIRMED"
+  | "CLASS_NOT_SERVED"
   | "OUT_NOT_BUILT"
   | "DEPLOY_LOCKED"
   | "DEPLOY_FAILED"
@@ -44,7 +46,7 @@ export interface Issue {
 }
 
 /** Exit code 2: the input (inventory, flags) is wrong; 1: something failed while doing the work. */
-const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(["INVENTORY_INVALID", "USAGE", "OUT_NOT_A_TREE", "OUT_CONFLICT", "NOT_PINNED", "TARGET_NOT_A_TREE", "TARGET_CONFLICT"]);
+const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(["INVENTORY_INVALID", "USAGE", "OUT_NOT_A_TREE", "OUT_CONFLICT", "NOT_PINNED", "TARGET_NOT_A_TREE", "TARGET_CONFLICT", "WIPE_NOT_CONFIRMED", "CLASS_NOT_SERVED"]);
 
 export class UserError extends Error {
   readonly code: ErrorCode;

@@ -392,6 +392,40 @@ describe.skipIf(noNix)("confinement: netbuild touches only what it recorded, ins
     });
   });
 
+  it("never writes through a link planted at a fixed temporary name (a local target)", async () => {
+    const w = freshWorld();
+    for (const rel of ["by-host/h1/.ipxe.netbuild-tmp", ".netbuild/.deployed.json.netbuild-tmp"]) symlinkSync(path.join(w.victim, "file"), path.join(w.served, rel));
+    setHost(w, "h1", 'class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: [quiet]\n');
+    const victim = treeChecksum(w.victim);
+    const r = await cli(["deploy"], w.root);
+    expect(r.code, r.stderr).toBe(0);
+    expect(treeChecksum(w.victim)).toBe(victim);
+    expect(lstatSync(path.join(w.served, "by-host/h1/ipxe")).isFile()).toBe(true);
+    expect(readFileSync(path.join(w.served, "by-host/h1/ipxe"), "utf8")).toContain("quiet");
+  });
+
+  it("finishes a links → copy switch that a killed build left half-done, whichever mode the next build wants", async () => {
+    for (const next of ["symlink", "copy"] as const) {
+      const w = freshWorld({ deployed: false });
+      // What a build killed switching to copy mode leaves: its manifest owns what it was writing
+      // (pending), one by-mac entry already a folder of its own, the other still the old link.
+      editJson(path.join(w.out, MANIFEST), (m) => void (m["pending"] = ["by-mac/52-54-00-00-00-01/ipxe", "by-mac/52-54-00-00-00-02/ipxe"]));
+      rmSync(path.join(w.out, "by-mac/52-54-00-00-00-01"));
+      mkdirSync(path.join(w.out, "by-mac/52-54-00-00-00-01"));
+      writeFileSync(path.join(w.out, "by-mac/52-54-00-00-00-01/ipxe"), readFileSync(path.join(w.out, "by-host/h1/ipxe")));
+      if (next === "copy") writeFileSync(path.join(w.root, "netbuild.yaml"), `links: copy\ntargets:\n  here: ${w.served}\n`);
+      const r = await cli(["build"], w.root);
+      expect(r.code, `${next}: ${r.stderr}`).toBe(0);
+      for (const [mac, host] of [["52-54-00-00-00-01", "h1"], ["52-54-00-00-00-02", "h2"]]) {
+        const st = lstatSync(path.join(w.out, "by-mac", mac!));
+        expect(next === "copy" ? st.isDirectory() : st.isSymbolicLink(), `${next}: by-mac/${mac}`).toBe(true);
+        expect(readFileSync(path.join(w.out, "by-mac", mac!, "ipxe"), "utf8")).toContain(`hostname=${host}`);
+      }
+      expect(manifestMismatches(w.out)).toEqual([]);
+      expect((JSON.parse(readFileSync(path.join(w.out, MANIFEST), "utf8")) as { pending?: string[] }).pending).toBeUndefined();
+    }
+  });
+
   describe.skipIf(noSsh)("an SFTP target (a real sshd on loopback): every folder on the way is a real folder", () => {
     let sshd: Sshd;
     beforeAll(async () => {
@@ -411,6 +445,22 @@ describe.skipIf(noNix)("confinement: netbuild touches only what it recorded, ins
       before.unchanged();
       expectRefusal(r, ["by-class", A_LINK]);
       expect(existsSync(path.join(w.victim, "demo"))).toBe(false);
+    });
+
+    it("never writes through a link planted at a fixed temporary name: the script, the record and an artifact upload (SFTP)", async () => {
+      const w = freshWorld({ deployed: false });
+      const good = await sftpDeploy(w);
+      expect(good.code, good.stderr).toBe(0);
+      const kernel = Object.keys((JSON.parse(readFileSync(path.join(w.served, DEPLOYED), "utf8")) as { entries: Record<string, { kind: string }> }).entries).find((p) => p.endsWith("/kernel"))!;
+      rmSync(path.join(w.served, kernel));
+      for (const rel of ["by-host/h1/.ipxe.netbuild-tmp", ".netbuild/.deployed.json.netbuild-tmp", `${path.posix.dirname(kernel)}/.kernel.netbuild-tmp`]) symlinkSync(path.join(w.victim, "file"), path.join(w.served, rel));
+      setHost(w, "h1", 'class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: [quiet]\n');
+      const victim = treeChecksum(w.victim);
+      const r = await cli(["deploy", "--to", `sftp://boot${w.served}`, "-F", sshd.sshConfig, "--verify"], w.root);
+      expect(r.code, r.stderr).toBe(0);
+      expect(treeChecksum(w.victim)).toBe(victim);
+      for (const rel of ["by-host/h1/ipxe", DEPLOYED, kernel]) expect(lstatSync(path.join(w.served, rel)).isFile(), rel).toBe(true);
+      expect(readFileSync(path.join(w.served, "by-host/h1/ipxe"), "utf8")).toContain("quiet");
     });
 
     it("refuses an SFTP target whose by-host was swapped for a look-alike symlink after a good deploy", async () => {

@@ -32,9 +32,13 @@ function site(extra = ""): { root: string; served: string } {
   return { root, served };
 }
 
-/** The CLI in-process; commands that reach the target use the sshd's ssh_config (`-F`). */
+/**
+ * The CLI in-process; commands that reach the target use the sshd's ssh_config (`-F`). Every site
+ * here has a host that wipes (bet): these deploys say `--yes`, as a user who has seen the list
+ * would; the confirmation itself is tested in test/wipe-confirmation.test.ts.
+ */
 async function run(root: string, ...args: string[]) {
-  return cli(args[0] === "build" ? args : [...args, "-F", sshd.sshConfig], root);
+  return cli(args[0] === "build" ? args : [...args, "-F", sshd.sshConfig, ...(args[0] === "deploy" ? ["--yes"] : [])], root);
 }
 
 async function ok(root: string, ...args: string[]) {
@@ -244,7 +248,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     writeFileSync(known, `bootbox ${sshd.knownHostsLine.split(" ").slice(1).join(" ")}\n`);
     const config = path.join(sshd.dir, "ssh_config_alias");
     writeFileSync(config, readFileSync(sshd.sshConfig, "utf8").replace(sshd.knownHosts, known) + "  HostKeyAlias bootbox\n");
-    const r = await cli(["deploy", "-F", config], root);
+    const r = await cli(["deploy", "-F", config, "--yes"], root);
     expect(r.code, r.stderr).toBe(0);
   });
 
@@ -257,7 +261,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     const config = path.join(sshd.dir, "ssh_config_pass");
     writeFileSync(config, readFileSync(sshd.sshConfig, "utf8").replace(sshd.userKey, key));
     try {
-      const noAgent = await cli(["deploy", "-F", config], root, { SSH_AUTH_SOCK: "" });
+      const noAgent = await cli(["deploy", "-F", config, "--yes"], root, { SSH_AUTH_SOCK: "" });
       expect(noAgent.code).toBe(1);
       expect(noAgent.stderr).toContain(`skipping ${key}: it needs a passphrase`);
       expect(noAgent.stderr).toContain("refused every key netbuild offered");
@@ -265,11 +269,11 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
       const agent = await startAgent();
       try {
         await addToAgent(agent, key, "correct horse");
-        const r = await cli(["deploy", "-F", config], root, { SSH_AUTH_SOCK: agent.sock });
+        const r = await cli(["deploy", "-F", config, "--yes"], root, { SSH_AUTH_SOCK: agent.sock });
         expect(r.code, r.stderr).toBe(0);
         // `IdentityAgent none` in the config: the agent is not asked, as with OpenSSH.
         writeFileSync(config, `${readFileSync(config, "utf8")}  IdentityAgent none\n`);
-        const noneAgent = await cli(["deploy", "-F", config], root, { SSH_AUTH_SOCK: agent.sock });
+        const noneAgent = await cli(["deploy", "-F", config, "--yes"], root, { SSH_AUTH_SOCK: agent.sock });
         expect(noneAgent.code).toBe(1);
         expect(noneAgent.stderr).toContain("tried: nothing (no ssh-agent, no readable key files)");
       } finally {

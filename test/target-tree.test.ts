@@ -7,7 +7,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { emptyManifest, planDeploy, type DeployPlan, type SourceTree } from "../src/core/deploy.ts";
 import { localTargetFs, type TargetFs } from "../src/adapters/target-fs.ts";
-import { applyDeploy, conflicts, readDeployed } from "../src/adapters/target-tree.ts";
+import { applyDeploy, conflicts, readDeployed, verifyTarget } from "../src/adapters/target-tree.ts";
 import { cleanupTempDirs, tempDir } from "./support/inventory.ts";
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -50,8 +50,36 @@ async function deploy(fs: TargetFs, b: ReturnType<typeof built>): Promise<Deploy
   return plan;
 }
 
+/** The same tree in copy mode: by-mac/<host>/ipxe holds a copy of the host's script. */
+function builtCopy(hosts: Record<string, string>): ReturnType<typeof built> {
+  const b = built(hosts);
+  for (const h of Object.keys(hosts)) {
+    delete b.source.entries[`by-mac/${h}`];
+    const text = b.contents.get(`by-host/${h}/ipxe`)!;
+    b.contents.set(`by-mac/${h}/ipxe`, text);
+    b.source.entries[`by-mac/${h}/ipxe`] = { kind: "file", sha256: sha(text) };
+  }
+  return b;
+}
+
 describe("a deploy that died part-way is finished by the next one", () => {
   afterAll(cleanupTempDirs);
+
+  it("serves every MAC again when a deploy that died switching copy mode to links is followed by a copy-mode deploy", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, builtCopy({ a: "", b: "" }));
+    await expect(deploy(failing(fs, AFTER_SWITCHES), built({ a: "", b: "" }))).rejects.toThrow("injected");
+    expect(lstatSync(path.join(root, "by-mac/a")).isSymbolicLink()).toBe(true);
+    await deploy(fs, builtCopy({ a: "", b: "" }));
+    for (const h of ["a", "b"]) {
+      expect(lstatSync(path.join(root, `by-mac/${h}`)).isDirectory(), h).toBe(true);
+      expect(readFileSync(path.join(root, `by-mac/${h}/ipxe`), "utf8")).toContain(`hostname=${h}`);
+    }
+    const deployed = (await readDeployed(fs))!;
+    expect(deployed.pending).toEqual([]);
+    expect(await verifyTarget(fs, deployed)).toMatchObject({ missing: [], changed: [] });
+  });
 
   it("rewrites a host script the dead deploy had switched, when the flag was taken back meanwhile", async () => {
     const root = tempDir();

@@ -10,7 +10,8 @@
 // run is in progress (nothing short of openat(2) on every step is), but against every tree that a
 // mistake, an edit or a hostile record leaves behind.
 import { UserError, type ErrorCode } from "../errors.ts";
-import { foldersOf, isWithin, relPathProblem } from "../core/paths.ts";
+import { escaped } from "../core/excerpt.ts";
+import { foldersOf, relPathProblem } from "../core/paths.ts";
 
 export type PathKind = "file" | "dir" | "symlink" | "other";
 
@@ -33,7 +34,7 @@ export function describeKind(kind: PathKind): string {
 
 /** The conflict error: `<root>/<path> is a symlink where netbuild needs a real folder`. */
 export function conflictError(code: ErrorCode, description: string, problems: readonly { path: string; what: string }[]): UserError {
-  const shown = problems.slice(0, 8).map((p) => `${p.path} is ${p.what}`);
+  const shown = problems.slice(0, 8).map((p) => `${escaped(p.path)} is ${p.what}`);
   return new UserError(code, `${description}: ${shown.join("; ")}${problems.length > 8 ? `; and ${problems.length - 8} more` : ""}; nothing was changed`, {
     hint: "netbuild never writes through a link or over something it did not make: move it away (or replace the link with the real folder), then run again",
   });
@@ -57,11 +58,18 @@ export class ConfinedRoot {
     private readonly code: ErrorCode,
   ) {}
 
+  /** Known paths by their folder, so forgetting one folder costs what lies below it, not a pass over everything known. */
+  private readonly below = new Map<string, Set<string>>();
+
   private kindOf(dir: string): Promise<PathKind | undefined> {
     let k = this.kinds.get(dir);
     if (!k) {
       k = this.probe.lstat(dir);
       this.kinds.set(dir, k);
+      const parent = dir.includes("/") ? dir.slice(0, dir.lastIndexOf("/")) : "";
+      let siblings = this.below.get(parent);
+      if (!siblings) this.below.set(parent, (siblings = new Set()));
+      siblings.add(dir);
       k.catch(() => this.kinds.delete(dir));
     }
     return k;
@@ -114,6 +122,10 @@ export class ConfinedRoot {
 
   /** After netbuild itself renamed, removed or replaced `rel`: what was known of it and below is forgotten. */
   forget(rel: string): void {
-    for (const k of [...this.kinds.keys()]) if (isWithin(k, rel)) this.kinds.delete(k);
+    this.kinds.delete(rel);
+    const children = this.below.get(rel);
+    if (!children) return;
+    this.below.delete(rel);
+    for (const c of children) this.forget(c);
   }
 }

@@ -6,6 +6,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.ts";
+import { quoted } from "../core/excerpt.ts";
 import { isLeftoverName, tempName } from "../core/paths.ts";
 import { parseTreeManifest } from "../core/records.ts";
 import { LAYERS, layerOf, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
@@ -43,7 +44,7 @@ export async function checkOutFolder(out: string): Promise<TreeManifest | undefi
   if (own === undefined) return undefined;
   // The output folder itself may be a link the user made; then it must lead to a folder.
   const st = own.isSymbolicLink() ? await fs.stat(out).catch(() => undefined) : own;
-  if (!st) throw new UserError("OUT_NOT_A_TREE", `${out} is a symlink to ${JSON.stringify(await fs.readlink(out))}, which does not exist (or cannot be reached)`, { hint: "create the folder it points to, or pass --out with a folder" });
+  if (!st) throw new UserError("OUT_NOT_A_TREE", `${out} is a symlink to ${quoted(await fs.readlink(out))}, which does not exist (or cannot be reached)`, { hint: "create the folder it points to, or pass --out with a folder" });
   if (!st.isDirectory()) throw new UserError("OUT_NOT_A_TREE", `${out} is ${describeKind(localKind(st)!)}, not a folder`, { hint: "pass --out with a folder" });
   const manifest = await readManifest(out);
   if (manifest) return manifest;
@@ -95,8 +96,13 @@ function outRoot(out: string): ConfinedRoot {
 }
 
 /** by-mac/<mac> recorded as a link of ours (links mode), about to become a copy-mode folder. */
+/** A path netbuild recorded in out/, or was writing when a build was stopped (its manifest's `pending`). */
+function owned(old: TreeManifest | undefined, rel: string): boolean {
+  return old?.entries[rel] !== undefined || (old?.pending?.includes(rel) ?? false);
+}
+
 function isOurMacLink(old: TreeManifest | undefined, rel: string): boolean {
-  return rel.startsWith("by-mac/") && rel.split("/").length === 2 && old?.entries[rel]?.kind === "symlink";
+  return rel.startsWith("by-mac/") && rel.split("/").length === 2 && (old?.entries[rel]?.kind === "symlink" || (old?.pending?.includes(rel) ?? false));
 }
 
 /**
@@ -124,13 +130,13 @@ async function findConflicts(out: string, root: ConfinedRoot, tree: Tree, old: T
     // Copy mode → links: a by-mac/<mac> folder that holds only what netbuild recorded there.
     if (kind === "dir" && entry.kind === "symlink") {
       const names = await fs.readdir(path.join(out, entry.path));
-      const foreign = names.filter((n) => !old?.entries[`${entry.path}/${n}`] && !isLeftoverName(n));
+      const foreign = names.filter((n) => !owned(old, `${entry.path}/${n}`) && !isLeftoverName(n));
       if (foreign.length === 0) continue;
-      problems.push({ path: entry.path, what: `a folder holding ${foreign.length === 1 ? "a file" : "files"} netbuild did not write (${foreign.slice(0, 3).map((n) => JSON.stringify(n)).join(", ")}), where netbuild puts a link` });
+      problems.push({ path: entry.path, what: `a folder holding ${foreign.length === 1 ? "a file" : "files"} netbuild did not write (${foreign.slice(0, 3).map((n) => quoted(n)).join(", ")}), where netbuild puts a link` });
       continue;
     }
     // A link netbuild recorded as its own file would be replaced, not followed; one it did not record is someone else's.
-    if (kind === "symlink" && old?.entries[entry.path] && old.entries[entry.path]!.kind !== "symlink") continue;
+    if (kind === "symlink" && ((old?.entries[entry.path] && old.entries[entry.path]!.kind !== "symlink") || old?.pending?.includes(entry.path))) continue;
     problems.push({ path: entry.path, what: `${describeKind(kind)}, where netbuild writes ${entry.kind === "symlink" ? "a link" : "a file"}` });
   }
   if (problems.length > 0) throw conflictError("OUT_CONFLICT", out, problems);
@@ -172,6 +178,7 @@ async function writeEntry(out: string, root: ConfinedRoot, entry: TreeEntry, lea
       return { changed: false, manifest: recorded };
     }
     progress?.({ path: entry.path, action: "copy", bytes: entry.size });
+    await checkStoreFile(out, entry.source);
     await root.prepare(entry.path);
     const copied = await copyFileAtomic(entry.source, abs, tmp);
     return { changed: true, manifest: { kind: "artifact", size: copied.size, sha256: copied.sha256 } };
@@ -203,6 +210,28 @@ async function writeEntry(out: string, root: ConfinedRoot, entry: TreeEntry, lea
   return { changed: true, manifest: entryManifest(entry, sha) };
 }
 
+/** The entry is in out/ exactly as the manifest records it (so writing it changes nothing). */
+function sameAsRecorded(e: TreeEntry, old: TreeManifest | undefined): boolean {
+  const r = old?.entries[e.path];
+  if (!r || old?.pending?.includes(e.path)) return false;
+  if (e.kind === "symlink") return r.kind === "symlink" && r.target === e.target;
+  if (e.kind === "artifact") return r.kind === "artifact";
+  return r.kind === "file" && r.sha256 === sha256(e.content);
+}
+
+/**
+ * An artifact is copied only from a regular file in the Nix store: a kept build's store file comes
+ * from out/'s manifest, and a store path can itself be a link (to /etc/shadow, to /dev/zero).
+ */
+async function checkStoreFile(out: string, source: string): Promise<void> {
+  const real = await fs.realpath(source).catch(() => undefined);
+  const st = real === undefined ? undefined : await fs.stat(real).catch(() => undefined);
+  if (real !== undefined && real.startsWith("/nix/store/") && st?.isFile()) return;
+  throw new UserError("OUT_NOT_A_TREE", `${path.join(out, MANIFEST_PATH)} names ${quoted(source)} as a build's file, which ${real === undefined || st === undefined ? "does not exist (the Nix store was garbage-collected?)" : real.startsWith("/nix/store/") ? "is not a regular file" : `leads out of the Nix store (to ${quoted(real)})`}; nothing was copied`, {
+    hint: "build that class again (`netbuild build --class NAME`), which records its files anew",
+  });
+}
+
 function sortedRecord<T>(record: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
@@ -227,6 +256,13 @@ export async function applyTree(out: string, tree: Tree, old: TreeManifest | und
   const entries: Record<string, ManifestEntry> = {};
   const shas = new Map<string, string>();
 
+  // Own every path before writing it (as a deploy does on a target): a build stopped half-way,
+  // say in a switch between links and copy mode, leaves paths the next build knows are its own.
+  const pending = [...new Set([...(old?.pending ?? []), ...tree.entries.filter((e) => !sameAsRecorded(e, old)).map((e) => e.path)])].sort();
+  if (pending.length > 0 && JSON.stringify(pending) !== JSON.stringify(old?.pending ?? [])) {
+    await writeManifest(out, root, { format: 1, classes: old?.classes ?? {}, entries: old?.entries ?? {}, pending });
+  }
+
   for (const entry of tree.entries) {
     const { changed, manifest } = await writeEntry(out, root, entry, leaves.get(entry.path), old, progress);
     if (!manifest) {
@@ -248,7 +284,10 @@ export async function applyTree(out: string, tree: Tree, old: TreeManifest | und
 
   // Record everything (old and new) before deleting, so an interrupted run still knows what it owns.
   const stale = Object.keys(old?.entries ?? {}).filter((p) => !(p in entries));
-  await writeManifest(out, root, { format: 1, classes: sortedRecord(classes), entries: { ...pick(old?.entries ?? {}, stale), ...entries } });
+  // Paths a stopped build was writing that this tree no longer has (a links ↔ copy switch undone) go too.
+  const strays = (old?.pending ?? []).filter((p) => !(p in entries) && !stale.includes(p));
+  await writeManifest(out, root, { format: 1, classes: sortedRecord(classes), entries: { ...pick(old?.entries ?? {}, stale), ...entries }, ...(strays.length > 0 ? { pending: strays } : {}) });
+  stale.push(...strays);
 
   stale.sort((a, b) => LAYERS.indexOf(layerOf(b)) - LAYERS.indexOf(layerOf(a)) || (a < b ? -1 : 1));
   for (const p of stale) {
@@ -263,7 +302,7 @@ export async function applyTree(out: string, tree: Tree, old: TreeManifest | und
     }
     result.removed.push(p);
   }
-  if (stale.length > 0) await writeManifest(out, root, { format: 1, classes: sortedRecord(classes), entries });
+  if (stale.length > 0 || (old?.pending?.length ?? 0) > 0) await writeManifest(out, root, { format: 1, classes: sortedRecord(classes), entries });
   return result;
 }
 

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import type { SFTPWrapper, Stats } from "ssh2";
 import { UserError } from "../errors.ts";
 import { connectSsh, type SshOptions } from "./ssh.ts";
-import { ConfinedRoot } from "./confine.ts";
+import { ConfinedRoot, conflictError } from "./confine.ts";
 import { checkRel, tempName, type TargetFs, type TargetStat } from "./target-fs.ts";
 
 const NO_SUCH_FILE = 2;
@@ -114,6 +114,14 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
     }
   }
 
+  /** Removes what is at a temporary name (a file or a link: unlink never follows); a folder there is a conflict. */
+  async function clearTemp(rel: string): Promise<void> {
+    const st = await stat(rel);
+    if (st === undefined) return;
+    if (st.kind === "dir") throw conflictError("TARGET_CONFLICT", description, [{ path: rel, what: "a folder, where netbuild writes its temporary file" }]);
+    await call((cb) => sftp.unlink(abs(rel), cb));
+  }
+
   async function writeAll(rel: string, content: Buffer, flags: "w" | "wx"): Promise<void> {
     const handle = await call<Buffer>((cb) => sftp.open(abs(rel), flags, 0o644 as never, cb as never));
     try {
@@ -171,8 +179,10 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       await prepare(rel);
       const to = options?.direct ? rel : tempName(rel);
       try {
-        // In place only where nothing is (O_EXCL): never through a link that appeared there.
-        await writeAll(to, Buffer.from(content), options?.direct ? "wx" : "w");
+        // Always O_EXCL: in place only where nothing is, and the temporary name (fixed, so
+        // predictable) cleared first, never written through a link someone left there.
+        if (to !== rel) await clearTemp(to);
+        await writeAll(to, Buffer.from(content), "wx");
       } catch (e) {
         fail("writing", rel, e);
       }
@@ -183,6 +193,10 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       const tmp = tempName(rel);
       const chunkSize = Math.min(MAX_CHUNK, (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? MAX_CHUNK);
       try {
+        // fastPut opens its file with O_TRUNC, no O_EXCL: the temporary name is made here first, a
+        // new regular file of ours, so the upload cannot land behind a link.
+        await clearTemp(tmp);
+        await writeAll(tmp, Buffer.alloc(0), "wx");
         await call((cb) =>
           sftp.fastPut(localFile, abs(tmp), { concurrency: IN_FLIGHT, chunkSize, mode: 0o644, step: (sent: number, _chunk: number, total: number) => progress?.(sent, total) }, cb),
         );

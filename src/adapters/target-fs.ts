@@ -9,7 +9,7 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { ErrorCode } from "../errors.ts";
 import { tempName } from "../core/paths.ts";
-import { checkRel, ConfinedRoot, type Blocked } from "./confine.ts";
+import { checkRel, ConfinedRoot, conflictError, type Blocked } from "./confine.ts";
 import { lstatOrUndefined } from "./files.ts";
 
 export { tempName } from "../core/paths.ts";
@@ -77,6 +77,9 @@ export function localTargetFs(root: string, code: ErrorCode = "TARGET_CONFLICT")
   const viaTemp = async (rel: string, make: (tmp: string) => Promise<void>) => {
     const tmp = abs(tempName(rel));
     await prepare(rel);
+    // The fixed temporary name is cleared first (a link there is removed, never followed) and
+    // created exclusively by `make`; a folder there is a conflict.
+    if (localKind(await lstatOrUndefined(tmp)) === "dir") throw conflictError(code, root, [{ path: tempName(rel), what: "a folder, where netbuild writes its temporary file" }]);
     await fs.rm(tmp, { force: true });
     try {
       await make(tmp);
@@ -134,11 +137,11 @@ export function localTargetFs(root: string, code: ErrorCode = "TARGET_CONFLICT")
         // In place, only where nothing is: never through a link that appeared there.
         await prepare(rel);
         await fs.writeFile(abs(rel), content, { flag: "wx" });
-      } else await viaTemp(rel, (tmp) => fs.writeFile(tmp, content));
+      } else await viaTemp(rel, (tmp) => fs.writeFile(tmp, content, { flag: "wx" }));
     },
     async upload(localFile, rel, size, progress) {
       await viaTemp(rel, async (tmp) => {
-        await pipeline(createReadStream(localFile), createWriteStream(tmp));
+        await pipeline(createReadStream(localFile), createWriteStream(tmp, { flags: "wx" }));
         const st = await fs.stat(tmp);
         if (st.size !== size) throw new Error(`${rel}: ${st.size} bytes arrived, ${size} expected`);
       });

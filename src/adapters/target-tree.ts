@@ -54,6 +54,11 @@ export async function readDeployed(fs: TargetFs): Promise<DeployedManifest | und
   const data = await fs.readFile(DEPLOYED_MANIFEST);
   if (data === undefined) return undefined;
   const parsed = parseDeployedManifest(data.toString("utf8"));
+  // A kept generation's script is what rollback writes back: it must be the script its hash and id name.
+  if (parsed.ok) {
+    const bad = Object.entries(parsed.value.classes).flatMap(([name, c]) => c.generations.filter((g) => sha256(g.script) !== g.sha256 || !g.sha256.startsWith(g.id)).map((g) => `classes.${name}.generations: the script of ${g.id} does not match its sha256`));
+    if (bad.length > 0) Object.assign(parsed, { ok: false, problems: bad });
+  }
   if (!parsed.ok) {
     throw new UserError("TARGET_NOT_A_TREE", `${fs.description}/${DEPLOYED_MANIFEST} is not a record netbuild can trust, so nothing was changed: ${parsed.problems.slice(0, 5).join("; ")}${parsed.problems.length > 5 ? `; and ${parsed.problems.length - 5} more` : ""}`, {
       hint: "it was changed by hand or is damaged: restore it (a copy of it from a backup), or deploy to an empty folder",
@@ -65,6 +70,40 @@ export async function readDeployed(fs: TargetFs): Promise<DeployedManifest | und
 export async function writeDeployed(fs: TargetFs, manifest: DeployedManifest): Promise<void> {
   await fs.writeFile(DEPLOYED_MANIFEST, `${JSON.stringify(manifest, null, 1)}\n`);
 }
+
+/**
+ * Every path the plan writes is reached through real folders only, and what stands at a path
+ * netbuild owns is something it would replace (a file or a link, never a folder or a device): a
+ * by-host/ swapped for a link to another disk must not have scripts written into it. Checked before
+ * the target is changed at all (deploy, rollback and gc alike); a conflict names every such path.
+ */
+export async function checkReachable(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest): Promise<void> {
+  if (checkedPlans.has(plan)) return;
+  const pending = new Set(deployed.pending);
+  const ours = (p: string) => p in deployed.entries || pending.has(p);
+  const problems = new Map<string, string>();
+  const planned: { path: string; link: boolean }[] = [...plan.uploads.map((u) => ({ path: u.path, link: false })), ...plan.switches.map((s) => ({ path: s.path, link: s.kind === "symlink" }))];
+  await pool(planned, PARALLEL, async ({ path: p, link }) => {
+    const b = await fs.blockedAt(p);
+    if (b) {
+      // Links → copy mode: by-mac/<mac>/ipxe lies behind our own by-mac/<mac> link, which is replaced first.
+      if (b.kind === "symlink" && p === `${b.path}/ipxe` && (deployed.entries[b.path]?.kind === "symlink" || pending.has(b.path))) return;
+      if (!problems.has(b.path)) problems.set(b.path, `${describeKind(b.kind)}, where netbuild needs a real folder`);
+      return;
+    }
+    if (!ours(p)) return; // conflicts() looks at what stands at paths netbuild does not own
+    const st = await fs.stat(p);
+    if (st === undefined || st.kind === "file" || st.kind === "symlink") return;
+    // Copy mode → links: a by-mac/<mac> folder holding netbuild's own ipxe.
+    if (st.kind === "dir" && link && ours(`${p}/ipxe`)) return;
+    problems.set(p, `${describeKind(st.kind)}, where netbuild writes ${link ? "a link" : "a file"}`);
+  });
+  if (problems.size > 0) throw conflictError("TARGET_CONFLICT", fs.description, [...problems].sort().map(([path, what]) => ({ path, what })));
+  checkedPlans.add(plan);
+}
+
+/** Plans already checked in this run (deploy checks before applying; the applier then need not look again). */
+const checkedPlans = new WeakSet<DeployPlan>();
 
 /**
  * Paths of the plan that exist on the target although netbuild does not own them (it would
@@ -91,18 +130,7 @@ export async function conflicts(fs: TargetFs, plan: DeployPlan, deployed: Deploy
     }
     return false;
   };
-  // Every planned path reached through real folders only: a link (or a file) where a folder should
-  // be is a conflict before anything is written, never followed (a by-host/ swapped for a link to
-  // another disk must not have scripts written into it).
-  const blocked = new Map<string, string>();
-  await pool([...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)], PARALLEL, async (p) => {
-    const b = await fs.blockedAt(p);
-    if (!b || blocked.has(b.path)) return;
-    // Links → copy mode: by-mac/<mac>/ipxe lies behind our own by-mac/<mac> link, which is replaced first.
-    if (b.kind === "symlink" && p === `${b.path}/ipxe` && deployed.entries[b.path]?.kind === "symlink") return;
-    blocked.set(b.path, `${describeKind(b.kind)}, where netbuild needs a real folder`);
-  });
-  if (blocked.size > 0) throw conflictError("TARGET_CONFLICT", fs.description, [...blocked].sort().map(([path, what]) => ({ path, what })));
+  await checkReachable(fs, plan, deployed);
   const found: string[] = [];
   const absent = new Set<string>();
   const fresh = [...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)].filter((p) => !owned(p));
@@ -144,6 +172,8 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
     if (JSON.stringify(deployed.classes) !== JSON.stringify(plan.manifest.classes) || JSON.stringify(deployed.pending) !== JSON.stringify(plan.manifest.pending)) await writeDeployed(fs, plan.manifest);
     return result;
   }
+  // 0. Nothing in the way (checked by deploy's conflicts() already; rollback and gc come straight here).
+  await checkReachable(fs, plan, deployed);
   // 1. Own every path before creating it: a deploy that dies from here on leaves nothing unowned.
   const pending = [...new Set([...deployed.pending, ...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)])].sort();
   await writeDeployed(fs, { ...deployed, pending });
@@ -305,16 +335,23 @@ export async function acquireLock(fs: TargetFs, command: string, options: { wait
   let announced = false;
   for (;;) {
     if (await fs.createExclusive(LOCK_PATH, `${JSON.stringify(info)}\n`)) break;
-    const raw = await fs.readFile(LOCK_PATH);
     const st = await fs.stat(LOCK_PATH);
-    if (!raw || !st) continue; // released in between
+    if (st === undefined) continue; // released in between
+    // Only a small regular file is a lock: a link, a FIFO or a device there is never read.
+    if (st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: LOCK_PATH, what: `${describeKind(st.kind)}, where netbuild keeps its lock (a regular file)` }]);
+    const raw = st.size <= 4096 ? await fs.readFile(LOCK_PATH) : Buffer.from("");
+    if (!raw) continue;
     let held: LockInfo | undefined;
     try {
       held = JSON.parse(raw.toString("utf8")) as LockInfo;
+      if (typeof held?.token !== "string") held = undefined;
     } catch {
       held = undefined;
     }
-    const { text, dead, quiet } = describeLock(held, Date.now() - st.mtimeMs);
+    const described = describeLock(held, Date.now() - st.mtimeMs);
+    const { text, quiet } = described;
+    // A lock nobody can read (empty after a crash between its creation and its first write) is stale once it is quiet.
+    const dead = described.dead || (held === undefined && quiet);
     if (dead || options.breakLock) {
       // Provably stale (its process, on this machine, is gone), or the user said so. Break it by
       // moving it aside and checking it is the lock we judged: two deploys breaking the same stale

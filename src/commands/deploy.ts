@@ -7,15 +7,16 @@ import { realpathSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.ts";
-import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployPlan, type SourceTree } from "../core/deploy.ts";
+import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployedManifest, type DeployPlan, type SourceTree } from "../core/deploy.ts";
 import { parseTarget, type Target } from "../core/target.ts";
-import type { Inventory } from "../core/inventory.ts";
-import type { ManifestEntry, Tree, TreeManifest } from "../core/tree.ts";
+import type { Host, Inventory } from "../core/inventory.ts";
+import { hostEntries, scriptClass, scriptHeld, scriptWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
 import { applyTree, checkOutFolder, withOutLock } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
+import type { TargetFs } from "../adapters/target-fs.ts";
 import { forEachTarget, openTarget, selectTargets, targetLabel, type TargetOptions } from "./targets.ts";
 
 export interface DeployOptions extends OutOptions, TargetOptions {
@@ -27,6 +28,8 @@ export interface DeployOptions extends OutOptions, TargetOptions {
   wait?: boolean | undefined;
   /** Remove another deploy's lock (after a crash). */
   breakLock?: boolean | undefined;
+  /** Deploy even when a target would serve a disk wipe it did not serve before (else asked on a terminal, refused otherwise). */
+  yes?: boolean | undefined;
 }
 
 export interface DeployTargetResult {
@@ -43,6 +46,10 @@ export interface DeployTargetResult {
   resumed: number;
   drift: Drift | undefined;
   seconds: number;
+  /** Hosts this target serves the wipe flag to once the deploy is done (built here or not). */
+  wipes: string[];
+  /** Machines the deploy made it serve a wipe to that it did not serve one to before. */
+  newWipes: string[];
 }
 
 export interface DeployResult {
@@ -58,17 +65,23 @@ export interface DeployResult {
 const SPACE_MARGIN = 1024 * 1024;
 
 
-/** The tree as a deploy source: its entries with hashes, and the class scripts' text. */
-function sourceOf(tree: Tree, recorded: Record<string, ManifestEntry>): { source: SourceTree; classScripts: Map<string, string> } {
+/** Tree entries as the manifest records them (an artifact as out/'s manifest recorded it), and the class scripts' text. */
+function entriesOf(treeEntries: readonly TreeEntry[], recorded: Record<string, ManifestEntry>): { entries: Record<string, ManifestEntry>; classScripts: Map<string, string> } {
   const entries: Record<string, ManifestEntry> = {};
   const classScripts = new Map<string, string>();
-  for (const e of tree.entries) {
+  for (const e of treeEntries) {
     if (e.kind === "file") {
       entries[e.path] = { kind: "file", sha256: sha256(e.content) };
       if (e.layer === "class") classScripts.set(e.path, e.content);
     } else if (e.kind === "symlink") entries[e.path] = { kind: "symlink", target: e.target };
     else if (recorded[e.path]) entries[e.path] = recorded[e.path]!;
   }
+  return { entries, classScripts };
+}
+
+/** The tree as a deploy source: its entries with hashes, and the class scripts' text. */
+function sourceOf(tree: Tree, recorded: Record<string, ManifestEntry>): { source: SourceTree; classScripts: Map<string, string> } {
+  const { entries, classScripts } = entriesOf(tree.entries, recorded);
   const classes = Object.fromEntries(tree.classes.map((c) => [c.name, { kernel: { path: c.kernel.path }, initrd: { path: c.initrd.path } }]));
   for (const c of tree.classes) {
     for (const p of [c.kernel.path, c.initrd.path]) {
@@ -129,6 +142,8 @@ interface Prepared {
   classScripts: Map<string, string>;
   refreshed: string[];
   keepAsDeployed: Set<string>;
+  /** Hosts whose class this machine has not built. */
+  unbuiltHosts: Host[];
 }
 
 /** Does out/ already hold exactly this tree (by its manifest)? Then there is nothing to rewrite there. */
@@ -141,8 +156,17 @@ function outIsCurrent(source: SourceTree, recorded: Record<string, ManifestEntry
   return Object.entries(recorded).every(([p, r]) => r.kind === "artifact" || p in source.entries);
 }
 
-/** out/ follows the inventory (host and MAC changes need no nix-build); the deploy source is read from it. */
+/**
+ * out/ follows the inventory (host and MAC changes need no nix-build); the deploy source is read
+ * from it. Under out/'s lock, from its manifest as read under that lock: a build that finished
+ * meanwhile is deployed, never undone.
+ */
 async function prepare(root: string, inv: Inventory, out: string, manifest: TreeManifest, dryRun: boolean, ctx: Context): Promise<Prepared> {
+  if (dryRun) return prepareFrom(root, inv, out, manifest, false, ctx);
+  return withOutLock(out, "deploy", (m) => ctx.reporter.info(m), async () => prepareFrom(root, inv, out, (await checkOutFolder(out)) ?? manifest, true, ctx));
+}
+
+async function prepareFrom(root: string, inv: Inventory, out: string, manifest: TreeManifest, write: boolean, ctx: Context): Promise<Prepared> {
   const { keptBuilds, treeOf } = await import("./build.ts");
   const builds = keptBuilds(inv, manifest, new Set());
   // Talos hosts' machine configs follow the inventory (and the base configs) like host scripts do.
@@ -150,8 +174,8 @@ async function prepare(root: string, inv: Inventory, out: string, manifest: Tree
   const tree = treeOf(inv, builds, manifest, configs);
   const { source, classScripts } = sourceOf(tree, manifest.entries);
   let refreshed: string[] = [];
-  if (!dryRun && !outIsCurrent(source, manifest.entries)) {
-    refreshed = (await withOutLock(out, "deploy", (m) => ctx.reporter.info(m), () => applyTree(out, tree, manifest))).written;
+  if (write && !outIsCurrent(source, manifest.entries)) {
+    refreshed = (await applyTree(out, tree, manifest)).written;
     if (refreshed.length > 0) ctx.reporter.info(`out: ${refreshed.length} script${refreshed.length === 1 ? "" : "s"} updated from the inventory`);
   }
   for (const c of tree.classes) {
@@ -160,19 +184,124 @@ async function prepare(root: string, inv: Inventory, out: string, manifest: Tree
       if (!st?.isFile()) throw new UserError("OUT_NOT_BUILT", `${path.join(out, p)} is missing from the built tree`, { hint: `run \`netbuild build --class ${c.name}\`` });
     }
   }
-  // Classes this machine has not built: what the targets serve for them stays as it is.
+  // Classes this machine has not built: each target keeps serving its own class script and
+  // generations for them, and their hosts follow the inventory wherever a target serves the class
+  // (followUnbuilt, per target).
   const keepAsDeployed = new Set<string>();
   const unbuilt = new Set(inv.classes.filter((c) => !builds.has(c.name)).map((c) => c.name as string));
   for (const name of unbuilt) keepAsDeployed.add(`by-class/${name}/ipxe`);
-  for (const h of inv.hosts.filter((h) => unbuilt.has(h.className))) {
-    keepAsDeployed.add(`by-host/${h.name}/ipxe`).add(`by-host/${h.name}/talos.yaml`);
-    for (const mac of h.macs) keepAsDeployed.add(`by-mac/${mac}`).add(`by-mac/${mac}/ipxe`);
-  }
+  const unbuiltHosts = inv.hosts.filter((h) => unbuilt.has(h.className));
   if (unbuilt.size > 0) {
-    const hosts = inv.hosts.filter((h) => unbuilt.has(h.className)).length;
-    ctx.reporter.warn(`not built here: ${[...unbuilt].sort().join(", ")}; what the targets serve for ${unbuilt.size === 1 ? "it" : "them"} (${hosts} host${hosts === 1 ? "" : "s"}) is left as it is. Build ${unbuilt.size === 1 ? "it" : "them"} to deploy changes.`);
+    const names = [...unbuilt].sort().join(", ");
+    const hosts = unbuiltHosts.length === 0 ? "" : ` ${unbuiltHosts.length === 1 ? "Its 1 host follows" : `Their ${unbuiltHosts.length} hosts follow`} the inventory wherever a target serves the class.`;
+    ctx.reporter.warn(`not built here: ${names}. Each target keeps the class script it serves for ${unbuilt.size === 1 ? "it" : "them"}; build ${unbuilt.size === 1 ? "it" : "them"} to deploy a new generation.${hosts}`);
   }
-  return { tree, source, classScripts, refreshed, keepAsDeployed };
+  return { tree, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts };
+}
+
+interface Followed {
+  /** Script, config and by-mac entries of hosts of classes not built here that this target serves. */
+  entries: TreeEntry[];
+  /** Paths kept exactly as deployed (a disarmed Talos host's machine config). */
+  keep: string[];
+  /** Hosts that keep chaining the class the target serves them, without the wipe flag they had. */
+  disarmed: { host: string; file: string; className: string; servedClass: string }[];
+  /** Hosts whose class is neither built here nor served by the target, and that the target serves otherwise. */
+  stuck: { host: string; file: string; className: string }[];
+}
+
+/**
+ * Hosts of classes this machine has not built, against what one target serves. A host script needs
+ * the host's settings and its class's name, not the class's build: where the target serves the
+ * class, the host follows the inventory. Where it does not, the host cannot be served as the
+ * inventory says; it is not silently kept as it was (that is how a wipe the inventory dropped
+ * stayed armed). The one thing always possible is dropping a wipe: such a host keeps chaining the
+ * class the target serves it, without the flag.
+ */
+async function followUnbuilt(fs: TargetFs, deployed: DeployedManifest, hosts: readonly Host[], inv: Inventory, root: string, ctx: Context): Promise<Followed> {
+  const out: Followed = { entries: [], keep: [], disarmed: [], stuck: [] };
+  if (hosts.length === 0) return out;
+  const templates = (await import("../templates.ts")).ipxeTemplates();
+  const served = (className: string) => deployed.entries[`by-class/${className}/ipxe`]?.kind === "file";
+  // A Talos host that follows the inventory gets its machine config rendered as a built one's is.
+  const following = hosts.filter((h) => served(h.className));
+  const talosClasses = new Map(following.filter((h) => h.talos).map((h) => [h.className, undefined as never]));
+  const configs = talosClasses.size > 0 ? (await (await import("./talos.ts")).renderTalosConfigs(root, inv, talosClasses, ctx)).texts : undefined;
+  for (const h of hosts) {
+    if (served(h.className)) {
+      out.entries.push(...hostEntries(h, inv.site, templates, configs?.get(h.name)));
+      continue;
+    }
+    const scriptPath = `by-host/${h.name}/ipxe`;
+    // Never served here: nothing is kept; the machine boots as unknown (build says so).
+    if (!deployed.entries[scriptPath]) continue;
+    const text = (await fs.readFile(scriptPath))?.toString("utf8") ?? "";
+    const servedClass = scriptClass(text);
+    if (!h.provisionDisks && servedClass !== undefined && served(servedClass)) {
+      // Dropping a served wipe, or a host an earlier deploy held that way (its script says so).
+      if (scriptWipes(text, inv.site.flagPrefix) || scriptHeld(text)) {
+        out.entries.push(...hostEntries(h, inv.site, templates, undefined, { className: servedClass, wipe: false }));
+        if (h.talos) out.keep.push(`by-host/${h.name}/talos.yaml`);
+        out.disarmed.push({ host: h.name, file: h.file, className: h.className, servedClass });
+        continue;
+      }
+    }
+    out.stuck.push({ host: h.name, file: h.file, className: h.className });
+  }
+  return out;
+}
+
+/**
+ * Machines this plan makes the target serve a wipe to that it did not serve one to before: a host
+ * whose script gains the flag (or a new host with it), and a MAC that now leads to a wiping script
+ * (a MAC added to a wiping host, or moved to one). What the target served is read from the target.
+ */
+async function newWipes(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest, contents: ReadonlyMap<string, string>, flagPrefix: string): Promise<string[]> {
+  const servedText = async (rel: string) => (deployed.entries[rel] || deployed.pending.includes(rel) ? (await fs.readFile(rel).catch(() => undefined))?.toString("utf8") : undefined);
+  const willWipe = async (hostScript: string) => scriptWipes(contents.get(hostScript) ?? (await servedText(hostScript)) ?? "", flagPrefix);
+  const found = new Set<string>();
+  for (const s of plan.switches) {
+    const host = /^by-host\/([^/]+)\/ipxe$/.exec(s.path)?.[1];
+    if (host && s.kind === "file") {
+      if (!scriptWipes(s.content ?? contents.get(s.path) ?? "", flagPrefix)) continue;
+      const before = await servedText(s.path);
+      if (before === undefined || !scriptWipes(before, flagPrefix)) found.add(host);
+      continue;
+    }
+    const mac = /^by-mac\/([^/]+)(\/ipxe)?$/.exec(s.path)?.[1];
+    if (!mac) continue;
+    // Where this MAC leads now (a link to a host, or a copy of a host script) and where it led before.
+    const now = s.kind === "symlink" ? /^\.\.\/by-host\/([^/]+)$/.exec(s.target)?.[1] : undefined;
+    const wipesNow = s.kind === "symlink" ? now !== undefined && (await willWipe(`by-host/${now}/ipxe`)) : scriptWipes(s.content ?? contents.get(s.path) ?? "", flagPrefix);
+    if (!wipesNow) continue;
+    const link = deployed.entries[`by-mac/${mac}`];
+    const before = link?.kind === "symlink" ? await servedText(`by-host/${link.target.slice("../by-host/".length)}/ipxe`) : await servedText(`by-mac/${mac}/ipxe`);
+    if (before === undefined || !scriptWipes(before, flagPrefix)) found.add(`${now ?? (/^# netbuild host (\S+)/m.exec(s.kind === "file" ? (s.content ?? "") : "")?.[1] ?? "?")} (MAC ${mac.replace(/-/g, ":")})`);
+  }
+  // A host already listed needs no second line for each of its MACs.
+  const hosts = new Set([...found].filter((f) => !f.includes(" ")));
+  return [...found].filter((f) => !hosts.has(f.split(" ")[0]!)).concat([...hosts]).sort();
+}
+
+/** One question at a time on the terminal, however many targets ask. */
+let asking: Promise<unknown> = Promise.resolve();
+
+async function confirmWipes(t: Target, hosts: readonly string[], hostFile: ReadonlyMap<string, string>, options: DeployOptions, ctx: Context): Promise<void> {
+  if (options.yes) return;
+  const list = hosts.map((h) => `${h} (${hostFile.get(h) ?? "?"})`).join(", ");
+  const interactive = Boolean(process.stdin.isTTY) && Boolean(process.stderr.isTTY) && ctx.env["CI"] !== "true";
+  if (!interactive) {
+    throw new UserError("WIPE_NOT_CONFIRMED", `this deploy would make ${targetLabel(t)} serve a disk WIPE to ${hosts.length} host${hosts.length === 1 ? "" : "s"} it did not wipe before: ${list}; nothing was changed`, {
+      hint: "check that these machines may lose their disks on their next boot, then run again with --yes",
+    });
+  }
+  const answer = new Promise<string>((resolve) => {
+    asking = asking.then(async () => {
+      const { askOnTerminal } = await import("../adapters/terminal.ts");
+      resolve(await askOnTerminal(process.stdin, process.stderr, `!!! [${t.name}] this deploy makes ${targetLabel(t)} serve a disk WIPE to ${hosts.length} host${hosts.length === 1 ? "" : "s"} it did not wipe before:\n!!!   ${list}\n!!! Their disks are FORMATTED on their next boot. Type "yes" to deploy: `));
+    });
+  });
+  if ((await answer).trim() !== "yes") throw new UserError("WIPE_NOT_CONFIRMED", `not confirmed: nothing was deployed to ${targetLabel(t)}`, { hint: "run again and answer yes, or pass --yes" });
 }
 
 export async function deploy(options: DeployOptions, ctx: Context): Promise<DeployResult> {
@@ -238,7 +367,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
     await closeAll();
     throw e;
   }
-  const { tree, source, classScripts, refreshed, keepAsDeployed } = prepared;
+  const { tree, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts } = prepared;
   const contents = new Map(tree.entries.flatMap((e) => (e.kind === "file" ? [[e.path, e.content] as const] : [])));
 
   const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
@@ -268,8 +397,29 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
             for (const p of drift.extra) ctx.reporter.warn(`[${t.name}] ${p} was not written by netbuild (left alone)`);
           }
           const drifted = new Set([...(drift?.missing ?? []), ...(drift?.changed ?? [])]);
-          const plan = planDeploy({ source, classScripts, deployed, keep: t.keep, drifted, keepAsDeployed });
+          // Hosts of classes not built here follow the inventory where this target serves their class.
+          const followed = await followUnbuilt(fs, deployed, unbuiltHosts, inv, root, ctx);
+          if (followed.stuck.length > 0) {
+            const lines = followed.stuck.map((h) => `host ${h.host} (${h.file}): class ${h.className} is not built here and ${t.name} does not serve it`);
+            throw new UserError("CLASS_NOT_SERVED", `${lines.join("\n")}\nso ${t.name} cannot serve ${followed.stuck.length === 1 ? "this host" : "these hosts"} as the inventory says, and would go on serving ${followed.stuck.length === 1 ? "it" : "them"} as before; nothing was changed`, {
+              hint: `build the class here (\`netbuild build --class ${followed.stuck[0]!.className}\`) and deploy again, or deploy from the checkout that builds it`,
+            });
+          }
+          for (const d of followed.disarmed) {
+            ctx.reporter.danger(`[${t.name}] host ${d.host}: its wipe flag is dropped, but class ${d.className} is neither built here nor served by ${t.name}: it keeps booting class ${d.servedClass}, now without the wipe. Build ${d.className} to move it.`);
+          }
+          const extra = entriesOf(followed.entries, {}).entries;
+          const targetContents = new Map(contents);
+          for (const e of followed.entries) if (e.kind === "file") targetContents.set(e.path, e.content);
+          const plan = planDeploy({ source: { classes: source.classes, entries: { ...source.entries, ...extra } }, classScripts, deployed, keep: t.keep, drifted, keepAsDeployed: new Set([...keepAsDeployed, ...followed.keep]) });
           trace(`[${t.name}] planned`);
+          // Scripts go from memory (the trees just planned hold them), not read back from out/.
+          for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined) sw.content = targetContents.get(sw.path);
+          const arming = await newWipes(fs, plan, deployed, targetContents, inv.site.flagPrefix);
+          const servedWipes = new Set([...wipeHosts, ...followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" && scriptWipes(e.content, inv.site.flagPrefix) ? [e.path.split("/")[1]!] : []))]);
+          for (const h of followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" ? [e.path.split("/")[1]!] : []))) {
+            if (servedWipes.has(h) && !wipeHosts.has(h)) ctx.reporter.danger(`!!! [${t.name}] ${h} (class ${unbuiltHosts.find((x) => x.name === h)?.className}, not built here) will FORMAT (WIPE) ITS DISKS on the next boot (provision.disks: true in ${hostFile.get(h)})`);
+          }
           for (const h of plan.held) {
             ctx.reporter.warn(`[${t.name}] class ${h.name} stays rolled back to ${h.current}: out/ holds ${h.built}, which was rolled back. To deploy it anyway: netbuild rollback --class ${h.name} --generation ${h.built}`);
           }
@@ -289,9 +439,12 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
             classes: plan.classes,
             bytes: plan.bytes,
             drift,
+            wipes: [...servedWipes].sort(),
+            newWipes: arming,
           };
           if (options.dryRun) {
-            for (const l of planLines(t, plan, wipeHosts)) ctx.reporter.info(l);
+            for (const l of planLines(t, plan, servedWipes)) ctx.reporter.info(l);
+            if (arming.length > 0) ctx.reporter.danger(`!!! [${t.name}] a deploy would serve a disk WIPE to ${arming.join(", ")}, which ${t.name} did not wipe before: it asks first (or needs --yes)`);
             return { ...base, resumed: 0, seconds: (Date.now() - started) / 1000 };
           }
           if (plan.bytes > 0) {
@@ -303,9 +456,8 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
               });
             }
           }
+          if (arming.length > 0) await confirmWipes(t, arming, hostFile, options, ctx);
           if (isNoop(plan)) say(`up to date: nothing to upload (${plan.unchanged} paths checked against ${fs.description}/.netbuild/deployed.json)`);
-          // Scripts go from memory (the tree just planned holds them), not read back from out/.
-          for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined) sw.content = contents.get(sw.path);
           const applied = await applyDeploy(fs, out, plan, deployed, {
             onEvent: (e) => {
               if (e.action === "upload") say(`upload ${e.path} (${formatBytes(e.bytes ?? 0)})`);

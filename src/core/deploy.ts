@@ -7,6 +7,7 @@
 //   4. write the manifest, then delete switch points no longer used (removed hosts and classes)
 // so an HTTP client following boot.ipxe → by-mac → by-host → by-class finds, at every instant,
 // either the old chain or the new one, each complete.
+import { foldersOf } from "./paths.ts";
 import { LAYERS, layerOf, type Layer, type ManifestEntry, type TreeManifest } from "./tree.ts";
 
 export const DEPLOYED_MANIFEST = ".netbuild/deployed.json";
@@ -177,7 +178,11 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
 
   // A path a deploy that did not finish was creating is rewritten whatever the manifest says: it
   // may hold the new content, the old, or half of either.
-  const unsure = new Set([...deployed.pending, ...(drifted ?? [])]);
+  // So is a path whose folder or whose content was being switched (a by-mac/<mac> link made in
+  // place of a copy-mode folder, or the reverse): what stands there may be either form.
+  const unsureSet = new Set([...deployed.pending, ...(drifted ?? [])]);
+  const unsureFolders = new Set([...unsureSet].flatMap(foldersOf));
+  const unsure = { has: (p: string) => unsureSet.has(p) || unsureFolders.has(p) || foldersOf(p).some((f) => unsureSet.has(f)) };
   const entries: Record<string, ManifestEntry> = {};
   const uploads: Upload[] = [];
   const switches: Switch[] = [];

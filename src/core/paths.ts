@@ -11,6 +11,8 @@ export function relPathProblem(rel: string): string | undefined {
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(rel)) return "has a control character";
   if (rel.includes("\\")) return "has a backslash";
+  // Invisible and direction-changing characters (U+200B–U+200F, U+202A–U+202E, U+2066–U+2069, U+FEFF) would make a path print as another.
+  if (/[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/.test(rel)) return "has an invisible or direction-changing character";
   const parts = rel.split("/");
   if (parts.includes("..")) return "has a `..` part (it would leave the folder)";
   if (parts.some((p) => p === "" || p === ".")) return "has an empty or `.` part";
@@ -34,11 +36,6 @@ export function treePathProblem(rel: string): string | undefined {
 export function foldersOf(rel: string): string[] {
   const parts = rel.split("/");
   return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join("/"));
-}
-
-/** `rel` itself or anything below it. */
-export function isWithin(rel: string, folder: string): boolean {
-  return rel === folder || rel.startsWith(`${folder}/`);
 }
 
 /**

@@ -4,6 +4,7 @@
 // something netbuild would overwrite or delete. So each is parsed against a schema and every path
 // in it against the tree-path rule (core/paths.ts); the first problems are reported by entry.
 import { z } from "zod";
+import { fieldPath, quoted } from "./excerpt.ts";
 import { treePathProblem } from "./paths.ts";
 import type { DeployedManifest } from "./deploy.ts";
 import type { TreeManifest } from "./tree.ts";
@@ -23,11 +24,20 @@ const ManifestEntrySchema = z.discriminatedUnion("kind", [
   z.strictObject({ kind: z.literal("symlink"), target: z.string().regex(/^\.\.\/by-host\/[^/\\\x00-\x1f]+$/, "expected a link to ../by-host/<host>").refine((t) => t !== "../by-host/.." && t !== "../by-host/.", "expected a link to ../by-host/<host>") }),
 ]);
 
-/** Entries keyed by tree path: the key is checked as strictly as any path value. */
+/** What kind of entry netbuild writes at a tree path: artifacts in a class's store-hash folder, links only at by-mac/<mac>. */
+function kindsAt(p: string): readonly string[] {
+  const parts = p.split("/");
+  if (parts[0] === "by-class" && parts.length === 4) return ["artifact"];
+  if (parts[0] === "by-mac" && parts.length === 2) return ["symlink"];
+  return ["file"];
+}
+
+/** Entries keyed by tree path: the key is checked as strictly as any path value, and against the kind recorded there. */
 const Entries = z.record(z.string(), ManifestEntrySchema).superRefine((entries, ctx) => {
-  for (const key of Object.keys(entries)) {
+  for (const [key, entry] of Object.entries(entries)) {
     const problem = treePathProblem(key);
     if (problem) ctx.addIssue({ code: "custom", path: [key], message: `the path ${problem}` });
+    else if (!kindsAt(key).includes(entry.kind)) ctx.addIssue({ code: "custom", path: [key], message: `netbuild never writes ${entry.kind === "artifact" ? "an artifact" : entry.kind === "symlink" ? "a link" : "a file"} there` });
   }
 });
 
@@ -48,6 +58,7 @@ const TreeManifestSchema = z.strictObject({
     }),
   ),
   entries: Entries,
+  pending: z.array(TreePath).optional(),
 });
 
 const GenerationSchema = z.strictObject({
@@ -76,18 +87,19 @@ const DeployedManifestSchema = z.strictObject({
 function classPathsProblems(classes: Record<string, { paths: string[] }>): string[] {
   const problems: string[] = [];
   for (const [name, { paths }] of Object.entries(classes)) {
-    if (treePathProblem(`by-class/${name}`)) {
-      problems.push(`classes.${JSON.stringify(name)}: not a class name netbuild could have written`);
+    if (name.includes("/") || treePathProblem(`by-class/${name}`)) {
+      problems.push(`${fieldPath("classes", name)}: not a class name netbuild could have written`);
       continue;
     }
-    for (const p of paths) if (!p.startsWith(`by-class/${name}/`) || p.split("/").length !== 4) problems.push(`classes.${JSON.stringify(name)}: ${JSON.stringify(p)} is not an artifact path of class ${name}`);
+    for (const p of paths) if (!p.startsWith(`by-class/${name}/`) || p.split("/").length !== 4) problems.push(`${fieldPath("classes", name)}: ${quoted(p)} is not an artifact path of that class`);
   }
   return problems;
 }
 
+/** Where in the record, as `entries["../../x"]` or `classes.demo.generations[1].kernel`, through excerpt.ts (never a whole value, never a control character). */
 function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map((i) => {
-    const where = i.path.map((k) => (typeof k === "number" ? `[${k}]` : /^[A-Za-z_][\w-]*$/.test(String(k)) ? `.${String(k)}` : `[${JSON.stringify(String(k))}]`)).join("").replace(/^\./, "");
+    const where = i.path.reduce<string>((at, k) => (typeof k === "number" ? `${at}[${k}]` : fieldPath(at, String(k))), "");
     return `${where || "(the whole file)"}: ${i.message}`;
   });
 }

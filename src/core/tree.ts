@@ -14,7 +14,8 @@ import type { ClassName, KernelParam } from "./names.ts";
 
 export interface IpxeTemplates {
   boot(data: { unknownClass: string | null }): string;
-  host(data: { name: string; className: string; file: string; wipe: boolean; params: string[] }): string;
+  /** `heldFrom`: the host's own class when it is held on another one (see hostEntries), else "". */
+  host(data: { name: string; className: string; file: string; wipe: boolean; params: string[]; heldFrom: string }): string;
   class(data: { name: string; kind: string; file: string; kernel: string; initrd: string; params: string[] }): string;
 }
 
@@ -71,6 +72,8 @@ export interface TreeManifest {
   classes: Record<string, Omit<TreeClass, "name"> & { kernelSha256: string; initrdSha256: string }>;
   /** Every path netbuild created in the tree (relative, sorted). */
   entries: Record<string, ManifestEntry>;
+  /** Paths a build was writing when it last wrote the manifest (a build that was stopped leaves them). */
+  pending?: string[];
 }
 
 export interface Tree {
@@ -104,6 +107,44 @@ export function hostParams(host: Host, flagPrefix: string): string[] {
   if (host.provisionDisks) params.push(`${flagPrefix}.provision_disks=true`);
   if (host.talos) params.push(host.talos.configUrl);
   return [...params, ...host.kernelParams];
+}
+
+/**
+ * One host's part of the tree: its script, its machine config (Talos), its by-mac entries. It needs
+ * the host's settings and its class's name, never the class's build: a host can follow the
+ * inventory wherever its class script is served. `as`: another class to chain (and no wipe flag),
+ * for a host whose own class cannot be served.
+ */
+export function hostEntries(host: Host, site: Inventory["site"], templates: IpxeTemplates, config: string | undefined, as?: { className: string; wipe: false }): TreeEntry[] {
+  const entries: TreeEntry[] = [];
+  const className = as?.className ?? host.className;
+  const wipe = as ? false : host.provisionDisks;
+  const params = hostParams(as ? { ...host, provisionDisks: false } : host, site.flagPrefix);
+  const script = templates.host({ name: host.name, className, file: host.file, wipe, params, heldFrom: as ? host.className : "" });
+  entries.push({ kind: "file", layer: "host", path: `by-host/${host.name}/ipxe`, content: script });
+  if (host.talos && config === undefined && !as) throw new Error(`internal: no machine config rendered for Talos host ${host.name}`);
+  if (config !== undefined) entries.push({ kind: "file", layer: "config", path: `by-host/${host.name}/talos.yaml`, content: config });
+  for (const mac of host.macs) {
+    if (site.links === "symlink") entries.push({ kind: "symlink", layer: "mac", path: `by-mac/${mac}`, target: `../by-host/${host.name}` });
+    else entries.push({ kind: "file", layer: "mac", path: `by-mac/${mac}/ipxe`, content: script });
+  }
+  return entries;
+}
+
+/** Whether a host script as served sets the wipe flag (on its `set cmdline` line, as the host template writes it). */
+export function scriptWipes(script: string, flagPrefix: string): boolean {
+  const line = script.split("\n").find((l) => l.startsWith("set cmdline"));
+  return line !== undefined && line.split(" ").includes(`${flagPrefix}.provision_disks=true`);
+}
+
+/** Whether a host script as served is one netbuild held on another class when it dropped its wipe (see hostEntries' `as`). */
+export function scriptHeld(script: string): boolean {
+  return /^# netbuild: held on class /m.test(script);
+}
+
+/** The class a host script as served chains (`chain ../../by-class/<class>/ipxe`), if it is one of netbuild's. */
+export function scriptClass(script: string): string | undefined {
+  return /^chain \.\.\/\.\.\/by-class\/([^/\s]+)\/ipxe$/m.exec(script)?.[1];
 }
 
 export interface PlanTreeInput {
@@ -163,15 +204,7 @@ export function planTree({ inventory, builds, before, templates, machineConfigs 
       continue;
     }
     if (host.provisionDisks) wipes.push(host.name);
-    const script = templates.host({ name: host.name, className: host.className, file: host.file, wipe: host.provisionDisks, params: hostParams(host, site.flagPrefix) });
-    entries.push({ kind: "file", layer: "host", path: `by-host/${host.name}/ipxe`, content: script });
-    const config = machineConfigs?.get(host.name);
-    if (host.talos && config === undefined) throw new Error(`internal: no machine config rendered for Talos host ${host.name}`);
-    if (config !== undefined) entries.push({ kind: "file", layer: "config", path: `by-host/${host.name}/talos.yaml`, content: config });
-    for (const mac of host.macs) {
-      if (site.links === "symlink") entries.push({ kind: "symlink", layer: "mac", path: `by-mac/${mac}`, target: `../by-host/${host.name}` });
-      else entries.push({ kind: "file", layer: "mac", path: `by-mac/${mac}/ipxe`, content: script });
-    }
+    entries.push(...hostEntries(host, site, templates, machineConfigs?.get(host.name)));
   }
 
   const unknownClass = site.unknownClass !== null && builds.has(site.unknownClass) ? site.unknownClass : null;

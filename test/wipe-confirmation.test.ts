@@ -1,0 +1,464 @@
+// Disk wipes on deploy, and hosts of classes built in another checkout. Two checkouts of one
+// inventory deploy to one target: checkout A builds `demo` (the repository's real demo kernel and
+// initrd) and `other`; checkout B builds only `other`. `third` is in classes/ and built nowhere.
+// What is pinned down here:
+//   - a host of a class B has not built follows B's inventory wherever the target serves its class
+//     (its flag dropped, its kernelParams changed), and the class itself stays exactly as A deployed it;
+//   - dropping a wipe is always possible, even by moving the host to a class nobody serves;
+//   - a host that cannot be served as the inventory says is refused, and nothing is changed;
+//   - a deploy that makes a target serve a wipe it did not serve before needs --yes without a
+//     terminal (local folder and SFTP), says so in --dry-run, and asks on a terminal (script(1));
+//   - a real PXE boot (QEMU, iPXE) of the host whose flag B dropped gets no wipe flag.
+// Every refusal: exit 2, a message naming what to fix, no stack trace, the target checksummed unchanged.
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serveFolder, type StaticServer } from "./support/http.ts";
+import { addDemoFiles, cleanupTempDirs, cli, cliProcess, DEMO_INITRD, DEMO_KERNEL, REPO, tempDir, treeChecksum, type CliRun } from "./support/inventory.ts";
+import { pxeBoot } from "./support/qemu.ts";
+import { startSshd, type Sshd } from "./support/sshd.ts";
+import { missing } from "./support/tools.ts";
+
+const noNix = missing({ commands: ["nix-build"], files: [DEMO_KERNEL, DEMO_INITRD] });
+const noQemu = noNix ?? missing({ commands: ["qemu-system-x86_64"], files: ["/usr/lib/ipxe/qemu/efi-virtio.rom"] });
+const noSsh = noNix ?? missing({ commands: ["ssh", "ssh-keygen"], files: ["/usr/sbin/sshd", "/usr/lib/openssh/sftp-server"] });
+const noScript = noNix ?? missing({ commands: ["script"] });
+
+const FLAG = "homelab.provision_disks=true";
+const DEPLOYED = ".netbuild/deployed.json";
+const FRESH_MAC = "52:54:00:12:34:56";
+
+const prebuilt = (name: string, kernel: string, initrd: string, params: string) => `kind: prebuilt\nkernel: { path: ./${name}/${kernel} }\ninitrd: { path: ./${name}/${initrd} }\nkernelParams: [${params}]\n`;
+
+interface HostSpec {
+  class: string;
+  mac: string;
+  disks?: boolean;
+  params?: string[];
+}
+
+const HOSTS: Record<string, HostSpec> = {
+  "demo-fresh": { class: "demo", mac: FRESH_MAC, disks: true, params: ["demo.role=fresh"] },
+  "demo-kept": { class: "demo", mac: "52:54:00:12:34:57", params: ["demo.role=kept"] },
+  o1: { class: "other", mac: "52:54:00:00:00:21" },
+};
+
+/** One host per file (`hosts/<name>.yaml`), so a message naming the file names the host's own. */
+function setHost(root: string, name: string, spec: HostSpec): void {
+  const lines = [`class: ${spec.class}`, `mac: "${spec.mac}"`];
+  if (spec.disks !== undefined) lines.push(`provision: { disks: ${spec.disks} }`);
+  if (spec.params) lines.push(`kernelParams: [${spec.params.join(", ")}]`);
+  writeFileSync(path.join(root, "hosts", `${name}.yaml`), `${lines.join("\n")}\n`);
+}
+
+/** The inventory both checkouts start from (the site file is written per world). */
+function writeInventory(root: string): void {
+  mkdirSync(path.join(root, "hosts"), { recursive: true });
+  for (const [name, text] of Object.entries({
+    "classes/demo.yaml": prebuilt("demo", "bzImage", "initrd", "console=ttyS0, panic=-1"),
+    "classes/other.yaml": prebuilt("other", "kernel", "initrd", "console=ttyS0"),
+    "classes/other/kernel": "the other class's kernel (not bootable)\n",
+    "classes/other/initrd": "the other class's initrd\n",
+    "classes/third.yaml": prebuilt("third", "kernel", "initrd", "console=ttyS0"),
+    "classes/third/kernel": "the third class's kernel: built nowhere\n",
+    "classes/third/initrd": "the third class's initrd: built nowhere\n",
+  })) {
+    mkdirSync(path.dirname(path.join(root, name)), { recursive: true });
+    writeFileSync(path.join(root, name), text);
+  }
+  addDemoFiles(root);
+  for (const [name, spec] of Object.entries(HOSTS)) setHost(root, name, spec);
+}
+
+/** A copy of a checkout (out/ included); the demo files are hard-linked, not copied. */
+function copyCheckout(from: string, to: string): void {
+  const demo = path.join(from, "classes/demo");
+  cpSync(from, to, { recursive: true, verbatimSymlinks: true, filter: (src) => path.dirname(src) !== demo });
+  addDemoFiles(to);
+}
+
+function siteFile(root: string, target: string): void {
+  writeFileSync(path.join(root, "netbuild.yaml"), `targets:\n  boot: ${target}\n`);
+}
+
+const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
+
+/** Everything a target serves plus its record (a lock netbuild creates and removes in .netbuild/ does not count). */
+function stateOf(served: string): string {
+  const rec = path.join(served, DEPLOYED);
+  return `${treeChecksum(served, [".netbuild"])} ${existsSync(rec) ? sha256(readFileSync(rec)) : "no record"}`;
+}
+
+function deployedRecord(served: string) {
+  return JSON.parse(readFileSync(path.join(served, DEPLOYED), "utf8")) as {
+    classes: Record<string, { current: string; generations: { id: string; kernel: string; initrd: string }[] }>;
+    entries: Record<string, { kind: string; sha256?: string; size?: number }>;
+  };
+}
+
+const script = (served: string, host: string) => readFileSync(path.join(served, "by-host", host, "ipxe"), "utf8");
+const cmdlineOf = (served: string, host: string) => script(served, host).split("\n").find((l) => l.startsWith("set cmdline"))!;
+
+/** A refusal: exit 2, a message naming each of `names`, no internal error, no stack frame. */
+function expectRefusal(r: CliRun, names: (string | RegExp)[], label = "") {
+  const tag = label ? `${label}: ` : "";
+  expect.soft(r.code, `${tag}exit code (stderr:\n${r.stderr})`).toBe(2);
+  for (const n of names) {
+    if (typeof n === "string") expect.soft(r.stderr, `${tag}stderr names ${n}`).toContain(n);
+    else expect.soft(r.stderr, `${tag}stderr matches ${String(n)}`).toMatch(n);
+  }
+  expect.soft(r.stderr, `${tag}no internal error`).not.toContain("internal error");
+  expect.soft(r.stderr, `${tag}no stack frame`).not.toContain("    at ");
+}
+
+async function ok(r: Promise<CliRun>): Promise<CliRun> {
+  const done = await r;
+  expect(done.code, done.stderr).toBe(0);
+  return done;
+}
+
+interface Template {
+  a: string;
+  b: string;
+  served: string;
+}
+let template: Template;
+
+/**
+ * One test's world: private copies of checkout A (built: demo, other), checkout B (built: other) and
+ * the target A deployed to (demo-fresh wiping), each checkout's site file naming `target`.
+ */
+interface World {
+  a: string;
+  b: string;
+  served: string;
+}
+
+function world(options: { deployed?: boolean; target?: (served: string) => string } = {}): World {
+  const dir = tempDir("netbuild-wipe-");
+  const w = { a: path.join(dir, "a"), b: path.join(dir, "b"), served: path.join(dir, "served") };
+  copyCheckout(template.a, w.a);
+  copyCheckout(template.b, w.b);
+  if (options.deployed !== false) cpSync(template.served, w.served, { recursive: true, verbatimSymlinks: true });
+  const target = options.target ? options.target(w.served) : w.served;
+  siteFile(w.a, target);
+  siteFile(w.b, target);
+  return w;
+}
+
+describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in another checkout", () => {
+  beforeAll(async () => {
+    const dir = tempDir("netbuild-wipe-template-");
+    template = { a: path.join(dir, "a"), b: path.join(dir, "b"), served: path.join(dir, "served") };
+    writeInventory(template.a);
+    siteFile(template.a, template.served);
+    copyCheckout(template.a, template.b);
+    // A builds demo and other (third is built nowhere); B, a second checkout of the same inventory, builds only other.
+    await ok(cli(["build", "--class", "demo", "--class", "other"], template.a));
+    await ok(cli(["build", "--class", "other"], template.b));
+    expect(Object.keys(JSON.parse(readFileSync(path.join(template.b, "out/.netbuild/manifest.json"), "utf8")).classes)).toEqual(["other"]);
+    // The target as A deployed it: demo-fresh served its wipe (confirmed with --yes).
+    const first = await ok(cli(["deploy", "--yes"], template.a));
+    expect(first.stdout).toContain("WIPE on next boot: demo-fresh");
+    expect(cmdlineOf(template.served, "demo-fresh")).toContain(FLAG);
+  });
+  afterAll(cleanupTempDirs);
+
+  describe("a host follows the inventory wherever the target serves its class", () => {
+    let w: World;
+    let demoClass: string;
+    let demoRecord: unknown;
+
+    beforeAll(() => {
+      w = world();
+      demoClass = treeChecksum(path.join(w.served, "by-class/demo"));
+      demoRecord = deployedRecord(w.served).classes["demo"];
+    });
+
+    const demoUnchanged = () => {
+      expect(treeChecksum(path.join(w.served, "by-class/demo")), "by-class/demo/ (script and artifacts) as A deployed it").toBe(demoClass);
+      expect(deployedRecord(w.served).classes["demo"], "class demo's generations as A deployed them").toEqual(demoRecord);
+    };
+
+    it("drops demo-fresh's wipe flag from B (which never built demo): served without the flag, still chaining class demo, class demo byte for byte as A deployed it", async () => {
+      setHost(w.b, "demo-fresh", { ...HOSTS["demo-fresh"]!, disks: false });
+      // Dropping a wipe needs no --yes.
+      const r = await ok(cli(["deploy", "--json"], w.b));
+      expect(r.stderr).toContain("not built here: demo, third");
+      expect(JSON.parse(r.stdout).targets[0].switches).toEqual(["by-host/demo-fresh/ipxe"]);
+      const text = script(w.served, "demo-fresh");
+      expect(text).not.toContain(FLAG);
+      expect(text).not.toContain("WIPED");
+      expect(cmdlineOf(w.served, "demo-fresh")).toBe("set cmdline hostname=demo-fresh demo.role=fresh");
+      expect(text).toMatch(/^chain \.\.\/\.\.\/by-class\/demo\/ipxe$/m);
+      expect(readlinkSync(path.join(w.served, "by-mac/52-54-00-12-34-56"))).toBe("../by-host/demo-fresh");
+      demoUnchanged();
+    });
+
+    it("serves a kernelParams change made in B to a host of class demo", async () => {
+      setHost(w.b, "demo-fresh", { ...HOSTS["demo-fresh"]!, disks: false, params: ["demo.role=fresh", "demo.from=checkout-b"] });
+      setHost(w.b, "demo-kept", { ...HOSTS["demo-kept"]!, params: ["demo.role=kept", "quiet"] });
+      const r = await ok(cli(["deploy", "--json"], w.b));
+      expect(JSON.parse(r.stdout).targets[0].switches.sort()).toEqual(["by-host/demo-fresh/ipxe", "by-host/demo-kept/ipxe"]);
+      expect(cmdlineOf(w.served, "demo-fresh")).toBe("set cmdline hostname=demo-fresh demo.role=fresh demo.from=checkout-b");
+      expect(cmdlineOf(w.served, "demo-kept")).toBe("set cmdline hostname=demo-kept demo.role=kept quiet");
+      expect(script(w.served, "demo-kept")).toMatch(/^chain \.\.\/\.\.\/by-class\/demo\/ipxe$/m);
+      demoUnchanged();
+    });
+
+    it.skipIf(noQemu)("PXE-boots demo-fresh from the target over HTTP (BIOS, QEMU): A's demo kernel, hostname=demo-fresh, B's parameter, and no wipe flag", async () => {
+      const server: StaticServer = await serveFolder(w.served);
+      try {
+        const boot = await pxeBoot({ mac: FRESH_MAC, firmware: "bios", bootFile: `http://10.0.2.2:${server.port}/boot.ipxe` });
+        expect(boot.cmdline, boot.console.slice(-3000)).toBeDefined();
+        const words = boot.cmdline!.split(/\s+/);
+        expect(words).toEqual(expect.arrayContaining(["hostname=demo-fresh", "demo.role=fresh", "demo.from=checkout-b", "console=ttyS0", "panic=-1"]));
+        expect(boot.cmdline).not.toContain(FLAG);
+        expect(boot.cmdline).not.toContain("provision");
+        expect(boot.console).toContain("netbuild: demo-fresh boots class demo");
+        expect(boot.console).toContain("NETBUILD-PROVISION: none");
+        expect(boot.console).not.toContain("WIPE");
+        // The kernel and initrd the machine fetched are the generation A deployed.
+        const demo = (demoRecord as { generations: { kernel: string; initrd: string }[] }).generations[0]!;
+        const fetched = server.requests.filter((q) => q.status === 200).map((q) => q.path);
+        expect(fetched).toEqual(expect.arrayContaining(["/boot.ipxe", "/by-mac/52-54-00-12-34-56/ipxe", "/by-class/demo/ipxe", `/${demo.kernel}`, `/${demo.initrd}`]));
+        expect(boot.stoppedBy).toBe("poweroff");
+      } finally {
+        await server.close();
+      }
+    }, 240_000);
+  });
+
+  describe("removing a wipe is always possible", () => {
+    it("moves a wiping host to a class built nowhere and drops its flag in one edit: exit 0, it keeps chaining class demo without the flag, and says so", async () => {
+      const w = world();
+      const demoClass = treeChecksum(path.join(w.served, "by-class/demo"));
+      setHost(w.b, "demo-fresh", { ...HOSTS["demo-fresh"]!, class: "third", disks: false });
+      const r = await cli(["deploy"], w.b);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain("[boot] host demo-fresh: its wipe flag is dropped, but class third is neither built here nor served by boot: it keeps booting class demo, now without the wipe. Build third to move it.");
+      const text = script(w.served, "demo-fresh");
+      expect(text).not.toContain(FLAG);
+      expect(text).not.toContain("WIPED");
+      expect(text).toMatch(/^chain \.\.\/\.\.\/by-class\/demo\/ipxe$/m);
+      expect(text).not.toContain("by-class/third");
+      expect(cmdlineOf(w.served, "demo-fresh")).toBe("set cmdline hostname=demo-fresh demo.role=fresh");
+      expect(existsSync(path.join(w.served, "by-class/third")), "class third is not deployed").toBe(false);
+      expect(treeChecksum(path.join(w.served, "by-class/demo"))).toBe(demoClass);
+    });
+  });
+
+  describe("a host that cannot be served as the inventory says is refused", () => {
+    it("refuses a non-wiping demo host moved in B to a class built nowhere: exit 2 naming the host, class third and the fix; the target unchanged", async () => {
+      const w = world();
+      setHost(w.b, "demo-kept", { ...HOSTS["demo-kept"]!, class: "third" });
+      const before = stateOf(w.served);
+      const r = await cli(["deploy"], w.b);
+      expectRefusal(r, ["host demo-kept (hosts/demo-kept.yaml): class third is not built here and boot does not serve it", "nothing was changed", "netbuild build --class third"]);
+      expect(stateOf(w.served)).toBe(before);
+      expect(script(w.served, "demo-kept")).toMatch(/^chain \.\.\/\.\.\/by-class\/demo\/ipxe$/m);
+    });
+
+    it("refuses a wiping host moved in B to a class built nowhere while it keeps its flag: exit 2, the target unchanged", async () => {
+      const w = world();
+      setHost(w.b, "demo-fresh", { ...HOSTS["demo-fresh"]!, class: "third" });
+      const before = stateOf(w.served);
+      const r = await cli(["deploy", "--yes"], w.b);
+      expectRefusal(r, ["host demo-fresh (hosts/demo-fresh.yaml): class third", "netbuild build --class third"]);
+      expect(stateOf(w.served)).toBe(before);
+    });
+  });
+
+  describe("a new wipe needs a yes", () => {
+    const refusedWipe = (host: string) => [`serve a disk WIPE to 1 host it did not wipe before: ${host} (hosts/${host}.yaml); nothing was changed`, "--yes"];
+
+    it("refuses a first deploy serving a wipe without a terminal and without --yes (in-process and as a process), says so with --dry-run, and serves it with --yes", async () => {
+      const w = world({ deployed: false });
+      expect(process.stdin.isTTY, "the in-process CLI runs without a terminal").toBeFalsy();
+      const before = stateOf(w.served);
+      expectRefusal(await cli(["deploy"], w.a), refusedWipe("demo-fresh"), "in-process");
+      expect(stateOf(w.served)).toBe(before);
+      expectRefusal(await cliProcess(["deploy"], w.a), refusedWipe("demo-fresh"), "child process");
+      expect(stateOf(w.served)).toBe(before);
+
+      const dry = await cli(["deploy", "--dry-run"], w.a);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(dry.stderr).toContain("[boot] a deploy would serve a disk WIPE to demo-fresh, which boot did not wipe before");
+      expect(dry.stderr).toContain("[boot] switch  by-host/demo-fresh/ipxe   !!! WIPES ITS DISKS ON NEXT BOOT");
+      expect(stateOf(w.served)).toBe(before);
+
+      await ok(cli(["deploy", "--yes"], w.a));
+      expect(cmdlineOf(w.served, "demo-fresh")).toContain(FLAG);
+      expect(script(w.served, "demo-fresh")).toContain("DISKS WILL BE FORMATTED (WIPED) ON THIS BOOT");
+    });
+
+    it("needs no yes for a wipe the target already serves, when another host changes (from A, and from B where demo is not built)", async () => {
+      const w = world();
+      setHost(w.a, "demo-kept", { ...HOSTS["demo-kept"]!, params: ["demo.role=kept", "quiet"] });
+      const fromA = await ok(cli(["deploy", "--json"], w.a));
+      expect(JSON.parse(fromA.stdout).targets[0].switches).toEqual(["by-host/demo-kept/ipxe"]);
+      expect(cmdlineOf(w.served, "demo-kept")).toContain("quiet");
+
+      setHost(w.b, "demo-kept", { ...HOSTS["demo-kept"]!, params: ["demo.role=kept", "loglevel=7"] });
+      const fromB = await ok(cli(["deploy", "--json"], w.b));
+      expect(JSON.parse(fromB.stdout).targets[0].switches).toEqual(["by-host/demo-kept/ipxe"]);
+      expect(cmdlineOf(w.served, "demo-kept")).toContain("loglevel=7");
+      expect(cmdlineOf(w.served, "demo-fresh")).toContain(FLAG);
+    });
+
+    it("counts a host that gains the flag as new: from A, and from B (demo not built there), with --dry-run saying so and --yes serving it", async () => {
+      const w = world();
+      const before = stateOf(w.served);
+      setHost(w.a, "demo-kept", { ...HOSTS["demo-kept"]!, disks: true });
+      const fromA = await cli(["deploy"], w.a);
+      expectRefusal(fromA, refusedWipe("demo-kept"), "from A");
+      // Only the new one is listed: demo-fresh's wipe was served before.
+      expect(fromA.stderr).not.toContain("demo-fresh (hosts/demo-fresh.yaml);");
+      expect(stateOf(w.served)).toBe(before);
+
+      setHost(w.b, "demo-kept", { ...HOSTS["demo-kept"]!, disks: true });
+      expectRefusal(await cli(["deploy"], w.b), refusedWipe("demo-kept"), "from B");
+      expect(stateOf(w.served)).toBe(before);
+      const dry = await cli(["deploy", "--dry-run"], w.b);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(dry.stderr).toContain("[boot] a deploy would serve a disk WIPE to demo-kept, which boot did not wipe before");
+      expect(stateOf(w.served)).toBe(before);
+
+      await ok(cli(["deploy", "--yes"], w.b));
+      expect(cmdlineOf(w.served, "demo-kept")).toBe(`set cmdline hostname=demo-kept ${FLAG} demo.role=kept`);
+      expect(script(w.served, "demo-kept")).toMatch(/^chain \.\.\/\.\.\/by-class\/demo\/ipxe$/m);
+    });
+
+    it("counts a new host added with the flag as new: refused without --yes (as a process), served with it", async () => {
+      const w = world();
+      const before = stateOf(w.served);
+      setHost(w.a, "demo-new", { class: "demo", mac: "52:54:00:12:34:58", disks: true });
+      expectRefusal(await cliProcess(["deploy"], w.a), refusedWipe("demo-new"));
+      expect(stateOf(w.served)).toBe(before);
+      expect(existsSync(path.join(w.served, "by-host/demo-new"))).toBe(false);
+      await ok(cliProcess(["deploy", "--yes"], w.a));
+      expect(cmdlineOf(w.served, "demo-new")).toContain(FLAG);
+      expect(readlinkSync(path.join(w.served, "by-mac/52-54-00-12-34-58"))).toBe("../by-host/demo-new");
+    });
+
+    it("asks again for a wipe that was dropped and is turned back on (a stale checkout A after B dropped it)", async () => {
+      const w = world();
+      setHost(w.b, "demo-fresh", { ...HOSTS["demo-fresh"]!, disks: false });
+      await ok(cli(["deploy"], w.b));
+      expect(cmdlineOf(w.served, "demo-fresh")).not.toContain(FLAG);
+      // A still has provision.disks: true: for this target, that is a new wipe.
+      const before = stateOf(w.served);
+      expectRefusal(await cli(["deploy"], w.a), refusedWipe("demo-fresh"));
+      expect(stateOf(w.served)).toBe(before);
+      await ok(cli(["deploy", "--yes"], w.a));
+      expect(cmdlineOf(w.served, "demo-fresh")).toContain(FLAG);
+    });
+
+    describe.skipIf(noSsh)("over SFTP (a real sshd on loopback)", () => {
+      let sshd: Sshd;
+      beforeAll(async () => {
+        sshd = await startSshd();
+      });
+      afterAll(async () => {
+        await sshd?.stop();
+      });
+
+      it("refuses a new wipe without --yes, serves it with --yes, needs no yes for it on the next deploy, and refuses the next new one", async () => {
+        const w = world({ deployed: false, target: (served) => `sftp://boot${served}` });
+        const deploy = (root: string, ...extra: string[]) => cli(["deploy", "-F", sshd.sshConfig, ...extra], root);
+        const empty = stateOf(w.served);
+        expectRefusal(await deploy(w.a), refusedWipe("demo-fresh"), "first deploy");
+        expect(stateOf(w.served)).toBe(empty);
+
+        await ok(deploy(w.a, "--yes"));
+        expect(cmdlineOf(w.served, "demo-fresh")).toContain(FLAG);
+
+        // The wipe served before is read back over SFTP: no yes needed for another host's change.
+        setHost(w.a, "demo-kept", { ...HOSTS["demo-kept"]!, params: ["demo.role=kept", "quiet"] });
+        await ok(deploy(w.a));
+        expect(cmdlineOf(w.served, "demo-kept")).toContain("quiet");
+
+        setHost(w.a, "demo-kept", { ...HOSTS["demo-kept"]!, disks: true });
+        const before = stateOf(w.served);
+        expectRefusal(await deploy(w.a), refusedWipe("demo-kept"), "demo-kept gains the flag");
+        expect(stateOf(w.served)).toBe(before);
+        await ok(deploy(w.a, "--yes"));
+        expect(cmdlineOf(w.served, "demo-kept")).toContain(FLAG);
+      });
+    });
+  });
+
+  describe.skipIf(noScript)("on a terminal, it asks", () => {
+    const QUESTION = 'Type "yes" to deploy:';
+    const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+    /**
+     * `node bin/netbuild.js deploy` under script(1): its stdin and stderr are a pseudo-terminal.
+     * `answer` is typed once the question is on the screen. CI is removed from the child's
+     * environment unless `ci` (the CLI never asks in CI).
+     */
+    function deployOnTerminal(cwd: string, answer: string, options: { ci?: boolean } = {}): Promise<{ code: number | null; screen: string }> {
+      const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", TERM: "dumb" };
+      delete env["CI"];
+      if (options.ci) env["CI"] = "true";
+      const command = [process.execPath, path.join(REPO, "bin/netbuild.js"), "deploy"].map(shq).join(" ");
+      const child = spawn("script", ["-qec", command, "/dev/null"], { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
+      let screen = "";
+      let typed = false;
+      const onData = (d: Buffer) => {
+        screen += d.toString("utf8");
+        if (!typed && screen.includes(QUESTION)) {
+          typed = true;
+          child.stdin.write(answer);
+        }
+      };
+      child.stdout.on("data", onData);
+      child.stderr.on("data", onData);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      return new Promise((resolve) => {
+        child.on("close", (code) => {
+          clearTimeout(timer);
+          resolve({ code, screen: screen.replace(/\r/g, "") });
+        });
+      });
+    }
+
+    it("asks, listing the host and its file: no (or Ctrl-D) deploys nothing and exits 2, yes deploys; with CI=true it refuses without asking", async () => {
+      const w = world();
+      setHost(w.a, "demo-kept", { ...HOSTS["demo-kept"]!, disks: true });
+      const before = stateOf(w.served);
+      const cases: { answer: string; label: string }[] = [
+        { answer: "no\n", label: "no" },
+        { answer: "y\n", label: "y (only yes is a yes)" },
+        { answer: "\x04", label: "Ctrl-D" },
+      ];
+      for (const c of cases) {
+        const r = await deployOnTerminal(w.a, c.answer);
+        expect.soft(r.code, `${c.label}: exit code\n${r.screen}`).toBe(2);
+        expect.soft(r.screen, `${c.label}: the question lists the host and its file`).toMatch(/serve a disk WIPE to 1 host it did not wipe before:\n!!! {3}demo-kept \(hosts\/demo-kept\.yaml\)\n/);
+        const question = /this deploy makes boot[^\n]*\n([\s\S]*?)Type "yes"/.exec(r.screen)?.[1] ?? "";
+        expect.soft(question, `${c.label}: demo-fresh (served a wipe before) is not asked about`).not.toContain("demo-fresh");
+        expect.soft(r.screen, `${c.label}: the question`).toContain(QUESTION);
+        expect.soft(r.screen, `${c.label}: refusal`).toContain("not confirmed: nothing was deployed to boot");
+        expect.soft(r.screen, `${c.label}: no internal error`).not.toContain("internal error");
+        expect.soft(r.screen, `${c.label}: no stack frame`).not.toContain("    at ");
+        expect(stateOf(w.served), `${c.label}: the target is unchanged`).toBe(before);
+      }
+
+      const ci = await deployOnTerminal(w.a, "yes\n", { ci: true });
+      expect.soft(ci.code, ci.screen).toBe(2);
+      expect.soft(ci.screen).not.toContain(QUESTION);
+      expect.soft(ci.screen).toContain("serve a disk WIPE to 1 host it did not wipe before: demo-kept (hosts/demo-kept.yaml); nothing was changed");
+      expect(stateOf(w.served)).toBe(before);
+
+      const yes = await deployOnTerminal(w.a, "yes\n");
+      expect(yes.code, yes.screen).toBe(0);
+      expect(yes.screen).toContain(QUESTION);
+      expect(yes.screen).toContain("deployed to boot");
+      expect(cmdlineOf(w.served, "demo-kept")).toBe(`set cmdline hostname=demo-kept ${FLAG} demo.role=kept`);
+      expect(lstatSync(path.join(w.served, "by-mac/52-54-00-12-34-57")).isSymbolicLink()).toBe(true);
+    });
+  });
+});
