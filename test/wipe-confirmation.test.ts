@@ -343,6 +343,22 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
       expect(readlinkSync(path.join(w.served, "by-mac/52-54-00-12-34-58"))).toBe("../by-host/demo-new");
     });
 
+    it("counts a MAC that now leads to a wiping host as new: one added to it, or moved to it from a host that did not wipe", async () => {
+      for (const edit of ["add", "move"] as const) {
+        const w = world();
+        const before = stateOf(w.served);
+        const kept = "52:54:00:12:34:57";
+        // demo-fresh already wipes; a second NIC (a new MAC), or demo-kept's MAC handed over to it.
+        if (edit === "move") setHost(w.a, "demo-kept", { ...HOSTS["demo-kept"]!, mac: "52:54:00:12:34:59" });
+        writeFileSync(path.join(w.a, "hosts/demo-fresh.yaml"), `class: demo\nmacs: ["${FRESH_MAC}", "${edit === "add" ? "52:54:00:12:34:5a" : kept}"]\nprovision: { disks: true }\nkernelParams: [demo.role=fresh]\n`);
+        const mac = edit === "add" ? "52:54:00:12:34:5a" : kept;
+        expectRefusal(await cli(["deploy"], w.a), [`demo-fresh (MAC ${mac})`, "nothing was changed", "--yes"], edit);
+        expect(stateOf(w.served), edit).toBe(before);
+        await ok(cli(["deploy", "--yes"], w.a));
+        expect(readlinkSync(path.join(w.served, "by-mac", mac.replace(/:/g, "-"))), edit).toBe("../by-host/demo-fresh");
+      }
+    });
+
     it("asks again for a wipe that was dropped and is turned back on (a stale checkout A after B dropped it)", async () => {
       const w = world();
       setHost(w.b, "demo-fresh", { ...HOSTS["demo-fresh"]!, disks: false });
