@@ -221,6 +221,11 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
       expect(unknown.stderr).toMatch(/the host key of \[127\.0\.0\.1\]:\d+ is not in known_hosts.*ssh-ed25519 SHA256:/);
       expect(existsSync(served)).toBe(false);
 
+      // As a process, stdout is exactly one JSON document: nothing from the SSH library reaches it.
+      const asJson = await cliProcess(["deploy", "--json", "--yes", "-F", sshd.sshConfig], root);
+      expect(asJson.code).toBe(1);
+      expect(JSON.parse(asJson.stdout)).toMatchObject({ ok: false, code: "HOST_KEY_UNKNOWN" });
+
       const accepted = await ok(root, "deploy", "--accept-new");
       expect(accepted.stderr).toContain("added the host key");
       expect(readFileSync(sshd.knownHosts, "utf8")).toContain(sshd.knownHostsLine.split(" ")[2]!);

@@ -127,7 +127,8 @@ describe.skipIf(notHere || missing({ commands: ["ssh"], files: ["/usr/sbin/sshd"
     writeFileSync(path.join(root, "netbuild.yaml"), `targets:\n  boot: sftp://boot${remote}\n  local: ${local}\n${EXAMPLE_TALOS}`);
     const built = await cli(["build", "--class", "demo"], root);
     expect(built.code, built.stderr).toBe(0);
-    const deployed = await cli(["deploy", "-F", sshd.sshConfig, "--json"], root);
+    // The example inventory has a host that wipes (demo-fresh): deployed as a user who has seen the list would.
+    const deployed = await cli(["deploy", "-F", sshd.sshConfig, "--json", "--yes"], root);
     expect(deployed.code, deployed.stderr).toBe(0);
     expect((JSON.parse(deployed.stdout) as { targets: { name: string }[] }).targets.map((t) => t.name)).toEqual(["boot", "local"]);
     server = await serveFolder(remote);

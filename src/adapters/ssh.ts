@@ -201,7 +201,10 @@ export async function connectSsh(host: string, user: string | undefined, port: n
   // Ask first for the key types known_hosts holds for this host (as OpenSSH does), so a server with
   // several host keys presents the one we can check. An RSA key is negotiated as rsa-sha2-*.
   const preferred = (await knownKeyTypes(r.knownHostsFiles, lookup, lookupPort)).flatMap((t) => (t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [t]));
-  const sftp = new SftpClient();
+  // The library's default listeners print "Global end listener: …" with console.log, onto stdout
+  // (where --json's one document goes). The connection's fate is reported by sftp.ts's own listeners.
+  const quiet = () => undefined;
+  const sftp = new SftpClient("netbuild", { error: quiet, end: quiet, close: quiet });
   const config: ConnectConfig = {
     host: r.hostname,
     port: r.port,

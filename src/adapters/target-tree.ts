@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { DEPLOYED_MANIFEST, LOCK_PATH, type DeployedManifest, type DeployPlan } from "../core/deploy.ts";
+import { quoted } from "../core/excerpt.ts";
 import { parseDeployedManifest } from "../core/records.ts";
 import { conflictError, describeKind } from "./confine.ts";
 import { sha256 } from "./files.ts";
@@ -94,8 +95,13 @@ export async function checkReachable(fs: TargetFs, plan: DeployPlan, deployed: D
     if (!ours(p)) return; // conflicts() looks at what stands at paths netbuild does not own
     const st = await fs.stat(p);
     if (st === undefined || st.kind === "file" || st.kind === "symlink") return;
-    // Copy mode → links: a by-mac/<mac> folder holding netbuild's own ipxe.
-    if (st.kind === "dir" && link && ours(`${p}/ipxe`)) return;
+    // Copy mode → links: a by-mac/<mac> folder holding netbuild's own ipxe, and nothing of anyone else's.
+    if (st.kind === "dir" && link && ours(`${p}/ipxe`)) {
+      const foreign = (await fs.list(p)).filter((i) => i.name !== "ipxe" && i.name !== ".ipxe.netbuild-tmp");
+      if (foreign.length === 0) return;
+      problems.set(p, `a folder holding ${foreign.length === 1 ? "a file" : "files"} netbuild did not write (${foreign.slice(0, 3).map((i) => quoted(i.name)).join(", ")}), where netbuild puts a link`);
+      return;
+    }
     problems.set(p, `${describeKind(st.kind)}, where netbuild writes ${link ? "a link" : "a file"}`);
   });
   if (problems.size > 0) throw conflictError("TARGET_CONFLICT", fs.description, [...problems].sort().map(([path, what]) => ({ path, what })));
@@ -250,7 +256,7 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
 
 /** by-mac/<mac>/ (copy mode) becomes a link: link made aside, folder renamed aside, link renamed in; the MAC is unreachable for one rename. */
 async function replaceFolderWithLink(fs: TargetFs, rel: string, target: string): Promise<void> {
-  const aside = `${path.posix.dirname(rel)}/.${path.posix.basename(rel)}.netbuild-old`;
+  const aside = asideOf(rel, "old");
   const link = tempName(rel);
   await fs.remove(`${aside}/ipxe`);
   await fs.removeDir(aside);
@@ -264,7 +270,7 @@ async function replaceFolderWithLink(fs: TargetFs, rel: string, target: string):
 
 /** by-mac/<mac> (a link) becomes a copy-mode folder: folder made complete aside, link removed, folder renamed in. */
 async function replaceLinkWithFolder(fs: TargetFs, rel: string, content: string): Promise<void> {
-  const aside = `${path.posix.dirname(rel)}/.${path.posix.basename(rel)}.netbuild-new`;
+  const aside = asideOf(rel, "new");
   await fs.remove(`${aside}/ipxe`);
   await fs.removeDir(aside);
   await fs.writeFile(`${aside}/ipxe`, content, { direct: true });
@@ -280,13 +286,28 @@ function readSource(sourceDir: string, rel: string): Promise<string> {
 export async function removeTemps(fs: TargetFs, paths: readonly string[]): Promise<number> {
   let n = 0;
   for (const p of paths) {
+    if ((await fs.blockedAt(p)) !== undefined) continue;
     const tmp = tempName(p);
-    if (await fs.stat(tmp)) {
+    const st = await fs.stat(tmp);
+    if (st && st.kind !== "dir") {
       await fs.remove(tmp);
       n++;
     }
+    // The folders a links ↔ copy switch of by-mac/<mac> makes beside it (asideOf), with netbuild's ipxe in them.
+    if (/^by-mac\/[^/]+$/.test(p)) {
+      for (const aside of [asideOf(p, "old"), asideOf(p, "new")]) {
+        if ((await fs.stat(aside))?.kind !== "dir") continue;
+        await fs.remove(`${aside}/ipxe`);
+        if (await fs.removeDir(aside)) n++;
+      }
+    }
   }
   return n;
+}
+
+/** Where replaceFolderWithLink (old) and replaceLinkWithFolder (new) put a by-mac/<mac> folder aside. */
+function asideOf(rel: string, which: "old" | "new"): string {
+  return `${path.posix.dirname(rel)}/.${path.posix.basename(rel)}.netbuild-${which}`;
 }
 
 // ---------------------------------------------------------------------------------------------
