@@ -228,12 +228,16 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     print(io, json, r, () => {
       const lines: string[] = [];
       if (r.http) {
-        for (const m of r.http.machines) lines.push(`${m.ok ? "ok  " : "FAIL"} ${m.mac}  ${m.host ?? "(unknown machine)"}  ${m.outcome === "boot" ? `boots ${m.kernel}` : m.outcome === "exit" ? "boots nothing" : "broken chain"}${m.problems.map((p) => `\n       ${p}`).join("")}`);
-        lines.push(`${r.http.machines.filter((m) => m.ok).length} of ${r.http.machines.length} machines verified over ${r.http.url} (${formatBytes(r.http.bytesChecked)} of kernels and initrds hashed)`);
+        for (const m of r.http.machines) lines.push(`${m.ok ? "ok  " : "FAIL"} ${m.mac}  ${m.host ?? "(unknown machine)"}  ${m.outcome === "boot" ? `boots ${m.kernel}` : m.outcome === "exit" ? "boots nothing" : "broken chain"}${[...m.problems, ...m.notes.map((n) => `(${n})`)].map((p) => `\n       ${p}`).join("")}`);
+        const hosts = new Set(r.http.machines.flatMap((m) => (m.host ? [m.host] : [])));
+        const failedHosts = new Set(r.http.machines.flatMap((m) => (m.host && !m.ok ? [m.host] : [])));
+        lines.push(`${r.http.machines.filter((m) => m.ok).length} of ${r.http.machines.length} machines verified over ${r.http.url} (every MAC of all ${hosts.size} hosts, ${failedHosts.size} with a problem, and one unknown machine; ${formatBytes(r.http.bytesChecked)} of kernels and initrds hashed)`);
       }
       for (const t of r.targets) {
         const d = t.drift;
         lines.push(`${t.name} (${t.target}): ${d.checked} files checked (${formatBytes(d.hashedBytes)} hashed): ${d.missing.length} missing, ${d.changed.length} changed, ${d.extra.length} not netbuild's`);
+        lines.push(`${t.name}: all ${t.hosts.checked} hosts of the inventory checked: ${t.hosts.checked - t.hosts.problems.length} served as the inventory says, ${t.hosts.problems.length} not`);
+        for (const h of t.hosts.problems) for (const p of h.problems) lines.push(`  FAIL ${h.host}: ${p}`);
       }
       return `${lines.join("\n")}\n`;
     });

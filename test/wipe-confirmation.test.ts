@@ -231,6 +231,59 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
     }, 240_000);
   });
 
+  describe("verify accounts for every host of the inventory, whichever classes this checkout built", () => {
+    it("passes from both checkouts on the target as A deployed it, over the target and over HTTP", async () => {
+      const w = world();
+      const server = await serveFolder(w.served);
+      try {
+        for (const root of [w.a, w.b]) {
+          const r = await cli(["verify"], root);
+          expect(r.code, r.stderr + r.stdout).toBe(0);
+          expect(r.stdout).toContain("all 3 hosts of the inventory checked: 3 served as the inventory says, 0 not");
+          const http = await cli(["verify", "--http", server.url], root);
+          expect(http.code, http.stderr + http.stdout).toBe(0);
+          expect(http.stdout).toContain("4 of 4 machines verified");
+          expect(http.stdout).toContain("every MAC of all 3 hosts, 0 with a problem");
+        }
+        // B has not built demo: its hosts' files are checked for being served, and it says so.
+        expect((await cli(["verify", "--http", server.url], w.b)).stdout).toContain("class demo is not built here");
+      } finally {
+        await server.close();
+      }
+    });
+
+    it("fails, naming each, on a stale host, a host not served and a served wipe the inventory dropped (B's inventory, A's deploy)", async () => {
+      const w = world();
+      // B's inventory moves on without deploying: demo-fresh dropped its flag, demo-kept has a new parameter, o2 is new.
+      setHost(w.b, "demo-fresh", { ...HOSTS["demo-fresh"]!, disks: false });
+      setHost(w.b, "demo-kept", { ...HOSTS["demo-kept"]!, params: ["demo.role=kept", "quiet"] });
+      setHost(w.b, "o2", { class: "other", mac: "52:54:00:00:00:22" });
+      const r = await cli(["verify"], w.b);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain("all 4 hosts of the inventory checked: 1 served as the inventory says, 3 not");
+      expect(r.stdout).toContain(`FAIL demo-fresh: served ${FLAG}, but the inventory does not set provision.disks: ITS DISKS WOULD BE WIPED`);
+      expect(r.stdout).toContain("FAIL demo-kept: stale parameters: lacks quiet");
+      expect(r.stdout).toContain("FAIL o2: not served (class other)");
+      const server = await serveFolder(w.served);
+      try {
+        const http = await cli(["verify", "--http", server.url, "--json"], w.b);
+        expect(http.code).toBe(1);
+        const machines = (JSON.parse(http.stdout) as { http: { machines: { host?: string; ok: boolean; problems: string[] }[] } }).http.machines;
+        const of = (host: string) => machines.find((m) => m.host === host)!;
+        expect(of("demo-fresh").problems.join("\n")).toContain("ITS DISKS WOULD BE WIPED");
+        expect(of("demo-kept").problems).toContain("the kernel command line lacks quiet");
+        expect(of("o2").problems.join("\n")).toContain("not served");
+        expect(of("o1").ok).toBe(true);
+      } finally {
+        await server.close();
+      }
+      // B deploys; every host is then served as its inventory says.
+      await ok(cli(["deploy"], w.b));
+      const after = await cli(["verify"], w.b);
+      expect(after.code, after.stdout).toBe(0);
+    });
+  });
+
   describe("removing a wipe is always possible", () => {
     it("moves a wiping host to a class built nowhere and drops its flag in one edit: exit 0, it keeps chaining class demo without the flag, and says so", async () => {
       const w = world();

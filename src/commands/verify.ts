@@ -7,7 +7,11 @@
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { macVariables, walkBootChain } from "../core/boot-chain.ts";
-import { hostParams } from "../core/tree.ts";
+import { hostParams, scriptClass, scriptHeld, scriptWipes } from "../core/tree.ts";
+import type { DeployedManifest } from "../core/deploy.ts";
+import type { Inventory } from "../core/inventory.ts";
+import { macColons } from "../core/names.ts";
+import type { TargetFs } from "../adapters/target-fs.ts";
 import { checkOutFolder } from "../adapters/local-tree.ts";
 import { fetchDigest, fetchText } from "../adapters/http.ts";
 import { readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
@@ -30,12 +34,55 @@ export interface MachineCheck {
   initrd: string | undefined;
   cmdline: string[];
   problems: string[];
+  /** What was not checked, and why (a class not built here has no build to compare its files with). */
+  notes: string[];
 }
 
 export interface VerifyResult {
   http: { url: string; machines: MachineCheck[]; bytesChecked: number } | undefined;
-  targets: { name: string; target: string; drift: Drift }[];
+  targets: { name: string; target: string; drift: Drift; hosts: { checked: number; problems: HostProblems[] } }[];
   ok: boolean;
+}
+
+export interface HostProblems {
+  host: string;
+  problems: string[];
+}
+
+/**
+ * Every host of the inventory against what the target serves for it, whatever this checkout has
+ * built: its script (the class it chains, its wipe flag, its parameters) and a by-mac entry for
+ * each of its MACs leading to that script. Hosts the target does not serve are reported too.
+ */
+async function checkHosts(fs: TargetFs, deployed: DeployedManifest, inv: Inventory): Promise<HostProblems[]> {
+  const out: HostProblems[] = [];
+  const flag = `${inv.site.flagPrefix}.provision_disks=true`;
+  for (const h of inv.hosts) {
+    const problems: string[] = [];
+    const scriptPath = `by-host/${h.name}/ipxe`;
+    const text = deployed.entries[scriptPath] ? (await fs.readFile(scriptPath))?.toString("utf8") : undefined;
+    if (text === undefined) {
+      out.push({ host: h.name, problems: [`not served (class ${h.className}${deployed.entries[`by-class/${h.className}/ipxe`] ? "" : ", which this target does not serve either"})`] });
+      continue;
+    }
+    const chained = scriptClass(text);
+    if (chained !== h.className) problems.push(`served class ${chained ?? "(none)"}, but the inventory says class ${h.className}${scriptHeld(text) ? " (held there when its wipe was dropped)" : ""}`);
+    const served = (text.split("\n").find((l) => l.startsWith("set cmdline")) ?? "").split(" ").slice(2);
+    if (scriptWipes(text, inv.site.flagPrefix) && !h.provisionDisks) problems.push(`served ${flag}, but the inventory does not set provision.disks: ITS DISKS WOULD BE WIPED`);
+    else if (!scriptWipes(text, inv.site.flagPrefix) && h.provisionDisks) problems.push(`not served its wipe flag (${flag}), which the inventory sets`);
+    const wanted = hostParams(h, inv.site.flagPrefix).filter((p) => p !== flag);
+    const stale = [...wanted.filter((p) => !served.includes(p)).map((p) => `lacks ${p}`), ...served.filter((p) => p !== flag && !wanted.includes(p)).map((p) => `has ${p}, which the inventory does not`)];
+    if (stale.length > 0) problems.push(`stale parameters: ${stale.join(", ")}`);
+    for (const mac of h.macs) {
+      const link = deployed.entries[`by-mac/${mac}`];
+      const copy = deployed.entries[`by-mac/${mac}/ipxe`];
+      if (link?.kind === "symlink" ? link.target !== `../by-host/${h.name}` : copy?.kind !== "file" || copy.sha256 !== (deployed.entries[scriptPath] as { sha256?: string }).sha256) {
+        problems.push(`MAC ${macColons(mac)} does not lead to its script`);
+      }
+    }
+    if (problems.length > 0) out.push({ host: h.name, problems });
+  }
+  return out;
 }
 
 /** A MAC no host uses (locally administered, so no NIC ships with it). */
@@ -62,10 +109,12 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
         for (const p of drift.missing) ctx.reporter.warn(`[${t.name}] missing: ${p}`);
         for (const p of drift.changed) ctx.reporter.warn(`[${t.name}] changed on the target: ${p}`);
         for (const p of drift.extra) ctx.reporter.warn(`[${t.name}] not written by netbuild: ${p}`);
-        return { name: t.name, target: fs.description, drift };
+        const hosts = await checkHosts(fs, deployed, inv);
+        for (const h of hosts) for (const p of h.problems) ctx.reporter.warn(`[${t.name}] host ${h.host}: ${p}`);
+        return { name: t.name, target: fs.description, drift, hosts: { checked: inv.hosts.length, problems: hosts } };
       },
     );
-    const ok = targets.every((t) => t.drift.missing.length + t.drift.changed.length + t.drift.extra.length === 0);
+    const ok = targets.every((t) => t.drift.missing.length + t.drift.changed.length + t.drift.extra.length + t.hosts.problems.length === 0);
     return { http: undefined, targets, ok };
   }
 
@@ -106,23 +155,28 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
     else if (got.sha256 !== hash) problems.push(`${rel(url)}: sha256 ${got.sha256} served, ${hash} expected`);
   };
 
-  const machines: { mac: string; host: (typeof inv.hosts)[number] | undefined }[] = inv.hosts
-    .filter((h) => manifest.classes[h.className])
-    .flatMap((h) => h.macs.map((mac) => ({ mac: mac as string, host: h })));
+  // Every MAC of every host, whatever this checkout has built: the boot server serves them all.
+  const machines: { mac: string; host: (typeof inv.hosts)[number] | undefined }[] = inv.hosts.flatMap((h) => h.macs.map((mac) => ({ mac: mac as string, host: h })));
   machines.push({ mac: unusedMac(new Set(machines.map((m) => m.mac))), host: undefined });
 
   const checks: MachineCheck[] = [];
   for (const { mac, host } of machines) {
     const outcome = await walkBootChain(new URL("boot.ipxe", base).href, macVariables(mac), script);
     const problems: string[] = outcome.problem ? [outcome.problem] : [];
+    const notes: string[] = [];
     const className = host?.className ?? inv.site.unknownClass ?? undefined;
+    const built = className !== undefined && manifest.classes[className] !== undefined;
     // An unknown-machine class that is not built leaves boot.ipxe strict: unknown machines boot nothing.
     const strict = inv.site.unknownClass === null || !manifest.classes[inv.site.unknownClass];
     if (host === undefined && strict) {
       if (outcome.result !== "exit") problems.push(`an unknown machine (${mac}) must boot nothing, but the chain ends in ${outcome.result}`);
     } else if (outcome.result !== "boot") {
-      if (!outcome.problem) problems.push(`the chain ends in ${outcome.result}, not in a boot`);
+      if (host && outcome.result === "exit" && !outcome.problem) problems.push(`not served: the boot server does not know this MAC (boots nothing), but the inventory has it as ${host.name} of class ${host.className}`);
+      else if (!outcome.problem) problems.push(`the chain ends in ${outcome.result}, not in a boot`);
     } else {
+      // The class the chain really boots, from the class script it fetched.
+      const chained = outcome.steps.map((st) => /(?:^|\/)by-class\/([^/]+)\/ipxe$/.exec(rel(st.url))?.[1]).filter((c): c is string => c !== undefined).at(-1);
+      if (host && chained !== undefined && chained !== host.className) problems.push(`served class ${chained}, but the inventory says class ${host.className}`);
       const args = outcome.kernel!.args;
       for (const p of manifest.classes[className!]?.kernelParams ?? []) if (!args.includes(p)) problems.push(`the kernel command line lacks the class parameter ${p}`);
       if (host) {
@@ -146,9 +200,18 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
           }
         }
       }
-      await checkArtifact(outcome.kernel!.url, className!, "kernel", problems);
       if (outcome.initrds.length !== 1) problems.push(`${outcome.initrds.length} initrds named, 1 expected`);
-      else await checkArtifact(outcome.initrds[0]!, className!, "initrd", problems);
+      if (built) {
+        await checkArtifact(outcome.kernel!.url, className!, "kernel", problems);
+        if (outcome.initrds.length === 1) await checkArtifact(outcome.initrds[0]!, className!, "initrd", problems);
+      } else {
+        // Not built here: its files are checked for being served, not against a build.
+        for (const url of [outcome.kernel!.url, ...outcome.initrds]) {
+          const got = await digest(url);
+          if (got.status !== 200) problems.push(`${rel(url)}: HTTP ${got.status}`);
+        }
+        notes.push(`class ${className} is not built here: its kernel and initrd are checked for being served, not against a build`);
+      }
     }
     const check: MachineCheck = {
       mac,
@@ -160,6 +223,7 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
       initrd: outcome.initrds[0] && rel(outcome.initrds[0]),
       cmdline: outcome.kernel?.args ?? [],
       problems,
+      notes,
     };
     checks.push(check);
     for (const p of problems) ctx.reporter.warn(`${mac} (${host?.name ?? "unknown machine"}): ${p}`);
