@@ -12,7 +12,7 @@
 // Every refusal: exit 2, a message naming what to fix, no stack trace, the target checksummed unchanged.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveFolder, type StaticServer } from "./support/http.ts";
@@ -229,6 +229,36 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
         await server.close();
       }
     }, 240_000);
+  });
+
+  describe("the plan per machine, against what the target serves", () => {
+    it("lists each kind of change per machine, machines before files, in the dry run, --json and the real deploy", async () => {
+      const w = world();
+      setHost(w.a, "demo-fresh", { ...HOSTS["demo-fresh"]!, disks: false });
+      setHost(w.a, "demo-kept", { class: "other", mac: "52:54:00:12:34:5b", params: ["demo.role=kept", "quiet"] });
+      rmSync(path.join(w.a, "hosts/o1.yaml"));
+      setHost(w.a, "o3", { class: "other", mac: "52:54:00:00:00:23", disks: true });
+      const dry = await ok(cli(["deploy", "--dry-run", "--json"], w.a));
+      const machines = (JSON.parse(dry.stdout) as { targets: { machines: unknown[] }[] }).targets[0]!.machines;
+      expect(machines).toEqual([
+        { host: "demo-fresh", change: "changed", class: { from: "demo", to: "demo" }, params: { added: [], removed: [] }, macs: { added: [], removed: [] }, wipe: "disarmed", wipes: false },
+        { host: "demo-kept", change: "changed", class: { from: "demo", to: "other" }, params: { added: ["quiet"], removed: [] }, macs: { added: ["52-54-00-12-34-5b"], removed: ["52-54-00-12-34-57"] }, wipe: undefined, wipes: false },
+        { host: "o1", change: "removed", class: { from: "other", to: undefined }, params: { added: [], removed: ["hostname=o1"] }, macs: { added: [], removed: ["52-54-00-00-00-21"] }, wipe: undefined, wipes: false },
+        { host: "o3", change: "added", class: { from: undefined, to: "other" }, params: { added: ["hostname=o3"], removed: [] }, macs: { added: ["52-54-00-00-00-23"], removed: [] }, wipe: "armed", wipes: true },
+      ].map((m) => JSON.parse(JSON.stringify(m))));
+      const human = await ok(cli(["deploy", "--dry-run"], w.a));
+      const lines = human.stderr.split("\n");
+      const firstMachine = lines.findIndex((l) => l.startsWith("[boot] ~ demo-fresh  wipe disarmed"));
+      expect(firstMachine, human.stderr).toBeGreaterThan(-1);
+      expect(lines).toContain("[boot] ~ demo-kept  class demo → other, +quiet, MAC +52-54-00-12-34-5b, MAC -52-54-00-12-34-57");
+      expect(lines).toContain("[boot] - o1  removed (was class other), MAC -52-54-00-00-00-21");
+      expect(lines).toContain("[boot] + o3  new, class other, MAC +52-54-00-00-00-23, !!! WIPE ARMED (formats its disks on the next boot)");
+      expect(firstMachine).toBeLessThan(lines.findIndex((l) => l.startsWith("[boot] switch")));
+      const real = await ok(cli(["deploy", "--yes"], w.a));
+      expect(real.stderr).toContain("[boot] - o1  removed (was class other), MAC -52-54-00-00-00-21");
+      // Deployed: nothing more to say per machine.
+      expect((JSON.parse((await ok(cli(["deploy", "--dry-run", "--json"], w.a))).stdout) as { targets: { machines: unknown[] }[] }).targets[0]!.machines).toEqual([]);
+    });
   });
 
   describe("verify accounts for every host of the inventory, whichever classes this checkout built", () => {

@@ -10,6 +10,7 @@ import { UserError } from "../errors.ts";
 import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployedManifest, type DeployPlan, type SourceTree } from "../core/deploy.ts";
 import { parseTarget, type Target } from "../core/target.ts";
 import type { Host, Inventory } from "../core/inventory.ts";
+import { formatMachineChange, machineChanges, type MachineChange, type ServedHost } from "../core/machines.ts";
 import { hostEntries, scriptClass, scriptHeld, scriptWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
 import { applyTree, checkOutFolder, withOutLock } from "../adapters/local-tree.ts";
@@ -50,6 +51,8 @@ export interface DeployTargetResult {
   wipes: string[];
   /** Machines the deploy made it serve a wipe to that it did not serve one to before. */
   newWipes: string[];
+  /** Per machine, what the deploy changes on this target (hosts it does not touch are not listed). */
+  machines: MachineChange[];
 }
 
 export interface DeployResult {
@@ -283,6 +286,56 @@ async function newWipes(fs: TargetFs, plan: DeployPlan, deployed: DeployedManife
   return [...found].filter((f) => !hosts.has(f.split(" ")[0]!)).concat([...hosts]).sort();
 }
 
+/** Host → its MACs (by-mac links, or copy-mode copies, which are byte for byte its script), from a manifest's entries. */
+function macsByHost(entries: Record<string, ManifestEntry>): Map<string, string[]> {
+  const bySha = new Map<string, string>();
+  for (const [p, e] of Object.entries(entries)) {
+    const host = /^by-host\/([^/]+)\/ipxe$/.exec(p)?.[1];
+    if (host && e.kind === "file") bySha.set(e.sha256, host);
+  }
+  const out = new Map<string, string[]>();
+  for (const [p, e] of Object.entries(entries)) {
+    const m = /^by-mac\/([^/]+)(\/ipxe)?$/.exec(p);
+    if (!m) continue;
+    const host = e.kind === "symlink" ? e.target.slice("../by-host/".length) : e.kind === "file" ? bySha.get(e.sha256) : undefined;
+    if (host !== undefined) out.set(host, [...(out.get(host) ?? []), m[1]!]);
+  }
+  return out;
+}
+
+/**
+ * The plan per machine: what the target serves each host now (its script, read from the target,
+ * and its MACs, from its record) against what it will serve. Only hosts the plan touches are read.
+ */
+async function machinePlan(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest, contents: ReadonlyMap<string, string>, flagPrefix: string): Promise<MachineChange[]> {
+  const macsBefore = macsByHost(deployed.entries);
+  const macsAfter = macsByHost(plan.manifest.entries);
+  const touched = new Set<string>();
+  for (const p of [...plan.switches.map((sw) => sw.path), ...plan.deletions]) {
+    const host = /^by-host\/([^/]+)\/ipxe$/.exec(p)?.[1];
+    if (host) touched.add(host);
+  }
+  const sameMacs = (a: string[] | undefined, b: string[] | undefined) => (a ?? []).slice().sort().join() === (b ?? []).slice().sort().join();
+  for (const h of new Set([...macsBefore.keys(), ...macsAfter.keys()])) if (!sameMacs(macsBefore.get(h), macsAfter.get(h))) touched.add(h);
+  const before = new Map<string, ServedHost>();
+  const after = new Map<string, ServedHost>();
+  await pool([...touched], 16, async (h) => {
+    const rel = `by-host/${h}/ipxe`;
+    const was = deployed.entries[rel] ? (await fs.readFile(rel).catch(() => undefined))?.toString("utf8") : undefined;
+    if (was !== undefined) before.set(h, { script: was, macs: macsBefore.get(h) ?? [] });
+    const will = plan.manifest.entries[rel] ? (contents.get(rel) ?? was) : undefined;
+    if (will !== undefined) after.set(h, { script: will, macs: macsAfter.get(h) ?? [] });
+  });
+  return machineChanges(before, after, flagPrefix);
+}
+
+async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
 /** One question at a time on the terminal, however many targets ask. */
 let asking: Promise<unknown> = Promise.resolve();
 
@@ -416,6 +469,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           // Scripts go from memory (the trees just planned hold them), not read back from out/.
           for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined) sw.content = targetContents.get(sw.path);
           const arming = await newWipes(fs, plan, deployed, targetContents, inv.site.flagPrefix);
+          const machines = await machinePlan(fs, plan, deployed, targetContents, inv.site.flagPrefix);
           const servedWipes = new Set([...wipeHosts, ...followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" && scriptWipes(e.content, inv.site.flagPrefix) ? [e.path.split("/")[1]!] : []))]);
           for (const h of followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" ? [e.path.split("/")[1]!] : []))) {
             if (servedWipes.has(h) && !wipeHosts.has(h)) ctx.reporter.danger(`!!! [${t.name}] ${h} (class ${unbuiltHosts.find((x) => x.name === h)?.className}, not built here) will FORMAT (WIPE) ITS DISKS on the next boot (provision.disks: true in ${hostFile.get(h)})`);
@@ -441,8 +495,11 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
             drift,
             wipes: [...servedWipes].sort(),
             newWipes: arming,
+            machines,
           };
           if (options.dryRun) {
+            // Machines first (what people check), then the files that make it so.
+            for (const m of machines) ctx.reporter.info(`[${t.name}] ${formatMachineChange(m)}`);
             for (const l of planLines(t, plan, servedWipes)) ctx.reporter.info(l);
             if (arming.length > 0) ctx.reporter.danger(`!!! [${t.name}] a deploy would serve a disk WIPE to ${arming.join(", ")}, which ${t.name} did not wipe before: it asks first (or needs --yes)`);
             return { ...base, resumed: 0, seconds: (Date.now() - started) / 1000 };
@@ -468,6 +525,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           for (const p of applied.kept) ctx.reporter.warn(`[${t.name}] ${p} was not removed: a folder on its way is a link made by hand (it stays recorded)`);
           const secs = (Date.now() - started) / 1000;
           if (!isNoop(plan)) {
+            for (const m of machines) say(formatMachineChange(m));
             say(`deployed to ${fs.description}: ${applied.uploaded} uploaded (${formatBytes(applied.bytes)}), ${applied.resumed} already there, ${applied.switched} switched, ${applied.removed} removed in ${formatDuration(secs)}`);
           }
           return { ...base, resumed: applied.resumed, seconds: secs };
