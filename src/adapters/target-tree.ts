@@ -27,7 +27,8 @@ export interface ApplyHooks {
 /** Small writes in flight at once (a 1,000-host tree is thousands of scripts; each is a round trip). */
 const PARALLEL = 64;
 
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+/** Runs `fn` on every item, `limit` at a time; the first failure is rethrown once all in flight have settled. */
+export async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   let failed: unknown;
   const worker = async () => {

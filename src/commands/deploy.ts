@@ -14,7 +14,7 @@ import { formatMachineChange, machineChanges, type MachineChange, type ServedHos
 import { hostEntries, scriptClass, scriptHeld, scriptWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
 import { applyTree, checkOutFolder, withOutLock } from "../adapters/local-tree.ts";
-import { acquireLock, applyDeploy, conflicts, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
+import { acquireLock, applyDeploy, conflicts, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
 import type { TargetFs } from "../adapters/target-fs.ts";
@@ -202,6 +202,19 @@ async function prepareFrom(root: string, inv: Inventory, out: string, manifest: 
   return { tree, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts };
 }
 
+/** What a target serves at a path netbuild recorded there (read from the target once per deploy), or undefined. */
+type ServedText = (rel: string) => Promise<string | undefined>;
+
+function servedReader(fs: TargetFs, deployed: DeployedManifest): ServedText {
+  const pending = new Set(deployed.pending);
+  const read = new Map<string, Promise<string | undefined>>();
+  return (rel) => {
+    if (!(rel in deployed.entries) && !pending.has(rel)) return Promise.resolve(undefined);
+    if (!read.has(rel)) read.set(rel, fs.readFile(rel).then((b) => b?.toString("utf8"), () => undefined));
+    return read.get(rel)!;
+  };
+}
+
 interface Followed {
   /** Script, config and by-mac entries of hosts of classes not built here that this target serves. */
   entries: TreeEntry[];
@@ -221,7 +234,7 @@ interface Followed {
  * stayed armed). The one thing always possible is dropping a wipe: such a host keeps chaining the
  * class the target serves it, without the flag.
  */
-async function followUnbuilt(fs: TargetFs, deployed: DeployedManifest, hosts: readonly Host[], inv: Inventory, root: string, ctx: Context): Promise<Followed> {
+async function followUnbuilt(servedText: ServedText, deployed: DeployedManifest, hosts: readonly Host[], inv: Inventory, root: string, ctx: Context): Promise<Followed> {
   const out: Followed = { entries: [], keep: [], disarmed: [], stuck: [] };
   if (hosts.length === 0) return out;
   const templates = (await import("../templates.ts")).ipxeTemplates();
@@ -238,7 +251,7 @@ async function followUnbuilt(fs: TargetFs, deployed: DeployedManifest, hosts: re
     const scriptPath = `by-host/${h.name}/ipxe`;
     // Never served here: nothing is kept; the machine boots as unknown (build says so).
     if (!deployed.entries[scriptPath]) continue;
-    const text = (await fs.readFile(scriptPath))?.toString("utf8") ?? "";
+    const text = (await servedText(scriptPath)) ?? "";
     const servedClass = scriptClass(text);
     if (!h.provisionDisks && servedClass !== undefined && served(servedClass)) {
       // Dropping a served wipe, or a host an earlier deploy held that way (its script says so).
@@ -259,8 +272,7 @@ async function followUnbuilt(fs: TargetFs, deployed: DeployedManifest, hosts: re
  * whose script gains the flag (or a new host with it), and a MAC that now leads to a wiping script
  * (a MAC added to a wiping host, or moved to one). What the target served is read from the target.
  */
-async function newWipes(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest, contents: ReadonlyMap<string, string>, flagPrefix: string): Promise<string[]> {
-  const servedText = async (rel: string) => (deployed.entries[rel] || deployed.pending.includes(rel) ? (await fs.readFile(rel).catch(() => undefined))?.toString("utf8") : undefined);
+async function newWipes(servedText: ServedText, plan: DeployPlan, deployed: DeployedManifest, contents: ReadonlyMap<string, string>, flagPrefix: string): Promise<string[]> {
   const willWipe = async (hostScript: string) => scriptWipes(contents.get(hostScript) ?? (await servedText(hostScript)) ?? "", flagPrefix);
   const found = new Set<string>();
   for (const s of plan.switches) {
@@ -307,7 +319,7 @@ function macsByHost(entries: Record<string, ManifestEntry>): Map<string, string[
  * The plan per machine: what the target serves each host now (its script, read from the target,
  * and its MACs, from its record) against what it will serve. Only hosts the plan touches are read.
  */
-async function machinePlan(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest, contents: ReadonlyMap<string, string>, flagPrefix: string): Promise<MachineChange[]> {
+async function machinePlan(servedText: ServedText, plan: DeployPlan, deployed: DeployedManifest, contents: ReadonlyMap<string, string>, flagPrefix: string): Promise<MachineChange[]> {
   const macsBefore = macsByHost(deployed.entries);
   const macsAfter = macsByHost(plan.manifest.entries);
   const touched = new Set<string>();
@@ -321,19 +333,12 @@ async function machinePlan(fs: TargetFs, plan: DeployPlan, deployed: DeployedMan
   const after = new Map<string, ServedHost>();
   await pool([...touched], 16, async (h) => {
     const rel = `by-host/${h}/ipxe`;
-    const was = deployed.entries[rel] ? (await fs.readFile(rel).catch(() => undefined))?.toString("utf8") : undefined;
+    const was = deployed.entries[rel] ? await servedText(rel) : undefined;
     if (was !== undefined) before.set(h, { script: was, macs: macsBefore.get(h) ?? [] });
     const will = plan.manifest.entries[rel] ? (contents.get(rel) ?? was) : undefined;
     if (will !== undefined) after.set(h, { script: will, macs: macsAfter.get(h) ?? [] });
   });
   return machineChanges(before, after, flagPrefix);
-}
-
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
 }
 
 /** One question at a time on the terminal, however many targets ask. */
@@ -451,7 +456,8 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           }
           const drifted = new Set([...(drift?.missing ?? []), ...(drift?.changed ?? [])]);
           // Hosts of classes not built here follow the inventory where this target serves their class.
-          const followed = await followUnbuilt(fs, deployed, unbuiltHosts, inv, root, ctx);
+          const servedText = servedReader(fs, deployed);
+          const followed = await followUnbuilt(servedText, deployed, unbuiltHosts, inv, root, ctx);
           if (followed.stuck.length > 0) {
             const lines = followed.stuck.map((h) => `host ${h.host} (${h.file}): class ${h.className} is not built here and ${t.name} does not serve it`);
             throw new UserError("CLASS_NOT_SERVED", `${lines.join("\n")}\nso ${t.name} cannot serve ${followed.stuck.length === 1 ? "this host" : "these hosts"} as the inventory says, and would go on serving ${followed.stuck.length === 1 ? "it" : "them"} as before; nothing was changed`, {
@@ -468,8 +474,8 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           trace(`[${t.name}] planned`);
           // Scripts go from memory (the trees just planned hold them), not read back from out/.
           for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined) sw.content = targetContents.get(sw.path);
-          const arming = await newWipes(fs, plan, deployed, targetContents, inv.site.flagPrefix);
-          const machines = await machinePlan(fs, plan, deployed, targetContents, inv.site.flagPrefix);
+          const arming = await newWipes(servedText, plan, deployed, targetContents, inv.site.flagPrefix);
+          const machines = await machinePlan(servedText, plan, deployed, targetContents, inv.site.flagPrefix);
           const servedWipes = new Set([...wipeHosts, ...followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" && scriptWipes(e.content, inv.site.flagPrefix) ? [e.path.split("/")[1]!] : []))]);
           for (const h of followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" ? [e.path.split("/")[1]!] : []))) {
             if (servedWipes.has(h) && !wipeHosts.has(h)) ctx.reporter.danger(`!!! [${t.name}] ${h} (class ${unbuiltHosts.find((x) => x.name === h)?.className}, not built here) will FORMAT (WIPE) ITS DISKS on the next boot (provision.disks: true in ${hostFile.get(h)})`);
