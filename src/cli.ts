@@ -236,7 +236,9 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       for (const t of r.targets) {
         const d = t.drift;
         lines.push(`${t.name} (${t.target}): ${d.checked} files checked (${formatBytes(d.hashedBytes)} hashed): ${d.missing.length} missing, ${d.changed.length} changed, ${d.extra.length} not netbuild's`);
-        lines.push(`${t.name}: all ${t.hosts.checked} hosts of the inventory checked: ${t.hosts.checked - t.hosts.problems.length} served as the inventory says, ${t.hosts.problems.length} not`);
+        const wrong = t.hosts.problems.filter((h) => !h.orphan).length;
+        const orphans = t.hosts.problems.length - wrong;
+        lines.push(`${t.name}: all ${t.hosts.checked} hosts of the inventory checked: ${t.hosts.checked - wrong} served as the inventory says, ${wrong} not${orphans > 0 ? `; ${orphans} served that the inventory does not have` : ""}`);
         for (const h of t.hosts.problems) for (const p of h.problems) lines.push(`  FAIL ${h.host}: ${p}`);
       }
       return `${lines.join("\n")}\n`;

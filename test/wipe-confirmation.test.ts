@@ -12,7 +12,7 @@
 // Every refusal: exit 2, a message naming what to fix, no stack trace, the target checksummed unchanged.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveFolder, type StaticServer } from "./support/http.ts";
@@ -282,6 +282,16 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
       }
     });
 
+    it("reports what the target serves that no host of the inventory has: a removed wiping host and a removed MAC", async () => {
+      const w = world();
+      rmSync(path.join(w.b, "hosts/demo-fresh.yaml"));
+      setHost(w.b, "demo-kept", { ...HOSTS["demo-kept"]!, mac: "52:54:00:12:34:5c" });
+      const r = await cli(["verify"], w.b);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(`FAIL demo-fresh: served, but in no host file of the inventory, WITH ${FLAG}: a machine with its MACs WOULD BE WIPED`);
+      expect(r.stdout).toContain("FAIL demo-kept: MAC 52:54:00:12:34:57 is served (it leads to demo-kept), but no host of the inventory has it");
+    });
+
     it("fails, naming each, on a stale host, a host not served and a served wipe the inventory dropped (B's inventory, A's deploy)", async () => {
       const w = world();
       // B's inventory moves on without deploying: demo-fresh dropped its flag, demo-kept has a new parameter, o2 is new.
@@ -440,6 +450,19 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
         await ok(cli(["deploy", "--yes"], w.a));
         expect(readlinkSync(path.join(w.served, "by-mac", mac.replace(/:/g, "-"))), edit).toBe("../by-host/demo-fresh");
       }
+    });
+
+    it("judges a MAC by what its link on the target leads to now, not by the record: a link repaired by --verify asks first", async () => {
+      const w = world();
+      const link = path.join(w.served, "by-mac/52-54-00-12-34-56");
+      // Someone points demo-fresh's MAC at demo-kept on the server by hand; the record still says demo-fresh.
+      rmSync(link);
+      symlinkSync("../by-host/demo-kept", link);
+      const before = stateOf(w.served);
+      expectRefusal(await cli(["deploy", "--verify"], w.a), ["demo-fresh (MAC 52:54:00:12:34:56) (hosts/demo-fresh.yaml)", "--yes"]);
+      expect(stateOf(w.served)).toBe(before);
+      await ok(cli(["deploy", "--verify", "--yes"], w.a));
+      expect(readlinkSync(link)).toBe("../by-host/demo-fresh");
     });
 
     it("asks again for a wipe that was dropped and is turned back on (a stale checkout A after B dropped it)", async () => {

@@ -3,7 +3,7 @@
 // class builds are those the last `netbuild build` recorded), then, per target and all targets at
 // once: lock → read what is deployed → plan → upload new artifacts → switch scripts and links →
 // remove what is no longer served → unlock. A target whose manifest already matches gets nothing.
-import { realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.ts";
@@ -242,10 +242,20 @@ async function followUnbuilt(servedText: ServedText, deployed: DeployedManifest,
   // A Talos host that follows the inventory gets its machine config rendered as a built one's is.
   const following = hosts.filter((h) => served(h.className));
   const talosClasses = new Map(following.filter((h) => h.talos).map((h) => [h.className, undefined as never]));
-  const configs = talosClasses.size > 0 ? (await (await import("./talos.ts")).renderTalosConfigs(root, inv, talosClasses, ctx)).texts : undefined;
+  let configs: ReadonlyMap<string, string> | undefined;
+  try {
+    configs = talosClasses.size > 0 ? (await (await import("./talos.ts")).renderTalosConfigs(root, inv, talosClasses, ctx)).texts : undefined;
+  } catch (e) {
+    // A checkout without the base configs (kept out of git) still brings scripts and flags in line;
+    // the machine configs stay as the target serves them.
+    if (!(e instanceof UserError)) throw e;
+    ctx.reporter.warn(`machine configs of Talos classes not built here cannot be rendered in this checkout (${e.message}): the targets keep serving theirs as they are`);
+  }
   for (const h of hosts) {
     if (served(h.className)) {
-      out.entries.push(...hostEntries(h, inv.site, templates, configs?.get(h.name)));
+      const config = configs?.get(h.name);
+      if (h.talos && config === undefined) out.keep.push(`by-host/${h.name}/talos.yaml`);
+      out.entries.push(...hostEntries(h, inv.site, templates, h.talos && config === undefined ? "kept" : config));
       continue;
     }
     const scriptPath = `by-host/${h.name}/ipxe`;
@@ -272,7 +282,7 @@ async function followUnbuilt(servedText: ServedText, deployed: DeployedManifest,
  * whose script gains the flag (or a new host with it), and a MAC that now leads to a wiping script
  * (a MAC added to a wiping host, or moved to one). What the target served is read from the target.
  */
-async function newWipes(servedText: ServedText, plan: DeployPlan, deployed: DeployedManifest, contents: ReadonlyMap<string, string>, flagPrefix: string): Promise<string[]> {
+async function newWipes(servedText: ServedText, servedLink: ServedText, plan: DeployPlan, deployed: DeployedManifest, contents: ReadonlyMap<string, string>, flagPrefix: string): Promise<string[]> {
   const willWipe = async (hostScript: string) => scriptWipes(contents.get(hostScript) ?? (await servedText(hostScript)) ?? "", flagPrefix);
   const found = new Set<string>();
   for (const s of plan.switches) {
@@ -289,8 +299,9 @@ async function newWipes(servedText: ServedText, plan: DeployPlan, deployed: Depl
     const now = s.kind === "symlink" ? /^\.\.\/by-host\/([^/]+)$/.exec(s.target)?.[1] : undefined;
     const wipesNow = s.kind === "symlink" ? now !== undefined && (await willWipe(`by-host/${now}/ipxe`)) : scriptWipes(s.content ?? contents.get(s.path) ?? "", flagPrefix);
     if (!wipesNow) continue;
-    const link = deployed.entries[`by-mac/${mac}`];
-    const before = link?.kind === "symlink" ? await servedText(`by-host/${link.target.slice("../by-host/".length)}/ipxe`) : await servedText(`by-mac/${mac}/ipxe`);
+    // What the MAC leads to on the target itself (a link repaired by --verify, or left half-switched by a killed deploy, may differ from the record).
+    const target = await servedLink(`by-mac/${mac}`);
+    const before = target !== undefined ? (/^\.\.\/by-host\/([^/]+)$/.test(target) ? await servedText(`by-host/${target.slice("../by-host/".length)}/ipxe`) : undefined) : await servedText(`by-mac/${mac}/ipxe`);
     if (before === undefined || !scriptWipes(before, flagPrefix)) found.add(`${now ?? (/^# netbuild host (\S+)/m.exec(s.kind === "file" ? (s.content ?? "") : "")?.[1] ?? "?")} (MAC ${mac.replace(/-/g, ":")})`);
   }
   // A host already listed needs no second line for each of its MACs.
@@ -346,7 +357,7 @@ let asking: Promise<unknown> = Promise.resolve();
 
 async function confirmWipes(t: Target, hosts: readonly string[], hostFile: ReadonlyMap<string, string>, options: DeployOptions, ctx: Context): Promise<void> {
   if (options.yes) return;
-  const list = hosts.map((h) => `${h} (${hostFile.get(h) ?? "?"})`).join(", ");
+  const list = hosts.map((h) => `${h} (${hostFile.get(h.split(" ")[0]!) ?? "?"})`).join(", ");
   const interactive = Boolean(process.stdin.isTTY) && Boolean(process.stderr.isTTY) && ctx.env["CI"] !== "true";
   if (!interactive) {
     throw new UserError("WIPE_NOT_CONFIRMED", `this deploy would make ${targetLabel(t)} serve a disk WIPE to ${hosts.length} host${hosts.length === 1 ? "" : "s"} it did not wipe before: ${list}; nothing was changed`, {
@@ -474,7 +485,11 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           trace(`[${t.name}] planned`);
           // Scripts go from memory (the trees just planned hold them), not read back from out/.
           for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined) sw.content = targetContents.get(sw.path);
-          const arming = await newWipes(servedText, plan, deployed, targetContents, inv.site.flagPrefix);
+          // A path kept as the target serves it (a class not built here) that drifted: this checkout has nothing to rewrite it with.
+          const unwritable = plan.switches.filter((sw) => sw.kind === "file" && sw.content === undefined && sw.layer !== "class" && !existsSync(path.join(out, sw.path)));
+          for (const sw of unwritable) ctx.reporter.warn(`[${t.name}] ${sw.path} differs from what was deployed, and this checkout cannot write it again (its class is not built here): left as it is; deploy from a checkout that builds it`);
+          if (unwritable.length > 0) plan.switches = plan.switches.filter((sw) => !unwritable.includes(sw));
+          const arming = await newWipes(servedText, (rel) => fs.readlink(rel).catch(() => undefined), plan, deployed, targetContents, inv.site.flagPrefix);
           const machines = await machinePlan(servedText, plan, deployed, targetContents, inv.site.flagPrefix);
           const servedWipes = new Set([...wipeHosts, ...followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" && scriptWipes(e.content, inv.site.flagPrefix) ? [e.path.split("/")[1]!] : []))]);
           for (const h of followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" ? [e.path.split("/")[1]!] : []))) {

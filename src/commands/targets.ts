@@ -69,6 +69,11 @@ export async function forEachTarget<T>(targets: Target[], fn: (t: Target) => Pro
   if (failed.length === 0) return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
   if (targets.length > 1) for (const f of failed) reporter.warn(`[${f.t.name}] failed: ${f.e instanceof Error ? f.e.message : String(f.e)}`);
   if (failed.length === 1 || targets.length === 1) throw failed[0]!.e;
+  // Every target refused the same kind of input (a wipe not confirmed, a conflict): exit 2, as for one.
+  const refusals = failed.map((f) => f.e).filter((e): e is UserError => e instanceof UserError && e.exitCode === 2);
+  if (refusals.length === failed.length && failed.length === targets.length) {
+    throw new UserError(refusals[0]!.code, `all ${targets.length} targets refused: ${failed.map((f) => f.t.name).join(", ")}; nothing was changed on any`, { hint: "the messages above say why, per target" });
+  }
   throw new UserError("DEPLOY_FAILED", `${failed.length} of ${targets.length} targets failed: ${failed.map((f) => f.t.name).join(", ")}`, { hint: "the messages above say what failed where; the other targets finished" });
 }
 

@@ -14,7 +14,7 @@ import { macColons } from "../core/names.ts";
 import type { TargetFs } from "../adapters/target-fs.ts";
 import { checkOutFolder } from "../adapters/local-tree.ts";
 import { fetchDigest, fetchText } from "../adapters/http.ts";
-import { readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
+import { pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes } from "../ui/reporter.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
 import { withEachTarget, selectTargets, type TargetOptions } from "./targets.ts";
@@ -47,6 +47,8 @@ export interface VerifyResult {
 export interface HostProblems {
   host: string;
   problems: string[];
+  /** Served by the target for no host (or MAC) of the inventory. */
+  orphan?: boolean;
 }
 
 /**
@@ -57,13 +59,32 @@ export interface HostProblems {
 async function checkHosts(fs: TargetFs, deployed: DeployedManifest, inv: Inventory): Promise<HostProblems[]> {
   const out: HostProblems[] = [];
   const flag = `${inv.site.flagPrefix}.provision_disks=true`;
-  for (const h of inv.hosts) {
+  // What the target serves that no host of the inventory explains: a removed host or MAC still
+  // served (and loudly so when its script wipes).
+  const known = new Set(inv.hosts.map((h) => h.name as string));
+  const macs = new Set(inv.hosts.flatMap((h) => h.macs.map((m) => m as string)));
+  const orphans: HostProblems[] = [];
+  await pool(Object.keys(deployed.entries), 16, async (p) => {
+    const host = /^by-host\/([^/]+)\/ipxe$/.exec(p)?.[1];
+    if (host !== undefined && !known.has(host)) {
+      const text = (await fs.readFile(p))?.toString("utf8") ?? "";
+      orphans.push({ host, orphan: true, problems: [`served, but in no host file of the inventory${scriptWipes(text, inv.site.flagPrefix) ? `, WITH ${flag}: a machine with its MACs WOULD BE WIPED` : ""} (a deploy removes it)`] });
+    }
+    const mac = /^by-mac\/([^/]+)(\/ipxe)?$/.exec(p)?.[1];
+    if (mac !== undefined && !macs.has(mac) && !(p.endsWith("/ipxe") && `by-mac/${mac}` in deployed.entries)) {
+      const e = deployed.entries[p]!;
+      const to = e.kind === "symlink" ? e.target.slice("../by-host/".length) : "(a copy)";
+      orphans.push({ host: to, orphan: true, problems: [`MAC ${mac.replace(/-/g, ":")} is served (it leads to ${to}), but no host of the inventory has it (a deploy removes it)`] });
+    }
+  });
+  const checks = new Map<string, HostProblems>();
+  await pool(inv.hosts, 16, async (h) => {
     const problems: string[] = [];
     const scriptPath = `by-host/${h.name}/ipxe`;
     const text = deployed.entries[scriptPath] ? (await fs.readFile(scriptPath))?.toString("utf8") : undefined;
     if (text === undefined) {
-      out.push({ host: h.name, problems: [`not served (class ${h.className}${deployed.entries[`by-class/${h.className}/ipxe`] ? "" : ", which this target does not serve either"})`] });
-      continue;
+      checks.set(h.name, { host: h.name, problems: [`not served (class ${h.className}${deployed.entries[`by-class/${h.className}/ipxe`] ? "" : ", which this target does not serve either"})`] });
+      return;
     }
     const chained = scriptClass(text);
     if (chained !== h.className) problems.push(`served class ${chained ?? "(none)"}, but the inventory says class ${h.className}${scriptHeld(text) ? " (held there when its wipe was dropped)" : ""}`);
@@ -80,9 +101,10 @@ async function checkHosts(fs: TargetFs, deployed: DeployedManifest, inv: Invento
         problems.push(`MAC ${macColons(mac)} does not lead to its script`);
       }
     }
-    if (problems.length > 0) out.push({ host: h.name, problems });
-  }
-  return out;
+    if (problems.length > 0) checks.set(h.name, { host: h.name, problems });
+  });
+  for (const h of inv.hosts) if (checks.has(h.name)) out.push(checks.get(h.name)!);
+  return [...out, ...orphans.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0))];
 }
 
 /** A MAC no host uses (locally administered, so no NIC ships with it). */
@@ -194,6 +216,7 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
           try {
             const got = await digest(url);
             if (got.status !== 200) problems.push(`${url} (its machine config): HTTP ${got.status}`);
+            else if (!built) notes.push(`its machine config is served; class ${host.className} is not built here, so it was not compared with a build`);
             else if (recorded?.kind !== "file" || recorded.sha256 !== got.sha256) problems.push(`${url} (its machine config) is not the one in the built tree`);
           } catch (e) {
             problems.push(`${url} (its machine config): ${(e as Error).message}`);

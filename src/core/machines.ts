@@ -50,7 +50,8 @@ export function machineChanges(before: ReadonlyMap<string, ServedHost>, after: R
       wipe: wipesAfter && !wipedBefore ? "armed" : wipedBefore && !wipesAfter ? "disarmed" : undefined,
       wipes: wipesAfter,
     };
-    const same = b && a && b.script === a.script && change.macs.added.length === 0 && change.macs.removed.length === 0;
+    // A script rewritten with nothing a machine sees changed (a comment, the host file's name) is no machine change.
+    const same = b && a && change.class.from === change.class.to && change.params.added.length + change.params.removed.length === 0 && change.macs.added.length + change.macs.removed.length === 0 && change.wipe === undefined && was.join(" ") === will.join(" ");
     if (!same) out.push(change);
   }
   return out;

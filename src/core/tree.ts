@@ -115,15 +115,16 @@ export function hostParams(host: Host, flagPrefix: string): string[] {
  * inventory wherever its class script is served. `as`: another class to chain (and no wipe flag),
  * for a host whose own class cannot be served.
  */
-export function hostEntries(host: Host, site: Inventory["site"], templates: IpxeTemplates, config: string | undefined, as?: { className: string; wipe: false }): TreeEntry[] {
+export function hostEntries(host: Host, site: Inventory["site"], templates: IpxeTemplates, config: string | "kept" | undefined, as?: { className: string; wipe: false }): TreeEntry[] {
   const entries: TreeEntry[] = [];
   const className = as?.className ?? host.className;
   const wipe = as ? false : host.provisionDisks;
   const params = hostParams(as ? { ...host, provisionDisks: false } : host, site.flagPrefix);
   const script = templates.host({ name: host.name, className, file: host.file, wipe, params, heldFrom: as ? host.className : "" });
   entries.push({ kind: "file", layer: "host", path: `by-host/${host.name}/ipxe`, content: script });
+  // "kept": the machine config stays as the target serves it (this checkout cannot render it).
   if (host.talos && config === undefined && !as) throw new Error(`internal: no machine config rendered for Talos host ${host.name}`);
-  if (config !== undefined) entries.push({ kind: "file", layer: "config", path: `by-host/${host.name}/talos.yaml`, content: config });
+  if (config !== undefined && config !== "kept") entries.push({ kind: "file", layer: "config", path: `by-host/${host.name}/talos.yaml`, content: config });
   for (const mac of host.macs) {
     if (site.links === "symlink") entries.push({ kind: "symlink", layer: "mac", path: `by-mac/${mac}`, target: `../by-host/${host.name}` });
     else entries.push({ kind: "file", layer: "mac", path: `by-mac/${mac}/ipxe`, content: script });
