@@ -2,7 +2,7 @@
 // class with Nix, serve the tree over HTTP, PXE-boot QEMU through the real iPXE ROM under legacy
 // BIOS and UEFI, and read the kernel command line each machine actually received.
 import { createHash } from "node:crypto";
-import { copyFileSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveFolder, type StaticServer } from "./support/http.ts";
@@ -249,5 +249,23 @@ describe.skipIf(notHere)("PXE boot of a deployed Talos host (fixture factory: th
     const wrong = await cli(["verify", "--http", server.url], root);
     expect(wrong.code).toBe(1);
     expect(wrong.stdout).toContain(`${server.url}/wrong/by-host/tav/talos.yaml (its machine config): HTTP 404`);
+  });
+
+  it("lets a second checkout without the base configs (kept out of git) change a Talos host's script; its machine config stays as served", async () => {
+    // Checkout B: the same inventory without secrets/, building only a small prebuilt class of its own.
+    const b = tempDir();
+    for (const e of ["netbuild.yaml", "classes", "hosts"]) cpSync(path.join(root, e), path.join(b, e), { recursive: true });
+    addDemoFiles(b);
+    writeFileSync(path.join(b, "classes/demo.yaml"), "kind: prebuilt\nkernel: { path: ./demo/bzImage }\ninitrd: { path: ./demo/initrd }\n");
+    writeFileSync(path.join(b, "hosts/d1.yaml"), 'class: demo\nmac: "52:54:00:a1:00:0a"\n');
+    const built = await cli(["build", "--class", "demo"], b);
+    expect(built.code, built.stderr).toBe(0);
+    const config = readFileSync(path.join(served, "by-host/tav/talos.yaml"), "utf8");
+    writeFileSync(path.join(b, "hosts/tav.yaml"), readFileSync(path.join(b, "hosts/tav.yaml"), "utf8").replace("[talos.dashboard.disabled=1]", "[talos.dashboard.disabled=1, quiet]"));
+    const r = await cli(["deploy"], b);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("cannot be rendered in this checkout");
+    expect(readFileSync(path.join(served, "by-host/tav/ipxe"), "utf8")).toMatch(/^set cmdline hostname=tav talos\.config=\S+ talos\.dashboard\.disabled=1 quiet$/m);
+    expect(readFileSync(path.join(served, "by-host/tav/talos.yaml"), "utf8")).toBe(config);
   });
 });
