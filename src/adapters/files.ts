@@ -97,16 +97,3 @@ export async function lstatOrUndefined(p: string) {
 export function sha256(content: string | Uint8Array): string {
   return createHash("sha256").update(content).digest("hex");
 }
-
-/** Removes `dir` and its now-empty parents up to (not including) `stop`; keeps any that still hold something. */
-export async function removeEmptyDirs(dir: string, stop: string): Promise<void> {
-  let d = dir;
-  while (d.startsWith(stop + path.sep) && d !== stop) {
-    try {
-      await fs.rmdir(d);
-    } catch {
-      return;
-    }
-    d = path.dirname(d);
-  }
-}

@@ -95,14 +95,23 @@ function outRoot(out: string): ConfinedRoot {
   return new ConfinedRoot(out, { lstat: async (rel) => localKind(await lstatOrUndefined(path.join(out, rel))), mkdir: (rel) => fs.mkdir(path.join(out, rel)) }, "OUT_CONFLICT");
 }
 
-/** by-mac/<mac> recorded as a link of ours (links mode), about to become a copy-mode folder. */
-/** A path netbuild recorded in out/, or was writing when a build was stopped (its manifest's `pending`). */
-function owned(old: TreeManifest | undefined, rel: string): boolean {
-  return old?.entries[rel] !== undefined || (old?.pending?.includes(rel) ?? false);
+/** The paths a stopped build was writing (out/'s manifest's `pending`), as a set: looked up once per tree entry. */
+const pendingSets = new WeakMap<TreeManifest, ReadonlySet<string>>();
+function isPending(old: TreeManifest | undefined, rel: string): boolean {
+  if (!old?.pending) return false;
+  let set = pendingSets.get(old);
+  if (!set) pendingSets.set(old, (set = new Set(old.pending)));
+  return set.has(rel);
 }
 
+/** A path netbuild recorded in out/, or was writing when a build was stopped. */
+function owned(old: TreeManifest | undefined, rel: string): boolean {
+  return old?.entries[rel] !== undefined || isPending(old, rel);
+}
+
+/** by-mac/<mac> as a link of ours (recorded, or being written by a stopped build), which a copy-mode folder may replace. */
 function isOurMacLink(old: TreeManifest | undefined, rel: string): boolean {
-  return rel.startsWith("by-mac/") && rel.split("/").length === 2 && (old?.entries[rel]?.kind === "symlink" || (old?.pending?.includes(rel) ?? false));
+  return rel.startsWith("by-mac/") && rel.split("/").length === 2 && (old?.entries[rel]?.kind === "symlink" || isPending(old, rel));
 }
 
 /**
@@ -136,7 +145,7 @@ async function findConflicts(out: string, root: ConfinedRoot, tree: Tree, old: T
       continue;
     }
     // A link netbuild recorded as its own file would be replaced, not followed; one it did not record is someone else's.
-    if (kind === "symlink" && ((old?.entries[entry.path] && old.entries[entry.path]!.kind !== "symlink") || old?.pending?.includes(entry.path))) continue;
+    if (kind === "symlink" && ((old?.entries[entry.path] && old.entries[entry.path]!.kind !== "symlink") || isPending(old, entry.path))) continue;
     problems.push({ path: entry.path, what: `${describeKind(kind)}, where netbuild writes ${entry.kind === "symlink" ? "a link" : "a file"}` });
   }
   if (problems.length > 0) throw conflictError("OUT_CONFLICT", out, problems);
@@ -213,7 +222,7 @@ async function writeEntry(out: string, root: ConfinedRoot, entry: TreeEntry, lea
 /** The entry is in out/ exactly as the manifest records it (so writing it changes nothing). */
 function sameAsRecorded(e: TreeEntry, old: TreeManifest | undefined): boolean {
   const r = old?.entries[e.path];
-  if (!r || old?.pending?.includes(e.path)) return false;
+  if (!r || isPending(old, e.path)) return false;
   if (e.kind === "symlink") return r.kind === "symlink" && r.target === e.target;
   if (e.kind === "artifact") return r.kind === "artifact";
   return r.kind === "file" && r.sha256 === sha256(e.content);

@@ -62,7 +62,7 @@ export interface TargetFs {
 }
 
 /** What a local lstat found, in the targets' words. */
-export function localKind(st: Stats | undefined): TargetStat["kind"] | undefined {
+export function localKind(st: Pick<Stats, "isSymbolicLink" | "isDirectory" | "isFile"> | undefined): TargetStat["kind"] | undefined {
   return st === undefined ? undefined : st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
 }
 
@@ -181,7 +181,7 @@ export function localTargetFs(root: string, code: ErrorCode = "TARGET_CONFLICT")
       if (rel !== ".") await confined.check(`${rel}/x`);
       try {
         const dirents = await fs.readdir(rel === "." ? root : abs(rel), { withFileTypes: true });
-        return dirents.map((d) => ({ name: d.name, kind: d.isSymbolicLink() ? "symlink" : d.isDirectory() ? "dir" : d.isFile() ? "file" : "other" }));
+        return dirents.map((d) => ({ name: d.name, kind: localKind(d)! }));
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
         throw e;

@@ -11,7 +11,7 @@ import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployedManif
 import { parseTarget, type Target } from "../core/target.ts";
 import type { Host, Inventory } from "../core/inventory.ts";
 import { formatMachineChange, machineChanges, type MachineChange, type ServedHost } from "../core/machines.ts";
-import { hostEntries, scriptClass, scriptHeld, scriptWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
+import { hostEntries, hostOfScript, scriptClass, scriptHeld, scriptWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
 import { applyTree, checkOutFolder, withOutLock } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
@@ -100,7 +100,7 @@ function planLines(t: Target, plan: DeployPlan, wipeHosts: ReadonlySet<string>):
   for (const u of plan.uploads) lines.push(`${p} upload  ${u.path} (${formatBytes(u.size)})`);
   for (const c of plan.classes) lines.push(`${p} class   ${c.name}: ${c.from ?? "(new)"} → ${c.to}${c.alreadyThere ? " (already on the target)" : ""}`);
   for (const s of plan.switches) {
-    const host = /^by-host\/([^/]+)\/ipxe$/.exec(s.path)?.[1];
+    const host = hostOfScript(s.path);
     lines.push(`${p} switch  ${s.path}${s.kind === "symlink" ? ` → ${s.target}` : ""}${host && wipeHosts.has(host) ? "   !!! WIPES ITS DISKS ON NEXT BOOT" : ""}`);
   }
   for (const d of plan.deletions) lines.push(`${p} remove  ${d}`);
@@ -286,7 +286,7 @@ async function newWipes(servedText: ServedText, servedLink: ServedText, plan: De
   const willWipe = async (hostScript: string) => scriptWipes(contents.get(hostScript) ?? (await servedText(hostScript)) ?? "", flagPrefix);
   const found = new Set<string>();
   for (const s of plan.switches) {
-    const host = /^by-host\/([^/]+)\/ipxe$/.exec(s.path)?.[1];
+    const host = hostOfScript(s.path);
     if (host && s.kind === "file") {
       if (!scriptWipes(s.content ?? contents.get(s.path) ?? "", flagPrefix)) continue;
       const before = await servedText(s.path);
@@ -313,7 +313,7 @@ async function newWipes(servedText: ServedText, servedLink: ServedText, plan: De
 function macsByHost(entries: Record<string, ManifestEntry>): Map<string, string[]> {
   const bySha = new Map<string, string>();
   for (const [p, e] of Object.entries(entries)) {
-    const host = /^by-host\/([^/]+)\/ipxe$/.exec(p)?.[1];
+    const host = hostOfScript(p);
     if (host && e.kind === "file") bySha.set(e.sha256, host);
   }
   const out = new Map<string, string[]>();
@@ -335,7 +335,7 @@ async function machinePlan(servedText: ServedText, plan: DeployPlan, deployed: D
   const macsAfter = macsByHost(plan.manifest.entries);
   const touched = new Set<string>();
   for (const p of [...plan.switches.map((sw) => sw.path), ...plan.deletions]) {
-    const host = /^by-host\/([^/]+)\/ipxe$/.exec(p)?.[1];
+    const host = hostOfScript(p);
     if (host) touched.add(host);
   }
   const sameMacs = (a: string[] | undefined, b: string[] | undefined) => (a ?? []).slice().sort().join() === (b ?? []).slice().sort().join();

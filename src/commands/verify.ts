@@ -7,7 +7,7 @@
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { macVariables, walkBootChain } from "../core/boot-chain.ts";
-import { hostParams, scriptClass, scriptHeld, scriptWipes } from "../core/tree.ts";
+import { hostOfScript, hostParams, scriptClass, scriptHeld, scriptParams, scriptWipes } from "../core/tree.ts";
 import type { DeployedManifest } from "../core/deploy.ts";
 import type { Inventory } from "../core/inventory.ts";
 import { macColons } from "../core/names.ts";
@@ -65,7 +65,7 @@ async function checkHosts(fs: TargetFs, deployed: DeployedManifest, inv: Invento
   const macs = new Set(inv.hosts.flatMap((h) => h.macs.map((m) => m as string)));
   const orphans: HostProblems[] = [];
   await pool(Object.keys(deployed.entries), 16, async (p) => {
-    const host = /^by-host\/([^/]+)\/ipxe$/.exec(p)?.[1];
+    const host = hostOfScript(p);
     if (host !== undefined && !known.has(host)) {
       const text = (await fs.readFile(p))?.toString("utf8") ?? "";
       orphans.push({ host, orphan: true, problems: [`served, but in no host file of the inventory${scriptWipes(text, inv.site.flagPrefix) ? `, WITH ${flag}: a machine with its MACs WOULD BE WIPED` : ""} (a deploy removes it)`] });
@@ -88,7 +88,7 @@ async function checkHosts(fs: TargetFs, deployed: DeployedManifest, inv: Invento
     }
     const chained = scriptClass(text);
     if (chained !== h.className) problems.push(`served class ${chained ?? "(none)"}, but the inventory says class ${h.className}${scriptHeld(text) ? " (held there when its wipe was dropped)" : ""}`);
-    const served = (text.split("\n").find((l) => l.startsWith("set cmdline")) ?? "").split(" ").slice(2);
+    const served = scriptParams(text);
     if (scriptWipes(text, inv.site.flagPrefix) && !h.provisionDisks) problems.push(`served ${flag}, but the inventory does not set provision.disks: ITS DISKS WOULD BE WIPED`);
     else if (!scriptWipes(text, inv.site.flagPrefix) && h.provisionDisks) problems.push(`not served its wipe flag (${flag}), which the inventory sets`);
     const wanted = hostParams(h, inv.site.flagPrefix).filter((p) => p !== flag);

@@ -1,7 +1,7 @@
 // What a deploy changes per machine, from what the target serves now and what it will serve: the
 // view a person checks before a deploy (and that --json, the dry run and the real deploy share).
 // Pure: the scripts are given as text, read from the target (before) and the planned trees (after).
-import { scriptClass, scriptWipes } from "./tree.ts";
+import { scriptClass, scriptParams, scriptWipes } from "./tree.ts";
 
 export interface MachineChange {
   host: string;
@@ -24,10 +24,6 @@ export interface ServedHost {
   macs: readonly string[];
 }
 
-function cmdline(script: string): string[] {
-  return (script.split("\n").find((l) => l.startsWith("set cmdline")) ?? "").split(" ").slice(2);
-}
-
 /** Per host, what changes: only hosts whose script or MACs differ are listed, sorted by name. */
 export function machineChanges(before: ReadonlyMap<string, ServedHost>, after: ReadonlyMap<string, ServedHost>, flagPrefix: string): MachineChange[] {
   const flag = `${flagPrefix}.provision_disks=true`;
@@ -35,8 +31,8 @@ export function machineChanges(before: ReadonlyMap<string, ServedHost>, after: R
   for (const host of [...new Set([...before.keys(), ...after.keys()])].sort()) {
     const b = before.get(host);
     const a = after.get(host);
-    const was = b ? cmdline(b.script).filter((p) => p !== flag) : [];
-    const will = a ? cmdline(a.script).filter((p) => p !== flag) : [];
+    const was = b ? scriptParams(b.script).filter((p) => p !== flag) : [];
+    const will = a ? scriptParams(a.script).filter((p) => p !== flag) : [];
     const macsBefore = new Set(b?.macs ?? []);
     const macsAfter = new Set(a?.macs ?? []);
     const wipedBefore = b !== undefined && scriptWipes(b.script, flagPrefix);

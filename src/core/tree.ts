@@ -132,10 +132,19 @@ export function hostEntries(host: Host, site: Inventory["site"], templates: Ipxe
   return entries;
 }
 
-/** Whether a host script as served sets the wipe flag (on its `set cmdline` line, as the host template writes it). */
+/** The parameters a host script as served sets (its `set cmdline` line, as the host template writes it). */
+export function scriptParams(script: string): string[] {
+  return (script.split("\n").find((l) => l.startsWith("set cmdline")) ?? "").split(" ").slice(2);
+}
+
+/** Whether a host script as served sets the wipe flag. */
 export function scriptWipes(script: string, flagPrefix: string): boolean {
-  const line = script.split("\n").find((l) => l.startsWith("set cmdline"));
-  return line !== undefined && line.split(" ").includes(`${flagPrefix}.provision_disks=true`);
+  return scriptParams(script).includes(`${flagPrefix}.provision_disks=true`);
+}
+
+/** The host whose script `rel` is (`by-host/<host>/ipxe`), if it is one. */
+export function hostOfScript(rel: string): string | undefined {
+  return /^by-host\/([^/]+)\/ipxe$/.exec(rel)?.[1];
 }
 
 /** Whether a host script as served is one netbuild held on another class when it dropped its wipe (see hostEntries' `as`). */
