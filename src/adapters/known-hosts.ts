@@ -38,6 +38,11 @@ function lookupName(host: string, port: number): string {
   return port === 22 ? host : `[${host}]:${port}`;
 }
 
+/** A host as known_hosts spells it (and `ssh-keygen -R` wants it): lower case, `[host]:port` for a port other than 22. */
+export function knownHostsName(host: string, port: number): string {
+  return lookupName(host.toLowerCase(), port);
+}
+
 /** OpenSSH's match_pattern: `*` is any run of characters, `?` exactly one; whole-string match. */
 function globMatch(name: string, pattern: string): boolean {
   const re = pattern.replace(/[.+^${}()|[\]\\*?]/g, (c) => (c === "*" ? ".*" : c === "?" ? "." : `\\${c}`));
@@ -92,7 +97,7 @@ function parseLine(text: string, name: string): Omit<Entry, "file" | "line"> | u
 /** Every well-formed line, in file order, whose host field matches this host and port. */
 async function matchingEntries(files: string[], host: string, port: number): Promise<Entry[]> {
   // ssh lowercases the host name before the lookup (patterns are compared lowercased too).
-  const name = lookupName(host.toLowerCase(), port);
+  const name = knownHostsName(host, port);
   const out: Entry[] = [];
   for (const file of files) {
     let text: string;

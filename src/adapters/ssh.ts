@@ -1,7 +1,8 @@
 // SSH as users already have it set up: OpenSSH resolves ~/.ssh/config for us (`ssh -G`: Host
 // aliases, Match, Include, User, Port, IdentityFile, UserKnownHostsFile), ssh-agent and key files
 // authenticate, and the server's host key is checked against known_hosts before anything is sent.
-import { readFile } from "node:fs/promises";
+import { constants as fsConstants } from "node:fs";
+import { access, readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
@@ -9,7 +10,7 @@ import { Writable } from "node:stream";
 import SftpClient from "ssh2-sftp-client";
 import ssh2, { type AuthenticationType, type ConnectConfig } from "ssh2";
 import { UserError } from "../errors.ts";
-import { addHostKey, checkHostKey, fingerprint, keyTypeOf, knownKeyTypes } from "./known-hosts.ts";
+import { addHostKey, checkHostKey, fingerprint, keyTypeOf, knownHostsName, knownKeyTypes } from "./known-hosts.ts";
 import { capture } from "./run.ts";
 
 export interface SshOptions {
@@ -34,9 +35,13 @@ export interface ResolvedSsh {
   identityAgent: string | undefined;
   identitiesOnly: boolean;
   connectTimeoutMs: number;
+  /** Where these settings came from, for messages: the -F file, `~/.ssh/config`, or undefined when OpenSSH's ssh is not installed (nothing was read). */
+  configFile: string | undefined;
 }
 
 const HOME = os.userInfo().homedir;
+/** The file `ssh-keygen -R` edits when given no `-f` (as ssh, it takes the home folder from the password database). */
+const DEFAULT_KNOWN_HOSTS = path.join(HOME, ".ssh", "known_hosts");
 
 const expand = (p: string) => (p === "~" ? HOME : p.startsWith("~/") ? path.join(HOME, p.slice(2)) : p);
 
@@ -61,6 +66,7 @@ export async function resolveSsh(host: string, user: string | undefined, port: n
         identityAgent: undefined,
         identitiesOnly: false,
         connectTimeoutMs: 15_000,
+        configFile: undefined,
       };
     }
     throw new UserError("SSH_FAILED", `reading the SSH settings for ${host} failed (ssh -G)`, { detail: e instanceof UserError ? e.detail : String(e), hint: options.configFile ? `check ${options.configFile}` : "check ~/.ssh/config" });
@@ -91,7 +97,64 @@ export async function resolveSsh(host: string, user: string | undefined, port: n
     identityAgent: one("identityagent"),
     identitiesOnly: one("identitiesonly") === "yes",
     connectTimeoutMs: one("connecttimeout") && one("connecttimeout") !== "none" ? Number(one("connecttimeout")) * 1000 : 15_000,
+    configFile: options.configFile ?? "~/.ssh/config",
   };
+}
+
+/** A word for a POSIX shell: as it is when nothing in it is special there, else single-quoted (`[127.0.0.1]:2222` would glob). */
+export function shellWord(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * The command that removes a host's keys from a known_hosts file. Without `-f`, ssh-keygen edits
+ * ~/.ssh/known_hosts whatever UserKnownHostsFile says, so any other file must be named; `sudo`
+ * when this user cannot rewrite it (ssh-keygen writes a new file beside it, then renames).
+ */
+export function removeHostKeyCommand(file: string, name: string, options: { sudo?: boolean } = {}): string {
+  const f = path.resolve(file) === DEFAULT_KNOWN_HOSTS ? "" : ` -f ${shellWord(file)}`;
+  return `${options.sudo ? "sudo " : ""}ssh-keygen -R ${shellWord(name)}${f}`;
+}
+
+async function canRewrite(file: string): Promise<boolean> {
+  try {
+    await access(file, fsConstants.W_OK);
+    await access(path.dirname(file), fsConstants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `ssh` as the user would run it for this target: the same -F file, port and user as netbuild used. */
+function sshCommand(host: string, user: string | undefined, port: number | undefined, configFile: string | undefined): string {
+  return ["ssh", ...(configFile ? ["-F", shellWord(configFile)] : []), ...(port ? ["-p", String(port)] : []), shellWord(user ? `${user}@${host}` : host)].join(" ");
+}
+
+/**
+ * A host name the resolver does not know, said in the user's terms: the alias they wrote and, when
+ * their SSH config maps it to a HostName, that name too (the one that was looked up).
+ */
+export function unresolvedHostError(r: Pick<ResolvedSsh, "host" | "hostname" | "configFile">, code: string | undefined): UserError {
+  const mapped = r.hostname !== r.host;
+  if (code === "EAI_AGAIN") {
+    // A temporary failure: the resolver got no answer. Nothing says the name is wrong.
+    const what = mapped ? `${r.hostname} (the HostName of ${r.host} in ${r.configFile})` : r.host;
+    return new UserError("SSH_FAILED", `${r.host}: cannot look up ${what}: DNS did not answer (EAI_AGAIN)`, { hint: "is the network (or the VPN that knows the boot server) up? Then try again" });
+  }
+  if (mapped) {
+    return new UserError("SSH_FAILED", `${r.host}: no such host: ${r.configFile} gives it HostName ${r.hostname}, and DNS does not know ${r.hostname}`, {
+      hint: `check the HostName that ${r.configFile} sets for ${r.host} (a typo, or a name only another network's DNS knows)`,
+    });
+  }
+  if (r.configFile === undefined) {
+    return new UserError("SSH_FAILED", `${r.host}: no such host (DNS does not know it, and ~/.ssh/config was not read: OpenSSH's ssh is not installed)`, {
+      hint: "check the host in the target URL, or install OpenSSH's client so that Host aliases in ~/.ssh/config work",
+    });
+  }
+  return new UserError("SSH_FAILED", `${r.host}: no such host (not a Host with a HostName in ${r.configFile}, and DNS does not know it)`, {
+    hint: `check the host in the target URL for a typo; if ${r.host} is meant as an SSH alias, give it a HostName in ${r.configFile} (Host ${r.host}, then HostName and the boot server's address)`,
+  });
 }
 
 async function loadKeys(files: string[], options: SshOptions): Promise<{ file: string; key: Buffer; passphrase?: string }[]> {
@@ -154,16 +217,17 @@ export async function connectSsh(host: string, user: string | undefined, port: n
   // OpenSSH looks a HostKeyAlias up as it is (no [alias]:port form), and the host name with its port.
   const lookup = r.hostKeyAlias ?? r.hostname;
   const lookupPort = r.hostKeyAlias ? 22 : r.port;
+  const name = knownHostsName(lookup, lookupPort);
   let hostKeyProblem: UserError | undefined;
 
   const verify = async (key: Buffer): Promise<boolean> => {
     const verdict = await checkHostKey(r.knownHostsFiles, lookup, lookupPort, key);
     const fp = `${keyTypeOf(key)} ${fingerprint(key)}`;
-    const name = lookupPort === 22 ? lookup : `[${lookup}]:${lookupPort}`;
     if (verdict.status === "known") return true;
     if (verdict.status === "changed") {
+      const remove = removeHostKeyCommand(verdict.match.file, name, { sudo: !(await canRewrite(verdict.match.file)) });
       hostKeyProblem = new UserError("HOST_KEY_CHANGED", `the host key of ${name} has CHANGED: it now presents ${fp}, but ${verdict.match.file}:${verdict.match.line} records a different ${verdict.match.keyType} key`, {
-        hint: `someone may be intercepting the connection, or the server was reinstalled. If you know why it changed, remove line ${verdict.match.line} of ${verdict.match.file} (ssh-keygen -R '${name}') and deploy with --accept-new. netbuild never accepts a changed key`,
+        hint: `someone may be intercepting the connection, or the server was reinstalled. If you know why it changed, remove line ${verdict.match.line} of ${verdict.match.file} (${remove}) and deploy with --accept-new. netbuild never accepts a changed key`,
       });
       return false;
     }
@@ -171,14 +235,16 @@ export async function connectSsh(host: string, user: string | undefined, port: n
       hostKeyProblem = new UserError("HOST_KEY_CHANGED", `the host key of ${name} (${fp}) is marked @revoked in ${verdict.match.file}:${verdict.match.line}`, { hint: "the server must get a new host key" });
       return false;
     }
+    const file = r.knownHostsFiles[0] ?? DEFAULT_KNOWN_HOSTS;
     if (!options.acceptNew) {
       const others = verdict.otherTypes.length > 0 ? ` (known_hosts has a ${verdict.otherTypes[0]!.keyType} key for it at ${verdict.otherTypes[0]!.file}:${verdict.otherTypes[0]!.line}, but the server offered ${keyTypeOf(key)})` : "";
       hostKeyProblem = new UserError("HOST_KEY_UNKNOWN", `the host key of ${name} is not in known_hosts${others}: ${fp}`, {
-        hint: `check the fingerprint on the server (ssh-keygen -lf /etc/ssh/ssh_host_${keyTypeOf(key).replace(/^ssh-|-sha2-nistp\d+$/g, "")}_key.pub), then deploy once with --accept-new, or connect once with ssh; searched: ${r.knownHostsFiles.join(", ") || "(no files)"}`,
+        // Both ways record the key where netbuild will look next time: a plain `ssh host` would
+        // miss the -F file, and with it the UserKnownHostsFile that file names.
+        hint: `check the fingerprint on the server (ssh-keygen -lf /etc/ssh/ssh_host_${keyTypeOf(key).replace(/^ssh-|-sha2-nistp\d+$/g, "")}_key.pub), then deploy once with --accept-new (it records the key in ${file}), or connect once with ssh and answer yes (${sshCommand(host, user, port, options.configFile)}); searched: ${r.knownHostsFiles.join(", ") || "(no files)"}`,
       });
       return false;
     }
-    const file = r.knownHostsFiles[0] ?? path.join(HOME, ".ssh", "known_hosts");
     await addHostKey(file, lookup, lookupPort, key);
     options.onInfo?.(`ssh: added the host key of ${name} (${fp}) to ${file}`);
     return true;
@@ -239,10 +305,15 @@ export async function connectSsh(host: string, user: string | undefined, port: n
     if (/authentication/i.test(message)) {
       throw new UserError("SSH_AUTH_FAILED", `${label} refused every key netbuild offered`, {
         detail: `tried: ${tried.join(", ") || "nothing (no ssh-agent, no readable key files)"}`,
-        hint: "load your key into ssh-agent (ssh-add), or set IdentityFile for this host in ~/.ssh/config",
+        hint: `load your key into ssh-agent (ssh-add), or set IdentityFile for ${host} in ${r.configFile ?? "~/.ssh/config"}`,
       });
     }
-    throw new UserError("SSH_FAILED", `cannot connect to ${label}: ${message.replace(/^connect: /, "")}`, { hint: "is the boot server up, and is this the right host and port?" });
+    // getaddrinfo's answer (ssh2-sftp-client keeps the code and rewrites the message): the name is unknown, or DNS is down.
+    const code = (e as { code?: unknown }).code;
+    if (code === "ENOTFOUND" || code === "EAI_AGAIN" || /getaddrinfo (ENOTFOUND|EAI_AGAIN)/.test(message)) {
+      throw unresolvedHostError(r, typeof code === "string" ? code : /EAI_AGAIN/.test(message) ? "EAI_AGAIN" : "ENOTFOUND");
+    }
+    throw new UserError("SSH_FAILED", `cannot connect to ${label}: ${message.replace(/^(getConnection|connect): /, "")}`, { hint: "is the boot server up, and is this the right host and port?" });
   }
   return { sftp, resolved: r, label };
 }

@@ -145,6 +145,8 @@ export function localTargetFs(root: string, code: ErrorCode = "TARGET_CONFLICT")
         const st = await fs.stat(tmp);
         if (st.size !== size) throw new Error(`${rel}: ${st.size} bytes arrived, ${size} expected`);
       });
+      // Only the end is reported: a local copy writes into the page cache, so a rate measured
+      // during it would say nothing about the disk (and the reporter shows no bar for it).
       progress?.(size, size);
     },
     async symlink(target, rel, options) {

@@ -10,7 +10,11 @@ export interface Reporter {
   nix(line: string): void;
   /** The loud announcement of hosts that will wipe their disks. */
   danger(message: string): void;
-  /** Bytes of a large transfer so far: a progress bar on a terminal, nothing otherwise (the start and end lines say it). */
+  /**
+   * Bytes of a large transfer so far: a progress bar on a terminal (cleared when the transfer
+   * ends), nothing otherwise (the start and end lines say it). `label` is shown whole, or shortened
+   * in the middle to fit the terminal.
+   */
   transfer(label: string, sent: number, total: number): void;
 }
 
@@ -35,30 +39,75 @@ export function streamReporter(stream: NodeJS.WriteStream = process.stderr, env:
   };
 }
 
-/** One redrawn line: what, how far, how fast, how long to go. */
+/** A rate from less than this much transfer time is noise (a first chunk that sat in a buffer), not a speed. */
+const RATE_AFTER_MS = 1000;
+/** The rate is measured over about the last this many milliseconds, so the ETA follows the link as it is now (not its slow start). */
+const RATE_WINDOW_MS = 5000;
+const BAR_WIDTH = 24;
+/** Room planned for `381 MiB/381 MiB 29 MiB/s ETA 1 min 10 s`: the bar's width depends on the terminal's only, so it does not jump as numbers grow. */
+const STATS_WIDTH = 38;
+/** What a path keeps at least before the bar gives up its room. */
+const LABEL_MIN = 24;
+
+/**
+ * `text` in at most `width` characters: whole when it fits, else with its middle replaced by `…`
+ * (a path's head says which target and class, its tail which file: both matter more than the hash between).
+ */
+export function shortenMiddle(text: string, width: number): string {
+  const chars = Array.from(text);
+  if (chars.length <= width) return text;
+  if (width <= 1) return "…".slice(0, Math.max(width, 0));
+  const keep = width - 1;
+  const head = Math.floor(keep * 0.4);
+  return `${chars.slice(0, head).join("")}…${chars.slice(chars.length - (keep - head)).join("")}`;
+}
+
+/**
+ * One redrawn line: how far, how fast, how long to go, and what. A rate (and so an ETA) appears only
+ * once a transfer has run for a second: before that it measures buffering, not the link. A copy that
+ * reports only its end (local targets: the bytes went to the page cache, whose speed says nothing)
+ * draws nothing. A finished transfer clears its line, so what is printed next, on stdout or stderr,
+ * starts on a clean line.
+ */
 function progressBar(stream: NodeJS.WriteStream): { update(label: string, sent: number, total: number): void; clear(): void } {
   let shown = false;
-  let started = new Map<string, number>();
+  // Per label: targets upload at the same time, and each one's rate is its own.
+  const transfers = new Map<string, { t0: number; samples: { t: number; sent: number }[]; statsWidth: number }>();
   let last = 0;
+  const clear = () => {
+    if (shown) stream.write("\r\x1b[K");
+    shown = false;
+  };
   return {
     update(label, sent, total) {
       const now = Date.now();
-      if (!started.has(label)) started = new Map([[label, now]]);
-      if (now - last < 100 && sent < total) return;
+      if (sent >= total) {
+        transfers.delete(label);
+        return clear();
+      }
+      let tr = transfers.get(label);
+      if (tr === undefined) transfers.set(label, (tr = { t0: now, samples: [{ t: now, sent }], statsWidth: 0 }));
+      if (now - last < 100) return;
       last = now;
-      const secs = Math.max((now - started.get(label)!) / 1000, 0.001);
-      const rate = sent / secs;
-      const width = 24;
-      const filled = Math.round((sent / Math.max(total, 1)) * width);
-      const eta = rate > 0 ? formatDuration((total - sent) / rate) : "?";
-      const text = `  [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${formatBytes(sent)}/${formatBytes(total)} ${formatBytes(rate)}/s ETA ${eta}  ${label}`;
-      stream.write(`\r\x1b[K${text.slice(0, (stream.columns ?? 100) - 1)}`);
+      tr.samples.push({ t: now, sent });
+      while (tr.samples.length > 2 && now - tr.samples[1]!.t >= RATE_WINDOW_MS) tr.samples.shift();
+      const from = tr.samples[0]!;
+      const rate = now - tr.t0 >= RATE_AFTER_MS && now > from.t ? ((sent - from.sent) / (now - from.t)) * 1000 : 0;
+      const speed = rate > 0 ? ` ${formatBytes(rate)}/s ETA ${formatDuration((total - sent) / rate)}` : "";
+      // Padded to the widest this transfer has shown (up to the room planned for it), so the path
+      // does not shift left and right.
+      const stats = `${formatBytes(sent)}/${formatBytes(total)}${speed}`.padEnd(tr.statsWidth);
+      tr.statsWidth = Math.min(Math.max(tr.statsWidth, stats.length), STATS_WIDTH);
+      const room = (stream.columns || 100) - 1;
+      const barWidth = Math.min(BAR_WIDTH, room - (2 + 3 + STATS_WIDTH + 2 + LABEL_MIN));
+      const filled = Math.round((sent / Math.max(total, 1)) * Math.max(barWidth, 0));
+      const head = barWidth >= 8 ? `  [${"#".repeat(filled)}${"-".repeat(barWidth - filled)}] ${stats}  ` : `  ${stats}  `;
+      // Only a terminal narrower than the numbers themselves cuts the line at its end.
+      const text = Array.from(head + shortenMiddle(label, room - head.length)).slice(0, room).join("");
+      stream.write(`\r\x1b[K${text}`);
       shown = true;
     },
-    clear() {
-      if (shown) stream.write("\r\x1b[K");
-      shown = false;
-    },
+    clear,
   };
 }
 
