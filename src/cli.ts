@@ -1,9 +1,11 @@
 // Commander wiring only: options → domain options, lazy-imported commands, one error handler that
 // prints and picks the exit code (0 ok, 1 the work failed, 2 invalid input or usage).
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { formatIssue, UserError } from "./errors.ts";
 import type { Context } from "./commands/context.ts";
+import { formatMachineChange } from "./core/machines.ts";
 import { formatBytes, formatDuration, streamReporter } from "./ui/reporter.ts";
 
 interface Io {
@@ -13,22 +15,33 @@ interface Io {
   cwd: string;
 }
 
-const rootOption = () => new Option("--root <dir>", "the inventory root (holds classes/, hosts/, netbuild.yaml)").default(undefined, "the current folder");
+const rootOption = () => new Option("--root <dir>", "the inventory root, holding netbuild.yaml, classes/ and hosts/ (default: the current folder)");
 const outOption = () => new Option("--out <dir>", "the output tree (default: the site's `out`, ./out)");
 const jsonOption = () => new Option("--json", "print the result as JSON on stdout");
 
 const targetOptions = () => [
-  new Option("--target <name>", "deploy target from the site file (repeatable; default: all)").argParser(collect).default([]),
+  new Option("--target <name>", "a target from the site file (repeatable; default: every target)").argParser(collect),
   new Option("-F, --ssh-config <file>", "an ssh_config to use instead of ~/.ssh/config (like ssh -F)"),
   new Option("--accept-new", "record an unknown host key in known_hosts (like StrictHostKeyChecking=accept-new); a changed key is always refused"),
 ];
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+/** A repeatable option's values (commander's default would print "(default: [])" in the help). */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
-function print(io: Io, json: boolean, result: unknown, human: () => string): void {
-  io.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : human());
+/** The version in package.json (next to src/ and dist/ alike). */
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
+}
+
+/** The result: for people, or (--json) one JSON document with `ok` (true unless the result says otherwise). */
+function print(io: Io, json: boolean, result: object, human: () => string): void {
+  io.stdout.write(json ? `${JSON.stringify({ ok: true, ...result }, null, 2)}\n` : human());
 }
 
 function rel(io: Io, p: string): string {
@@ -38,14 +51,20 @@ function rel(io: Io, p: string): string {
 export async function main(argv: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }): Promise<number> {
   const reporter = streamReporter(io.stderr, io.env);
   const ctx: Context = { cwd: io.cwd, reporter, env: io.env };
-  let json = false;
+  // --json anywhere on the line: a usage error found before any command ran is JSON too.
+  let json = argv.slice(2).includes("--json");
   let exitCode = 0;
+  let usage = "";
 
   const program = new Command("netbuild")
     .description("Typed inventory → Nix-built netboot images → a by-MAC iPXE tree")
+    .version(version(), "-V, --version", "print netbuild's version")
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => ((usage += s), io.stderr.write(s)) })
     .showHelpAfterError("(run with --help for usage)");
+
+  type TargetFlags = { target?: string[]; sshConfig?: string; acceptNew?: boolean; root?: string; json?: boolean };
+  const targetFlags = (o: TargetFlags) => ({ targets: o.target ?? [], sshConfig: o.sshConfig, acceptNew: o.acceptNew, root: o.root });
 
   program
     .command("generate")
@@ -62,15 +81,15 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   program
     .command("build")
     .description("generate, nix-build the classes, and write the iPXE tree")
-    .addOption(new Option("--class <name>", "build only this class (repeatable); other classes keep their current build").argParser(collect).default([]))
+    .addOption(new Option("--class <name>", "build only this class (repeatable); other classes keep their current build").argParser(collect))
     .addOption(new Option("--nixpkgs <path>", "nixpkgs for NixOS classes (default: $NETBUILD_NIXPKGS, else npins/)"))
     .addOption(rootOption())
     .addOption(outOption())
     .addOption(jsonOption())
-    .action(async (o: { class: string[]; nixpkgs?: string; root?: string; out?: string; json?: boolean }) => {
+    .action(async (o: { class?: string[]; nixpkgs?: string; root?: string; out?: string; json?: boolean }) => {
       json = Boolean(o.json);
       const { build } = await import("./commands/build.ts");
-      const r = await build({ classes: o.class, nixpkgs: o.nixpkgs, root: o.root, out: o.out }, ctx);
+      const r = await build({ classes: o.class ?? [], nixpkgs: o.nixpkgs, root: o.root, out: o.out }, ctx);
       print(io, json, r, () => {
         const lines = [`built ${r.built.length} class${r.built.length === 1 ? "" : "es"} into ${rel(io, r.out)}/ (${r.tree.written.length} written, ${r.tree.unchanged} unchanged, ${r.tree.removed.length} removed)`];
         for (const c of r.built) lines.push(`  ${c.name} (${c.kind}): kernel ${formatBytes(c.kernel.size)}, initrd ${formatBytes(c.initrd.size)}`);
@@ -83,14 +102,17 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
 
   program
     .command("plan")
-    .description("show what each machine will boot (hosts, kernel command lines, disk wipes); builds and writes nothing")
+    .description("show what each machine will boot (hosts, kernel command lines, disk wipes); with --target, what a deploy would change there, per machine, against what the target serves; builds and writes nothing")
+    .addOption(new Option("--target <name>", "also plan against this target from the site file (repeatable): machines added, removed or changed, wipes armed or disarmed, then the files").argParser(collect))
+    .addOption(new Option("-F, --ssh-config <file>", "with --target: an ssh_config to use instead of ~/.ssh/config (like ssh -F)"))
+    .addOption(new Option("--accept-new", "with --target: record an unknown host key in known_hosts (like StrictHostKeyChecking=accept-new)"))
     .addOption(rootOption())
     .addOption(outOption())
     .addOption(jsonOption())
-    .action(async (o: { root?: string; out?: string; json?: boolean }) => {
+    .action(async (o: TargetFlags & { out?: string }) => {
       json = Boolean(o.json);
       const { plan } = await import("./commands/plan.ts");
-      const r = await plan({ root: o.root, out: o.out }, ctx);
+      const r = await plan({ ...targetFlags(o), out: o.out }, ctx);
       print(io, json, r, () => {
         const lines = ["classes:"];
         for (const c of r.classes) lines.push(`  ${c.name} (${c.kind}, ${c.file})${c.built ? "" : "  [not built yet]"}`);
@@ -101,6 +123,20 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
           lines.push("talos machine configs (cluster secrets):");
           for (const t of r.talos.hosts) lines.push(`  ${t.name}  ${t.role}  ${t.configUrl}${t.installDisk ? `  installs onto ${t.installDisk}` : ""}`);
         }
+        for (const t of r.targets ?? []) {
+          // Machines first (what people check), then the files that make it so.
+          lines.push(`against ${t.name} (${t.target}): ${t.noop ? "up to date, a deploy would change nothing" : `a deploy would change ${t.machines.length} machine${t.machines.length === 1 ? "" : "s"}`}`);
+          for (const m of t.machines) lines.push(`  ${formatMachineChange(m)}`);
+          for (const c of t.classes) lines.push(`  class ${c.name}: ${c.from ?? "(new)"} → ${c.to}`);
+          if (!t.noop) {
+            lines.push(`  files: ${t.uploads.length} upload${t.uploads.length === 1 ? "" : "s"} (${formatBytes(t.bytes)}), ${t.switches.length} switch${t.switches.length === 1 ? "" : "es"}, ${t.deletions.length} removal${t.deletions.length === 1 ? "" : "s"}`);
+            for (const u of t.uploads) lines.push(`    upload  ${u.path} (${formatBytes(u.size)})`);
+            for (const p of t.switches) lines.push(`    switch  ${p}`);
+            for (const p of t.deletions) lines.push(`    remove  ${p}`);
+          }
+          if (t.wipes.length > 0) lines.push(`  WIPE on next boot after a deploy: ${t.wipes.join(", ")}`);
+          if (t.newWipes.length > 0) lines.push(`  !!! a deploy would serve a disk WIPE to ${t.newWipes.join(", ")}, which ${t.name} did not wipe before: it asks first (or needs --yes)`);
+        }
         return `${lines.join("\n")}\n`;
       });
     });
@@ -108,13 +144,13 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   program
     .command("pin")
     .description("download each Talos class's kernel, initramfs and command line from the Image Factory and write their hashes into the class file (comments kept)")
-    .addOption(new Option("--class <name>", "pin only this Talos class (repeatable; default: all)").argParser(collect).default([]))
+    .addOption(new Option("--class <name>", "pin only this Talos class (repeatable; default: every Talos class)").argParser(collect))
     .addOption(rootOption())
     .addOption(jsonOption())
-    .action(async (o: { class: string[]; root?: string; json?: boolean }) => {
+    .action(async (o: { class?: string[]; root?: string; json?: boolean }) => {
       json = Boolean(o.json);
       const { pin } = await import("./commands/pin.ts");
-      const r = await pin({ classes: o.class, root: o.root }, ctx);
+      const r = await pin({ classes: o.class ?? [], root: o.root }, ctx);
       print(io, json, r, () => `${r.classes.map((c) => `${c.name}: ${c.written ? `hashes written to ${c.file}` : "already pinned, unchanged"}\n${c.artifacts.map((a) => `  ${a.what.padEnd(9)} ${formatBytes(a.size).padStart(9)}  ${a.hash}`).join("\n")}`).join("\n")}\n`);
     });
 
@@ -136,8 +172,6 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     for (const o of targetOptions()) cmd.addOption(o);
     return cmd.addOption(rootOption()).addOption(jsonOption());
   };
-  type TargetFlags = { target: string[]; sshConfig?: string; acceptNew?: boolean; root?: string; json?: boolean };
-  const targetFlags = (o: TargetFlags) => ({ targets: o.target, sshConfig: o.sshConfig, acceptNew: o.acceptNew, root: o.root });
 
   withTargets(
     program
@@ -152,15 +186,13 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       .addOption(outOption()),
   ).action(async (o: TargetFlags & { to?: string; dryRun?: boolean; verify?: boolean; wait?: boolean; breakLock?: boolean; yes?: boolean; out?: string }) => {
     json = Boolean(o.json);
-    const { deploy } = await import("./commands/deploy.ts");
+    const { deploy, deploySummary } = await import("./commands/deploy.ts");
     const r = await deploy({ ...targetFlags(o), to: o.to, dryRun: o.dryRun, verify: o.verify, wait: o.wait, breakLock: o.breakLock, yes: o.yes, out: o.out }, ctx);
     print(io, json, r, () => {
       const lines: string[] = [];
       for (const t of r.targets) {
-        const what = t.noop ? "up to date, nothing sent" : `${t.uploads.length} upload${t.uploads.length === 1 ? "" : "s"} (${formatBytes(t.bytes)}), ${t.switches.length} switch${t.switches.length === 1 ? "" : "es"}, ${t.deletions.length} removal${t.deletions.length === 1 ? "" : "s"}`;
-        lines.push(`${r.dryRun ? "would deploy" : "deployed"} to ${t.name} (${t.target}): ${what}${r.dryRun ? "" : ` in ${formatDuration(t.seconds)}`}`);
-        for (const c of t.classes) lines.push(`  class ${c.name}: ${c.from ?? "(new)"} → ${c.to}`);
-        if (t.wipes.length > 0) lines.push(`  WIPE on next boot: ${t.wipes.join(", ")}${t.newWipes.length > 0 ? ` (new: ${t.newWipes.join(", ")})` : ""}`);
+        const [first, ...rest] = deploySummary(t, r.dryRun);
+        lines.push(`${first!.replace(/^(would deploy|deployed)/, `$1 to ${t.name} (${t.target})`)}`, ...rest.map((l) => `  ${l}`));
       }
       return `${lines.join("\n")}\n`;
     });
@@ -170,14 +202,16 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     program
       .command("rollback")
       .description("switch class scripts on the targets back to the previous kept generation (no upload; holds until the class is rebuilt, or --generation switches again)")
-      .addOption(new Option("--class <name>", "roll back only this class (repeatable; default: all)").argParser(collect).default([]))
+      .addOption(new Option("--class <name>", "roll back only this class (repeatable; default: every class)").argParser(collect))
       .addOption(new Option("--generation <id>", "switch to this kept generation (see netbuild status) instead of the previous one"))
+      .addOption(new Option("--dry-run", "say what would switch, change nothing"))
       .addOption(new Option("--wait", "wait for another deploy's lock instead of failing")),
-  ).action(async (o: TargetFlags & { class: string[]; generation?: string; wait?: boolean }) => {
+  ).action(async (o: TargetFlags & { class?: string[]; generation?: string; dryRun?: boolean; wait?: boolean }) => {
     json = Boolean(o.json);
     const { rollback } = await import("./commands/rollback.ts");
-    const r = await rollback({ ...targetFlags(o), classes: o.class, generation: o.generation, wait: o.wait }, ctx);
-    print(io, json, r, () => `${r.targets.flatMap((t) => (t.changes.length === 0 ? [`${t.name}: nothing to roll back`] : t.changes.map((c) => `${t.name}: class ${c.name} ${c.from} → ${c.to}`))).join("\n")}\n`);
+    const r = await rollback({ ...targetFlags(o), classes: o.class ?? [], generation: o.generation, dryRun: o.dryRun, wait: o.wait }, ctx);
+    const verb = (c: { direction: "back" | "forward" }) => (r.dryRun ? (c.direction === "back" ? "would roll back" : "would switch forward") : c.direction === "back" ? "rolled back" : "switched forward");
+    print(io, json, r, () => `${r.targets.flatMap((t) => (t.changes.length === 0 ? [`${t.name}: nothing to roll back`] : t.changes.map((c) => `${t.name}: class ${c.name} ${verb(c)}: ${c.from} → ${c.to}`))).join("\n")}\n`);
   });
 
   withTargets(
@@ -195,7 +229,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     json = Boolean(o.json);
     const { gc } = await import("./commands/gc.ts");
     const r = await gc({ ...targetFlags(o), keep: o.keep, dryRun: o.dryRun, wait: o.wait }, ctx);
-    print(io, json, r, () => `${r.targets.map((t) => `${t.name}: ${o.dryRun ? "would remove" : "removed"} ${t.removed.length} files, ${formatBytes(t.freed)}`).join("\n")}\n`);
+    print(io, json, r, () => `${r.targets.map((t) => `${t.name}: ${o.dryRun ? "would remove" : "removed"} ${t.removed.length} file${t.removed.length === 1 ? "" : "s"} (${formatBytes(t.freed)})${t.temps > 0 ? ` and ${t.temps} temporary file${t.temps === 1 ? "" : "s"} of interrupted deploys` : ""}`).join("\n")}\n`);
   });
 
   withTargets(program.command("status").description("what each target serves: classes and their kept generations, hosts, locks")).action(async (o: TargetFlags) => {
@@ -204,11 +238,14 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     const r = await status(targetFlags(o), ctx);
     print(io, json, r, () => {
       const lines: string[] = [];
+      const origin = (o: { at: string; by: string; commit?: string | undefined }) => `${o.at.replace("T", " ").replace("Z", " UTC")} by ${o.by}${o.commit ? ` from commit ${o.commit}` : ", not from a git commit"}`;
       for (const t of r.targets) {
         lines.push(`${t.name} (${t.target}): ${t.deployed ? `${t.hosts} hosts, ${t.macs} MACs` : "nothing deployed"}${t.locked ? `, LOCKED by ${t.locked}` : ""}${t.unfinished ? ", a deploy did not finish (the next deploy completes it)" : ""}`);
+        if (t.last) lines.push(`  last changed by \`netbuild ${t.last.command}\` ${origin(t.last)}`);
         for (const c of t.classes) {
           lines.push(`  class ${c.name}${c.served ? "" : " (removed from the inventory; netbuild gc deletes it)"}`);
-          for (const g of c.generations) lines.push(`    ${g.current ? "*" : " "} ${g.id}  ${g.kernel.split("/")[2]}`);
+          for (const g of c.generations) lines.push(`    ${g.current ? "*" : " "} ${g.id}  ${g.kernel.split("/")[2]}${g.deployed ? `  deployed ${origin(g.deployed)}` : ""}`);
+          if (c.pinned) lines.push(`    pinned by a rollback: deploys do not switch it forward to ${c.pinned.from.join(", ")} (\`netbuild rollback --class ${c.name} --generation ID\` does)`);
         }
       }
       return `${lines.join("\n")}\n`;
@@ -259,11 +296,13 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     return exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
-      return e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help" ? 0 : 2;
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
+      if (json) io.stdout.write(`${JSON.stringify({ ok: false, code: "USAGE", message: (usage.split("\n")[0] ?? e.message).replace(/^error: /, "") }, null, 2)}\n`);
+      return 2;
     }
     if (e instanceof UserError) {
       if (json) {
-        io.stdout.write(`${JSON.stringify({ ok: false, code: e.code, message: e.message, hint: e.hint, issues: e.issues, detail: e.detail }, null, 2)}\n`);
+        io.stdout.write(`${JSON.stringify({ ok: false, code: e.code, message: e.message, hint: e.hint, issues: e.issues, detail: e.detail, targets: e.targets }, null, 2)}\n`);
       }
       for (const issue of e.issues) io.stderr.write(`${formatIssue(issue)}\n`);
       io.stderr.write(`netbuild: ${e.message}\n`);
@@ -272,6 +311,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       return e.exitCode;
     }
     io.stderr.write(`netbuild: internal error (please report it with this output):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    if (json) io.stdout.write(`${JSON.stringify({ ok: false, code: "INTERNAL", message: "internal error: netbuild has a bug (the details are on stderr; please report them)" }, null, 2)}\n`);
     return 1;
   }
 }

@@ -29,6 +29,9 @@ export type ErrorCode =
   | "VERIFY_FAILED"
   | "PIN_FAILED";
 
+/** One target of a command run on several: what it did, or why it failed. */
+export type TargetOutcome = { name: string; ok: true; result: unknown } | { name: string; ok: false; error: { code: string; message: string; hint?: string | undefined } };
+
 /** A position in an inventory file: 1-based line and column. */
 export interface Where {
   file: string;
@@ -54,11 +57,13 @@ export class UserError extends Error {
   readonly issues: readonly Issue[];
   /** Extra text shown under the message (e.g. the tail of a command's stderr). */
   readonly detail: string | undefined;
+  /** Several targets, some failed: each target's outcome (its result, or its error), for --json. */
+  readonly targets: readonly TargetOutcome[] | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { hint?: string; issues?: readonly Issue[]; detail?: string } = {},
+    options: { hint?: string; issues?: readonly Issue[]; detail?: string; targets?: readonly TargetOutcome[] } = {},
   ) {
     super(message);
     this.name = "UserError";
@@ -66,6 +71,7 @@ export class UserError extends Error {
     this.hint = options.hint;
     this.issues = options.issues ?? [];
     this.detail = options.detail;
+    this.targets = options.targets;
   }
 
   get exitCode(): 1 | 2 {

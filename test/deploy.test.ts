@@ -140,7 +140,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     for (const g of d.classes["demo"]!.generations) expect(existsSync(path.join(served, g.initrd))).toBe(true);
 
     const status = await ok(root, "status");
-    expect(status.stdout).toMatch(/class demo\n {4}\* \w{12} +\w{32}\n {6}\w{12}/);
+    expect(status.stdout).toMatch(/class demo\n {4}\* \w{12} +\w{32} +deployed [^\n]+\n {6}\w{12}/);
 
     let mark = sshd.mark();
     const back = await ok(root, "rollback", "--json");
@@ -303,7 +303,8 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(locked.stderr).toContain("is locked by `netbuild deploy` by ops on laptop.elsewhere (pid 4242)");
     expect(readFileSync(path.join(served, "by-host/aleph/ipxe"), "utf8")).not.toContain("quiet");
 
-    setTimeout(() => rmSync(lock), 1500);
+    // Long enough for the deploy to reach the lock on a loaded 2-core machine, so that it does wait.
+    setTimeout(() => rmSync(lock), 4000);
     const waited = await ok(root, "deploy", "--wait");
     expect(waited.stderr).toContain("waiting for the lock held by");
     expect(readFileSync(path.join(served, "by-host/aleph/ipxe"), "utf8")).toContain("quiet");

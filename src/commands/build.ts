@@ -149,8 +149,11 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
       warnings.push(`host ${host.name} (${host.file}) declares ${formatBytes(host.ramBytes!)} of RAM; class ${host.className} needs about ${formatBytes(needed)} to netboot (kernel + 2 × initrd + 512 MiB)`);
     }
     if (tree.skippedHosts.length > 0) {
-      const classes = [...new Set(tree.skippedHosts.map((h) => h.className))].sort();
-      warnings.push(`${tree.skippedHosts.length} host(s) left out of the tree because their class has not been built yet (${classes.join(", ")}): run \`netbuild build --class ${classes[0]}\``);
+      const byClass = new Map<string, number>();
+      for (const h of tree.skippedHosts) byClass.set(h.className, (byClass.get(h.className) ?? 0) + 1);
+      const classes = [...byClass.keys()].sort();
+      const n = tree.skippedHosts.length;
+      warnings.push(`${n} host${n === 1 ? "" : "s"} left out of the tree (they boot as unknown machines) because ${classes.length === 1 ? "their class has" : "their classes have"} not been built yet: ${classes.map((c) => `${c} (${byClass.get(c)} host${byClass.get(c) === 1 ? "" : "s"})`).join(", ")}; to build ${classes.length === 1 ? "it" : "them"}: netbuild build ${classes.map((c) => `--class ${c}`).join(" ")}`);
     }
     if (inv.site.unknownClass !== null && !builds.has(inv.site.unknownClass)) {
       warnings.push(`unknownMachines names class ${inv.site.unknownClass}, which has no build yet: unknown machines boot nothing until it is built`);

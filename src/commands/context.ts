@@ -29,8 +29,20 @@ export function outOf(options: OutOptions, ctx: Context, root: string, inv: Inve
   return options.out !== undefined ? path.resolve(ctx.cwd, options.out) : path.resolve(root, inv.site.out);
 }
 
-/** Loads and validates the inventory; every problem of every file at once, or the model. */
+/** Inventories already loaded in a run (`plan --target` runs a deploy's dry run): read, and warned about, once. */
+const loaded = new WeakMap<Context, Map<string, Inventory>>();
+
+/** Loads and validates the inventory; every problem of every file at once, or the model. Once per run and root. */
 export async function loadRoot(root: string, ctx: Context): Promise<Inventory> {
+  const known = loaded.get(ctx)?.get(root);
+  if (known) return known;
+  const inv = await loadOnce(root, ctx);
+  if (!loaded.has(ctx)) loaded.set(ctx, new Map());
+  loaded.get(ctx)!.set(root, inv);
+  return inv;
+}
+
+async function loadOnce(root: string, ctx: Context): Promise<Inventory> {
   // Loaded here, not at the top: zod and yaml take a while to load, and deploy starts connecting first.
   const { loadInventory } = await import("../core/inventory.ts");
   const { readInventory } = await import("../adapters/inventory-files.ts");

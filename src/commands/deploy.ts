@@ -31,6 +31,8 @@ export interface DeployOptions extends OutOptions, TargetOptions {
   breakLock?: boolean | undefined;
   /** Deploy even when a target would serve a disk wipe it did not serve before (else asked on a terminal, refused otherwise). */
   yes?: boolean | undefined;
+  /** `plan --target`: a dry run the caller prints (none of its plan on stderr), possible before anything is built. */
+  planOnly?: boolean | undefined;
 }
 
 export interface DeployTargetResult {
@@ -63,6 +65,29 @@ export interface DeployResult {
   targets: DeployTargetResult[];
   wipes: { name: string; file: string }[];
 }
+
+/** What a deploy did (or would do) to one target, for people: a line, then its classes, machines and wipes. */
+export function deploySummary(t: DeployTargetResult, dryRun: boolean): string[] {
+  const plural = (n: number, w: string, ws = `${w}s`) => `${n} ${n === 1 ? w : ws}`;
+  const what = t.noop ? "up to date, nothing sent" : `${plural(t.uploads.length, "upload")} (${formatBytes(t.bytes)}), ${plural(t.switches.length, "switch", "switches")}, ${plural(t.deletions.length, "removal")}`;
+  const lines = [`${dryRun ? "would deploy" : "deployed"}: ${what}${dryRun ? "" : ` in ${formatDuration(t.seconds)}`}`];
+  for (const c of t.classes) lines.push(`class ${c.name}: ${c.from ?? "(new)"} → ${c.to}`);
+  // A dry run printed its machines first, above its files; a deploy lists them here.
+  if (!dryRun) for (const m of t.machines) lines.push(formatMachineChange(m));
+  if (t.wipes.length > 0) lines.push(`WIPE on next boot: ${t.wipes.join(", ")}${t.newWipes.length > 0 ? ` (new: ${t.newWipes.join(", ")})` : ""}`);
+  return lines;
+}
+
+/** How far a deploy got on a target, for the message of an interrupted deploy. */
+type Phase = "before" | "uploading" | "switching" | "removing" | "done";
+
+const PHASES: Record<Phase, string> = {
+  before: "nothing was changed there: it serves what it served before",
+  uploading: "it still serves the previous tree, unchanged (new files were being uploaded beside it)",
+  switching: "it was switching scripts and links: each one is switched whole, so every machine finds a complete chain, old or new, but some already get the new one",
+  removing: "it serves the new tree; removing what is no longer served was not finished",
+  done: "deployed",
+};
 
 /** Room left over after an upload, for the manifest and the file system's own needs. */
 const SPACE_MARGIN = 1024 * 1024;
@@ -147,6 +172,8 @@ interface Prepared {
   keepAsDeployed: Set<string>;
   /** Hosts whose class this machine has not built. */
   unbuiltHosts: Host[];
+  /** Classes of the inventory this machine has not built (sorted). */
+  unbuiltClasses: string[];
 }
 
 /** Does out/ already hold exactly this tree (by its manifest)? Then there is nothing to rewrite there. */
@@ -194,12 +221,21 @@ async function prepareFrom(root: string, inv: Inventory, out: string, manifest: 
   const unbuilt = new Set(inv.classes.filter((c) => !builds.has(c.name)).map((c) => c.name as string));
   for (const name of unbuilt) keepAsDeployed.add(`by-class/${name}/ipxe`);
   const unbuiltHosts = inv.hosts.filter((h) => unbuilt.has(h.className));
-  if (unbuilt.size > 0) {
-    const names = [...unbuilt].sort().join(", ");
-    const hosts = unbuiltHosts.length === 0 ? "" : ` ${unbuiltHosts.length === 1 ? "Its 1 host follows" : `Their ${unbuiltHosts.length} hosts follow`} the inventory wherever a target serves the class.`;
-    ctx.reporter.warn(`not built here: ${names}. Each target keeps the class script it serves for ${unbuilt.size === 1 ? "it" : "them"}; build ${unbuilt.size === 1 ? "it" : "them"} to deploy a new generation.${hosts}`);
-  }
-  return { tree, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts };
+  return { tree, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts, unbuiltClasses: [...unbuilt].sort() };
+}
+
+/** Classes not built here, as one target stands: what it keeps serving, and what it does not serve at all. */
+function unbuiltNote(target: string, classes: readonly string[], hosts: readonly Host[], deployed: DeployedManifest): string {
+  const count = (c: string) => hosts.filter((h) => h.className === c).length;
+  const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? "" : "s"}`;
+  const parts = classes.map((c) => {
+    const n = count(c);
+    if (deployed.entries[`by-class/${c}/ipxe`]?.kind === "file") {
+      return `${c} (${target} keeps serving generation ${deployed.classes[c]?.current ?? "?"}${n === 0 ? "" : `; ${plural(n, "host")} ${n === 1 ? "follows" : "follow"} the inventory`})`;
+    }
+    return `${c} (not served by ${target}${n === 0 ? "; no host uses it" : `: ${n === 1 ? "its host is left out and boots as an unknown machine" : `its ${plural(n, "host")} are left out and boot as unknown machines`}`})`;
+  });
+  return `not built here: ${parts.join(", ")}. Build ${classes.length === 1 ? "it" : "them"} (netbuild build ${classes.map((c) => `--class ${c}`).join(" ")}) to deploy a new generation.`;
 }
 
 /** What a target serves at a path netbuild recorded there (read from the target once per deploy), or undefined. */
@@ -349,7 +385,8 @@ async function machinePlan(servedText: ServedText, plan: DeployPlan, deployed: D
     const will = plan.manifest.entries[rel] ? (contents.get(rel) ?? was) : undefined;
     if (will !== undefined) after.set(h, { script: will, macs: macsAfter.get(h) ?? [] });
   });
-  return machineChanges(before, after, flagPrefix);
+  const current = (m: DeployedManifest) => Object.fromEntries(Object.entries(m.classes).map(([name, c]) => [name, c.current]));
+  return machineChanges(before, after, flagPrefix, { before: current(deployed), after: current(plan.manifest) });
 }
 
 /** One question at a time on the terminal, however many targets ask. */
@@ -375,11 +412,13 @@ async function confirmWipes(t: Target, hosts: readonly string[], hostFile: Reado
 
 export async function deploy(options: DeployOptions, ctx: Context): Promise<DeployResult> {
   const root = rootOf(options, ctx);
+  const dryRun = Boolean(options.dryRun || options.planOnly);
   // NETBUILD_TRACE=1: when each phase ended, in ms since the process started (where a slow deploy spends its time).
   const trace = ctx.env["NETBUILD_TRACE"] ? (m: string) => ctx.reporter.info(`trace ${performance.now().toFixed(0).padStart(6)} ms  ${m}`) : () => undefined;
   // Connecting takes a while: it starts from the site file alone, while the inventory loads and
   // out/ is brought up to date. Anything wrong in the site file is reported by the full load.
   const early = await earlyTargets(root, options);
+  const origin = (await import("../adapters/origin.ts")).deployOrigin(root, ctx.env);
   const opening = new Map(early.map((t) => [t.name, openTarget(t, root, options, ctx)]));
   trace("connecting (from the site file)");
   for (const p of opening.values()) p.catch(() => undefined); // awaited (and reported) per target below
@@ -422,7 +461,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
     await closeAll();
     throw e;
   });
-  if (!manifest || Object.keys(manifest.classes).length === 0) {
+  if ((!manifest || Object.keys(manifest.classes).length === 0) && !options.planOnly) {
     await closeAll();
     throw new UserError("OUT_NOT_BUILT", `${path.relative(ctx.cwd, out) || "."} holds no built classes, so there is nothing to deploy`, { hint: "run `netbuild build` first" });
   }
@@ -430,21 +469,31 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
 
   let prepared: Prepared;
   try {
-    prepared = await prepare(root, inv, out, manifest, Boolean(options.dryRun), ctx);
+    prepared = await prepare(root, inv, out, manifest ?? { format: 1, classes: {}, entries: {} }, dryRun, ctx);
     trace("out/ checked, tree planned");
   } catch (e) {
     await closeAll();
     throw e;
   }
-  const { tree, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts } = prepared;
+  const { tree, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts, unbuiltClasses } = prepared;
   const contents = new Map(tree.entries.flatMap((e) => (e.kind === "file" ? [[e.path, e.content] as const] : [])));
 
   const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
   const wipes = tree.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
   const { announceWipes } = await import("./build.ts");
-  announceWipes(ctx.reporter, wipes);
+  if (!options.planOnly) announceWipes(ctx.reporter, wipes);
   const wipeHosts = new Set(tree.wipes);
 
+  // Ctrl-C (or a TERM) during a deploy: say, per target, what it serves now, and how it gets finished.
+  const phase = new Map<string, Phase>(targets.map((t) => [t.name, "before"]));
+  const onInterrupt = (signal: NodeJS.Signals) => {
+    ctx.reporter.danger(`netbuild deploy interrupted (${signal}):\n${targets.map((t) => `  ${t.name}: ${PHASES[phase.get(t.name)!]}`).join("\n")}`);
+    if ([...phase.values()].some((p) => p !== "before" && p !== "done")) {
+      ctx.reporter.info("Run `netbuild deploy` again to finish the job: the paths that were in progress are recorded on the target. Its lock is left behind: the next deploy from this machine breaks it (its process is gone); from another machine, --break-lock.");
+    }
+    process.exit(130);
+  };
+  if (!dryRun) for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, onInterrupt);
   const results = await forEachTarget(
     targets,
     async (t): Promise<DeployTargetResult> => {
@@ -453,7 +502,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
       const fs = await opening.get(t.name)!;
       trace(`[${t.name}] connected`);
       try {
-        const lock = options.dryRun ? undefined : await acquireLock(fs, "deploy", { wait: options.wait, breakLock: options.breakLock, onWait: say });
+        const lock = dryRun ? undefined : await acquireLock(fs, "deploy", { wait: options.wait, breakLock: options.breakLock, onWait: say });
         try {
           const deployed = (await readDeployed(fs)) ?? emptyManifest();
           trace(`[${t.name}] locked, manifest read`);
@@ -475,13 +524,14 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
               hint: `build the class here (\`netbuild build --class ${followed.stuck[0]!.className}\`) and deploy again, or deploy from the checkout that builds it`,
             });
           }
+          if (unbuiltClasses.length > 0) ctx.reporter.warn(`[${t.name}] ${unbuiltNote(t.name, unbuiltClasses, unbuiltHosts, deployed)}`);
           for (const d of followed.disarmed) {
             ctx.reporter.danger(`[${t.name}] host ${d.host}: its wipe flag is dropped, but class ${d.className} is neither built here nor served by ${t.name}: it keeps booting class ${d.servedClass}, now without the wipe. Build ${d.className} to move it.`);
           }
           const extra = entriesOf(followed.entries, {}).entries;
           const targetContents = new Map(contents);
           for (const e of followed.entries) if (e.kind === "file") targetContents.set(e.path, e.content);
-          const plan = planDeploy({ source: { classes: source.classes, entries: { ...source.entries, ...extra } }, classScripts, deployed, keep: t.keep, drifted, keepAsDeployed: new Set([...keepAsDeployed, ...followed.keep]) });
+          const plan = planDeploy({ source: { classes: source.classes, entries: { ...source.entries, ...extra } }, classScripts, deployed, keep: t.keep, drifted, keepAsDeployed: new Set([...keepAsDeployed, ...followed.keep]), origin: await origin });
           trace(`[${t.name}] planned`);
           // Scripts go from memory (the trees just planned hold them), not read back from out/.
           for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined) sw.content = targetContents.get(sw.path);
@@ -518,7 +568,8 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
             newWipes: arming,
             machines,
           };
-          if (options.dryRun) {
+          if (dryRun) {
+            if (options.planOnly) return { ...base, resumed: 0, seconds: (Date.now() - started) / 1000 };
             // Machines first (what people check), then the files that make it so.
             for (const m of machines) ctx.reporter.info(`[${t.name}] ${formatMachineChange(m)}`);
             for (const l of planLines(t, plan, servedWipes)) ctx.reporter.info(l);
@@ -536,19 +587,19 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           }
           if (arming.length > 0) await confirmWipes(t, arming, hostFile, options, ctx);
           if (isNoop(plan)) say(`up to date: nothing to upload (${plan.unchanged} paths checked against ${fs.description}/.netbuild/deployed.json)`);
+          phase.set(t.name, "uploading");
           const applied = await applyDeploy(fs, out, plan, deployed, {
             onEvent: (e) => {
+              phase.set(t.name, e.action === "switch" ? "switching" : e.action === "remove" ? "removing" : "uploading");
               if (e.action === "upload") say(`upload ${e.path} (${formatBytes(e.bytes ?? 0)})`);
               else if (e.action === "resume") say(`${e.path} arrived complete in an earlier deploy: not sent again`);
             },
             onProgress: (p, sent, total) => ctx.reporter.transfer(`[${t.name}] ${p}`, sent, total),
           }, absent);
+          phase.set(t.name, "done");
           for (const p of applied.kept) ctx.reporter.warn(`[${t.name}] ${p} was not removed: a folder on its way is a link made by hand (it stays recorded)`);
           const secs = (Date.now() - started) / 1000;
-          if (!isNoop(plan)) {
-            for (const m of machines) say(formatMachineChange(m));
-            say(`deployed to ${fs.description}: ${applied.uploaded} uploaded (${formatBytes(applied.bytes)}), ${applied.resumed} already there, ${applied.switched} switched, ${applied.removed} removed in ${formatDuration(secs)}`);
-          }
+          // The summary (machines included) is the command's result, printed once by the CLI.
           return { ...base, resumed: applied.resumed, seconds: secs };
         } finally {
           trace(`[${t.name}] applied`);
@@ -560,6 +611,9 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
       }
     },
     ctx.reporter,
-  );
-  return { out, dryRun: Boolean(options.dryRun), refreshed, targets: results, wipes };
+    (r) => deploySummary(r, dryRun),
+  ).finally(() => {
+    for (const sig of ["SIGINT", "SIGTERM"] as const) process.off(sig, onInterrupt);
+  });
+  return { out, dryRun, refreshed, targets: results, wipes };
 }

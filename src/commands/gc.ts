@@ -3,7 +3,6 @@
 // temporary files of deploys that did not finish. Only paths the target's manifest records.
 import { planGc } from "../core/deploy.ts";
 import { acquireLock, applyDeploy, readDeployed, removeTemps } from "../adapters/target-tree.ts";
-import { formatBytes } from "../ui/reporter.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
 import { withEachTarget, selectTargets, type TargetOptions } from "./targets.ts";
 
@@ -39,7 +38,6 @@ export async function gc(options: GcOptions, ctx: Context): Promise<GcResult> {
           await applyDeploy(fs, root, plan, deployed);
           removedTemps = await removeTemps(fs, temps);
         }
-        ctx.reporter.info(`[${t.name}] ${options.dryRun ? "would free" : "freed"} ${formatBytes(freed)} (${plan.deletions.length} files${removedTemps ? `, ${removedTemps} temporary files` : ""})`);
         return { name: t.name, target: fs.description, removed: plan.deletions, temps: removedTemps, freed };
       } finally {
         await lock?.release();

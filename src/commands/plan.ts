@@ -6,8 +6,10 @@ import { announceInstalls, renderTalosConfigs, secretsNotice, type TalosInstall 
 import { checkOutFolder } from "../adapters/local-tree.ts";
 import { announceWipes } from "./build.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
+import type { DeployTargetResult } from "./deploy.ts";
+import type { TargetOptions } from "./targets.ts";
 
-export type PlanOptions = OutOptions;
+export interface PlanOptions extends OutOptions, Partial<TargetOptions> {}
 
 export interface PlanResult {
   out: string;
@@ -17,6 +19,11 @@ export interface PlanResult {
   unknownMachines: string;
   /** Talos hosts and the machine configs (cluster secrets) the tree will serve for them. */
   talos: { hosts: { name: string; role: string; configUrl: string; installDisk: string | undefined }[]; secrets: string | undefined };
+  /**
+   * With --target: per target, what a deploy of out/ and the inventory would change there, against
+   * what the target records and serves (machines, classes, files, wipes), as `deploy --dry-run`.
+   */
+  targets?: DeployTargetResult[];
 }
 
 export async function plan(options: PlanOptions, ctx: Context): Promise<PlanResult> {
@@ -38,7 +45,10 @@ export async function plan(options: PlanOptions, ctx: Context): Promise<PlanResu
     unrendered = new Set(r.unrendered);
     announceInstalls(ctx.reporter, r.installs);
   }
+  // Against targets: a deploy's dry run, read from each target (nothing is written or locked).
+  const targets = options.targets && options.targets.length > 0 ? (await (await import("./deploy.ts")).deploy({ ...options, targets: options.targets, planOnly: true }, ctx)).targets : undefined;
   return {
+    ...(targets ? { targets } : {}),
     out,
     classes: inv.classes.map((c) => ({ name: c.name, kind: c.kind, file: c.file, kernelParams: c.kernelParams, built: manifest?.classes[c.name] !== undefined })),
     hosts: inv.hosts.map((h) => ({

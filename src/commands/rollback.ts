@@ -13,9 +13,12 @@ export interface RollbackOptions extends RootOptions, TargetOptions {
   /** A generation id (or its prefix) to switch to, instead of the one before the current. */
   generation?: string | undefined;
   wait?: boolean | undefined;
+  /** Say what would switch, change nothing (no lock taken). */
+  dryRun?: boolean | undefined;
 }
 
 export interface RollbackResult {
+  dryRun: boolean;
   targets: { name: string; target: string; changes: RollbackChange[] }[];
 }
 
@@ -23,17 +26,18 @@ export async function rollback(options: RollbackOptions, ctx: Context): Promise<
   const root = rootOf(options, ctx);
   const inv = await loadRoot(root, ctx);
   const targets = selectTargets(inv, { ...options, to: undefined });
+  const origin = (await import("../adapters/origin.ts")).deployOrigin(root, ctx.env);
   const results = await withEachTarget(
     targets,
     root,
     options,
     ctx,
     async (t, fs) => {
-      const lock = await acquireLock(fs, "rollback", { wait: options.wait, onWait: (m) => ctx.reporter.info(`[${t.name}] ${m}`) });
+      const lock = options.dryRun ? undefined : await acquireLock(fs, "rollback", { wait: options.wait, onWait: (m) => ctx.reporter.info(`[${t.name}] ${m}`) });
       try {
         const deployed = await readDeployed(fs);
         if (!deployed) throw new UserError("NOTHING_TO_ROLL_BACK", `nothing has been deployed to ${targetLabel(t)}`);
-        const { plan, changes, problems } = planRollback(deployed, options.classes, options.generation);
+        const { plan, changes, problems } = planRollback(deployed, options.classes, options.generation, await origin);
         if (problems.length > 0) throw new UserError("NOTHING_TO_ROLL_BACK", `${targetLabel(t)}: ${problems.join("; ")}`, { hint: "generations are kept by deploys (site setting keep); `netbuild status` lists them" });
         for (const g of plan.switches) {
           const cls = /^by-class\/([^/]+)\/ipxe$/.exec(g.path)![1]!;
@@ -46,13 +50,13 @@ export async function rollback(options: RollbackOptions, ctx: Context): Promise<
             }
           }
         }
+        if (options.dryRun) return { name: t.name, target: fs.description, changes };
         await applyDeploy(fs, root, plan, deployed);
-        for (const c of changes) ctx.reporter.info(`[${t.name}] class ${c.name}: ${c.from} → ${c.to} (rolled back)`);
         return { name: t.name, target: fs.description, changes };
       } finally {
-        await lock.release();
+        await lock?.release();
       }
     },
   );
-  return { targets: results };
+  return { dryRun: Boolean(options.dryRun), targets: results };
 }

@@ -1,6 +1,6 @@
 // `netbuild status [--target NAME]`: what each target serves — classes with their kept generations
 // (the current one marked), hosts, whether a deploy holds the lock or did not finish.
-import { LOCK_PATH } from "../core/deploy.ts";
+import { LOCK_PATH, type LastChange, type Origin } from "../core/deploy.ts";
 import { readDeployed } from "../adapters/target-tree.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
 import { withEachTarget, selectTargets, type TargetOptions } from "./targets.ts";
@@ -11,7 +11,16 @@ export interface TargetStatus {
   name: string;
   target: string;
   deployed: boolean;
-  classes: { name: string; current: string; generations: { id: string; kernel: string; initrd: string; current: boolean }[]; served: boolean }[];
+  classes: {
+    name: string;
+    current: string;
+    generations: { id: string; kernel: string; initrd: string; current: boolean; deployed: Origin | undefined }[];
+    served: boolean;
+    /** A rollback pins the class: deploys of the builds it left do not switch it forward (`rollback --generation` does). */
+    pinned: { from: string[] } | undefined;
+  }[];
+  /** The last deploy or rollback that changed what the target serves (absent when no netbuild ≥ 0.2 changed it). */
+  last: LastChange | undefined;
   hosts: number;
   macs: number;
   locked: string | undefined;
@@ -48,8 +57,10 @@ export async function status(options: StatusOptions, ctx: Context): Promise<{ ta
           name,
           current: c.current,
           served: `by-class/${name}/ipxe` in (deployed?.entries ?? {}),
-          generations: c.generations.map((g) => ({ id: g.id, kernel: g.kernel, initrd: g.initrd, current: g.id === c.current })),
+          generations: c.generations.map((g) => ({ id: g.id, kernel: g.kernel, initrd: g.initrd, current: g.id === c.current, deployed: g.deployed })),
+          pinned: c.rolledBackFrom && c.rolledBackFrom.length > 0 ? { from: c.rolledBackFrom } : undefined,
         })),
+        last: deployed?.last,
         hosts: paths.filter((p) => /^by-host\/[^/]+\/ipxe$/.test(p)).length,
         macs: paths.filter((p) => /^by-mac\/[^/]+(\/ipxe)?$/.test(p)).length,
         locked: lock === undefined ? undefined : describeHolder(lock.toString("utf8")),

@@ -1,7 +1,7 @@
 // What deploy, rollback, gc and verify share: picking targets (site file, --target, --to) and
 // opening one (a local folder or SFTP with the user's SSH setup).
 import path from "node:path";
-import { UserError } from "../errors.ts";
+import { UserError, type TargetOutcome } from "../errors.ts";
 import type { Inventory } from "../core/inventory.ts";
 import { describeTarget, parseTarget, type Target } from "../core/target.ts";
 import { localTargetFs, type TargetFs } from "../adapters/target-fs.ts";
@@ -61,24 +61,44 @@ export function targetLabel(target: Target): string {
 
 /**
  * Runs `fn` on every target at once; every target's outcome is reported (a failure on one does not
- * stop the others), and the first failure is rethrown after all finished.
+ * stop the others). When one of several fails, the error carries a tally: each target's outcome
+ * (`summarize` says what a finished one did, a deploy's wipes included), in the message's detail
+ * and, for --json, as data.
  */
-export async function forEachTarget<T>(targets: Target[], fn: (t: Target) => Promise<T>, reporter: Reporter): Promise<T[]> {
+export async function forEachTarget<T>(targets: Target[], fn: (t: Target) => Promise<T>, reporter: Reporter, summarize: (value: T) => string[] = () => ["done"]): Promise<T[]> {
   const settled = await Promise.allSettled(targets.map(fn));
   const failed = settled.flatMap((s, i) => (s.status === "rejected" ? [{ t: targets[i]!, e: s.reason as unknown }] : []));
   if (failed.length === 0) return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
-  if (targets.length > 1) for (const f of failed) reporter.warn(`[${f.t.name}] failed: ${f.e instanceof Error ? f.e.message : String(f.e)}`);
-  if (failed.length === 1 || targets.length === 1) throw failed[0]!.e;
-  // Every target refused the same kind of input (a wipe not confirmed, a conflict): exit 2, as for one.
-  const refusals = failed.map((f) => f.e).filter((e): e is UserError => e instanceof UserError && e.exitCode === 2);
-  if (refusals.length === failed.length && failed.length === targets.length) {
-    throw new UserError(refusals[0]!.code, `all ${targets.length} targets refused: ${failed.map((f) => f.t.name).join(", ")}; nothing was changed on any`, { hint: "the messages above say why, per target" });
+  if (failed.length === 1 && targets.length === 1) throw failed[0]!.e;
+  // An internal error stays one (with its stack), whatever the other targets did.
+  const bug = failed.find((f) => !(f.e instanceof UserError));
+  if (bug) {
+    for (const f of failed) if (f !== bug) reporter.warn(`[${f.t.name}] failed: ${(f.e as Error).message}`);
+    throw bug.e;
   }
-  throw new UserError("DEPLOY_FAILED", `${failed.length} of ${targets.length} targets failed: ${failed.map((f) => f.t.name).join(", ")}`, { hint: "the messages above say what failed where; the other targets finished" });
+  const outcomes: TargetOutcome[] = settled.map((s, i) => {
+    const name = targets[i]!.name;
+    if (s.status === "fulfilled") return { name, ok: true, result: s.value };
+    const e = s.reason as UserError;
+    return { name, ok: false, error: { code: e.code, message: e.message, hint: e.hint } };
+  });
+  const tally = settled.flatMap((s, i) => {
+    const name = targets[i]!.name;
+    if (s.status === "fulfilled") return summarize(s.value).map((l, j) => (j === 0 ? `${name}: ${l}` : `  ${l}`));
+    const e = s.reason as UserError;
+    return [`${name}: FAILED: ${e.message}`, ...(e.detail ? [e.detail.replace(/^/gm, "  ")] : []), ...(e.hint ? [`  hint: ${e.hint}`] : [])];
+  });
+  const names = failed.map((f) => f.t.name).join(", ");
+  // Every target refused the same kind of input (a wipe not confirmed, a conflict): exit 2, as for one.
+  const refusals = failed.filter((f) => (f.e as UserError).exitCode === 2);
+  if (refusals.length === failed.length && failed.length === targets.length) {
+    throw new UserError((refusals[0]!.e as UserError).code, `all ${targets.length} targets refused: ${names}; nothing was changed on any`, { detail: tally.join("\n"), targets: outcomes });
+  }
+  throw new UserError("DEPLOY_FAILED", `${failed.length} of ${targets.length} targets failed: ${names}; the other${targets.length - failed.length === 1 ? "" : "s"} finished`, { detail: tally.join("\n"), targets: outcomes, hint: "each target's outcome is above; run again for the ones that failed (with --target NAME)" });
 }
 
 /** forEachTarget with each target opened first and closed after, whatever happened. */
-export function withEachTarget<T>(targets: Target[], root: string, options: TargetOptions, ctx: Context, fn: (t: Target, fs: TargetFs) => Promise<T>): Promise<T[]> {
+export function withEachTarget<T>(targets: Target[], root: string, options: TargetOptions, ctx: Context, fn: (t: Target, fs: TargetFs) => Promise<T>, summarize?: (value: T) => string[]): Promise<T[]> {
   return forEachTarget(
     targets,
     async (t) => {
@@ -90,5 +110,6 @@ export function withEachTarget<T>(targets: Target[], root: string, options: Targ
       }
     },
     ctx.reporter,
+    summarize,
   );
 }

@@ -22,6 +22,22 @@ export interface Generation {
   /** The class script that boots this generation (rollback writes it back). */
   script: string;
   sha256: string;
+  /** When, by whom and from which commit this generation was first deployed to the target (absent in records older than netbuild 0.2). */
+  deployed?: Origin;
+}
+
+/** Who changed a target, and from what: recorded in its manifest, shown by `netbuild status`. */
+export interface Origin {
+  /** ISO 8601, UTC, whole seconds. */
+  at: string;
+  /** user@machine that ran netbuild. */
+  by: string;
+  /** The inventory's git commit (12 hex digits, `-dirty` with uncommitted changes); absent outside git. */
+  commit?: string;
+}
+
+export interface LastChange extends Origin {
+  command: "deploy" | "rollback";
 }
 
 export interface DeployedClass {
@@ -41,6 +57,8 @@ export interface DeployedManifest {
   entries: Record<string, ManifestEntry>;
   /** Paths a deploy was creating when it last wrote the manifest (a deploy that did not finish leaves them). */
   pending: string[];
+  /** The last deploy or rollback that changed what the target serves. */
+  last?: LastChange;
 }
 
 export interface Upload {
@@ -120,6 +138,8 @@ export interface PlanDeployInput {
    * hosts' scripts and by-mac entries): left exactly as deployed, neither rewritten nor removed.
    */
   keepAsDeployed?: ReadonlySet<string>;
+  /** Who deploys, recorded with new generations and as the manifest's last change (when the plan changes anything). */
+  origin?: Origin | undefined;
 }
 
 /** A class the target keeps on a rolled-back generation although out/ holds a build it was rolled back from. */
@@ -129,7 +149,7 @@ export interface HeldRollback {
   built: string;
 }
 
-export function planDeploy({ source, classScripts, deployed, keep, drifted, keepAsDeployed }: PlanDeployInput): DeployPlan & { held: HeldRollback[] } {
+export function planDeploy({ source, classScripts, deployed, keep, drifted, keepAsDeployed, origin }: PlanDeployInput): DeployPlan & { held: HeldRollback[] } {
   // What the target must serve: the built tree's switch points and its classes' current artifacts
   // (out/ also keeps its own previous generation; the target keeps generations of its own).
   const wanted = new Map<string, ManifestEntry>();
@@ -165,7 +185,10 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
       wanted.delete(built.initrd.path);
       continue;
     }
-    const gen: Generation = { id, kernel: built.kernel.path, initrd: built.initrd.path, script, sha256: scriptEntry.sha256 };
+    // A generation already on the target keeps the record of when it first came.
+    const existing = was?.generations.find((g) => g.id === id);
+    const stamp = existing ? existing.deployed : origin;
+    const gen: Generation = { id, kernel: built.kernel.path, initrd: built.initrd.path, script, sha256: scriptEntry.sha256, ...(stamp ? { deployed: stamp } : {}) };
     const served = was?.generations.find((g) => g.id === was.current && g.id !== id);
     const others = (was?.generations ?? []).filter((g) => g.id !== id && g !== served);
     classes[name] = { current: id, generations: [gen, ...(served ? [served] : []), ...others].slice(0, Math.max(keep, 2)) };
@@ -217,6 +240,8 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
   }
   deletions.sort((a, b) => byLayer(b, a));
 
+  const changed = uploads.length + switches.length + deletions.length > 0;
+  const last = changed && origin ? { command: "deploy" as const, ...origin } : deployed.last;
   return {
     uploads,
     switches,
@@ -225,7 +250,7 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
     held,
     bytes: uploads.reduce((n, u) => n + u.size, 0),
     unchanged,
-    manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: [] },
+    manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: [], ...(last ? { last } : {}) },
   };
 }
 
@@ -233,13 +258,15 @@ export interface RollbackChange {
   name: string;
   from: string;
   to: string;
+  /** Back to an older kept generation, or forward again to a newer one (`--generation`). */
+  direction: "back" | "forward";
 }
 
 /**
  * Points each class script at the generation before its current one (or at `to`): no upload, one
  * rename per class. The artifacts are on the target already: a kept generation keeps them.
  */
-export function planRollback(deployed: DeployedManifest, classNames: readonly string[], to: string | undefined): { plan: DeployPlan; changes: RollbackChange[]; problems: string[] } {
+export function planRollback(deployed: DeployedManifest, classNames: readonly string[], to: string | undefined, origin?: Origin): { plan: DeployPlan; changes: RollbackChange[]; problems: string[] } {
   const classes: Record<string, DeployedClass> = { ...deployed.classes };
   const entries: Record<string, ManifestEntry> = { ...deployed.entries };
   const switches: Switch[] = [];
@@ -265,9 +292,11 @@ export function planRollback(deployed: DeployedManifest, classNames: readonly st
     // Going back remembers what it left; switching to a generation explicitly (forward again) forgets it.
     const from = to === undefined ? [...new Set([...(cls.rolledBackFrom ?? []), cls.current])] : (cls.rolledBackFrom ?? []).filter((id) => id !== target.id);
     classes[name] = { ...cls, current: target.id, ...(from.length > 0 ? { rolledBackFrom: from } : { rolledBackFrom: undefined }) };
-    changes.push({ name, from: cls.current, to: target.id });
+    // Generations are kept newest first: one after the current is older.
+    changes.push({ name, from: cls.current, to: target.id, direction: cls.generations.indexOf(target) > at ? "back" : "forward" });
   }
-  const plan: DeployPlan = { uploads: [], switches, deletions: [], classes: [], bytes: 0, unchanged: 0, manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: deployed.pending } };
+  const last = switches.length > 0 && origin ? { command: "rollback" as const, ...origin } : deployed.last;
+  const plan: DeployPlan = { uploads: [], switches, deletions: [], classes: [], bytes: 0, unchanged: 0, manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: deployed.pending, ...(last ? { last } : {}) } };
   return { plan, changes, problems };
 }
 
@@ -299,6 +328,6 @@ export function planGc(deployed: DeployedManifest, keep: number): { plan: Deploy
   // A deploy that did not finish is the next deploy's to finish (it knows what it wants); gc only
   // removes the temporary files such a deploy left.
   const temps = deployed.pending;
-  const plan: DeployPlan = { uploads: [], switches: [], deletions, classes: [], bytes: 0, unchanged: Object.keys(entries).length, manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: deployed.pending } };
+  const plan: DeployPlan = { uploads: [], switches: [], deletions, classes: [], bytes: 0, unchanged: Object.keys(entries).length, manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: deployed.pending, ...(deployed.last ? { last: deployed.last } : {}) } };
   return { plan, temps, freed };
 }

@@ -8,6 +8,8 @@ export interface MachineChange {
   change: "added" | "removed" | "changed";
   /** The class the host's script chains, before → after (absent before for an added host, after for a removed one). */
   class: { from: string | undefined; to: string | undefined };
+  /** The generation of that class the target serves, before → after (a class not served: undefined). */
+  generation: { from: string | undefined; to: string | undefined };
   /** Kernel parameters the host's script sets, beyond what stayed. */
   params: { added: string[]; removed: string[] };
   macs: { added: string[]; removed: string[] };
@@ -24,8 +26,11 @@ export interface ServedHost {
   macs: readonly string[];
 }
 
+/** MACs as people write them (aa:bb:…), sorted. */
+const colons = (macs: string[]) => macs.map((m) => m.replace(/-/g, ":")).sort();
+
 /** Per host, what changes: only hosts whose script or MACs differ are listed, sorted by name. */
-export function machineChanges(before: ReadonlyMap<string, ServedHost>, after: ReadonlyMap<string, ServedHost>, flagPrefix: string): MachineChange[] {
+export function machineChanges(before: ReadonlyMap<string, ServedHost>, after: ReadonlyMap<string, ServedHost>, flagPrefix: string, generations: { before: Readonly<Record<string, string>>; after: Readonly<Record<string, string>> } = { before: {}, after: {} }): MachineChange[] {
   const flag = `${flagPrefix}.provision_disks=true`;
   const out: MachineChange[] = [];
   for (const host of [...new Set([...before.keys(), ...after.keys()])].sort()) {
@@ -37,12 +42,15 @@ export function machineChanges(before: ReadonlyMap<string, ServedHost>, after: R
     const macsAfter = new Set(a?.macs ?? []);
     const wipedBefore = b !== undefined && scriptWipes(b.script, flagPrefix);
     const wipesAfter = a !== undefined && scriptWipes(a.script, flagPrefix);
+    const classFrom = b && scriptClass(b.script);
+    const classTo = a && scriptClass(a.script);
     const change: MachineChange = {
       host,
       change: !b ? "added" : !a ? "removed" : "changed",
-      class: { from: b && scriptClass(b.script), to: a && scriptClass(a.script) },
+      class: { from: classFrom, to: classTo },
+      generation: { from: classFrom === undefined ? undefined : generations.before[classFrom], to: classTo === undefined ? undefined : generations.after[classTo] },
       params: { added: will.filter((p) => !was.includes(p)), removed: was.filter((p) => !will.includes(p)) },
-      macs: { added: [...macsAfter].filter((m) => !macsBefore.has(m)).sort(), removed: [...macsBefore].filter((m) => !macsAfter.has(m)).sort() },
+      macs: { added: colons([...macsAfter].filter((m) => !macsBefore.has(m))), removed: colons([...macsBefore].filter((m) => !macsAfter.has(m))) },
       wipe: wipesAfter && !wipedBefore ? "armed" : wipedBefore && !wipesAfter ? "disarmed" : undefined,
       wipes: wipesAfter,
     };
@@ -53,12 +61,14 @@ export function machineChanges(before: ReadonlyMap<string, ServedHost>, after: R
   return out;
 }
 
+const gen = (id: string | undefined) => (id === undefined ? "" : ` (${id})`);
+
 /** One line per machine, for people: `~ aleph  class demo → other, +quiet, MAC +52-54-…, WIPE ARMED`. */
 export function formatMachineChange(c: MachineChange): string {
   const parts: string[] = [];
   if (c.change === "added") parts.push(`new, class ${c.class.to ?? "?"}`);
   else if (c.change === "removed") parts.push(`removed (was class ${c.class.from ?? "?"})`);
-  else if (c.class.from !== c.class.to) parts.push(`class ${c.class.from ?? "?"} → ${c.class.to ?? "?"}`);
+  else if (c.class.from !== c.class.to) parts.push(`class ${c.class.from ?? "?"}${gen(c.generation.from)} → ${c.class.to ?? "?"}${gen(c.generation.to)}`);
   // A new host's hostname= is its name: not worth a word.
   if (c.change !== "removed") for (const p of c.params.added) if (!(c.change === "added" && p === `hostname=${c.host}`)) parts.push(`+${p}`);
   if (c.change === "changed") for (const p of c.params.removed) parts.push(`-${p}`);

@@ -61,12 +61,21 @@ const TreeManifestSchema = z.strictObject({
   pending: z.array(TreePath).optional(),
 });
 
+// Who deployed: written by netbuild on some machine, read on another; printed by status, so held to
+// a spelling that cannot carry control characters or pass for something else.
+const OriginShape = {
+  at: z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, "expected a UTC time like 2026-11-29T22:41:18Z"),
+  by: z.string().regex(/^[A-Za-z0-9._@?-]{1,128}$/, "expected user@machine"),
+  commit: z.string().regex(/^[0-9a-f]{7,40}(-dirty)?$/, "expected a git commit").optional(),
+};
+
 const GenerationSchema = z.strictObject({
   id: z.string().regex(/^[0-9a-f]{12}$/, "expected a 12-hex-digit generation id"),
   kernel: TreePath,
   initrd: TreePath,
   script: z.string(),
   sha256: SHA256,
+  deployed: z.strictObject(OriginShape).optional(),
 });
 
 const DeployedManifestSchema = z.strictObject({
@@ -81,6 +90,7 @@ const DeployedManifestSchema = z.strictObject({
   ),
   entries: Entries,
   pending: z.array(TreePath).optional(),
+  last: z.strictObject({ command: z.enum(["deploy", "rollback"]), ...OriginShape }).optional(),
 });
 
 /** A class's artifact paths must lie in its own folder: a record cannot make one class's gc delete another's files. */
@@ -136,5 +146,5 @@ export function parseDeployedManifest(text: string): RecordResult<DeployedManife
   const problems = classPathsProblems(Object.fromEntries(Object.entries(r.data.classes).map(([n, c]) => [n, { paths: c.generations.flatMap((g) => [g.kernel, g.initrd]) }])));
   if (problems.length > 0) return { ok: false, problems };
   const classes = Object.fromEntries(Object.entries(r.data.classes).map(([n, c]) => [n, c.rolledBackFrom === undefined ? { current: c.current, generations: c.generations } : c]));
-  return { ok: true, value: { format: 1, classes, entries: r.data.entries, pending: r.data.pending ?? [] } as DeployedManifest };
+  return { ok: true, value: { format: 1, classes, entries: r.data.entries, pending: r.data.pending ?? [], ...(r.data.last ? { last: r.data.last } : {}) } as DeployedManifest };
 }

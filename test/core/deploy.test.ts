@@ -95,12 +95,12 @@ describe("planning a deploy", () => {
     let m = deployOnce(emptyManifest(), built(I1, "s1", {})).manifest;
     m = deployOnce(m, built(I2, "s2", {})).manifest;
     const { plan, changes } = planRollback(m, [], undefined);
-    expect(changes).toEqual([{ name: "c", from: "s20000000000", to: "s10000000000" }]);
+    expect(changes).toEqual([{ name: "c", from: "s20000000000", to: "s10000000000", direction: "back" }]);
     expect(plan.uploads).toEqual([]);
     expect(plan.switches).toEqual([{ kind: "file", layer: "class", path: "by-class/c/ipxe", sha256: "s1".padEnd(64, "0"), content: "#!ipxe s1" }]);
     // Going forward again is explicit; after it, the same build deploys as a no-op.
     const forward = planRollback(plan.manifest, ["c"], "s2");
-    expect(forward.changes).toEqual([{ name: "c", from: "s10000000000", to: "s20000000000" }]);
+    expect(forward.changes).toEqual([{ name: "c", from: "s10000000000", to: "s20000000000", direction: "forward" }]);
     expect(forward.plan.manifest.classes["c"]!.rolledBackFrom).toBeUndefined();
     const after = deployOnce(forward.plan.manifest, built(I2, "s2", {}));
     expect([after.uploads, after.switches, after.held]).toEqual([[], [], []]);

@@ -1,0 +1,209 @@
+// What a target records about who changed it, and the plan against it: `status` shows each class's
+// generations with when, by whom and from which commit they were deployed, the last change, and a
+// rollback's pin; `rollback --dry-run` changes nothing; a forward `--generation` is not called a
+// rollback; `plan --target` diffs the inventory with what the target serves, per machine, and
+// writes nothing; a deploy to two targets of which one fails says what happened on each.
+// Local folder targets (the SFTP side of the same code is in deploy.test.ts) and a real git.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { cleanupTempDirs, cli, inventory, treeChecksum, type CliRun } from "./support/inventory.ts";
+import { missing } from "./support/tools.ts";
+
+const noGit = missing({ commands: ["git"] });
+
+const CLASS = "kind: prebuilt\nkernel: { path: ./demo/kernel }\ninitrd: { path: ./demo/initrd }\nkernelParams: [console=ttyS0]\n";
+
+function site(targets = "targets:\n  local: served\n"): string {
+  return inventory({
+    "netbuild.yaml": targets,
+    "classes/demo.yaml": CLASS,
+    "classes/demo/kernel": "kernel one\n",
+    "classes/demo/initrd": "initrd one\n",
+    "hosts/aleph.yaml": 'class: demo\nmac: "52:54:00:00:00:01"\n',
+    "hosts/bet.yaml": 'class: demo\nmac: "52:54:00:00:00:02"\nprovision: { disks: true }\n',
+  });
+}
+
+const git = (root: string, ...args: string[]) => execFileSync("git", ["-C", root, "-c", "user.email=t@example.org", "-c", "user.name=t", ...args], { encoding: "utf8" }).trim();
+
+async function ok(r: Promise<CliRun>): Promise<CliRun> {
+  const done = await r;
+  expect(done.code, done.stderr).toBe(0);
+  return done;
+}
+
+interface Status {
+  targets: {
+    name: string;
+    last?: { command: string; at: string; by: string; commit?: string };
+    classes: { name: string; current: string; pinned?: { from: string[] }; generations: { id: string; current: boolean; deployed?: { at: string; by: string; commit?: string } }[] }[];
+  }[];
+}
+
+const status = async (root: string) => JSON.parse((await ok(cli(["status", "--json"], root))).stdout) as Status;
+const record = (served: string) => readFileSync(path.join(served, ".netbuild/deployed.json"), "utf8");
+
+afterAll(() => cleanupTempDirs());
+
+describe.skipIf(noGit)("status and history", () => {
+  it("records who deployed each generation from which commit, shows a rollback's pin, and labels a forward switch as one", async () => {
+    const root = site();
+    const served = path.join(root, "served");
+    git(root, "init", "-q");
+    git(root, "add", "-A");
+    git(root, "commit", "-qm", "first");
+    const head = git(root, "rev-parse", "HEAD").slice(0, 12);
+    const me = `${os.userInfo().username}@${os.hostname().split(".")[0]}`;
+
+    await ok(cli(["build"], root));
+    await ok(cli(["deploy", "--yes"], root));
+    let s = await status(root);
+    const first = s.targets[0]!.classes[0]!.generations[0]!;
+    expect(first.deployed).toEqual({ at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/), by: me, commit: head });
+    expect(s.targets[0]!.last).toEqual({ command: "deploy", ...first.deployed });
+
+    // An uncommitted edit is deployed as such; the first generation keeps its own record.
+    writeFileSync(path.join(root, "classes/demo/initrd"), "initrd two\n");
+    await ok(cli(["build"], root));
+    await ok(cli(["deploy"], root));
+    s = await status(root);
+    const [second, again] = s.targets[0]!.classes[0]!.generations;
+    expect(second!.current).toBe(true);
+    expect(second!.deployed!.commit).toBe(`${head}-dirty`);
+    expect(again).toEqual({ ...first, current: false });
+
+    // A deploy that changes nothing records nothing.
+    const before = record(served);
+    await ok(cli(["deploy"], root));
+    expect(record(served)).toBe(before);
+
+    // rollback --dry-run: what would switch, and nothing switched.
+    const sum = treeChecksum(served, []);
+    const dry = await ok(cli(["rollback", "--dry-run"], root));
+    expect(dry.stdout).toBe(`local: class demo would roll back: ${second!.id} → ${first.id}\n`);
+    const dryJson = JSON.parse((await ok(cli(["rollback", "--dry-run", "--json"], root))).stdout) as { dryRun: boolean; targets: { changes: unknown[] }[] };
+    expect(dryJson.dryRun).toBe(true);
+    expect(dryJson.targets[0]!.changes).toEqual([{ name: "demo", from: second!.id, to: first.id, direction: "back" }]);
+    expect(treeChecksum(served, [])).toBe(sum);
+
+    const back = await ok(cli(["rollback"], root));
+    expect(back.stdout).toBe(`local: class demo rolled back: ${second!.id} → ${first.id}\n`);
+    expect(back.stderr).not.toContain("rolled back"); // said once, on stdout
+    s = await status(root);
+    expect(s.targets[0]!.last).toMatchObject({ command: "rollback", by: me });
+    expect(s.targets[0]!.classes[0]!.pinned).toEqual({ from: [second!.id] });
+    const human = (await ok(cli(["status"], root))).stdout;
+    expect(human).toContain(`last changed by \`netbuild rollback\``);
+    expect(human).toMatch(new RegExp(`\\* ${first.id}  \\w{32}  deployed \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC by ${me.replace(/[.?]/g, "\\$&")} from commit ${head}\\n`));
+    expect(human).toContain(`pinned by a rollback: deploys do not switch it forward to ${second!.id}`);
+
+    // Forward again, explicitly: a switch forward, not a rollback; the pin is gone.
+    const fwdDry = await ok(cli(["rollback", "--generation", second!.id, "--dry-run"], root));
+    expect(fwdDry.stdout).toBe(`local: class demo would switch forward: ${first.id} → ${second!.id}\n`);
+    const fwd = await ok(cli(["rollback", "--generation", second!.id, "--json"], root));
+    expect((JSON.parse(fwd.stdout) as { targets: { changes: { direction: string }[] }[] }).targets[0]!.changes[0]!.direction).toBe("forward");
+    s = await status(root);
+    expect(s.targets[0]!.classes[0]!.current).toBe(second!.id);
+    expect(s.targets[0]!.classes[0]!.pinned).toBeUndefined();
+  });
+
+  it("outside git, records no commit and says so", async () => {
+    const root = site();
+    await ok(cli(["build"], root));
+    await ok(cli(["deploy", "--yes"], root));
+    const s = await status(root);
+    expect(s.targets[0]!.classes[0]!.generations[0]!.deployed!.commit).toBeUndefined();
+    expect((await ok(cli(["status"], root))).stdout).toContain(", not from a git commit");
+  });
+
+  it("refuses a record whose deployer or time is not what netbuild writes, without echoing it", async () => {
+    const root = site();
+    const served = path.join(root, "served");
+    await ok(cli(["build"], root));
+    await ok(cli(["deploy", "--yes"], root));
+    const rec = JSON.parse(record(served)) as { last: { by: string } };
+    rec.last.by = "root@box\u001b[2Jevil";
+    writeFileSync(path.join(served, ".netbuild/deployed.json"), JSON.stringify(rec));
+    const r = await cli(["status"], root);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain("last.by");
+    expect(r.stderr).not.toContain("\u001b[2J");
+  });
+});
+
+describe("plan against a target", () => {
+  it("lists per machine what a deploy would change there, and writes nothing", async () => {
+    const root = site();
+    const served = path.join(root, "served");
+    await ok(cli(["build"], root));
+    // Before any deploy: every machine is new, and bet's wipe would be new too.
+    const fresh = await ok(cli(["plan", "--target", "local"], root));
+    expect(fresh.stdout).toContain("against local (");
+    expect(fresh.stdout).toContain("a deploy would change 2 machines");
+    expect(fresh.stdout).toContain("\n  + aleph  new, class demo, MAC +52:54:00:00:00:01\n");
+    expect(fresh.stdout).toContain("\n  + bet  new, class demo, MAC +52:54:00:00:00:02, !!! WIPE ARMED (formats its disks on the next boot)\n");
+    expect(fresh.stdout).toMatch(/a deploy would serve a disk WIPE to bet, which local did not wipe before/);
+    await ok(cli(["deploy", "--yes"], root));
+
+    // The inventory changes: bet's wipe dropped, aleph moved to a new MAC and given a parameter, gimel added.
+    writeFileSync(path.join(root, "hosts/bet.yaml"), 'class: demo\nmac: "52:54:00:00:00:02"\n');
+    writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmac: "52:54:00:00:00:11"\nkernelParams: [quiet]\n');
+    writeFileSync(path.join(root, "hosts/gimel.yaml"), 'class: demo\nmac: "52:54:00:00:00:03"\n');
+    const sum = treeChecksum(served, []);
+    const outSum = treeChecksum(path.join(root, "out"), []);
+    const r = await ok(cli(["plan", "--target", "local"], root));
+    const lines = r.stdout.split("\n");
+    const at = lines.findIndex((l) => l.startsWith("against local"));
+    // Machines first, then the files that make it so.
+    expect(lines.slice(at + 1, at + 4)).toEqual(["  ~ aleph  +quiet, MAC +52:54:00:00:00:11, MAC -52:54:00:00:00:01", "  ~ bet  wipe disarmed", "  + gimel  new, class demo, MAC +52:54:00:00:00:03"]);
+    expect(lines[at + 4]).toMatch(/^ {2}files: 0 uploads \(0 B\), \d+ switches, 1 removal$/);
+    expect(r.stdout).toContain("    remove  by-mac/52-54-00-00-00-01\n");
+    expect(r.stdout).not.toContain("WIPE on next boot after a deploy");
+    const json = JSON.parse((await ok(cli(["plan", "--target", "local", "--json"], root))).stdout) as { ok: boolean; targets: { name: string; machines: { host: string; wipe?: string }[]; newWipes: string[] }[] };
+    expect(json.ok).toBe(true);
+    expect(json.targets[0]!.machines.map((m) => [m.host, m.wipe])).toEqual([["aleph", undefined], ["bet", "disarmed"], ["gimel", undefined]]);
+    expect(json.targets[0]!.newWipes).toEqual([]);
+    // Nothing written: not the target, not out/ (whose scripts deploy would refresh), no lock.
+    expect(treeChecksum(served, [])).toBe(sum);
+    expect(treeChecksum(path.join(root, "out"), [])).toBe(outSum);
+  });
+
+  it("works before anything is built here: hosts follow the classes the target serves", async () => {
+    const root = site();
+    await ok(cli(["build"], root));
+    await ok(cli(["deploy", "--yes"], root));
+    // A second checkout with nothing built, where bet's wipe is dropped.
+    const other = site();
+    execFileSync("cp", ["-a", path.join(root, "served"), path.join(other, "served")]);
+    writeFileSync(path.join(other, "hosts/bet.yaml"), 'class: demo\nmac: "52:54:00:00:00:02"\n');
+    const r = await ok(cli(["plan", "--target", "local", "--json"], other));
+    const t = (JSON.parse(r.stdout) as { targets: { machines: { host: string; wipe?: string }[]; uploads: unknown[] }[] }).targets[0]!;
+    expect(t.machines).toMatchObject([{ host: "bet", wipe: "disarmed" }]);
+    expect(t.uploads).toEqual([]);
+  });
+});
+
+describe("several targets, one failing", () => {
+  it("says what happened on each, the wipes of those deployed included, as text and as JSON", async () => {
+    const root = site("targets:\n  good: served-good\n  bad: served-bad\n");
+    await ok(cli(["build"], root));
+    // Something netbuild did not write where it would write: the bad target refuses.
+    mkdirSync(path.join(root, "served-bad/by-host/aleph"), { recursive: true });
+    writeFileSync(path.join(root, "served-bad/by-host/aleph/ipxe"), "#!ipxe\n# made by hand\n");
+    const r = await cli(["deploy", "--yes"], root);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain("netbuild: 1 of 2 targets failed: bad; the other finished");
+    expect(r.stderr).toMatch(/\n {2}good: deployed: 2 uploads \([^)]+\), \d+ switches, 0 removals in [^\n]+\n/);
+    expect(r.stderr).toContain("\n    WIPE on next boot: bet (new: bet)\n");
+    expect(r.stderr).toMatch(/\n {2}bad: FAILED: bad \([^)]+\) already has 1 path netbuild would write but did not create: by-host\/aleph\/ipxe\n/);
+    const j = await cli(["deploy", "--yes", "--json"], root);
+    expect(j.code).toBe(1);
+    const doc = JSON.parse(j.stdout) as { ok: boolean; code: string; targets: { name: string; ok: boolean }[] };
+    expect(doc.ok).toBe(false);
+    expect(doc.code).toBe("DEPLOY_FAILED");
+    expect(doc.targets.map((t) => [t.name, t.ok])).toEqual([["bad", false], ["good", true]]);
+  });
+});
