@@ -1,14 +1,14 @@
 // `netbuild deploy` to a real OpenSSH sshd on loopback (its own host key, known_hosts and
 // ssh_config, started and stopped here), with what arrived checked from the server's side: the
 // files internal-sftp logs as written, and the target folder itself.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync, statSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { walkBootChain, macVariables } from "../src/core/boot-chain.ts";
 import { serveFolder } from "./support/http.ts";
-import { cleanupTempDirs, cli, cliProcess, inventory, treeChecksum } from "./support/inventory.ts";
+import { cleanupTempDirs, cli, cliProcess, inventory, REPO, treeChecksum } from "./support/inventory.ts";
 import { startSshd, type Sshd } from "./support/sshd.ts";
 import { missing } from "./support/tools.ts";
 
@@ -372,6 +372,31 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(existsSync(initrdTmp)).toBe(false);
     const check = await ok(root, "verify");
     expect(check.stdout).toMatch(/0 missing, 0 changed, 0 not netbuild's/);
+  });
+
+  it("says on Ctrl-C what the target serves now, exits 130, and the next deploy finishes the job", async () => {
+    const { root, served } = site();
+    await ok(root, "build");
+    await ok(root, "deploy");
+    const classScript = readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8");
+    writeFileSync(path.join(root, "classes/demo/initrd"), Buffer.alloc(200_000_000, `initrd v2 ${Math.random()} `));
+    await ok(root, "build");
+    const built = JSON.parse(readFileSync(path.join(root, "out/.netbuild/manifest.json"), "utf8")) as { classes: { demo: { initrd: { path: string } } } };
+    const initrdTmp = path.join(served, path.dirname(built.classes.demo.initrd.path), `.${path.basename(built.classes.demo.initrd.path)}.netbuild-tmp`);
+    const child = spawn(process.execPath, [path.join(REPO, "bin/netbuild.js"), "deploy", "-F", sshd.sshConfig], { cwd: root, env: { ...process.env, NO_COLOR: "1" } });
+    let stderr = "";
+    child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    for (let i = 0; i < 600 && !(existsSync(initrdTmp) && statSync(initrdTmp).size > 20_000_000); i++) await new Promise((r) => setTimeout(r, 50));
+    child.kill("SIGINT");
+    expect(await exited, stderr).toBe(130);
+    expect(stderr).toContain("netbuild deploy interrupted (SIGINT):\n  boot: it still serves the previous tree, unchanged (new files were being uploaded beside it)\n");
+    expect(stderr).toContain("Run `netbuild deploy` again to finish the job");
+    expect(readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8")).toBe(classScript);
+    const again = await ok(root, "deploy");
+    expect(again.stderr).toContain("breaking the stale lock");
+    expect(readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8")).not.toBe(classScript);
+    expect(deployed(served).pending).toEqual([]);
   });
 
   it("refuses up front when the server's disk cannot hold the upload, and finishes once there is room", async (t) => {
