@@ -55,7 +55,7 @@ const CASES: Case[] = [
   { name: "provision.disks not a boolean", files: host('class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disks: "yes" }\n'), errors: [["hosts/a.yaml:3:21", "hosts.a.provision.disks: expected boolean"]] },
   { name: "a malformed MAC", files: host('class: demo\nmac: "52:54:00:00:00:0g"\n'), errors: [["hosts/a.yaml:2:6", 'hosts.a.mac: "52:54:00:00:00:0g" is not a MAC address']], hint: "six hex pairs" },
   { name: "a multicast MAC", files: host('class: demo\nmac: "01:00:5e:00:00:01"\n'), errors: [["hosts/a.yaml:2:6", "multicast"]] },
-  { name: "the same MAC on two hosts, spelt differently", files: { "hosts/d.yaml": "class: demo\nmac: 5254.0000.0002\n" }, errors: [["hosts/many.yaml:4:10", "hosts.b.mac: MAC 52:54:00:00:00:02 is already used by host d (hosts/d.yaml:1)"]], hint: "compared in any spelling" },
+  { name: "the same MAC on two hosts, spelt differently", files: { "hosts/d.yaml": "class: demo\nmac: 5254.0000.0002\n" }, errors: [["hosts/d.yaml:2:6", "hosts.d.mac: MAC 52:54:00:00:00:02 is also used by host b (hosts/many.yaml:4)"], ["hosts/many.yaml:4:10", "hosts.b.mac: MAC 52:54:00:00:00:02 is also used by host d (hosts/d.yaml:2)"]], hint: "compared in any spelling" },
   { name: "a MAC twice in one host's list", files: host('class: demo\nmacs: ["52:54:00:00:00:09", "52-54-00-00-00-09"]\n'), errors: [["hosts/a.yaml:2:29", "hosts.a.macs[1]: 52:54:00:00:00:09 is listed twice"]] },
   { name: "a hostname defined in two files", files: { "hosts/b.yaml": 'class: demo\nmac: "52:54:00:00:00:05"\n' }, errors: [["hosts/many.yaml:3:5", "hosts.b: host b is already defined in hosts/b.yaml:1"]] },
   { name: "an unknown class (typo)", files: host('class: demoo\nmac: "52:54:00:00:00:01"\n'), errors: [["hosts/a.yaml:1:8", 'hosts.a.class: unknown class "demoo"']], hint: 'did you mean "demo"' },
@@ -127,7 +127,7 @@ const CASES: Case[] = [
 ];
 // The duplicate-IP case needs a second host with the same address.
 CASES.find((c) => c.name === "the same IP on two hosts")!.files["hosts/e.yaml"] = 'class: demo\nmac: "52:54:00:00:00:0e"\nip: 10.0.0.1\n';
-CASES.find((c) => c.name === "the same IP on two hosts")!.errors.push(["hosts/e.yaml:3:5", "hosts.e.ip: IP 10.0.0.1 is already used by host a"]);
+CASES.find((c) => c.name === "the same IP on two hosts")!.errors.push(["hosts/a.yaml:3:5", "hosts.a.ip: IP 10.0.0.1 is also used by host e (hosts/e.yaml:3)"], ["hosts/e.yaml:3:5", "hosts.e.ip: IP 10.0.0.1 is also used by host a (hosts/a.yaml:3)"]);
 
 const notHere = missing({ commands: ["nix-build"] });
 

@@ -87,7 +87,8 @@ describe("netbuild CLI", () => {
     writeFileSync(path.join(root, "hosts/bet.yaml"), 'class: c\nmac: "52-54-00-00-00-01"\n');
     const r = await cli(["plan"], root);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("hosts/rack.yaml:5:10  hosts.aleph.mac: MAC 52:54:00:00:00:01 is already used by host bet (hosts/bet.yaml:1)");
+    expect(r.stderr).toContain("hosts/rack.yaml:5:10  hosts.aleph.mac: MAC 52:54:00:00:00:01 is also used by host bet (hosts/bet.yaml:2)");
+    expect(r.stderr).toContain("hosts/bet.yaml:2:6  hosts.bet.mac: MAC 52:54:00:00:00:01 is also used by host aleph (hosts/rack.yaml:5)");
   });
 
   it("exits 2 on usage errors: an unknown option, an unknown --class, a root with no inventory", async () => {

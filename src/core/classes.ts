@@ -4,9 +4,8 @@ import path from "node:path";
 import { parseClassName } from "./names.ts";
 import { ClassSchema, type ArtifactInput } from "./schema.ts";
 import { fieldPath, quoted } from "./excerpt.ts";
-import { zodIssues } from "./yaml-doc.ts";
 import { fileIssue, type InventoryFile, type Probe } from "./inventory-source.ts";
-import { baseName, docOf, kernelParamsOf, referencedFile, reservedParams, type ClassBase, type Collector, type RawClass } from "./inventory-rules.ts";
+import { baseName, docOf, kernelParamsOf, referencedFile, reservedParams, validated, validParams, type ClassBase, type Collector, type RawClass } from "./inventory-rules.ts";
 import type { Site } from "./site.ts";
 import { talosClassOf, type TalosClass } from "./talos-inventory.ts";
 
@@ -39,22 +38,19 @@ export function readClasses(files: InventoryFile[], c: Collector): RawClass[] {
     const doc = docOf(file, c);
     c.issues.push(...doc.syntaxIssues);
     const name = parseClassName(rawName);
-    if (!name.ok) {
-      c.error(doc, [], fieldPath("classes", rawName), `the class file name ${quoted(path.posix.basename(file.path))} does not give a valid class name`, name.hint);
-      continue;
-    }
-    if (doc.syntaxIssues.length > 0) continue;
-    if (doc.data && typeof doc.data === "object" && "provision" in doc.data) {
+    const label = fieldPath("classes", rawName);
+    // A bad file name is reported, and the file still checked: its other mistakes show in the same run.
+    if (!name.ok) c.error(doc, [], label, `the class file name ${quoted(path.posix.basename(file.path))} does not give a valid class name`, name.hint);
+    if (!doc.readable) continue;
+    let data = doc.data ?? {};
+    if (typeof data === "object" && !Array.isArray(data) && "provision" in data) {
       // A class is shared by many machines: a wipe flag there would wipe all of them.
-      c.error(doc, ["provision"], `classes.${rawName}.provision`, "provisioning flags cannot be set on a class", "set `provision: { disks: true }` on each host that must be wiped, in hosts/");
-      continue;
+      c.error(doc, ["provision"], `${label}.provision`, "provisioning flags cannot be set on a class", "set `provision: { disks: true }` on each host that must be wiped, in hosts/");
+      const { provision: _, ...rest } = data as Record<string, unknown>;
+      data = rest;
     }
-    const parsed = ClassSchema.safeParse(doc.data ?? {});
-    if (!parsed.success) {
-      c.issues.push(...zodIssues(doc, parsed.error, [], `classes.${name.value}`));
-      continue;
-    }
-    out.push({ doc, name: name.value, input: parsed.data });
+    const input = validated(ClassSchema, doc, data, [], label, c);
+    if (input && name.ok) out.push({ doc, name: name.value, input });
   }
   return out;
 }
@@ -83,9 +79,9 @@ function artifactOf(raw: RawClass, key: "kernel" | "initrd", a: ArtifactInput, p
 export function classOf(raw: RawClass, site: Site, probe: Probe, c: Collector): ClassDef | null {
   const label = `classes.${raw.name}`;
   const before = c.errors.length;
-  const kernelParams = kernelParamsOf(raw.doc, [], label, raw.input.kernelParams, c);
-  reservedParams(raw.doc, [], label, kernelParams, site, c, true);
-  const base = { name: raw.name, file: raw.doc.file, description: raw.input.description, kernelParams };
+  const params = kernelParamsOf(raw.doc, [], label, raw.input.kernelParams, c);
+  reservedParams(raw.doc, [], label, params, site, c, true);
+  const base = { name: raw.name, file: raw.doc.file, description: raw.input.description, kernelParams: validParams(params) };
   const input = raw.input;
   let def: ClassDef | null = null;
   if (input.kind === "nixos") {

@@ -1,11 +1,12 @@
 // hosts/**/*.yaml: one machine each (its MACs, class, flags), one host per file or many under
 // `hosts:`, and the rules across files (unique MACs, names and IPs; known classes).
+import { formatWhere } from "../errors.ts";
 import { macColons, parseClassName, parseHostName, parseMac, type ClassName, type KernelParam, type Mac, type HostName } from "./names.ts";
 import { HostSchema, HostsFileSchema } from "./schema.ts";
 import { described, fieldPath, quoted } from "./excerpt.ts";
-import { zodIssues } from "./yaml-doc.ts";
+import type { Path, YamlDoc } from "./yaml-doc.ts";
 import { fileIssue, type InventoryFile, type Probe } from "./inventory-source.ts";
-import { baseName, docOf, kernelParamsOf, reservedParams, type Collector, type RawHost } from "./inventory-rules.ts";
+import { baseName, docOf, kernelParamsOf, reservedParams, validated, validParams, type Collector, type RawHost } from "./inventory-rules.ts";
 import type { Site } from "./site.ts";
 import type { ClassDef } from "./classes.ts";
 import { talosHostOf, type TalosHost } from "./talos-inventory.ts";
@@ -27,6 +28,12 @@ export interface Host {
 
 const SAFE_FILE = /^[A-Za-z0-9._\/-]+$/;
 
+/** The keys a host's settings may have. */
+const HOST_KEYS: ReadonlySet<string> = new Set(Object.keys(HostSchema.shape));
+
+/** A host read with a stand-in for a `class` that has an error (reported): the rules then check the rest of it. */
+const HOST_STAND_INS = { class: "" };
+
 export function readHosts(files: InventoryFile[], c: Collector): RawHost[] {
   const out: RawHost[] = [];
   for (const file of files) {
@@ -36,56 +43,65 @@ export function readHosts(files: InventoryFile[], c: Collector): RawHost[] {
     }
     const doc = docOf(file, c);
     // The file's path is written into the host's iPXE script (as a comment): nothing that could end it.
+    // Reported, and the hosts in it still checked (no tree is written while there is an error).
     if (!SAFE_FILE.test(file.path)) {
       c.error(doc, [], "hosts", `the file name ${quoted(file.path)} has characters netbuild will not write into boot scripts`, "use letters, digits, '.', '_', '-' and '/' in file names under hosts/");
-      continue;
     }
     c.issues.push(...doc.syntaxIssues);
-    if (doc.syntaxIssues.length > 0) continue;
+    if (!doc.readable) continue;
     const data = doc.data;
     if (data !== null && data !== undefined && (typeof data !== "object" || Array.isArray(data))) {
       // A key, a certificate or a note saved under hosts/: never quoted back (see excerpt.ts).
       c.error(doc, [], "hosts", `this file holds ${described(data, { excerpt: false })}, not a mapping of host settings`, "every *.yaml file under hosts/ is read as hosts: one host's settings, or `hosts:` with several; keep other files outside hosts/");
       continue;
     }
-    if (data && typeof data === "object" && !Array.isArray(data) && "hosts" in data) {
+    const map = (data ?? {}) as Record<string, unknown>;
+    if ("hosts" in map) {
       // Many hosts, keyed by name. Each host is validated once, on its own.
-      const top = HostsFileSchema.safeParse(data);
-      if (!top.success) {
-        c.issues.push(...zodIssues(doc, top.error, [], ""));
-        continue;
-      }
-      for (const [key, value] of Object.entries(top.data.hosts)) {
+      const top = validated(HostsFileSchema, doc, map, [], "", c);
+      if (!top) continue;
+      for (const [key, value] of Object.entries(top.hosts)) {
         const label = fieldPath("hosts", key);
         const name = parseHostName(key);
-        if (!name.ok) {
-          c.issues.push({ severity: "error", where: doc.whereKey(["hosts"], key, label), message: name.message, ...(name.hint ? { hint: name.hint } : {}) });
-          continue;
-        }
-        const host = HostSchema.safeParse(value);
-        if (!host.success) {
-          c.issues.push(...zodIssues(doc, host.error, ["hosts", key], label));
-          continue;
-        }
-        out.push({ doc, at: ["hosts", key], label, name: name.value, input: host.data });
+        if (!name.ok) c.issues.push({ severity: "error", where: doc.whereKey(["hosts"], key, label), message: name.message, ...(name.hint ? { hint: name.hint } : {}) });
+        const input = validated(HostSchema, doc, value, ["hosts", key], label, c, HOST_STAND_INS);
+        if (input) out.push({ doc, at: ["hosts", key], label, name: name.ok ? name.value : undefined, input });
       }
-    } else {
-      // One host, named by the file.
-      const key = baseName(file.path);
-      const name = parseHostName(key);
-      if (!name.ok) {
-        c.error(doc, [], fieldPath("hosts", key), `the host file name: ${name.message}`, name.hint ? `${name.hint}; a file holding one host is named <hostname>.yaml` : undefined);
-        continue;
-      }
-      const host = HostSchema.safeParse(data ?? {});
-      if (!host.success) {
-        c.issues.push(...zodIssues(doc, host.error, [], `hosts.${key}`));
-        continue;
-      }
-      out.push({ doc, at: [], label: `hosts.${key}`, name: name.value, input: host.data });
+      continue;
     }
+    const topLevel = hostsAtTopLevel(map);
+    if (topLevel.length > 0) {
+      // Several hosts (or one) written as a file of many, without `hosts:` above them: one error,
+      // not "unknown key" for each host and "class: missing" for the file.
+      const names = topLevel.slice(0, 3).map(quoted).join(", ") + (topLevel.length > 3 ? `, and ${topLevel.length - 3} more` : "");
+      c.issues.push({
+        severity: "error",
+        where: doc.whereKey([], topLevel[0]!, "hosts"),
+        message: `${topLevel.length === 1 ? "a host" : `${topLevel.length} hosts`} (${names}) at the top level of the file, where a host's own settings (class, mac, ...) are expected`,
+        hint: `a file of several hosts puts them under \`hosts:\`: write \`hosts:\` as the first line and indent every host below it; a file of one host is named <hostname>.yaml and holds its settings at the top level`,
+      });
+      continue;
+    }
+    // One host, named by the file.
+    const key = baseName(file.path);
+    const label = fieldPath("hosts", key);
+    const name = parseHostName(key);
+    if (!name.ok) c.error(doc, [], label, `the host file name: ${name.message}`, name.hint ? `${name.hint}; a file holding one host is named <hostname>.yaml` : undefined);
+    const input = validated(HostSchema, doc, map, [], label, c, HOST_STAND_INS);
+    if (input) out.push({ doc, at: [], label, name: name.ok ? name.value : undefined, input });
   }
   return out;
+}
+
+/**
+ * The keys of a file's top-level mapping that look like hosts, when none of its keys is a host
+ * setting: mappings holding `class`, `mac` or `macs`. Empty otherwise.
+ */
+function hostsAtTopLevel(map: Record<string, unknown>): string[] {
+  const keys = Object.keys(map);
+  if (keys.some((k) => HOST_KEYS.has(k))) return [];
+  const looksLikeHost = (v: unknown) => v !== null && typeof v === "object" && !Array.isArray(v) && ["class", "mac", "macs"].some((k) => k in v);
+  return keys.filter((k) => looksLikeHost(map[k]));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -122,24 +138,41 @@ function editDistance(a: string, b: string): number {
   return row[b.length]!;
 }
 
-export function hostOf(raw: RawHost, site: Site, classNames: ReadonlySet<string>, classes: ReadonlyMap<string, ClassDef>, probe: Probe, c: Collector): Host | null {
+/** A MAC as a host lists it, and where: `mac`, or an entry of `macs`. */
+export interface PlacedMac {
+  mac: Mac;
+  at: Path;
+  field: string;
+}
+
+/** The host's MACs, each checked where it is written; the valid ones, once each. */
+export function macsOf(raw: RawHost, c: Collector): PlacedMac[] {
   const { doc, at, label, input } = raw;
-  const before = c.errors.length;
-  if ((input.mac === undefined) === (input.macs === undefined)) {
+  const refused = c.isRefused(doc.file, [...at, "mac"]) || c.isRefused(doc.file, [...at, "macs"]);
+  if (!refused && (input.mac === undefined) === (input.macs === undefined)) {
     c.error(doc, at, label, input.mac === undefined ? "no MAC address" : "both `mac` and `macs`", "give `mac: 52:54:00:12:34:56`, or `macs: [...]` for a machine that may boot from several NICs");
   }
-  const macs: Mac[] = [];
-  const rawMacs = input.mac !== undefined ? [{ value: input.mac, at: [...at, "mac"], field: `${label}.mac` }] : (input.macs ?? []).map((m, i) => ({ value: m, at: [...at, "macs", i], field: `${label}.macs[${i}]` }));
-  for (const m of rawMacs) {
+  const out: PlacedMac[] = [];
+  const written = input.mac !== undefined ? [{ value: input.mac, at: [...at, "mac"], field: `${label}.mac` }] : (input.macs ?? []).map((m, i) => ({ value: m, at: [...at, "macs", i], field: `${label}.macs[${i}]` }));
+  for (const m of written) {
     const mac = parseMac(m.value);
     if (!mac.ok) c.error(doc, m.at, m.field, mac.message, mac.hint);
-    else if (macs.includes(mac.value)) c.error(doc, m.at, m.field, `${macColons(mac.value)} is listed twice for this host`, "remove the repeated entry");
-    else macs.push(mac.value);
+    else if (out.some((o) => o.mac === mac.value)) c.error(doc, m.at, m.field, `${macColons(mac.value)} is listed twice for this host`, "remove the repeated entry");
+    else out.push({ mac: mac.value, at: m.at, field: m.field });
   }
-  const className = parseClassName(input.class);
-  if (!className.ok) {
+  return out;
+}
+
+/** The host as the model has it, or null when it has an error (every rule has run on it, whatever failed). */
+export function hostOf(raw: RawHost, placed: PlacedMac[], site: Site, classNames: ReadonlySet<string>, classes: ReadonlyMap<string, ClassDef>, probe: Probe, c: Collector): Host | null {
+  const { doc, at, label, input } = raw;
+  const before = c.errors.length;
+  const macs = placed.map((m) => m.mac);
+  // A refused class (its error is reported) stands in as "": nothing more is said about it.
+  const className = c.isRefused(doc.file, [...at, "class"]) ? undefined : parseClassName(input.class);
+  if (className && !className.ok) {
     c.error(doc, [...at, "class"], `${label}.class`, className.message, className.hint);
-  } else if (!classNames.has(className.value)) {
+  } else if (className?.ok && !classNames.has(className.value)) {
     const guess = closest(className.value, [...classNames]);
     c.error(
       doc,
@@ -149,10 +182,10 @@ export function hostOf(raw: RawHost, site: Site, classNames: ReadonlySet<string>
       guess ? `did you mean ${quoted(guess)}? (classes are the files in classes/)` : `classes are the files in classes/: ${[...classNames].sort().join(", ") || "there are none"}`,
     );
   }
-  const kernelParams = kernelParamsOf(doc, at, label, input.kernelParams, c);
-  reservedParams(doc, at, label, kernelParams, site, c, false);
-  const talos = className.ok ? talosHostOf(raw, classes.get(className.value), site, macs, probe, c) : undefined;
-  if (c.errors.length !== before || !className.ok) return null;
+  const params = kernelParamsOf(doc, at, label, input.kernelParams, c);
+  reservedParams(doc, at, label, params, site, c, false);
+  const talos = className?.ok && raw.name !== undefined && !c.isRefused(doc.file, [...at, "talos"]) ? talosHostOf(raw, raw.name, classes.get(className.value), site, macs, probe, c) : undefined;
+  if (c.errors.length !== before || !className?.ok || raw.name === undefined) return null;
   return {
     name: raw.name,
     file: doc.file,
@@ -161,49 +194,77 @@ export function hostOf(raw: RawHost, site: Site, classNames: ReadonlySet<string>
     ip: input.ip,
     ramBytes: input.ram === undefined ? undefined : bytesOf(input.ram),
     provisionDisks: input.provision.disks,
-    kernelParams,
+    kernelParams: validParams(params),
     description: input.description,
     talos,
   };
 }
 
-/** The same MAC on two hosts would boot one machine as the other: always an error. */
-export function uniqueMacs(raws: RawHost[], hosts: Map<RawHost, Host>, c: Collector): void {
-  const seen = new Map<Mac, RawHost>();
-  for (const raw of raws) {
-    const host = hosts.get(raw);
-    if (!host) continue;
-    host.macs.forEach((mac) => {
-      const first = seen.get(mac);
-      if (first && first.name !== raw.name) {
-        const where = first.doc.where(first.at, first.label);
-        const macField = raw.input.mac !== undefined ? "mac" : `macs`;
-        c.error(raw.doc, [...raw.at, macField], `${raw.label}.${macField}`, `MAC ${macColons(mac)} is already used by host ${first.name} (${where.file}${where.line ? `:${where.line}` : ""})`, "each MAC belongs to one host; MACs are compared in any spelling (aa:bb:.., aa-bb-.., aabb.cc..)");
-      } else if (!first) {
-        seen.set(mac, raw);
-      }
-    });
+/** file:line of a value, for naming it in another value's message (a file name with a control character quoted, as formatWhere does). */
+function lineOf(doc: YamlDoc, at: Path): string {
+  const { file, line } = doc.where(at, "");
+  return formatWhere(line === undefined ? { file } : { file, line });
+}
+
+/** Where a host writes a value two hosts may not share (a MAC, an IP). */
+interface Shared {
+  raw: RawHost & { name: HostName };
+  at: Path;
+  field: string;
+}
+
+/**
+ * A value two hosts may not share: reported where each host writes it, naming the other hosts and
+ * where they write them. `entries` are the values in one spelling; where each is written is
+ * worked out only for values that are shared (a 10,000-host inventory has none).
+ */
+function reportShared<T>(entries: Iterable<T>, keyOf: (e: T) => string, place: (e: T) => Shared, c: Collector, message: (key: string, others: string) => string, hint: string): void {
+  const byKey = new Map<string, T | T[]>();
+  for (const e of entries) {
+    const key = keyOf(e);
+    const known = byKey.get(key);
+    if (known === undefined) byKey.set(key, e);
+    else if (Array.isArray(known)) known.push(e);
+    else byKey.set(key, [known, e]);
   }
+  for (const [key, group] of byKey) {
+    if (!Array.isArray(group)) continue;
+    const list = group.map(place);
+    for (const e of list) {
+      // The same hostname twice is uniqueNames' error, not this one.
+      const others = list.filter((o) => o.raw.name !== e.raw.name);
+      if (others.length === 0) continue;
+      const shown = others.slice(0, 3).map((o) => `host ${o.raw.name} (${lineOf(o.raw.doc, o.at)})`);
+      if (others.length > 3) shown.push(`${others.length - 3} more`);
+      const names = shown.length === 1 ? shown[0]! : `${shown.slice(0, -1).join(", ")} and ${shown.at(-1)!}`;
+      c.error(e.raw.doc, e.at, e.field, message(key, names), hint);
+    }
+  }
+}
+
+function named(raw: RawHost): raw is RawHost & { name: HostName } {
+  return raw.name !== undefined;
+}
+
+/** The same MAC on two hosts would boot one machine as the other: always an error, at each host that lists it. */
+export function uniqueMacs(hosts: { raw: RawHost; macs: PlacedMac[] }[], c: Collector): void {
+  const entries = hosts.flatMap(({ raw, macs }) => (named(raw) ? macs.map((m) => ({ raw, m })) : []));
+  reportShared(entries, (e) => e.m.mac, (e) => ({ raw: e.raw, at: e.m.at, field: e.m.field }), c, (mac, others) => `MAC ${macColons(mac as Mac)} is also used by ${others}`, "each MAC belongs to one host; MACs are compared in any spelling (aa:bb:.., aa-bb-.., aabb.cc..)");
 }
 
 export function uniqueNames(raws: RawHost[], c: Collector): void {
   const seen = new Map<string, RawHost>();
   for (const raw of raws) {
+    if (raw.name === undefined) continue;
     const first = seen.get(raw.name);
     if (first) {
-      const where = first.doc.where(first.at, first.label);
-      c.error(raw.doc, raw.at, raw.label, `host ${raw.name} is already defined in ${where.file}${where.line ? `:${where.line}` : ""}`, "hostnames must be unique across all files in hosts/");
+      c.error(raw.doc, raw.at, raw.label, `host ${raw.name} is already defined in ${lineOf(first.doc, first.at)}`, "hostnames must be unique across all files in hosts/");
     } else seen.set(raw.name, raw);
   }
 }
 
+/** Two hosts with one address: an error at each of them. */
 export function uniqueIps(raws: RawHost[], c: Collector): void {
-  const seen = new Map<string, RawHost>();
-  for (const raw of raws) {
-    const ip = raw.input.ip;
-    if (ip === undefined) continue;
-    const first = seen.get(ip);
-    if (first && first.name !== raw.name) c.error(raw.doc, [...raw.at, "ip"], `${raw.label}.ip`, `IP ${ip} is already used by host ${first.name}`, "each host needs its own address");
-    else seen.set(ip, raw);
-  }
+  const entries = raws.filter((raw): raw is RawHost & { name: HostName; input: { ip: string } } => named(raw) && raw.input.ip !== undefined);
+  reportShared(entries, (raw) => raw.input.ip, (raw) => ({ raw, at: [...raw.at, "ip"], field: `${raw.label}.ip` }), c, (ip, others) => `IP ${ip} is also used by ${others}`, "each host needs its own address");
 }

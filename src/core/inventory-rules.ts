@@ -3,8 +3,9 @@
 import path from "node:path";
 import type { Issue } from "../errors.ts";
 import { paramKey, parseKernelParam, reservedParam, type ClassName, type HostName, type KernelParam } from "./names.ts";
+import type { z } from "zod";
 import type { ClassInput, HostInput } from "./schema.ts";
-import { YamlDoc, type Path } from "./yaml-doc.ts";
+import { YamlDoc, zodIssues, type Path } from "./yaml-doc.ts";
 import { quoted } from "./excerpt.ts";
 import type { InventoryFile, OnParsed, Probe } from "./inventory-source.ts";
 
@@ -14,7 +15,8 @@ export interface RawHost {
   /** Data path of the host's mapping inside its file. */
   at: Path;
   label: string;
-  name: HostName;
+  /** Undefined when the key or file name is not a valid hostname (reported): the host is still checked, but left out of the rules across hosts. */
+  name: HostName | undefined;
   input: HostInput;
 }
 
@@ -35,7 +37,23 @@ export interface ClassBase {
 
 export class Collector {
   readonly issues: Issue[] = [];
+  /** Values whose error is reported and which the rules must not read (see refuse()), by file and data path. */
+  private readonly refused = new Set<string>();
   constructor(readonly onParsed?: OnParsed) {}
+  /**
+   * Marks the value at `at` in `file` as reported and left out (a default or a stand-in took its
+   * place), so that rules which would read it stay silent instead of reporting what follows from
+   * it: a host whose `mac` has the wrong type is not also "without a MAC".
+   */
+  refuse(file: string, at: Path): void {
+    this.refused.add(refusedKey(file, at));
+  }
+  /** Whether the value at `at`, or one it lies in, was refused. */
+  isRefused(file: string, at: Path): boolean {
+    if (this.refused.size === 0) return false;
+    for (let n = 0; n <= at.length; n++) if (this.refused.has(refusedKey(file, at.slice(0, n)))) return true;
+    return false;
+  }
   error(doc: YamlDoc, at: Path, field: string, message: string, hint?: string): void {
     this.issues.push({ severity: "error", where: doc.where(at, field), message, ...(hint ? { hint } : {}) });
   }
@@ -53,6 +71,52 @@ export function docOf(file: InventoryFile, c: Collector): YamlDoc {
   return doc;
 }
 
+function refusedKey(file: string, at: Path): string {
+  return [file, ...at.map(String)].join("\u0000");
+}
+
+/**
+ * `data` (the value at `at` in `doc`) checked against `schema`, every issue reported. What zod
+ * refuses does not stop the rules that come after it: unknown keys are left out, each top-level
+ * field with an error is dropped (and refused, see Collector.refuse) or replaced by its stand-in,
+ * and the rest is checked again. So one misspelt key does not hide a bad MAC next to it, like a
+ * compiler that reports every error of a run. Undefined when even the rest does not validate
+ * (the value is not a mapping at all, or a required field without a stand-in is wrong).
+ */
+export function validated<T>(schema: z.ZodType<T>, doc: YamlDoc, data: unknown, at: Path, label: string, c: Collector, standIns: Record<string, unknown> = {}): T | undefined {
+  const first = schema.safeParse(data);
+  if (first.success) return first.data;
+  c.issues.push(...zodIssues(doc, first.error, at, label));
+  if (data === null || typeof data !== "object" || Array.isArray(data)) return undefined;
+  let rest = data as Record<string, unknown>;
+  const dropped = new Set<string>();
+  for (const issue of first.error.issues) {
+    const p = issue.path as (string | number)[];
+    if (issue.code === "unrecognized_keys") for (const key of issue.keys) rest = without(rest, [...p, key]) as Record<string, unknown>;
+    else if (p.length === 0) return undefined;
+    else dropped.add(String(p[0]));
+  }
+  for (const key of dropped) {
+    rest = without(rest, [key]) as Record<string, unknown>;
+    if (key in standIns) rest = { ...rest, [key]: standIns[key] };
+    c.refuse(doc.file, [...at, key]);
+  }
+  const second = schema.safeParse(rest);
+  return second.success ? second.data : undefined;
+}
+
+/** `value` without the entry at `path`, copied along the path only (the parsed data is shared with the cache, so it is never changed). */
+function without(value: unknown, path: readonly (string | number)[]): unknown {
+  if (path.length === 0 || value === null || typeof value !== "object") return value;
+  const [key, ...more] = path as [string | number, ...(string | number)[]];
+  if (!Object.hasOwn(value, key)) return value;
+  if (Array.isArray(value)) return value.map((v, i) => (i === Number(key) ? without(v, more) : v));
+  const copy = { ...(value as Record<string, unknown>) };
+  if (more.length === 0) delete copy[key];
+  else copy[key] = without(copy[key], more);
+  return copy;
+}
+
 export function baseName(file: string): string {
   return path.posix.basename(file).replace(/\.ya?ml$/, "");
 }
@@ -60,19 +124,27 @@ export function baseName(file: string): string {
 // ---------------------------------------------------------------------------------------------
 // Rules. Each is small, named, and only adds issues.
 
-export function kernelParamsOf(doc: YamlDoc, at: Path, label: string, params: string[], c: Collector): KernelParam[] {
-  const out: KernelParam[] = [];
-  params.forEach((raw, i) => {
+/** Each entry of a `kernelParams` list, at its own index: undefined where the entry is invalid (reported). */
+export function kernelParamsOf(doc: YamlDoc, at: Path, label: string, params: string[], c: Collector): (KernelParam | undefined)[] {
+  return params.map((raw, i) => {
     const p = parseKernelParam(raw);
-    if (p.ok) out.push(p.value);
-    else c.error(doc, [...at, "kernelParams", i], `${label}.kernelParams[${i}]`, p.message, p.hint);
+    if (!p.ok) c.error(doc, [...at, "kernelParams", i], `${label}.kernelParams[${i}]`, p.message, p.hint);
+    return p.ok ? p.value : undefined;
   });
-  return out;
 }
 
-/** The wipe flag, the hostname and talos.config= are netbuild's to set: from `provision:`, the host's name and the site. */
-export function reservedParams(doc: YamlDoc, at: Path, label: string, params: KernelParam[], site: { flagPrefix: string }, c: Collector, isClass: boolean, list = "kernelParams"): void {
+export function validParams(params: readonly (KernelParam | undefined)[]): KernelParam[] {
+  return params.filter((p) => p !== undefined);
+}
+
+/**
+ * The wipe flag, the hostname and talos.config= are netbuild's to set: from `provision:`, the
+ * host's name and the site. `params` holds the list's entries at their own indexes (undefined
+ * for one already reported), so that each error points at its entry.
+ */
+export function reservedParams(doc: YamlDoc, at: Path, label: string, params: readonly (KernelParam | undefined)[], site: { flagPrefix: string }, c: Collector, isClass: boolean, list = "kernelParams"): void {
   params.forEach((p, i) => {
+    if (p === undefined) return;
     const reserved = reservedParam(paramKey(p), site.flagPrefix);
     const field = `${label}.${list}[${i}]`;
     if (reserved === "provision") {

@@ -9,7 +9,7 @@ import { fileIssue, type InventoryFile, type InventorySource } from "./inventory
 import { baseName, Collector, docOf, type RawHost } from "./inventory-rules.ts";
 import { parseSite, type Site } from "./site.ts";
 import { classOf, readClasses, type ClassDef } from "./classes.ts";
-import { hostOf, readHosts, uniqueIps, uniqueMacs, uniqueNames, type Host } from "./hosts.ts";
+import { hostOf, macsOf, readHosts, uniqueIps, uniqueMacs, uniqueNames, type Host, type PlacedMac } from "./hosts.ts";
 
 export { fileProblemMessage, MAX_FILE_BYTES, type FileProblem, type InventoryFile, type InventorySource, type OnParsed, type Probe } from "./inventory-source.ts";
 export { SITE_FILE, type Site } from "./site.ts";
@@ -56,20 +56,25 @@ export function loadInventory(source: InventorySource): LoadResult {
     c.error(doc, ["unknownMachines", "class"], "site.unknownMachines.class", `unknown class ${quoted(site.unknownClass)}`, "name a class from classes/, or write `unknownMachines: strict`");
   }
 
+  // Every host read is checked by every rule, whatever else is wrong with it or elsewhere: the
+  // rules across hosts use what each host has that is valid (its valid MACs, its address).
   const rawHosts = readHosts(source.hosts, c);
   uniqueNames(rawHosts, c);
-  const hostsByRaw = new Map<RawHost, Host>();
+  const hosts: Host[] = [];
+  const macs: { raw: RawHost; macs: PlacedMac[] }[] = [];
   const classByName = new Map<string, ClassDef>(classes.map((d) => [d.name, d]));
   for (const raw of rawHosts) {
-    const host = hostOf(raw, site, classNames, classByName, source.probe, c);
-    if (host) hostsByRaw.set(raw, host);
+    const placed = macsOf(raw, c);
+    macs.push({ raw, macs: placed });
+    const host = hostOf(raw, placed, site, classNames, classByName, source.probe, c);
+    if (host) hosts.push(host);
   }
-  uniqueMacs(rawHosts, hostsByRaw, c);
+  uniqueMacs(macs, c);
   uniqueIps(rawHosts, c);
 
   const errors = c.errors;
   if (errors.length > 0) return { ok: false, issues: sortIssues(c.issues) };
-  const hosts = [...hostsByRaw.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  hosts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   classes.sort((a, b) => (a.name < b.name ? -1 : 1));
   return { ok: true, inventory: { site, classes, hosts, warnings: sortIssues(c.issues) } };
 }

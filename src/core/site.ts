@@ -4,10 +4,10 @@ import path from "node:path";
 import { parseClassName, parseKernelParam, type ClassName } from "./names.ts";
 import { SiteSchema, type SiteInput, type TalosRole } from "./schema.ts";
 import { fieldPath, quoted } from "./excerpt.ts";
-import { zodIssues, type YamlDoc } from "./yaml-doc.ts";
+import type { YamlDoc } from "./yaml-doc.ts";
 import { parseTarget, type Target } from "./target.ts";
 import { fileIssue, type InventoryFile } from "./inventory-source.ts";
-import { docOf, resolveRef, type Collector } from "./inventory-rules.ts";
+import { docOf, resolveRef, validated, type Collector } from "./inventory-rules.ts";
 
 export const SITE_FILE = "netbuild.yaml";
 
@@ -47,16 +47,19 @@ function targetsOf(doc: YamlDoc, input: SiteInput, c: Collector): Target[] {
 export function parseSite(given: InventoryFile | undefined, c: Collector): Site {
   const defaults = SiteSchema.parse({});
   let input = defaults;
-  if (given?.problem) c.issues.push(fileIssue(given.path, "site", given.problem));
+  if (given?.problem) {
+    c.issues.push(fileIssue(given.path, "site", given.problem));
+    // Its settings are unknown, not the defaults: rules that need them stay silent.
+    c.refuse(given.path, []);
+  }
   const file = given?.problem ? undefined : given;
   if (file) {
     const doc = docOf(file, c);
     c.issues.push(...doc.syntaxIssues);
-    if (doc.syntaxIssues.length === 0) {
-      const parsed = SiteSchema.safeParse(doc.data ?? {});
-      if (parsed.success) input = parsed.data;
-      else c.issues.push(...zodIssues(doc, parsed.error, [], "site"));
-    }
+    // Fields with errors fall back to their defaults and are refused; the rest of the file still counts.
+    const parsed = doc.readable ? validated(SiteSchema, doc, doc.data ?? {}, [], "site", c) : undefined;
+    if (parsed) input = parsed;
+    else c.refuse(file.path, []);
     if (input.out.startsWith("/") || path.posix.normalize(input.out).startsWith("..")) {
       c.error(doc, ["out"], "site.out", `${quoted(input.out)} leaves the inventory root`, "give a folder inside the root, or pass --out");
     }
@@ -74,8 +77,10 @@ export function parseSite(given: InventoryFile | undefined, c: Collector): Site 
     const ref = input.talos.baseConfigs?.[role];
     if (ref === undefined || !file) continue;
     const rel = resolveRef(SITE_FILE, ref);
-    if (rel === null) c.error(docOf(file, c), ["talos", "baseConfigs", role], `site.talos.baseConfigs.${role}`, `${quoted(ref)} points outside the inventory root`, "keep base configs inside the root (and out of git: add them to .gitignore, or encrypt them)");
-    else baseConfigs[role] = rel;
+    if (rel === null) {
+      c.error(docOf(file, c), ["talos", "baseConfigs", role], `site.talos.baseConfigs.${role}`, `${quoted(ref)} points outside the inventory root`, "keep base configs inside the root (and out of git: add them to .gitignore, or encrypt them)");
+      c.refuse(file.path, ["talos", "baseConfigs", role]);
+    } else baseConfigs[role] = rel;
   }
   let talosConfigBaseUrl: string | undefined;
   if (input.talos.configBaseUrl !== undefined && file) {
@@ -83,6 +88,7 @@ export function parseSite(given: InventoryFile | undefined, c: Collector): Site 
     const probe = parseKernelParam(`talos.config=${url}/by-host/x/talos.yaml`);
     if (!probe.ok || /[?#]/.test(url)) {
       c.error(docOf(file, c), ["talos", "configBaseUrl"], "site.talos.configBaseUrl", probe.ok ? "the URL has a query or fragment" : `the URL cannot go on a kernel command line: ${probe.message}`, "give the plain base URL the boot server serves this tree at, e.g. https://boot.example/nixos");
+      c.refuse(file.path, ["talos", "configBaseUrl"]);
     } else talosConfigBaseUrl = url;
   }
   return {

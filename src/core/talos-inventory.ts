@@ -1,7 +1,7 @@
 // Talos in the inventory: a `kind: talos` class (its schematic, pinned artifacts and machine-config
 // defaults) and the Talos settings of a host of such a class (role, network, volumes, patches).
 // The machine configs themselves are rendered by talos-config.ts.
-import { macColons, parseKernelParam, parseMac, type KernelParam, type Mac } from "./names.ts";
+import { macColons, parseKernelParam, parseMac, type HostName, type KernelParam, type Mac } from "./names.ts";
 import type { SchematicInput, TalosRole, TalosVolumeInput } from "./schema.ts";
 import { canonicalSchematic } from "./talos-schematic.ts";
 import type { Path, YamlDoc } from "./yaml-doc.ts";
@@ -81,24 +81,25 @@ export function talosClassOf(raw: RawClass, base: ClassBase, site: Site, probe: 
   const label = `classes.${raw.name}.talos`;
   const canonical = canonicalSchematic(t.schematic);
   if (!canonical.ok) {
+    // Reported, and the rest of the class still checked; without an ID there is no class to build.
     c.error(raw.doc, ["talos", "schematic"], `${label}.schematic`, `netbuild cannot compute this schematic's ID exactly: ${canonical.message}`, "change the value, or use the factory's web page for this schematic");
-    return null;
   }
-  const { id, yaml } = canonical.value;
   // These reach every host's command line ahead of netbuild's own parameters (and Talos reads the
   // first talos.config=): the same reserved names as kernelParams, removals (`-arg`) included.
-  const args: KernelParam[] = [];
-  (t.schematic.customization?.extraKernelArgs ?? []).forEach((arg, i) => {
+  const args = (t.schematic.customization?.extraKernelArgs ?? []).map((arg, i) => {
     const p = parseKernelParam(arg.startsWith("-") ? arg.slice(1) || "-" : arg);
     if (!p.ok) c.error(raw.doc, ["talos", "schematic", "customization", "extraKernelArgs", i], `${label}.schematic.customization.extraKernelArgs[${i}]`, p.message, p.hint);
-    args.push((p.ok ? arg : "-") as KernelParam);
+    return p.ok ? (arg as KernelParam) : undefined;
   });
   reservedParams(raw.doc, ["talos", "schematic", "customization"], `${label}.schematic.customization`, args, site, c, true, "extraKernelArgs");
+  const m = t.machine;
+  checkVolumes(raw.doc, ["talos", "machine"], `${label}.machine`, m?.volumes, c);
+  const patches = patchFiles(raw.doc, ["talos", "machine"], `${label}.machine`, m?.patches, probe, c);
+  if (!canonical.ok) return null;
+  const { id, yaml } = canonical.value;
   if (t.schematicId !== undefined && t.schematicId !== id) {
     c.error(raw.doc, ["talos", "schematicId"], `${label}.schematicId`, `the schematic's ID is ${id}, not ${t.schematicId}`, "netbuild computes the ID from `schematic` as the Image Factory does: remove schematicId, or set it to the computed ID if the schematic is what you meant (run `netbuild talos schematic` to see it)");
   }
-  const m = t.machine;
-  checkVolumes(raw.doc, ["talos", "machine"], `${label}.machine`, m?.volumes, c);
   const def: TalosClass = {
     ...base,
     kind: "talos",
@@ -109,7 +110,7 @@ export function talosClassOf(raw: RawClass, base: ClassBase, site: Site, probe: 
     schematicId: id,
     schematicYaml: yaml,
     hashes: { ...t.hashes },
-    machine: { role: m?.role, installDisk: m?.installDisk, volumes: { ...m?.volumes }, patches: patchFiles(raw.doc, ["talos", "machine"], `${label}.machine`, m?.patches, probe, c) },
+    machine: { role: m?.role, installDisk: m?.installDisk, volumes: { ...m?.volumes }, patches },
   };
   const missing = unpinnedArtifacts(def);
   if (missing.length > 0) {
@@ -118,7 +119,7 @@ export function talosClassOf(raw: RawClass, base: ClassBase, site: Site, probe: 
       ["talos"],
       `${label}.hashes`,
       `not pinned (${missing.join(", ")}): this class cannot be built until ${missing.length === 1 ? "its hash is" : "these hashes are"} set`,
-      `run \`netbuild pin --class ${raw.name}\` (it downloads ${missing.map((a) => talosArtifactUrl(site.talosFactory, def, a)).join(", ")} and writes the hashes into ${raw.doc.file})`,
+      `run \`netbuild pin --class ${raw.name}\` (it downloads them from ${site.talosFactory} and writes their hashes into ${raw.doc.file}; \`netbuild talos schematic ${raw.name}\` shows the URLs)`,
     );
   }
   return def;
@@ -131,25 +132,30 @@ function talosBytes(size: string): number {
   return Number(m[1]) * TALOS_UNITS[m[2]!]!;
 }
 
-export function talosHostOf(raw: RawHost, cls: TalosClass | (ClassBase & { kind: "nixos" | "prebuilt" }) | undefined, site: Site, macs: Mac[], probe: Probe, c: Collector): TalosHost | undefined {
+/** `name`: the host's, when it is a valid hostname (a host without one is not checked here). */
+export function talosHostOf(raw: RawHost, name: HostName, cls: TalosClass | (ClassBase & { kind: "nixos" | "prebuilt" }) | undefined, site: Site, macs: Mac[], probe: Probe, c: Collector): TalosHost | undefined {
   const { doc, at, label, input } = raw;
   const t = input.talos;
   if (cls?.kind !== "talos") {
     if (t !== undefined && cls !== undefined) c.error(doc, [...at, "talos"], `${label}.talos`, `talos settings on a host of class ${cls.name}, which is not a Talos class`, "remove them, or move the host to a Talos class");
     return undefined;
   }
+  // What the machine config needs (a role, its base config, the URL it is served at) is checked
+  // first, then the host's own settings, whatever the first checks found.
+  let ready = true;
   const role = t?.role ?? cls.machine.role;
+  // A site setting that has an error of its own (reported in netbuild.yaml) is not missing here.
+  const siteRefused = (setting: Path) => site.file !== undefined && c.isRefused(site.file, setting);
   if (role === undefined) {
-    c.error(doc, t ? [...at, "talos"] : at, `${label}.talos.role`, `host ${raw.name} of Talos class ${cls.name} has no role, so netbuild cannot tell which base config to render its machine config from`, "set `talos: { role: worker }` (or controlplane) on the host, or `talos.machine.role` on the class");
-    return undefined;
+    c.error(doc, t ? [...at, "talos"] : at, `${label}.talos.role`, `host ${name} of Talos class ${cls.name} has no role, so netbuild cannot tell which base config to render its machine config from`, "set `talos: { role: worker }` (or controlplane) on the host, or `talos.machine.role` on the class");
+    ready = false;
   }
   if (site.talosConfigBaseUrl === undefined) {
-    c.error(doc, at, `${label}.talos`, `host ${raw.name} boots Talos, which fetches its machine config from a URL, and netbuild.yaml does not say where the tree is served`, "set `talos: { configBaseUrl: https://boot.example/path }` in netbuild.yaml (the URL the boot server serves this tree at)");
-    return undefined;
-  }
-  if (site.talosBaseConfigs[role] === undefined) {
-    c.error(doc, t?.role !== undefined ? [...at, "talos", "role"] : [...at, "class"], `${label}.talos.role`, `role ${role} has no base config`, `set \`talos: { baseConfigs: { ${role}: secrets/${role}.yaml } }\` in netbuild.yaml (the file \`talosctl gen config\` writes; keep it out of git or encrypted)`);
-    return undefined;
+    if (!siteRefused(["talos", "configBaseUrl"])) c.error(doc, at, `${label}.talos`, `host ${name} boots Talos, which fetches its machine config from a URL, and netbuild.yaml does not say where the tree is served`, "set `talos: { configBaseUrl: https://boot.example/path }` in netbuild.yaml (the URL the boot server serves this tree at)");
+    ready = false;
+  } else if (role !== undefined && site.talosBaseConfigs[role] === undefined) {
+    if (!siteRefused(["talos", "baseConfigs", role])) c.error(doc, t?.role !== undefined ? [...at, "talos", "role"] : [...at, "class"], `${label}.talos.role`, `role ${role} has no base config`, `set \`talos: { baseConfigs: { ${role}: secrets/${role}.yaml } }\` in netbuild.yaml (the file \`talosctl gen config\` writes; keep it out of git or encrypted)`);
+    ready = false;
   }
   checkVolumes(doc, [...at, "talos"], `${label}.talos`, t?.volumes, c);
   let network: TalosHost["network"];
@@ -158,22 +164,26 @@ export function talosHostOf(raw: RawHost, cls: TalosClass | (ClassBase & { kind:
     let mac = macs[0];
     if (n.mac !== undefined) {
       const parsed = parseMac(n.mac);
+      // The host's own MACs with an error (reported there) are no list to look this one up in.
+      const macsKnown = !c.isRefused(doc.file, [...at, "mac"]) && !c.isRefused(doc.file, [...at, "macs"]);
       if (!parsed.ok) c.error(doc, [...at, "talos", "network", "mac"], `${label}.talos.network.mac`, parsed.message, parsed.hint);
-      else if (!macs.includes(parsed.value)) c.error(doc, [...at, "talos", "network", "mac"], `${label}.talos.network.mac`, `${macColons(parsed.value)} is not one of this host's MACs`, "give one of the MACs listed in `mac`/`macs`");
+      else if (!macs.includes(parsed.value) && macsKnown) c.error(doc, [...at, "talos", "network", "mac"], `${label}.talos.network.mac`, `${macColons(parsed.value)} is not one of this host's MACs`, "give one of the MACs listed in `mac`/`macs`");
       else mac = parsed.value;
     }
     const ip = n.address.split("/")[0]!;
     if (input.ip !== undefined && input.ip !== ip) c.error(doc, [...at, "talos", "network", "address"], `${label}.talos.network.address`, `the address ${n.address} is not the host's ip ${input.ip}`, "make them the same address (ip without the prefix length)");
     if (mac !== undefined) network = { address: n.address, gateway: n.gateway, nameservers: n.nameservers ?? [], mac };
   }
-  const configUrl = parseKernelParam(`talos.config=${site.talosConfigBaseUrl}/by-host/${raw.name}/talos.yaml`);
+  const patches = patchFiles(doc, [...at, "talos"], `${label}.talos`, t?.patches, probe, c);
+  if (!ready || role === undefined) return undefined;
+  const configUrl = parseKernelParam(`talos.config=${site.talosConfigBaseUrl}/by-host/${name}/talos.yaml`);
   if (!configUrl.ok) return undefined;
   return {
     role,
     installDisk: t?.installDisk ?? cls.machine.installDisk,
     // Each volume's settings merge field by field: a host's maxSize keeps the class's grow and minSize.
     volumes: Object.fromEntries([...new Set([...Object.keys(cls.machine.volumes), ...Object.keys(t?.volumes ?? {})])].sort().map((v) => [v, { ...cls.machine.volumes[v], ...(t?.volumes as Record<string, TalosVolumeInput> | undefined)?.[v] }])),
-    patches: [...cls.machine.patches, ...patchFiles(doc, [...at, "talos"], `${label}.talos`, t?.patches, probe, c)],
+    patches: [...cls.machine.patches, ...patches],
     configUrl: configUrl.value,
     network,
   };

@@ -98,6 +98,11 @@ export class YamlDoc {
   readonly file: string;
   readonly data: unknown;
   readonly syntaxIssues: Issue[];
+  /**
+   * The data could be read: there are no syntax issues, or only keys repeated in a mapping (the
+   * last one counts, as positions do), so the rules can still check the rest of the file.
+   */
+  readonly readable: boolean;
   private readonly text: string;
   private parsed: { doc: Document.Parsed; lines: LineCounter; unparsable: Unparsable | undefined } | undefined;
   /** Key → pair per mapping, built on first use: a 10,000-host mapping is searched once, not per host. */
@@ -113,6 +118,7 @@ export class YamlDoc {
     if (known) {
       this.data = known.data;
       this.syntaxIssues = [];
+      this.readable = true;
       return;
     }
     const { doc, lines, unparsable } = this.positioned();
@@ -122,6 +128,7 @@ export class YamlDoc {
       const hint = "tooDeep" in unparsable ? "inventory files nest a few levels; is this file meant to be in the inventory?" : "split the hosts into several files under hosts/ (10,000 hosts are about 200,000 values)";
       this.syntaxIssues = [{ severity: "error", where: { file, line: pos.line, col: pos.col }, message, hint }];
       this.data = undefined;
+      this.readable = false;
       return;
     }
     this.syntaxIssues = doc.errors.map((e) => {
@@ -134,9 +141,11 @@ export class YamlDoc {
         hint: "check indentation, colons and quoting on this line or the one before",
       };
     });
-    if (this.syntaxIssues.length === 0) this.syntaxIssues.push(...this.duplicateKeys());
+    // A repeated key is reported, and the file still read: it says nothing about the rest of it.
+    let readable = this.syntaxIssues.length === 0;
+    if (readable) this.syntaxIssues.push(...this.duplicateKeys());
     let data: unknown;
-    if (this.syntaxIssues.length === 0) {
+    if (readable) {
       try {
         data = doc.toJS({ maxAliasCount: MAX_ALIASES });
       } catch (e) {
@@ -148,9 +157,11 @@ export class YamlDoc {
           message: "YAML aliases here expand to too much data (an alias used over and over, as in a \"billion laughs\" file)",
           hint: "write the values out, or use fewer aliases (*name) of large anchors (&name)",
         });
+        readable = false;
       }
     }
     this.data = data;
+    this.readable = readable;
   }
 
   /** Parsed without errors (so its data may be cached). */
@@ -220,7 +231,10 @@ export class YamlDoc {
     return issues;
   }
 
-  /** The mapping's key → pair index, built once per mapping; `onDuplicate` sees repeated keys while it is built. */
+  /**
+   * The mapping's key → pair index, built once per mapping; `onDuplicate` sees repeated keys while
+   * it is built. A repeated key's last pair is indexed: it is the one the data holds.
+   */
   private pairs(map: YAMLMap, onDuplicate?: (key: string, pair: Pair) => void): Map<string, Pair> {
     let index = this.keys.get(map);
     if (!index) {
@@ -229,7 +243,7 @@ export class YamlDoc {
         if (!isPair(pair) || !isScalar(pair.key)) continue;
         const key = String(pair.key.value);
         if (index.has(key)) onDuplicate?.(key, pair);
-        else index.set(key, pair);
+        index.set(key, pair);
       }
       this.keys.set(map, index);
     }
@@ -268,7 +282,18 @@ export function zodIssues(doc: YamlDoc, error: z.ZodError, base: Path, label: st
   const out: Issue[] = [];
   for (const issue of error.issues) {
     const path = [...base, ...(issue.path as (string | number)[])];
-    const field = issue.path.reduce<string>((f, k) => fieldPath(f, k as string | number), label);
+    const field = issue.path.reduce<string>((f, k) => (typeof k === "number" ? `${f}[${k}]` : fieldPath(f, k as string)), label);
+    if (issue.code === "invalid_key") {
+      // A record's key (a target's name): the key is what is wrong, so that is where it points.
+      const key = String(issue.path.at(-1));
+      out.push({
+        severity: "error",
+        where: doc.whereKey(path.slice(0, -1), key, field),
+        message: `${issue.issues[0]?.message ?? issue.message} (got ${quoted(key)})`,
+        hint: "rename the key",
+      });
+      continue;
+    }
     if (issue.code === "unrecognized_keys") {
       for (const key of issue.keys) {
         out.push({
