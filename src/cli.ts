@@ -285,7 +285,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
 
   program
     .command("schema")
-    .description("print the JSON Schemas of the inventory files (for editors)")
+    .description("print the JSON Schemas of the inventory files (for editors); always JSON")
+    .addOption(new Option("--json", "accepted: the output is JSON anyway"))
     .action(async () => {
       const { jsonSchemas } = await import("./core/schema.ts");
       io.stdout.write(`${JSON.stringify(jsonSchemas(), null, 2)}\n`);

@@ -25,6 +25,7 @@ export type ErrorCode =
   | "OUT_NOT_BUILT"
   | "DEPLOY_LOCKED"
   | "DEPLOY_FAILED"
+  | "TARGETS_FAILED"
   | "NOTHING_TO_ROLL_BACK"
   | "VERIFY_FAILED"
   | "PIN_FAILED";

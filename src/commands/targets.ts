@@ -1,7 +1,7 @@
 // What deploy, rollback, gc and verify share: picking targets (site file, --target, --to) and
 // opening one (a local folder or SFTP with the user's SSH setup).
 import path from "node:path";
-import { UserError, type TargetOutcome } from "../errors.ts";
+import { UserError, type ErrorCode, type TargetOutcome } from "../errors.ts";
 import type { Inventory } from "../core/inventory.ts";
 import { describeTarget, parseTarget, type Target } from "../core/target.ts";
 import { localTargetFs, type TargetFs } from "../adapters/target-fs.ts";
@@ -65,7 +65,7 @@ export function targetLabel(target: Target): string {
  * (`summarize` says what a finished one did, a deploy's wipes included), in the message's detail
  * and, for --json, as data.
  */
-export async function forEachTarget<T>(targets: Target[], fn: (t: Target) => Promise<T>, reporter: Reporter, summarize: (value: T) => string[] = () => ["done"]): Promise<T[]> {
+export async function forEachTarget<T>(targets: Target[], fn: (t: Target) => Promise<T>, reporter: Reporter, summarize: (value: T) => string[] = () => ["done"], failure: ErrorCode = "DEPLOY_FAILED"): Promise<T[]> {
   const settled = await Promise.allSettled(targets.map(fn));
   const failed = settled.flatMap((s, i) => (s.status === "rejected" ? [{ t: targets[i]!, e: s.reason as unknown }] : []));
   if (failed.length === 0) return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
@@ -94,7 +94,7 @@ export async function forEachTarget<T>(targets: Target[], fn: (t: Target) => Pro
   if (refusals.length === failed.length && failed.length === targets.length) {
     throw new UserError((refusals[0]!.e as UserError).code, `all ${targets.length} targets refused: ${names}; nothing was changed on any`, { detail: tally.join("\n"), targets: outcomes });
   }
-  throw new UserError("DEPLOY_FAILED", `${failed.length} of ${targets.length} targets failed: ${names}; the other${targets.length - failed.length === 1 ? "" : "s"} finished`, { detail: tally.join("\n"), targets: outcomes, hint: "each target's outcome is above; run again for the ones that failed (with --target NAME)" });
+  throw new UserError(failure, `${failed.length} of ${targets.length} targets failed: ${names}; the other${targets.length - failed.length === 1 ? "" : "s"} finished`, { detail: tally.join("\n"), targets: outcomes, hint: "each target's outcome is above; run again for the ones that failed (with --target NAME)" });
 }
 
 /** forEachTarget with each target opened first and closed after, whatever happened. */
@@ -111,5 +111,6 @@ export function withEachTarget<T>(targets: Target[], root: string, options: Targ
     },
     ctx.reporter,
     summarize,
+    "TARGETS_FAILED",
   );
 }
