@@ -289,6 +289,32 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
       }
     });
 
+    it("keeps unknown machines booting the unknownMachines class A serves when B, which did not build it, deploys; verify --http agrees from both", async () => {
+      const w = world();
+      const unknown = (root: string) => writeFileSync(path.join(root, "netbuild.yaml"), `${readFileSync(path.join(root, "netbuild.yaml"), "utf8")}unknownMachines: { class: other }\n`);
+      // A builds other and serves it to unknown machines; B has not built it (B builds demo only here).
+      for (const root of [w.a, w.b]) unknown(root);
+      await ok(cli(["deploy", "--yes"], w.a));
+      const boot = readFileSync(path.join(w.served, "boot.ipxe"), "utf8");
+      expect(boot).toContain("by-class/other/ipxe");
+      rmSync(path.join(w.b, "out"), { recursive: true });
+      await ok(cli(["build", "--class", "demo"], w.b));
+      setHost(w.b, "demo-kept", { ...HOSTS["demo-kept"]!, params: ["demo.role=kept", "quiet"] });
+      const r = await ok(cli(["deploy", "--json"], w.b));
+      expect((JSON.parse(r.stdout) as { targets: { switches: string[] }[] }).targets[0]!.switches).toEqual(["by-host/demo-kept/ipxe"]);
+      expect(readFileSync(path.join(w.served, "boot.ipxe"), "utf8")).toBe(boot);
+      const server = await serveFolder(w.served);
+      try {
+        for (const root of [w.a, w.b]) {
+          const http = await cli(["verify", "--http", server.url, "--json"], root);
+          const unknownMachine = (JSON.parse(http.stdout) as { http: { machines: { host?: string; ok: boolean; problems: string[] }[] } }).http.machines.find((m) => m.host === undefined)!;
+          expect(unknownMachine.problems, root).toEqual([]);
+        }
+      } finally {
+        await server.close();
+      }
+    });
+
     it("reports what the target serves that no host of the inventory has: a removed wiping host and a removed MAC", async () => {
       const w = world();
       rmSync(path.join(w.b, "hosts/demo-fresh.yaml"));

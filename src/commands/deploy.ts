@@ -528,6 +528,14 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           for (const d of followed.disarmed) {
             ctx.reporter.danger(`[${t.name}] host ${d.host}: its wipe flag is dropped, but class ${d.className} is neither built here nor served by ${t.name}: it keeps booting class ${d.servedClass}, now without the wipe. Build ${d.className} to move it.`);
           }
+          // boot.ipxe sends unknown machines to the class unknownMachines names: one not built here
+          // but served by this target stays what they boot (a checkout that did not build it must not
+          // make the target strict).
+          const unknown = inv.site.unknownClass;
+          if (unknown !== null && unbuiltClasses.includes(unknown) && deployed.entries[`by-class/${unknown}/ipxe`]?.kind === "file") {
+            const { ipxeTemplates } = await import("../templates.ts");
+            followed.entries.push({ kind: "file", layer: "entry", path: "boot.ipxe", content: ipxeTemplates().boot({ unknownClass: unknown }) });
+          }
           const extra = entriesOf(followed.entries, {}).entries;
           const targetContents = new Map(contents);
           for (const e of followed.entries) if (e.kind === "file") targetContents.set(e.path, e.content);

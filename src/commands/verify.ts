@@ -188,10 +188,12 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
     const notes: string[] = [];
     const className = host?.className ?? inv.site.unknownClass ?? undefined;
     const built = className !== undefined && manifest.classes[className] !== undefined;
-    // An unknown-machine class that is not built leaves boot.ipxe strict: unknown machines boot nothing.
-    const strict = inv.site.unknownClass === null || !manifest.classes[inv.site.unknownClass];
-    if (host === undefined && strict) {
+    const unknownClass = inv.site.unknownClass;
+    if (host === undefined && unknownClass === null) {
       if (outcome.result !== "exit") problems.push(`an unknown machine (${mac}) must boot nothing, but the chain ends in ${outcome.result}`);
+    } else if (host === undefined && outcome.result === "exit" && !outcome.problem && manifest.classes[unknownClass!] === undefined) {
+      // A class built elsewhere, or nowhere: boot.ipxe chains it only where the server serves it.
+      notes.push(`unknown machines boot nothing: unknownMachines names class ${unknownClass}, which is not built here and which the boot server does not serve to them`);
     } else if (outcome.result !== "boot") {
       if (host && outcome.result === "exit" && !outcome.problem) problems.push(`not served: the boot server does not know this MAC (boots nothing), but the inventory has it as ${host.name} of class ${host.className}`);
       else if (!outcome.problem) problems.push(`the chain ends in ${outcome.result}, not in a boot`);
@@ -199,6 +201,7 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
       // The class the chain really boots, from the class script it fetched.
       const chained = outcome.steps.map((st) => /(?:^|\/)by-class\/([^/]+)\/ipxe$/.exec(rel(st.url))?.[1]).filter((c): c is string => c !== undefined).at(-1);
       if (host && chained !== undefined && chained !== host.className) problems.push(`served class ${chained}, but the inventory says class ${host.className}`);
+      if (!host && chained !== unknownClass) problems.push(`an unknown machine (${mac}) boots class ${chained ?? "(none)"}, but unknownMachines says ${unknownClass === null ? "boot nothing" : `class ${unknownClass}`}`);
       const args = outcome.kernel!.args;
       for (const p of manifest.classes[className!]?.kernelParams ?? []) if (!args.includes(p)) problems.push(`the kernel command line lacks the class parameter ${p}`);
       if (host) {
