@@ -112,6 +112,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .action(async (o: TargetFlags & { out?: string }) => {
       json = Boolean(o.json);
       const { plan } = await import("./commands/plan.ts");
+      const { formatUnknownMachines } = await import("./commands/deploy.ts");
       const r = await plan({ ...targetFlags(o), out: o.out }, ctx);
       print(io, json, r, () => {
         const lines = ["classes:"];
@@ -127,6 +128,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
           // Machines first (what people check), then the files that make it so.
           lines.push(`against ${t.name} (${t.target}): ${t.noop ? "up to date, a deploy would change nothing" : `a deploy would change ${t.machines.length} machine${t.machines.length === 1 ? "" : "s"}`}`);
           for (const m of t.machines) lines.push(`  ${formatMachineChange(m)}`);
+          if (t.unknownMachines) lines.push(`  ${formatUnknownMachines(t.unknownMachines)}`);
           for (const c of t.classes) lines.push(`  class ${c.name}: ${c.from ?? "(new)"} → ${c.to}`);
           if (!t.noop) {
             lines.push(`  files: ${t.uploads.length} upload${t.uploads.length === 1 ? "" : "s"} (${formatBytes(t.bytes)}), ${t.switches.length} switch${t.switches.length === 1 ? "" : "es"}, ${t.deletions.length} removal${t.deletions.length === 1 ? "" : "s"}`);

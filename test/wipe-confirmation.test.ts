@@ -294,7 +294,10 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
       const unknown = (root: string) => writeFileSync(path.join(root, "netbuild.yaml"), `${readFileSync(path.join(root, "netbuild.yaml"), "utf8")}unknownMachines: { class: other }\n`);
       // A builds other and serves it to unknown machines; B has not built it (B builds demo only here).
       for (const root of [w.a, w.b]) unknown(root);
-      await ok(cli(["deploy", "--yes"], w.a));
+      // The plan says it, as a change for the machines no host has.
+      expect((await ok(cli(["plan", "--target", "boot"], w.a))).stdout).toContain("\n  ~ unknown machines  boot nothing → boot class other\n");
+      const armed = await ok(cli(["deploy", "--yes"], w.a));
+      expect(armed.stdout).toContain("\n  ~ unknown machines  boot nothing → boot class other\n");
       const boot = readFileSync(path.join(w.served, "boot.ipxe"), "utf8");
       expect(boot).toContain("by-class/other/ipxe");
       rmSync(path.join(w.b, "out"), { recursive: true });

@@ -55,6 +55,8 @@ export interface DeployTargetResult {
   newWipes: string[];
   /** Per machine, what the deploy changes on this target (hosts it does not touch are not listed). */
   machines: MachineChange[];
+  /** What machines no host has boot (a class, or null: nothing), before → after, when the deploy changes it. */
+  unknownMachines?: { from: string | null; to: string | null };
 }
 
 export interface DeployResult {
@@ -74,8 +76,14 @@ export function deploySummary(t: DeployTargetResult, dryRun: boolean): string[] 
   for (const c of t.classes) lines.push(`class ${c.name}: ${c.from ?? "(new)"} → ${c.to}`);
   // A dry run printed its machines first, above its files; a deploy lists them here.
   if (!dryRun) for (const m of t.machines) lines.push(formatMachineChange(m));
+  if (!dryRun && t.unknownMachines) lines.push(formatUnknownMachines(t.unknownMachines));
   if (t.wipes.length > 0) lines.push(`WIPE on next boot: ${t.wipes.join(", ")}${t.newWipes.length > 0 ? ` (new: ${t.newWipes.join(", ")})` : ""}`);
   return lines;
+}
+
+export function formatUnknownMachines(u: { from: string | null; to: string | null }): string {
+  const what = (c: string | null) => (c === null ? "boot nothing" : `boot class ${c}`);
+  return `~ unknown machines  ${what(u.from)} → ${what(u.to)}`;
 }
 
 /** How far a deploy got on a target, for the message of an interrupted deploy. */
@@ -386,7 +394,26 @@ async function machinePlan(servedText: ServedText, plan: DeployPlan, deployed: D
     if (will !== undefined) after.set(h, { script: will, macs: macsAfter.get(h) ?? [] });
   });
   const current = (m: DeployedManifest) => Object.fromEntries(Object.entries(m.classes).map(([name, c]) => [name, c.current]));
-  return machineChanges(before, after, flagPrefix, { before: current(deployed), after: current(plan.manifest) });
+  // A Talos host whose machine config is rewritten boots differently even with the same script.
+  const configs = new Set(plan.switches.flatMap((sw) => /^by-host\/([^/]+)\/talos\.yaml$/.exec(sw.path)?.slice(1, 2) ?? []));
+  for (const h of configs) {
+    if (touched.has(h)) continue;
+    const rel = `by-host/${h}/ipxe`;
+    const script = contents.get(rel) ?? (await servedText(rel));
+    if (script === undefined) continue;
+    before.set(h, { script, macs: macsBefore.get(h) ?? [] });
+    after.set(h, { script, macs: macsAfter.get(h) ?? [] });
+  }
+  return machineChanges(before, after, flagPrefix, { before: current(deployed), after: current(plan.manifest) }, configs);
+}
+
+/** What boot.ipxe gives machines no host has, before and after (a class name, or null: nothing), when the plan changes it. */
+async function unknownMachinesPlan(servedText: ServedText, plan: DeployPlan, contents: ReadonlyMap<string, string>): Promise<{ from: string | null; to: string | null } | undefined> {
+  if (!plan.switches.some((sw) => sw.path === "boot.ipxe")) return undefined;
+  const classOf = (text: string | undefined) => (text === undefined ? null : (/^chain by-class\/([^/\s]+)\/ipxe /m.exec(text)?.[1] ?? null));
+  const from = classOf(await servedText("boot.ipxe"));
+  const to = classOf(contents.get("boot.ipxe"));
+  return from === to ? undefined : { from, to };
 }
 
 /** One question at a time on the terminal, however many targets ask. */
@@ -549,6 +576,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           if (unwritable.length > 0) plan.switches = plan.switches.filter((sw) => !unwritable.includes(sw));
           const arming = await newWipes(servedText, (rel) => fs.readlink(rel).catch(() => undefined), plan, deployed, targetContents, inv.site.flagPrefix);
           const machines = await machinePlan(servedText, plan, deployed, targetContents, inv.site.flagPrefix);
+          const unknownMachines = await unknownMachinesPlan(servedText, plan, targetContents);
           const servedWipes = new Set([...wipeHosts, ...followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" && scriptWipes(e.content, inv.site.flagPrefix) ? [e.path.split("/")[1]!] : []))]);
           for (const h of followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" ? [e.path.split("/")[1]!] : []))) {
             if (servedWipes.has(h) && !wipeHosts.has(h)) ctx.reporter.danger(`!!! [${t.name}] ${h} (class ${unbuiltHosts.find((x) => x.name === h)?.className}, not built here) will FORMAT (WIPE) ITS DISKS on the next boot (provision.disks: true in ${hostFile.get(h)})`);
@@ -575,11 +603,13 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
             wipes: [...servedWipes].sort(),
             newWipes: arming,
             machines,
+            ...(unknownMachines ? { unknownMachines } : {}),
           };
           if (dryRun) {
             if (options.planOnly) return { ...base, resumed: 0, seconds: (Date.now() - started) / 1000 };
             // Machines first (what people check), then the files that make it so.
             for (const m of machines) ctx.reporter.info(`[${t.name}] ${formatMachineChange(m)}`);
+            if (unknownMachines) ctx.reporter.info(`[${t.name}] ${formatUnknownMachines(unknownMachines)}`);
             for (const l of planLines(t, plan, servedWipes)) ctx.reporter.info(l);
             if (arming.length > 0) ctx.reporter.danger(`!!! [${t.name}] a deploy would serve a disk WIPE to ${arming.join(", ")}, which ${t.name} did not wipe before: it asks first (or needs --yes)`);
             return { ...base, resumed: 0, seconds: (Date.now() - started) / 1000 };

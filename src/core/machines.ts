@@ -17,6 +17,8 @@ export interface MachineChange {
   wipe: "armed" | "disarmed" | undefined;
   /** Whether the host's script will set the wipe flag after the deploy. */
   wipes: boolean;
+  /** Its Talos machine config is rewritten. */
+  config?: "changed";
 }
 
 export interface ServedHost {
@@ -30,7 +32,7 @@ export interface ServedHost {
 const colons = (macs: string[]) => macs.map((m) => m.replace(/-/g, ":")).sort();
 
 /** Per host, what changes: only hosts whose script or MACs differ are listed, sorted by name. */
-export function machineChanges(before: ReadonlyMap<string, ServedHost>, after: ReadonlyMap<string, ServedHost>, flagPrefix: string, generations: { before: Readonly<Record<string, string>>; after: Readonly<Record<string, string>> } = { before: {}, after: {} }): MachineChange[] {
+export function machineChanges(before: ReadonlyMap<string, ServedHost>, after: ReadonlyMap<string, ServedHost>, flagPrefix: string, generations: { before: Readonly<Record<string, string>>; after: Readonly<Record<string, string>> } = { before: {}, after: {} }, configs: ReadonlySet<string> = new Set()): MachineChange[] {
   const flag = `${flagPrefix}.provision_disks=true`;
   const out: MachineChange[] = [];
   for (const host of [...new Set([...before.keys(), ...after.keys()])].sort()) {
@@ -53,9 +55,10 @@ export function machineChanges(before: ReadonlyMap<string, ServedHost>, after: R
       macs: { added: colons([...macsAfter].filter((m) => !macsBefore.has(m))), removed: colons([...macsBefore].filter((m) => !macsAfter.has(m))) },
       wipe: wipesAfter && !wipedBefore ? "armed" : wipedBefore && !wipesAfter ? "disarmed" : undefined,
       wipes: wipesAfter,
+      ...(a && b && configs.has(host) ? { config: "changed" as const } : {}),
     };
     // A script rewritten with nothing a machine sees changed (a comment, the host file's name) is no machine change.
-    const same = b && a && change.class.from === change.class.to && change.params.added.length + change.params.removed.length === 0 && change.macs.added.length + change.macs.removed.length === 0 && change.wipe === undefined && was.join(" ") === will.join(" ");
+    const same = b && a && change.class.from === change.class.to && change.params.added.length + change.params.removed.length === 0 && change.macs.added.length + change.macs.removed.length === 0 && change.wipe === undefined && change.config === undefined && was.join(" ") === will.join(" ");
     if (!same) out.push(change);
   }
   return out;
@@ -76,6 +79,7 @@ export function formatMachineChange(c: MachineChange): string {
   for (const m of c.macs.removed) parts.push(`MAC -${m}`);
   if (c.wipe === "armed") parts.push("!!! WIPE ARMED (formats its disks on the next boot)");
   if (c.wipe === "disarmed") parts.push("wipe disarmed");
+  if (c.config) parts.push("Talos machine config changed");
   const mark = c.change === "added" ? "+" : c.change === "removed" ? "-" : "~";
   return `${mark} ${c.host}  ${parts.join(", ") || "script rewritten"}`;
 }
