@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { printable } from "./core/excerpt.ts";
 import { formatIssue, UserError } from "./errors.ts";
 import type { Context } from "./commands/context.ts";
 import { formatMachineChange } from "./core/machines.ts";
@@ -41,7 +42,8 @@ function version(): string {
 
 /** The result: for people, or (--json) one JSON document with `ok` (true unless the result says otherwise). */
 function print(io: Io, json: boolean, result: object, human: () => string): void {
-  io.stdout.write(json ? `${JSON.stringify({ ok: true, ...result }, null, 2)}\n` : human());
+  // A result may quote what a boot server serves (parameters, class names): never a control character of it.
+  io.stdout.write(json ? `${JSON.stringify({ ok: true, ...result }, null, 2)}\n` : printable(human()));
 }
 
 function rel(io: Io, p: string): string {
@@ -83,13 +85,14 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .description("generate, nix-build the classes, and write the iPXE tree")
     .addOption(new Option("--class <name>", "build only this class (repeatable); other classes keep their current build").argParser(collect))
     .addOption(new Option("--nixpkgs <path>", "nixpkgs for NixOS classes (default: $NETBUILD_NIXPKGS, else npins/)"))
+    .addOption(new Option("--verify", "read back every script and link in the output tree and rewrite what differs (a plain build trusts a file whose size, mtime and inode are as recorded)"))
     .addOption(rootOption())
     .addOption(outOption())
     .addOption(jsonOption())
-    .action(async (o: { class?: string[]; nixpkgs?: string; root?: string; out?: string; json?: boolean }) => {
+    .action(async (o: { class?: string[]; nixpkgs?: string; verify?: boolean; root?: string; out?: string; json?: boolean }) => {
       json = Boolean(o.json);
       const { build } = await import("./commands/build.ts");
-      const r = await build({ classes: o.class ?? [], nixpkgs: o.nixpkgs, root: o.root, out: o.out }, ctx);
+      const r = await build({ classes: o.class ?? [], nixpkgs: o.nixpkgs, verify: o.verify, root: o.root, out: o.out }, ctx);
       print(io, json, r, () => {
         const lines = [`built ${r.built.length} class${r.built.length === 1 ? "" : "es"} into ${rel(io, r.out)}/ (${r.tree.written.length} written, ${r.tree.unchanged} unchanged, ${r.tree.removed.length} removed)`];
         for (const c of r.built) lines.push(`  ${c.name} (${c.kind}): kernel ${formatBytes(c.kernel.size)}, initrd ${formatBytes(c.initrd.size)}`);
@@ -124,9 +127,11 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
           lines.push("talos machine configs (cluster secrets):");
           for (const t of r.talos.hosts) lines.push(`  ${t.name}  ${t.role}  ${t.configUrl}${t.installDisk ? `  installs onto ${t.installDisk}` : ""}`);
         }
+        if (r.deployRefuses) lines.push(`NOTE: ${r.deployRefuses}`);
         for (const t of r.targets ?? []) {
           // Machines first (what people check), then the files that make it so.
-          lines.push(`against ${t.name} (${t.target}): ${t.noop ? "up to date, a deploy would change nothing" : `a deploy would change ${t.machines.length} machine${t.machines.length === 1 ? "" : "s"}`}`);
+          const count = `${t.machines.length} machine${t.machines.length === 1 ? "" : "s"}${t.unknownMachines ? " and what unknown machines boot" : ""}`;
+          lines.push(`against ${t.name} (${t.target}): ${t.noop ? "up to date, a deploy would change nothing" : `a deploy would change ${count}`}`);
           for (const m of t.machines) lines.push(`  ${formatMachineChange(m)}`);
           if (t.unknownMachines) lines.push(`  ${formatUnknownMachines(t.unknownMachines)}`);
           for (const c of t.classes) lines.push(`  class ${c.name}: ${c.from ?? "(new)"} → ${c.to}`);
@@ -240,14 +245,14 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     const r = await status(targetFlags(o), ctx);
     print(io, json, r, () => {
       const lines: string[] = [];
-      const origin = (o: { at: string; by: string; commit?: string | undefined }) => `${o.at.replace("T", " ").replace("Z", " UTC")} by ${o.by}${o.commit ? ` from commit ${o.commit}` : ", not from a git commit"}`;
+      const origin = (o: { at: string; by: string; commit?: string | undefined }) => `${o.at.replace("T", " ").replace("Z", " UTC")} by ${o.by}${o.commit === "unknown" ? ", from a commit git could not name" : o.commit ? ` from commit ${o.commit}` : ", not from a git commit"}`;
       for (const t of r.targets) {
         lines.push(`${t.name} (${t.target}): ${t.deployed ? `${t.hosts} hosts, ${t.macs} MACs` : "nothing deployed"}${t.locked ? `, LOCKED by ${t.locked}` : ""}${t.unfinished ? ", a deploy did not finish (the next deploy completes it)" : ""}`);
         if (t.last) lines.push(`  last changed by \`netbuild ${t.last.command}\` ${origin(t.last)}`);
         for (const c of t.classes) {
           lines.push(`  class ${c.name}${c.served ? "" : " (removed from the inventory; netbuild gc deletes it)"}`);
           for (const g of c.generations) lines.push(`    ${g.current ? "*" : " "} ${g.id}  ${g.kernel.split("/")[2]}${g.deployed ? `  deployed ${origin(g.deployed)}` : ""}`);
-          if (c.pinned) lines.push(`    pinned by a rollback: deploys do not switch it forward to ${c.pinned.from.join(", ")} (\`netbuild rollback --class ${c.name} --generation ID\` does)`);
+          if (c.pinned) lines.push(`    pinned by a rollback: a deploy of a build it was rolled back from (${c.pinned.from.join(", ")}) does not switch to it again (\`netbuild rollback --class ${c.name} --generation ID\` does)`);
         }
       }
       return `${lines.join("\n")}\n`;
@@ -307,10 +312,10 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       if (json) {
         io.stdout.write(`${JSON.stringify({ ok: false, code: e.code, message: e.message, hint: e.hint, issues: e.issues, detail: e.detail, targets: e.targets }, null, 2)}\n`);
       }
-      for (const issue of e.issues) io.stderr.write(`${formatIssue(issue)}\n`);
-      io.stderr.write(`netbuild: ${e.message}\n`);
-      if (e.detail) io.stderr.write(`${e.detail.replace(/^/gm, "  ")}\n`);
-      if (e.hint) io.stderr.write(`  hint: ${e.hint}\n`);
+      for (const issue of e.issues) io.stderr.write(`${printable(formatIssue(issue))}\n`);
+      io.stderr.write(`netbuild: ${printable(e.message)}\n`);
+      if (e.detail) io.stderr.write(`${printable(e.detail).replace(/^/gm, "  ")}\n`);
+      if (e.hint) io.stderr.write(`  hint: ${printable(e.hint)}\n`);
       return e.exitCode;
     }
     io.stderr.write(`netbuild: internal error (please report it with this output):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

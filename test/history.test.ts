@@ -5,7 +5,7 @@
 // writes nothing; a deploy to two targets of which one fails says what happened on each.
 // Local folder targets (the SFTP side of the same code is in deploy.test.ts) and a real git.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -52,6 +52,7 @@ describe.skipIf(noGit)("status and history", () => {
   it("records who deployed each generation from which commit, shows a rollback's pin, and labels a forward switch as one", async () => {
     const root = site();
     const served = path.join(root, "served");
+    writeFileSync(path.join(root, ".gitignore"), "/out/\n/.netbuild/\n/served/\n");
     git(root, "init", "-q");
     git(root, "add", "-A");
     git(root, "commit", "-qm", "first");
@@ -98,7 +99,7 @@ describe.skipIf(noGit)("status and history", () => {
     const human = (await ok(cli(["status"], root))).stdout;
     expect(human).toContain(`last changed by \`netbuild rollback\``);
     expect(human).toMatch(new RegExp(`\\* ${first.id}  \\w{32}  deployed \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC by ${me.replace(/[.?]/g, "\\$&")} from commit ${head}\\n`));
-    expect(human).toContain(`pinned by a rollback: deploys do not switch it forward to ${second!.id}`);
+    expect(human).toContain(`pinned by a rollback: a deploy of a build it was rolled back from (${second!.id}) does not switch to it again`);
 
     // Forward again, explicitly: a switch forward, not a rollback; the pin is gone.
     const fwdDry = await ok(cli(["rollback", "--generation", second!.id, "--dry-run"], root));
@@ -110,6 +111,27 @@ describe.skipIf(noGit)("status and history", () => {
     expect(s.targets[0]!.classes[0]!.pinned).toBeUndefined();
   });
 
+  it("counts a new host file not yet committed as -dirty, and reads git without writing to it (no index refresh, nothing for a dry run)", async () => {
+    const root = site();
+    writeFileSync(path.join(root, ".gitignore"), "/out/\n/.netbuild/\n/served/\n");
+    git(root, "init", "-q");
+    git(root, "add", "-A");
+    git(root, "commit", "-qm", "first");
+    const head = git(root, "rev-parse", "HEAD").slice(0, 12);
+    await ok(cli(["build"], root));
+    await ok(cli(["deploy", "--yes"], root));
+    expect((await status(root)).targets[0]!.last!.commit).toBe(head);
+    writeFileSync(path.join(root, "hosts/gimel.yaml"), 'class: demo\nmac: "52:54:00:00:00:03"\n');
+    const index = path.join(root, ".git/index");
+    const before = statSync(index).mtimeMs;
+    await ok(cli(["plan", "--target", "local"], root));
+    await ok(cli(["deploy", "--dry-run", "--yes"], root));
+    expect(statSync(index).mtimeMs).toBe(before);
+    await ok(cli(["deploy", "--yes"], root));
+    expect(statSync(index).mtimeMs).toBe(before);
+    expect((await status(root)).targets[0]!.last!.commit).toBe(`${head}-dirty`);
+  });
+
   it("outside git, records no commit and says so", async () => {
     const root = site();
     await ok(cli(["build"], root));
@@ -119,7 +141,7 @@ describe.skipIf(noGit)("status and history", () => {
     expect((await ok(cli(["status"], root))).stdout).toContain(", not from a git commit");
   });
 
-  it("refuses a record whose deployer or time is not what netbuild writes, without echoing it", async () => {
+  it("refuses a record whose deployer or time is not what netbuild writes (an impossible date too), without echoing it", async () => {
     const root = site();
     const served = path.join(root, "served");
     await ok(cli(["build"], root));
@@ -131,6 +153,12 @@ describe.skipIf(noGit)("status and history", () => {
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain("last.by");
     expect(r.stderr).not.toContain("\u001b[2J");
+    const dated = JSON.parse(record(served)) as { last: { by: string; at: string } };
+    dated.last = { ...rec.last, by: "root@box", at: "2026-13-45T99:99:99Z" };
+    writeFileSync(path.join(served, ".netbuild/deployed.json"), JSON.stringify(dated));
+    const r2 = await cli(["status"], root);
+    expect(r2.code, r2.stderr).toBe(2);
+    expect(r2.stderr).toContain("last.at: expected a real UTC time");
   });
 });
 
@@ -171,7 +199,23 @@ describe("plan against a target", () => {
     expect(treeChecksum(path.join(root, "out"), [])).toBe(outSum);
   });
 
-  it("works before anything is built here: hosts follow the classes the target serves", async () => {
+  it("escapes what a served script says before it reaches the terminal (a conceal escape cannot hide the wipe line)", async () => {
+    const root = site();
+    const served = path.join(root, "served");
+    await ok(cli(["build"], root));
+    await ok(cli(["deploy", "--yes"], root));
+    const file = path.join(served, "by-host/aleph/ipxe");
+    writeFileSync(file, readFileSync(file, "utf8").replace(/^set cmdline (.*)$/m, "set cmdline $1 \u001b[8m"));
+    writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disks: true }\n');
+    for (const args of [["plan", "--target", "local"], ["deploy", "--dry-run"]]) {
+      const r = await ok(cli(args, root));
+      expect(r.stdout + r.stderr, args.join(" ")).not.toContain("\u001b");
+      expect(r.stdout + r.stderr, args.join(" ")).toContain("-\\u001b[8m");
+      expect(r.stdout + r.stderr, args.join(" ")).toMatch(/a deploy would serve a disk WIPE to aleph/);
+    }
+  });
+
+  it("works before anything is built here: hosts follow the classes the target serves, and it says deploy would refuse", async () => {
     const root = site();
     await ok(cli(["build"], root));
     await ok(cli(["deploy", "--yes"], root));
@@ -180,6 +224,9 @@ describe("plan against a target", () => {
     execFileSync("cp", ["-a", path.join(root, "served"), path.join(other, "served")]);
     writeFileSync(path.join(other, "hosts/bet.yaml"), 'class: demo\nmac: "52:54:00:00:00:02"\n');
     const r = await ok(cli(["plan", "--target", "local", "--json"], other));
+    expect((JSON.parse(r.stdout) as { deployRefuses?: string }).deployRefuses).toMatch(/^nothing is built here: `netbuild deploy` refuses/);
+    expect((await ok(cli(["plan", "--target", "local"], other))).stdout).toContain("\nNOTE: nothing is built here: `netbuild deploy` refuses until `netbuild build` has built a class");
+    expect((await cli(["deploy", "--yes"], other)).code).toBe(1);
     const t = (JSON.parse(r.stdout) as { targets: { machines: { host: string; wipe?: string }[]; uploads: unknown[] }[] }).targets[0]!;
     expect(t.machines).toMatchObject([{ host: "bet", wipe: "disarmed" }]);
     expect(t.uploads).toEqual([]);
@@ -205,5 +252,30 @@ describe("several targets, one failing", () => {
     expect(doc.ok).toBe(false);
     expect(doc.code).toBe("DEPLOY_FAILED");
     expect(doc.targets.map((t) => [t.name, t.ok])).toEqual([["bad", false], ["good", true]]);
+
+    // rollback and gc say per target what they did, next to the one that failed.
+    writeFileSync(path.join(root, "classes/demo/initrd"), "initrd two\n");
+    await ok(cli(["build"], root));
+    await cli(["deploy", "--yes"], root);
+    const back = await cli(["rollback"], root);
+    expect(back.code).toBe(1);
+    expect(back.stderr).toMatch(/\n {2}good: class demo rolled back: \w{12} → \w{12}\n/);
+    writeFileSync(path.join(root, "served-bad/.netbuild/lock"), JSON.stringify({ owner: "ops", host: "elsewhere", pid: 1, command: "deploy", started: "2026-11-29T00:00:00.000Z", token: "x" }));
+    const gc = await cli(["gc"], root);
+    expect(gc.stderr).toMatch(/\n {2}good: removed 0 files \(0 B\)\n/);
+    expect(gc.stderr).toContain("netbuild: 1 of 2 targets failed: bad; the other finished");
+  });
+
+  it("says when every target failed, not that the others finished", async () => {
+    const root = site("targets:\n  one: served-one\n  two: served-two\n");
+    await ok(cli(["build"], root));
+    const r = await cli(["deploy"], root); // a new wipe, no --yes, no terminal: each refuses
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("netbuild: all 2 targets refused: one, two; nothing was changed on any");
+    for (const name of ["one", "two"]) mkdirSync(path.join(root, `served-${name}/.netbuild`), { recursive: true });
+    writeFileSync(path.join(root, "served-one/.netbuild/lock"), JSON.stringify({ owner: "ops", host: "elsewhere", pid: 1, command: "deploy", started: "2026-11-29T00:00:00.000Z", token: "x" }));
+    const mixed = await cli(["deploy"], root);
+    expect(mixed.code).toBe(1);
+    expect(mixed.stderr).toContain("netbuild: all 2 targets failed: one, two\n");
   });
 });

@@ -1,6 +1,7 @@
 // `netbuild gc [--keep N] [--dry-run]`: remove from the target what no kept generation references:
 // artifacts of generations beyond `keep`, everything of classes deploy has removed, and the
 // temporary files of deploys that did not finish. Only paths the target's manifest records.
+import { formatBytes } from "../ui/reporter.ts";
 import { planGc } from "../core/deploy.ts";
 import { acquireLock, applyDeploy, readDeployed, removeTemps } from "../adapters/target-tree.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
@@ -43,6 +44,7 @@ export async function gc(options: GcOptions, ctx: Context): Promise<GcResult> {
         await lock?.release();
       }
     },
+    (r) => [`${options.dryRun ? "would remove" : "removed"} ${r.removed.length} file${r.removed.length === 1 ? "" : "s"} (${formatBytes(r.freed)})${r.temps > 0 ? ` and ${r.temps} temporary files` : ""}`],
   );
   return { targets: results };
 }

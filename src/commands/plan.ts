@@ -24,6 +24,8 @@ export interface PlanResult {
    * what the target records and serves (machines, classes, files, wipes), as `deploy --dry-run`.
    */
   targets?: DeployTargetResult[];
+  /** With --target and nothing built here: `deploy` refuses (OUT_NOT_BUILT) until a class is built; the plan is what it would do then. */
+  deployRefuses?: string;
 }
 
 export async function plan(options: PlanOptions, ctx: Context): Promise<PlanResult> {
@@ -47,8 +49,10 @@ export async function plan(options: PlanOptions, ctx: Context): Promise<PlanResu
   }
   // Against targets: a deploy's dry run, read from each target (nothing is written or locked).
   const targets = options.targets && options.targets.length > 0 ? (await (await import("./deploy.ts")).deploy({ ...options, targets: options.targets, planOnly: true }, ctx)).targets : undefined;
+  const nothingBuilt = !manifest || Object.keys(manifest.classes).length === 0;
   return {
     ...(targets ? { targets } : {}),
+    ...(targets && nothingBuilt ? { deployRefuses: "nothing is built here: `netbuild deploy` refuses until `netbuild build` has built a class; with one built, a deploy would change what follows (hosts of the classes each target serves follow the inventory)" } : {}),
     out,
     classes: inv.classes.map((c) => ({ name: c.name, kind: c.kind, file: c.file, kernelParams: c.kernelParams, built: manifest?.classes[c.name] !== undefined })),
     hosts: inv.hosts.map((h) => ({

@@ -26,7 +26,7 @@ export async function rollback(options: RollbackOptions, ctx: Context): Promise<
   const root = rootOf(options, ctx);
   const inv = await loadRoot(root, ctx);
   const targets = selectTargets(inv, { ...options, to: undefined });
-  const origin = (await import("../adapters/origin.ts")).deployOrigin(root, ctx.env);
+  const origin = options.dryRun ? Promise.resolve(undefined) : (await import("../adapters/origin.ts")).deployOrigin(root, ctx.env);
   const results = await withEachTarget(
     targets,
     root,
@@ -57,6 +57,7 @@ export async function rollback(options: RollbackOptions, ctx: Context): Promise<
         await lock?.release();
       }
     },
+    (r) => (r.changes.length === 0 ? ["nothing to roll back"] : r.changes.map((c) => `class ${c.name} ${options.dryRun ? "would " : ""}${c.direction === "back" ? (options.dryRun ? "roll back" : "rolled back") : options.dryRun ? "switch forward" : "switched forward"}: ${c.from} → ${c.to}`)),
   );
   return { dryRun: Boolean(options.dryRun), targets: results };
 }

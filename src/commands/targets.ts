@@ -73,7 +73,12 @@ export async function forEachTarget<T>(targets: Target[], fn: (t: Target) => Pro
   // An internal error stays one (with its stack), whatever the other targets did.
   const bug = failed.find((f) => !(f.e instanceof UserError));
   if (bug) {
-    for (const f of failed) if (f !== bug) reporter.warn(`[${f.t.name}] failed: ${(f.e as Error).message}`);
+    // The others' outcomes still matter (a wipe armed on one of them): said before the bug's stack.
+    settled.forEach((s, i) => {
+      const name = targets[i]!.name;
+      if (s.status === "fulfilled") reporter.warn(`[${name}] ${summarize(s.value).join("\n  ")}`);
+      else if (s.reason !== bug.e) reporter.warn(`[${name}] failed: ${(s.reason as Error).message}`);
+    });
     throw bug.e;
   }
   const outcomes: TargetOutcome[] = settled.map((s, i) => {
@@ -94,7 +99,9 @@ export async function forEachTarget<T>(targets: Target[], fn: (t: Target) => Pro
   if (refusals.length === failed.length && failed.length === targets.length) {
     throw new UserError((refusals[0]!.e as UserError).code, `all ${targets.length} targets refused: ${names}; nothing was changed on any`, { detail: tally.join("\n"), targets: outcomes });
   }
-  throw new UserError(failure, `${failed.length} of ${targets.length} targets failed: ${names}; the other${targets.length - failed.length === 1 ? "" : "s"} finished`, { detail: tally.join("\n"), targets: outcomes, hint: "each target's outcome is above; run again for the ones that failed (with --target NAME)" });
+  const finished = targets.length - failed.length;
+  const what = finished === 0 ? `all ${targets.length} targets failed: ${names}` : `${failed.length} of ${targets.length} targets failed: ${names}; the other${finished === 1 ? "" : "s"} finished`;
+  throw new UserError(failure, what, { detail: tally.join("\n"), targets: outcomes, hint: "each target's outcome is above; run again for the ones that failed (with --target NAME)" });
 }
 
 /** forEachTarget with each target opened first and closed after, whatever happened. */

@@ -21,6 +21,15 @@ export function escaped(s: string): string {
   });
 }
 
+/**
+ * Text for a terminal, line breaks kept: every other control or invisible formatting character
+ * escaped. Messages and results carry values read from boot servers (served scripts, records), which
+ * must not be able to drive the terminal (hide a wipe warning with a "conceal" escape, say).
+ */
+export function printable(text: string): string {
+  return text.replace(UNSAFE, (ch) => (ch === "\n" ? ch : ch === "\t" ? "\\t" : `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`));
+}
+
 function count(n: number, one: string, many: string): string {
   return `${n.toLocaleString("en-US")} ${n === 1 ? one : many}`;
 }

@@ -1,5 +1,6 @@
 // Where progress and warnings go: stderr, plain lines (stdout carries only the result, human or
 // --json). Colour only on a terminal and never with NO_COLOR.
+import { printable } from "../core/excerpt.ts";
 import { formatIssue, type Issue } from "../errors.ts";
 
 export interface Reporter {
@@ -31,10 +32,11 @@ export function streamReporter(stream: NodeJS.WriteStream = process.stderr, env:
     stream.write(`${m}\n`);
   };
   return {
-    info: line,
-    warn: (i) => line(`${paint("33", "warning:")} ${typeof i === "string" ? i : formatIssue(i).replace(/^(\S+)\s+warning: /, "$1  ")}`),
+    // What netbuild says may quote what a boot server holds: no control character of it reaches the terminal.
+    info: (m) => line(printable(m)),
+    warn: (i) => line(`${paint("33", "warning:")} ${printable(typeof i === "string" ? i : formatIssue(i).replace(/^(\S+)\s+warning: /, "$1  "))}`),
     nix: (l) => line(`  ${paint("2", "nix │")} ${l}`),
-    danger: (m) => line(paint("1;31", m)),
+    danger: (m) => line(paint("1;31", printable(m))),
     transfer: (label, sent, total) => bar?.update(label, sent, total),
   };
 }
