@@ -231,6 +231,27 @@ describe.skipIf(noNix)("confinement: netbuild touches only what it recorded, ins
       expectRefusal(r, ["by-mac", A_LINK]);
     });
 
+    it("names every obstacle of the whole tree in one refusal, in the tree's order, each once", async () => {
+      const w = freshWorld();
+      swapForLink(w.out, "by-host/h1", w.victim);
+      rmSync(path.join(w.out, "by-mac/52-54-00-00-00-02"));
+      writeFileSync(path.join(w.out, "by-mac/52-54-00-00-00-02"), "a file where a link goes\n");
+      rmSync(path.join(w.out, "by-class/demo/ipxe"));
+      mkdirSync(path.join(w.out, "by-class/demo/ipxe"));
+      // A new host whose folder is a file and whose by-mac entry is someone's folder.
+      setHost(w, "h3", 'class: demo\nmac: "52:54:00:00:00:03"\n');
+      writeFileSync(path.join(w.out, "by-host/h3"), "a file where a folder goes\n");
+      mkdirSync(path.join(w.out, "by-mac/52-54-00-00-00-03"));
+      writeFileSync(path.join(w.out, "by-mac/52-54-00-00-00-03/notes"), "mine\n");
+      const before = snapshot(w, { dir: w.out, record: MANIFEST });
+      const r = await cli(["build"], w.root);
+      before.unchanged();
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(
+        `${w.out}: by-class/demo/ipxe is a folder, where netbuild writes a file; by-host/h1 is a symlink, where netbuild needs a real folder; by-host/h3 is a file, where netbuild needs a real folder; by-mac/52-54-00-00-00-02 is a file, where netbuild writes a link; by-mac/52-54-00-00-00-03 is a folder holding a file netbuild did not write ("notes"), where netbuild puts a link; nothing was changed`,
+      );
+    });
+
     it("refuses a by-host that is a symlink to a foreign folder, and leaves that folder's h1/ipxe as it was", async () => {
       const w = freshWorld();
       swapForLink(w.out, "by-host", w.victim);

@@ -629,10 +629,13 @@ describe.skipIf(notHere)("--json: exactly one JSON document on stdout, for every
     writeSite(root, { boot: `sftp://boot${served}` });
     editHost(root);
     lock(served);
+    const sftpLog = path.join(sshd.dir, "sftp.log");
+    const from = existsSync(sftpLog) ? readFileSync(sftpLog).length : 0;
     const waiting = run(root, "deploy", "--wait", "-F", sshConfig, "--json");
-    // The SFTP session is open (its sftp-server runs) and the deploy is polling the lock.
-    for (let i = 0; i < 300 && !sftpServerRunning(); i++) await new Promise((r) => setTimeout(r, 100));
-    await new Promise((r) => setTimeout(r, 1500));
+    // The deploy is polling the lock: sftp-server has logged two of its attempts to create it (however loaded the machine).
+    const attempts = () => (existsSync(sftpLog) ? readFileSync(sftpLog).subarray(from).toString("utf8").split(`${served}/.netbuild/lock" flags`).length - 1 : 0);
+    for (let i = 0; i < 600 && attempts() < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(attempts()).toBeGreaterThanOrEqual(2);
     sshd.killSessions();
     const r = await waiting;
     const doc = expectError(r, 1, "DEPLOY_FAILED", "deploy --wait, connection lost");

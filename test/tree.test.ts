@@ -1,10 +1,12 @@
 // The served tree over successive builds, on a real folder with real Nix builds: the path
 // contract, what changes when the inventory changes (and what does not), copy mode, kept
 // generations, and refusal to write into a folder netbuild did not make.
-import { existsSync, lstatSync, readFileSync, readlinkSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, linkSync, lstatSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanupTempDirs, cli, inventory, treeChecksum } from "./support/inventory.ts";
+import { checkOutFolder } from "../src/adapters/local-tree.ts";
+import { cleanupTempDirs, cli, cliProcess, inventory, tempDir, treeChecksum } from "./support/inventory.ts";
 import { missing } from "./support/tools.ts";
 
 const FILES: Record<string, string> = {
@@ -127,6 +129,181 @@ describe.skipIf(notHere)("the served tree", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("is not empty and is not a netbuild tree");
     expect(treeChecksum(home)).toBe(sum);
+  });
+});
+
+// What a build trusts without reading: a file recorded in out/'s manifest with the size, mtime and
+// inode lstat still finds, and a link recorded with the target it should have. Everything else is
+// read back; `build --verify` reads back everything. A killed build's paths are never trusted.
+describe.skipIf(notHere)("incremental builds: what a build trusts, and what it reads back", () => {
+  afterAll(cleanupTempDirs);
+
+  const MANIFEST = ".netbuild/manifest.json";
+  type Recorded = { kind: string; sha256?: string; target?: string; size?: number; mtimeNs?: string; ino?: string };
+  const manifestOf = (out: string) => JSON.parse(readFileSync(path.join(out, MANIFEST), "utf8")) as { entries: Record<string, Recorded>; pending?: string[] };
+  const editJson = (file: string, edit: (data: Record<string, unknown>) => void) => {
+    const data = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    edit(data);
+    writeFileSync(file, `${JSON.stringify(data, null, 2)}\n`);
+  };
+  /** Overwrites a file in place (same inode) with text of the same length, then puts its mtime back to the nanosecond (`touch -r`). */
+  const sameSizeEdit = (file: string, scratch: string) => {
+    const ref = path.join(scratch, "mtime-ref");
+    execFileSync("cp", ["-p", file, ref]);
+    const text = readFileSync(file, "utf8");
+    const edited = text.replace("hostname=aleph", "hostname=ALEPH");
+    expect(edited).not.toBe(text);
+    writeFileSync(file, edited);
+    execFileSync("touch", ["-r", ref, file]);
+    return { text, edited };
+  };
+
+  it("records each file's size, mtime and inode as lstat finds them, and leaves the manifest unwritten when nothing changed", async () => {
+    const root = inventory(FILES);
+    await build(root);
+    const out = path.join(root, "out");
+    const files = Object.entries(manifestOf(out).entries).filter(([, e]) => e.kind === "file");
+    expect(files.map(([rel]) => rel).sort()).toEqual(["boot.ipxe", "by-class/demo/ipxe", "by-host/aleph/ipxe", "by-host/bet/ipxe"]);
+    for (const [rel, e] of files) {
+      const st = lstatSync(path.join(out, rel), { bigint: true });
+      expect({ rel, size: e.size, mtimeNs: e.mtimeNs, ino: e.ino }).toEqual({ rel, size: Number(st.size), mtimeNs: String(st.mtimeNs), ino: String(st.ino) });
+    }
+    const manifestIno = lstatSync(path.join(out, MANIFEST)).ino;
+    expect((await build(root)).tree.written).toEqual([]);
+    expect(lstatSync(path.join(out, MANIFEST)).ino).toBe(manifestIno);
+  });
+
+  it("rewrites a script edited in out/ to another size, without --verify", async () => {
+    const root = inventory(FILES);
+    await build(root);
+    const script = path.join(root, "out/by-host/aleph/ipxe");
+    const text = readFileSync(script, "utf8");
+    writeFileSync(script, `${text}echo edited by hand\n`);
+    expect((await build(root)).tree.written).toEqual(["by-host/aleph/ipxe"]);
+    expect(readFileSync(script, "utf8")).toBe(text);
+  });
+
+  it("finds a same-size edit whose mtime was put back (touch -r), and a link pointed elsewhere, with build --verify", async () => {
+    const root = inventory(FILES);
+    await build(root);
+    const out = path.join(root, "out");
+    const script = path.join(out, "by-host/aleph/ipxe");
+    const link = path.join(out, "by-mac/aa-bb-cc-00-00-01");
+    const { text, edited } = sameSizeEdit(script, root);
+    rmSync(link);
+    symlinkSync("../by-host/bet", link);
+    // What lstat cannot tell: the same size, mtime and inode as recorded; a link still a link.
+    const recorded = manifestOf(out).entries["by-host/aleph/ipxe"]!;
+    const st = lstatSync(script, { bigint: true });
+    expect({ size: recorded.size, mtimeNs: recorded.mtimeNs, ino: recorded.ino }).toEqual({ size: Number(st.size), mtimeNs: String(st.mtimeNs), ino: String(st.ino) });
+    expect((await build(root)).tree.written).toEqual([]);
+    expect(readFileSync(script, "utf8")).toBe(edited);
+    const verified = await build(root, "--verify");
+    expect(verified.tree.written).toEqual(["by-host/aleph/ipxe", "by-mac/aa-bb-cc-00-00-01"]);
+    expect(readFileSync(script, "utf8")).toBe(text);
+    expect(readlinkSync(link)).toBe("../by-host/aleph");
+    expect((await build(root, "--verify")).tree.written).toEqual([]);
+  });
+
+  it("reads back what a killed build was writing (pending), whatever lstat says, and finishes it", async () => {
+    const root = inventory(FILES);
+    await build(root);
+    const out = path.join(root, "out");
+    const script = path.join(out, "by-host/aleph/ipxe");
+    const link = path.join(out, "by-mac/aa-bb-cc-00-00-01");
+    const { text } = sameSizeEdit(script, root);
+    rmSync(link);
+    symlinkSync("../by-host/bet", link);
+    editJson(path.join(out, MANIFEST), (m) => void (m["pending"] = ["by-host/aleph/ipxe", "by-mac/aa-bb-cc-00-00-01"]));
+    expect((await build(root)).tree.written).toEqual(["by-host/aleph/ipxe", "by-mac/aa-bb-cc-00-00-01"]);
+    expect(readFileSync(script, "utf8")).toBe(text);
+    expect(readlinkSync(link)).toBe("../by-host/aleph");
+    expect(manifestOf(out).pending).toBeUndefined();
+  });
+
+  it("records where a file stands once it has read it back (a copied out/, a manifest from an older netbuild)", async () => {
+    const root = inventory(FILES);
+    await build(root);
+    const out = path.join(root, "out");
+    // A manifest without stamps: the first build reads every script back, then records them.
+    editJson(path.join(out, MANIFEST), (m) => {
+      for (const e of Object.values(m["entries"] as Record<string, Recorded>)) if (e.kind === "file") for (const k of ["size", "mtimeNs", "ino"] as const) delete e[k];
+    });
+    expect((await build(root)).tree.written).toEqual([]);
+    expect(Object.values(manifestOf(out).entries).filter((e) => e.kind === "file" && e.ino === undefined)).toEqual([]);
+    // A copy of out/ (new inodes): read back, unchanged, and recorded anew by --verify.
+    const copy = path.join(root, "copy");
+    execFileSync("cp", ["-a", out, copy]);
+    expect((await build(root, "--out", "copy")).tree.written).toEqual([]);
+    await build(root, "--out", "copy", "--verify");
+    const st = lstatSync(path.join(copy, "by-host/aleph/ipxe"), { bigint: true });
+    expect(manifestOf(copy).entries["by-host/aleph/ipxe"]!.ino).toBe(String(st.ino));
+  });
+
+  it("replaces an existing script by rename: a reader holding the old file still reads it whole", async () => {
+    const root = inventory(FILES);
+    await build(root);
+    const script = path.join(root, "out/by-host/aleph/ipxe");
+    const held = path.join(root, "held");
+    linkSync(script, held);
+    const before = readFileSync(held, "utf8");
+    writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmac: "AA:BB:CC:00:00:01"\nkernelParams: [quiet]\n');
+    expect((await build(root)).tree.written).toEqual(["by-host/aleph/ipxe"]);
+    expect(readFileSync(held, "utf8")).toBe(before);
+    expect(readFileSync(script, "utf8")).toContain("quiet");
+    expect(lstatSync(script).ino).not.toBe(lstatSync(held).ino);
+  });
+
+  it("creates new scripts and links where nothing was, leaving no temporary file, each script readable by the web server", async () => {
+    const root = inventory(FILES);
+    const r = await build(root);
+    const out = path.join(root, "out");
+    expect(r.tree.written).toEqual(expect.arrayContaining(["boot.ipxe", "by-class/demo/ipxe", "by-host/aleph/ipxe", "by-host/bet/ipxe", "by-mac/aa-bb-cc-00-00-01", "by-mac/aa-bb-cc-00-00-02", "by-mac/aa-bb-cc-00-00-03"]));
+    const all = readdirSync(out, { recursive: true }) as string[];
+    expect(all.filter((p) => p.includes("netbuild-tmp"))).toEqual([]);
+    for (const rel of ["boot.ipxe", "by-class/demo/ipxe", "by-host/aleph/ipxe", "by-host/bet/ipxe"]) expect(lstatSync(path.join(out, rel)).mode & 0o555, rel).toBe(0o444);
+  });
+
+  it("reads out/'s manifest again only when it changed (build reads it before nix-build and under the lock)", async () => {
+    const root = inventory(FILES);
+    await build(root);
+    const out = path.join(root, "out");
+    const file = path.join(out, MANIFEST);
+    const first = await checkOutFolder(out);
+    expect(first).toBeDefined();
+    expect(await checkOutFolder(out, first)).toBe(first);
+    // Rewritten, as a build rewrites it (a new file renamed over): read again, even with the same text.
+    writeFileSync(`${file}.new`, readFileSync(file));
+    renameSync(`${file}.new`, file);
+    const second = await checkOutFolder(out, first);
+    expect(second).not.toBe(first);
+    expect(second).toEqual(first);
+    // Edited in place to the same size: read again (and a damaged one refused).
+    const text = readFileSync(file, "utf8");
+    writeFileSync(file, text.replace('"format": 1', '"format": 7'));
+    utimesSync(file, new Date(), new Date(Date.now() + 5000));
+    await expect(checkOutFolder(out, second)).rejects.toThrow(/format 7/);
+  });
+
+  it("registers a build's GC roots once: a build of the same store paths starts no nix-store", async () => {
+    const root = inventory(FILES);
+    // nix-store on PATH, logging each call and running the real one.
+    const bin = tempDir("netbuild-nix-store-");
+    const log = path.join(bin, "calls");
+    const real = execFileSync("sh", ["-c", "command -v nix-store"], { encoding: "utf8" }).trim();
+    writeFileSync(path.join(bin, "nix-store"), `#!/bin/sh\necho "$*" >> '${log}'\nexec '${real}' "$@"\n`);
+    chmodSync(path.join(bin, "nix-store"), 0o755);
+    const env = { PATH: `${bin}:${process.env["PATH"]}` };
+    const calls = () => (existsSync(log) ? readFileSync(log, "utf8").trim().split("\n") : []);
+    expect((await cliProcess(["build"], root, env)).code).toBe(0);
+    expect(calls().filter((c) => c.startsWith("--add-root")).length).toBe(3); // kernel, initrd, the build's result
+    for (const what of ["kernel", "initrd", "result"]) expect(readlinkSync(path.join(root, ".netbuild/gcroots", `demo-${what}`))).toMatch(/^\/nix\/store\//);
+    expect((await cliProcess(["build"], root, env)).code).toBe(0);
+    expect(calls().filter((c) => c.startsWith("--add-root")).length).toBe(3);
+    // A new initrd: its root (and the build's) move; the kernel's stays.
+    writeFileSync(path.join(root, "classes/demo/initrd"), "initrd v2\n");
+    expect((await cliProcess(["build"], root, env)).code).toBe(0);
+    expect(calls().slice(3).map((c) => c.split(" ")[1]).sort()).toEqual([path.join(root, ".netbuild/gcroots/demo-initrd"), path.join(root, ".netbuild/gcroots/demo-result")]);
   });
 });
 

@@ -1,11 +1,17 @@
 // Reads an inventory root from disk into the loader's input: the site file, classes/*.yaml and
 // hosts/**/*.yaml, plus a probe that tells whether a referenced file exists inside the root.
 import { createHash } from "node:crypto";
-import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, realpathSync, renameSync, statSync, writeFileSync, type Stats } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
+import v8 from "node:v8";
 import { UserError } from "../errors.ts";
-// From the light modules, not core/inventory.ts: deploy reads the site file through here before zod loads.
+// From the light modules, not core/inventory.ts: deploy reads the site file through here before zod
+// loads, and a run whose inventory is unchanged never loads zod or yaml for it.
 import { fileProblemMessage, MAX_FILE_BYTES, type FileProblem, type InventoryFile, type InventorySource } from "../core/inventory-source.ts";
+import { emptyMemo, type Memo, type ProbeResult } from "../core/inventory-memo.ts";
+import type { Inventory } from "../core/inventory.ts";
 
 const SITE_FILE = "netbuild.yaml";
 
@@ -82,6 +88,12 @@ function locate(root: string, realRoot: string, rel: string, folders: RealFolder
  * (a file that grows while it is read is cut off, not read forever); anything else is a problem.
  */
 export function readInsideRoot(root: string, realRoot: string, rel: string, max: number = MAX_FILE_BYTES, folders: RealFolders = new Map()): { text: string } | { problem: FileProblem } {
+  const r = readBytesInsideRoot(root, realRoot, rel, max, folders);
+  return "bytes" in r ? { text: r.bytes.toString("utf8") } : r;
+}
+
+/** readInsideRoot(), as bytes. */
+function readBytesInsideRoot(root: string, realRoot: string, rel: string, max: number, folders: RealFolders = new Map()): { bytes: Buffer } | { problem: FileProblem } {
   const where = locate(root, realRoot, rel, folders);
   if ("kind" in where) return { problem: where };
   const odd = notRegular(where.stat);
@@ -113,7 +125,7 @@ export function readInsideRoot(root: string, realRoot: string, rel: string, max:
       n += got;
     }
     if (n > max) return { problem: { kind: "too-large", bytes: undefined } };
-    return { text: buf.toString("utf8", 0, n) };
+    return { bytes: buf.subarray(0, n) };
   } catch (e) {
     return { problem: problemOf(e) };
   } finally {
@@ -171,70 +183,295 @@ function read(root: string, realRoot: string, rel: string, folders: RealFolders)
   return "text" in r ? { path: rel, text: r.text } : { path: rel, text: "", problem: r.problem };
 }
 
+// ---------------------------------------------------------------------------------------------
+// The caches under .netbuild/cache/. Parsing YAML with source positions and checking every host
+// is most of the time a large inventory takes to load. Both caches are written only after a load
+// without errors (bad input is never remembered as good), and both name netbuild's own code (see
+// code()): another netbuild, or an edited one, starts afresh.
+
 /**
- * `.netbuild/cache/yaml.json`: each inventory file's parsed data by the sha256 of its text. Parsing
- * YAML with source positions is most of the time a large inventory takes to load; with the cache a
- * file is parsed with positions only when it changed, or when a message must point into it.
+ * `.netbuild/cache/yaml.json`: each file read whole (the site, classes, a file of one host), its
+ * parsed data by the sha256 of its text. Such a file is parsed with positions only when it
+ * changed, or when a message must point into it.
  */
 export const YAML_CACHE = ".netbuild/cache/yaml.json";
 
-interface CacheFile {
-  format: 1;
+/**
+ * `.netbuild/cache/inventory.v8`: the model of the last valid load, under a key made of the text of
+ * every inventory file and netbuild's code, with the files it looked for (a class's kernel, a Talos
+ * patch) and what was there; and each host as read and checked, by its text (core/inventory-memo.ts).
+ * A run whose files are all unchanged takes the model as it is; a run after an edit reads and checks
+ * only the hosts whose text changed. A line of JSON (the key, and the length and sha256 of each
+ * part), then the model and the memo as Node serialises values (v8.serialize: exact, undefined
+ * values and all, and quick to read back).
+ */
+export const INVENTORY_CACHE = ".netbuild/cache/inventory.v8";
+
+const FORMAT = 2;
+
+interface YamlCacheFile {
+  format: typeof FORMAT;
+  code: string;
   files: Record<string, { sha256: string; data: unknown }>;
+}
+
+interface CacheHeader {
+  format: typeof FORMAT;
+  code: string;
+  /** Of the inventory files' paths and texts (or why one could not be read), the folders that could not be listed, and code(). */
+  key: string;
+  /** The files the load looked for besides the inventory files, and what was there. */
+  probes: [string, ProbeResult][];
+  model: { bytes: number; sha256: string };
+  memo: { bytes: number; sha256: string };
+}
+
+/**
+ * The memo as stored: one entry per host, column by column (10,000 small objects take 50 times as
+ * long to read back), its value as JSON (parsed only for a host checked again), its host as an
+ * index into the stored model's hosts (one copy of each host).
+ */
+interface StoredMemo {
+  keys: string[];
+  classes: string[];
+  values: (number | null)[];
+  json: (string | null)[];
+  hosts: number[];
+  probes: ([string, ProbeResult][] | null)[];
+  whole: string[];
+  dependencies: [string, string][];
 }
 
 /** netbuild's own file, but in the root: read like one (never a FIFO, never unbounded). */
 const MAX_CACHE_BYTES = 256 * 2 ** 20;
 
-function readCache(root: string): CacheFile["files"] {
+let codeVersion: string | undefined;
+
+/**
+ * The code that decides what an inventory means, as a hash: core/inventory.ts and every module it
+ * imports (found by following the imports, as they are on disk, compiled or not), this file,
+ * package.json, the YAML and schema libraries' versions and Node's (which writes inventory.v8).
+ */
+function code(): string {
+  if (codeVersion !== undefined) return codeVersion;
+  const h = createHash("sha256").update(`node ${process.version}\n`);
+  const self = fileURLToPath(import.meta.url);
+  const req = createRequire(import.meta.url);
+  for (const pkg of ["yaml", "zod"]) {
+    try {
+      h.update(`${pkg} ${(req(`${pkg}/package.json`) as { version: string }).version}\n`);
+    } catch {
+      h.update(`${pkg} ?\n`);
+    }
+  }
+  const ext = path.extname(self);
+  const todo = [self, path.join(path.dirname(self), `../core/inventory${ext}`), path.join(path.dirname(self), "../../package.json")];
+  const seen = new Set<string>();
+  for (let f = todo.pop(); f !== undefined; f = todo.pop()) {
+    if (seen.has(f)) continue;
+    seen.add(f);
+    let text: string;
+    try {
+      text = readFileSync(f, "utf8");
+    } catch {
+      h.update(`${f} ?\n`);
+      continue;
+    }
+    h.update(`${path.basename(f)} ${sha256(text)}\n`);
+    if (f.endsWith(ext)) for (const m of text.matchAll(/^(?:import|export)\s[^;]*?from\s+"(\.[^"]+)"/gm)) todo.push(path.resolve(path.dirname(f), m[1]!));
+  }
+  return (codeVersion = h.digest("base64url"));
+}
+
+function sha256(data: string | Buffer): string {
+  return createHash("sha256").update(data).digest("base64url");
+}
+
+function readCacheFile(root: string, rel: string): Buffer | undefined {
   try {
-    const r = readInsideRoot(root, realpathSync(root), YAML_CACHE, MAX_CACHE_BYTES);
-    if (!("text" in r)) return {};
-    const data = JSON.parse(r.text) as CacheFile;
-    return data.format === 1 && data.files && typeof data.files === "object" ? data.files : {};
+    const r = readBytesInsideRoot(root, realpathSync(root), rel, MAX_CACHE_BYTES);
+    return "bytes" in r ? r.bytes : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes a cache file through a temporary name; a read-only checkout keeps no cache, and loads are just slower. */
+function writeCacheFile(root: string, rel: string, parts: (string | Buffer)[]): void {
+  const file = path.join(root, rel);
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    mkdirSync(path.dirname(file), { recursive: true });
+    const fd = openSync(tmp, "w");
+    try {
+      // writeFileSync on a descriptor writes all of each part, one after the other.
+      for (const p of parts) writeFileSync(fd, p);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch {
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // Nothing was written, or it cannot be removed either.
+    }
+  }
+}
+
+function readYamlCache(root: string): YamlCacheFile["files"] {
+  const bytes = readCacheFile(root, YAML_CACHE);
+  if (bytes === undefined) return {};
+  try {
+    const data = JSON.parse(bytes.toString("utf8")) as YamlCacheFile;
+    return data.format === FORMAT && data.code === code() && data.files !== null && typeof data.files === "object" ? data.files : {};
   } catch {
     return {};
   }
 }
 
-/** Reads the inventory; `saveCache()` afterwards records what was parsed (a read-only root is fine: the cache is then not kept). */
-export async function readInventory(root: string): Promise<{ source: InventorySource; saveCache(): void }> {
+/** inventory.v8's header, and its parts read back (each checked against its sha256 first; a damaged one throws). */
+function readInventoryCache(root: string): { header: CacheHeader; model(): Inventory; memo(): Memo } | undefined {
+  const bytes = readCacheFile(root, INVENTORY_CACHE);
+  const nl = bytes?.indexOf(10) ?? -1;
+  if (bytes === undefined || nl === -1) return undefined;
+  let header: CacheHeader;
+  try {
+    header = JSON.parse(bytes.subarray(0, nl).toString("utf8")) as CacheHeader;
+    if (header.format !== FORMAT || header.code !== code() || header.model.bytes + header.memo.bytes !== bytes.length - nl - 1) return undefined;
+  } catch {
+    return undefined;
+  }
+  const part = (which: "model" | "memo"): unknown => {
+    const start = nl + 1 + (which === "model" ? 0 : header.model.bytes);
+    const data = bytes.subarray(start, start + header[which].bytes);
+    if (sha256(data) !== header[which].sha256) throw new Error(`${INVENTORY_CACHE}: the ${which} is damaged`);
+    return v8.deserialize(data);
+  };
+  let model: Inventory | undefined;
+  const modelOnce = () => (model ??= part("model") as Inventory);
+  return {
+    header,
+    model: modelOnce,
+    memo() {
+      const hosts = modelOnce().hosts;
+      const s = part("memo") as StoredMemo;
+      const memo: Memo = { hosts: new Map(), whole: new Set(s.whole), classes: new Map(s.dependencies) };
+      s.keys.forEach((key, i) => {
+        const host = hosts[s.hosts[i]!];
+        if (host) memo.hosts.set(key, { class: s.classes[i]!, host, values: s.values[i] ?? undefined, json: s.json[i] ?? undefined, probes: s.probes[i] ?? undefined });
+      });
+      return memo;
+    },
+  };
+}
+
+/** The memo as stored (see StoredMemo); undefined when v8 cannot serialise the model. */
+function storedMemo(memo: Memo, inventory: Inventory): StoredMemo {
+  const index = new Map(inventory.hosts.map((h, i) => [h, i]));
+  const s: StoredMemo = { keys: [], classes: [], values: [], json: [], hosts: [], probes: [], whole: [...memo.whole], dependencies: [...memo.classes] };
+  for (const [key, m] of memo.hosts) {
+    const i = index.get(m.host);
+    if (i === undefined) continue;
+    s.keys.push(key);
+    s.classes.push(m.class);
+    s.values.push(m.values ?? null);
+    s.json.push(m.json ?? ("data" in m ? exactJson(m.data) : undefined) ?? null);
+    s.hosts.push(i);
+    s.probes.push(m.probes ?? null);
+  }
+  return s;
+}
+
+/** `data` as JSON, when JSON holds it exactly (YAML can hold values JSON cannot: .nan, .inf, -0). */
+function exactJson(data: unknown): string | undefined {
+  const exact = (v: unknown): boolean =>
+    v === null ||
+    typeof v === "string" ||
+    typeof v === "boolean" ||
+    (typeof v === "number" && Number.isFinite(v) && !Object.is(v, -0)) ||
+    (Array.isArray(v) && v.every(exact)) ||
+    (typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype && Object.keys(v).every((k) => k !== "__proto__" && exact((v as Record<string, unknown>)[k])));
+  return exact(data) ? JSON.stringify(data) : undefined;
+}
+
+export interface InventoryRead {
+  source: InventorySource;
+  /** The model of the last valid load, when no inventory file (and no file it looked for) changed since: nothing is left to load. */
+  known: Inventory | undefined;
+  /** After a load without errors: records what was read and checked, for the next run. */
+  save(result: { inventory: Inventory; memo: Memo }): void;
+}
+
+/** Reads the inventory, and what earlier runs left of it in .netbuild/cache/. */
+export async function readInventory(root: string): Promise<InventoryRead> {
   const source = await readInventorySource(root);
-  const cached = readCache(root);
+  const files = [...(source.site ? [source.site] : []), ...source.classes, ...source.hosts];
   const hashes = new Map<string, string>();
-  const next: CacheFile["files"] = {};
+  const key = createHash("sha256").update(`${FORMAT} ${code()}\n`);
+  for (const file of files) {
+    if (file.problem) {
+      key.update(`${file.path}\0${JSON.stringify(file.problem)}\n`);
+      continue;
+    }
+    const hash = sha256(file.text);
+    hashes.set(file.path, hash);
+    key.update(`${file.path}\0${hash}\n`);
+  }
+  key.update(JSON.stringify(source.folders ?? []));
+  const modelKey = key.digest("base64url");
+
+  const cache = readInventoryCache(root);
+  try {
+    if (cache && cache.header.key === modelKey && cache.header.probes.every(([rel, was]) => source.probe(rel) === was)) {
+      return { source, known: cache.model(), save() {} };
+    }
+    source.earlier = cache?.memo();
+  } catch {
+    // Damaged, or not what this netbuild writes: started afresh.
+  }
+  source.earlier ??= emptyMemo();
+
+  const cached = readYamlCache(root);
+  const next: YamlCacheFile["files"] = {};
   let changed = false;
-  for (const file of [...(source.site ? [source.site] : []), ...source.classes, ...source.hosts]) {
-    if (file.problem) continue;
-    const sha256 = createHash("sha256").update(file.text).digest("hex");
-    hashes.set(file.path, sha256);
+  for (const file of files) {
     const hit = cached[file.path];
-    if (hit?.sha256 === sha256) {
+    if (hit && hit.sha256 === hashes.get(file.path)) {
       file.known = { data: hit.data };
       next[file.path] = hit;
     }
   }
   if (Object.keys(cached).some((p) => !(p in next))) changed = true;
   source.onParsed = (file, data) => {
-    // Only what survives JSON unchanged is cached (YAML can hold values JSON cannot).
-    const json = JSON.stringify(data);
-    if (json === undefined || JSON.stringify(JSON.parse(json)) !== json) return;
+    const json = exactJson(data);
+    if (json === undefined) return;
     next[file.path] = { sha256: hashes.get(file.path)!, data: JSON.parse(json) as unknown };
     changed = true;
   };
+  // What the load looks for besides the inventory files (a class's kernel, a Talos patch): the model holds while each is as it was.
+  const probes = new Map<string, ProbeResult>();
+  const probe = source.probe;
+  source.probe = (rel) => {
+    const kind = probe(rel);
+    probes.set(rel, kind);
+    return kind;
+  };
   return {
     source,
-    saveCache() {
-      if (!changed) return;
-      const file = path.join(root, YAML_CACHE);
+    known: undefined,
+    save({ inventory, memo }) {
+      if (changed) writeCacheFile(root, YAML_CACHE, [JSON.stringify({ format: FORMAT, code: code(), files: next } satisfies YamlCacheFile)]);
+      let model: Buffer;
+      let stored: Buffer;
       try {
-        mkdirSync(path.dirname(file), { recursive: true });
-        const tmp = `${file}.tmp-${process.pid}`;
-        writeFileSync(tmp, JSON.stringify({ format: 1, files: next }));
-        renameSync(tmp, file);
+        model = v8.serialize(inventory);
+        stored = v8.serialize(storedMemo(memo, inventory));
       } catch {
-        // A read-only checkout: no cache, just slower loads.
+        return;
       }
+      const header: CacheHeader = { format: FORMAT, code: code(), key: modelKey, probes: [...probes], model: { bytes: model.length, sha256: sha256(model) }, memo: { bytes: stored.length, sha256: sha256(stored) } };
+      writeCacheFile(root, INVENTORY_CACHE, [`${JSON.stringify(header)}\n`, model, stored]);
     },
   };
 }

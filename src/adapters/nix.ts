@@ -146,9 +146,15 @@ export async function buildClasses(opts: BuildClassesOptions): Promise<Map<Class
     const [kernelStat, initrdStat] = await Promise.all([fs.stat(manifest.kernel), fs.stat(manifest.initrd)]);
     const roots: [string, string][] = [["kernel", manifest.kernel], ["initrd", manifest.initrd], ["result", out]];
     if (manifest.cmdlineFile) roots.push(["cmdline", manifest.cmdlineFile]);
-    for (const [what, file] of roots) {
-      await run(gcRootCommand(path.join(opts.gcroots, `${className}-${what}`), storePathOf(file)), { failure: "COMMAND_FAILED", what: `registering a GC root for ${className}'s ${what}` });
-    }
+    await Promise.all(
+      roots.map(async ([what, file]) => {
+        const root = path.join(opts.gcroots, `${className}-${what}`);
+        // A root already leading to this store path was registered by an earlier build (the link,
+        // and Nix's indirect root to it): starting nix-store again would change nothing.
+        if ((await fs.readlink(root).catch(() => undefined)) === storePathOf(file)) return;
+        await run(gcRootCommand(root, storePathOf(file)), { failure: "COMMAND_FAILED", what: `registering a GC root for ${className}'s ${what}` });
+      }),
+    );
     builds.set(className, {
       kind: manifest.kind,
       kernel: { storeFile: manifest.kernel, size: kernelStat.size },

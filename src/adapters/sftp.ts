@@ -13,6 +13,8 @@ const NO_SUCH_FILE = 2;
 /** OpenSSH's sftp-server accepts writes of up to 255 KiB (limits@openssh.com). */
 const MAX_CHUNK = 255 * 1024;
 const IN_FLIGHT = 16;
+/** A file's first read, asked for with its size: scripts and the lock fit in it. */
+const FIRST_READ = 64 * 1024;
 
 function errno(e: unknown): number | undefined {
   return (e as { code?: number }).code;
@@ -122,13 +124,88 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
     await call((cb) => sftp.unlink(abs(rel), cb));
   }
 
-  async function writeAll(rel: string, content: Buffer, flags: "w" | "wx"): Promise<void> {
-    const handle = await call<Buffer>((cb) => sftp.open(abs(rel), flags, 0o644 as never, cb as never));
-    try {
-      for (let off = 0; off < content.length; off += MAX_CHUNK) {
-        const n = Math.min(MAX_CHUNK, content.length - off);
-        await call((cb) => sftp.write(handle, content, off, n, off, cb));
+  /** Runs `fn` for each item, IN_FLIGHT at a time; the first failure is rethrown once all in flight have settled. */
+  async function inFlight<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+    let next = 0;
+    let failed: { e: unknown } | undefined;
+    const worker = async () => {
+      while (next < items.length && failed === undefined) {
+        const item = items[next++]!;
+        await fn(item).catch((e: unknown) => void (failed ??= { e }));
       }
+    };
+    await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, items.length) }, worker));
+    if (failed) throw failed.e;
+  }
+
+  /** Offsets of the chunks of `size` bytes from `from`. */
+  const chunksOf = (from: number, size: number, chunk: number) => Array.from({ length: Math.ceil(Math.max(0, size - from) / chunk) }, (_, i) => from + i * chunk);
+
+  /**
+   * Writes `content` to a file it creates (`wx`: never through a link that is there). `temp`: `rel`
+   * is a temporary name, cleared (clearTemp) when something already stands there; only then, so a
+   * free name, the usual case, costs no look first.
+   */
+  async function writeAll(rel: string, content: Buffer, flags: "w" | "wx", temp = false): Promise<void> {
+    const open = () => call<Buffer>((cb) => sftp.open(abs(rel), flags, 0o644 as never, cb as never));
+    const handle = await open().catch(async (e: unknown) => {
+      if (!temp) throw e;
+      await clearTemp(rel);
+      return open();
+    });
+    const chunk = Math.min(MAX_CHUNK, (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? MAX_CHUNK);
+    try {
+      // Several chunks in flight, not one round trip each (a 10,000-host deployed.json is 2 MB): the
+      // file is a temporary name or a new one nothing reaches yet, so the order they land in does not matter.
+      await inFlight(chunksOf(0, content.length, chunk), (off) => call((cb) => sftp.write(handle, content, off, Math.min(chunk, content.length - off), off, cb)));
+    } finally {
+      await call((cb) => sftp.close(handle, cb));
+    }
+  }
+
+  /** Reads `len` bytes at `pos` into `buf` at `off`, however many reads that takes; fewer only at the end of the file. */
+  async function readAt(handle: Buffer, buf: Buffer, off: number, len: number, pos: number): Promise<number> {
+    let got = 0;
+    while (got < len) {
+      const n = await call<number>((cb) => sftp.read(handle, buf, off + got, len - got, pos + got, cb as never));
+      if (!n) break;
+      got += n;
+    }
+    return got;
+  }
+
+  /**
+   * The whole file, as ssh2's readFile reads it (its size from fstat, read up to that size or the end
+   * of the file), but with its size and first chunk asked for at once, and a large file's other
+   * chunks read several at a time: a script or the lock is three round trips, a 2 MB record not ten.
+   */
+  async function readAll(rel: string): Promise<Buffer> {
+    const handle = await call<Buffer>((cb) => sftp.open(abs(rel), "r", 0o666 as never, cb as never));
+    try {
+      const chunk = Math.min(MAX_CHUNK, (sftp as unknown as { _maxReadLen?: number })._maxReadLen ?? MAX_CHUNK);
+      const first = Buffer.allocUnsafe(Math.min(chunk, FIRST_READ));
+      const [st, got] = await Promise.all([call<Stats>((cb) => sftp.fstat(handle, cb)).catch(() => call<Stats>((cb) => sftp.stat(abs(rel), cb))), readAt(handle, first, 0, first.length, 0)]);
+      if (st.size === 0) {
+        // A size the server does not know (a file of /proc, say): read until nothing comes.
+        const parts = [first.subarray(0, got)];
+        for (let pos = got, n = got; n > 0; pos += n) {
+          const buf = Buffer.allocUnsafe(chunk);
+          n = await readAt(handle, buf, 0, chunk, pos);
+          parts.push(buf.subarray(0, n));
+        }
+        return Buffer.concat(parts);
+      }
+      if (got >= st.size || got < first.length) return Buffer.from(first.subarray(0, Math.min(got, st.size)));
+      const data = Buffer.allocUnsafe(st.size);
+      first.copy(data, 0, 0, got);
+      const short: number[] = [];
+      await inFlight(chunksOf(got, st.size, chunk), async (off) => {
+        const len = Math.min(chunk, st.size - off);
+        const n = await readAt(handle, data, off, len, off);
+        if (n < len) short.push(off + n);
+      });
+      // The file ended early (it shrank meanwhile): what was there up to that end.
+      return short.length > 0 ? data.subarray(0, Math.min(...short)) : data;
     } finally {
       await call((cb) => sftp.close(handle, cb));
     }
@@ -141,7 +218,7 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
     async readFile(rel) {
       await confined.check(rel);
       try {
-        return await call<Buffer>((cb) => sftp.readFile(abs(rel), cb as never));
+        return await readAll(rel);
       } catch (e) {
         if (errno(e) === NO_SUCH_FILE) return undefined;
         return fail("reading", rel, e);
@@ -180,9 +257,8 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       const to = options?.direct ? rel : tempName(rel);
       try {
         // Always O_EXCL: in place only where nothing is, and the temporary name (fixed, so
-        // predictable) cleared first, never written through a link someone left there.
-        if (to !== rel) await clearTemp(to);
-        await writeAll(to, Buffer.from(content), "wx");
+        // predictable) cleared when taken, never written through a link someone left there.
+        await writeAll(to, Buffer.from(content), "wx", to !== rel);
       } catch (e) {
         fail("writing", rel, e);
       }
@@ -195,8 +271,7 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
       try {
         // fastPut opens its file with O_TRUNC, no O_EXCL: the temporary name is made here first, a
         // new regular file of ours, so the upload cannot land behind a link.
-        await clearTemp(tmp);
-        await writeAll(tmp, Buffer.alloc(0), "wx");
+        await writeAll(tmp, Buffer.alloc(0), "wx", true);
         await call((cb) =>
           sftp.fastPut(localFile, abs(tmp), { concurrency: IN_FLIGHT, chunkSize, mode: 0o644, step: (sent: number, _chunk: number, total: number) => progress?.(sent, total) }, cb),
         );

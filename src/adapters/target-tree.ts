@@ -8,6 +8,7 @@ import path from "node:path";
 import { UserError } from "../errors.ts";
 import { DEPLOYED_MANIFEST, LOCK_PATH, type DeployedManifest, type DeployPlan } from "../core/deploy.ts";
 import { quoted } from "../core/excerpt.ts";
+import { foldersOf } from "../core/paths.ts";
 import { parseDeployedManifest } from "../core/records.ts";
 import { conflictError, describeKind } from "./confine.ts";
 import { sha256 } from "./files.ts";
@@ -118,10 +119,12 @@ const checkedPlans = new WeakSet<DeployPlan>();
  * each instead of a stat per path: a first deploy of 1,000 hosts costs a few listings.
  */
 export async function conflicts(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest): Promise<{ found: string[]; absent: Set<string> }> {
-  const folders = new Set(Object.keys(deployed.entries).flatMap((p) => p.split("/").slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join("/"))));
-  // A path netbuild recorded, or a folder holding paths it recorded (a copy-mode by-mac/<mac>/ that becomes a link).
+  // A path netbuild recorded, or a folder holding paths it recorded (a copy-mode by-mac/<mac>/ that
+  // becomes a link). The folders are listed only when a planned path is not recorded itself.
+  let folders: Set<string> | undefined;
+  const isFolder = (p: string) => (folders ??= new Set(Object.keys(deployed.entries).flatMap(foldersOf))).has(p);
   const pending = new Set(deployed.pending);
-  const owned = (p: string) => p in deployed.entries || pending.has(p) || folders.has(p);
+  const owned = (p: string) => p in deployed.entries || pending.has(p) || isFolder(p);
   const listings = new Map<string, Promise<Map<string, string>>>();
   const list = (dir: string) => {
     if (!listings.has(dir)) listings.set(dir, fs.list(dir).then((items) => new Map(items.map((i) => [i.name, i.kind]))));
@@ -182,8 +185,9 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
   // 0. Nothing in the way (checked by deploy's conflicts() already; rollback and gc come straight here).
   await checkReachable(fs, plan, deployed);
   // 1. Own every path before creating it: a deploy that dies from here on leaves nothing unowned.
+  // (Unless the record already says so: then the target holds this very record.)
   const pending = [...new Set([...deployed.pending, ...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)])].sort();
-  await writeDeployed(fs, { ...deployed, pending });
+  if (pending.length !== deployed.pending.length || pending.some((p, i) => p !== deployed.pending[i])) await writeDeployed(fs, { ...deployed, pending });
 
   // 2. Artifacts: immutable and hash-named. One that a deploy that did not finish renamed into place
   // (after checking its size) is kept if its hash is right, and not sent again.
@@ -232,9 +236,10 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
   // Leftovers of an interrupted deploy whose paths this one did not write again.
   await removeTemps(fs, deployed.pending);
 
-  // 4. Record the new state with what is about to go still owned (pending), then remove it.
+  // 4. Record the new state with what is about to go still owned (pending), then remove it. With
+  // nothing to remove, that record would be the final one: it is written once, below.
   const going = Object.fromEntries(plan.deletions.filter((p) => deployed.entries[p]).map((p) => [p, deployed.entries[p]!]));
-  await writeDeployed(fs, { ...plan.manifest, entries: { ...plan.manifest.entries, ...going }, pending: [...new Set([...plan.manifest.pending, ...plan.deletions])].sort() });
+  if (plan.deletions.length > 0) await writeDeployed(fs, { ...plan.manifest, entries: { ...plan.manifest.entries, ...going }, pending: [...new Set([...plan.manifest.pending, ...plan.deletions])].sort() });
   for (const p of plan.deletions) {
     hooks.onEvent?.({ action: "remove", path: p });
     const blocked = (await fs.blockedAt(p))?.path;
@@ -251,7 +256,7 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
     result.removed++;
   }
   const keptEntries = Object.fromEntries(result.kept.map((p) => [p, going[p]!]));
-  await writeDeployed(fs, { ...plan.manifest, entries: { ...plan.manifest.entries, ...keptEntries } });
+  await writeDeployed(fs, result.kept.length === 0 ? plan.manifest : { ...plan.manifest, entries: { ...plan.manifest.entries, ...keptEntries } });
   return result;
 }
 

@@ -23,6 +23,8 @@ export interface BuildOptions extends OutOptions {
   classes: string[];
   /** nixpkgs for NixOS classes (else $NETBUILD_NIXPKGS, else the npins pin). */
   nixpkgs?: string | undefined;
+  /** Read back every script and link in out/ (drift by hand that kept a file's size, mtime and inode), instead of trusting what lstat says. */
+  verify?: boolean | undefined;
 }
 
 export interface BuildResult {
@@ -89,12 +91,16 @@ export function announceWipes(reporter: Reporter, wipes: { name: string; file: s
 }
 
 export async function build(options: BuildOptions, ctx: Context): Promise<BuildResult> {
+  // NETBUILD_TRACE=1: when each phase ended, in ms since the process started (as deploy does).
+  const trace = ctx.env["NETBUILD_TRACE"] ? (m: string) => ctx.reporter.info(`trace ${performance.now().toFixed(0).padStart(6)} ms  ${m}`) : () => undefined;
   const root = rootOf(options, ctx);
   const inv = await loadRoot(root, ctx);
+  trace("inventory");
   const selected = selectClasses(inv, options.classes);
   const out = outOf(options, ctx, root, inv);
   // Refused before Nix runs (a file, a foreign folder, a record that cannot be trusted); read again under the lock below.
-  await checkOutFolder(out);
+  const before = await checkOutFolder(out);
+  trace("out/ checked");
   const nixpkgs = options.nixpkgs ?? ctx.env["NETBUILD_NIXPKGS"];
   const nixos = selected.filter((c) => c.kind === "nixos");
   if (nixos.length > 0 && !nixpkgs && !hasNpinsNixpkgs(root)) {
@@ -114,6 +120,7 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
   const downloads = talos.flatMap((c) => talosDownloads(inv, c));
 
   const gen = await writeGenerated(root, inv);
+  trace("generate");
   ctx.reporter.info(`generate: ${gen.written.length} written, ${gen.unchanged.length} unchanged (${path.relative(ctx.cwd, gen.dir) || "."})`);
 
   const names = selected.map((c) => c.name);
@@ -127,6 +134,7 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
     downloads,
     reserved: (key) => reservedParam(key, inv.site.flagPrefix) !== undefined,
   });
+  trace("nix-build");
 
   const tooBig = oversizedImages(fresh);
   if (tooBig.length > 0) {
@@ -138,11 +146,13 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
   // From here on out/ is this build's alone (its lock): its manifest is read again under the lock,
   // in case another build finished meanwhile.
   return withOutLock(out, "build", (m) => ctx.reporter.info(m), async () => {
-    const current = await checkOutFolder(out);
+    const current = await checkOutFolder(out, before);
+    trace("lock, out/'s manifest");
     const kept = keptBuilds(inv, current, new Set(names));
     const builds = new Map<ClassName, ClassBuild>([...kept, ...fresh]);
     const configs = await renderTalosConfigs(root, inv, builds, ctx);
     const tree = treeOf(inv, builds, current, configs.texts);
+    trace("tree planned");
 
     const warnings: string[] = [];
     for (const { host, needed } of hostsShortOfRam(inv, builds)) {
@@ -169,9 +179,16 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
       if (notice) ctx.reporter.warn(notice);
     }
 
-    const applied: ApplyResult = await applyTree(out, tree, current, (e) => {
-      if (e.action === "copy") ctx.reporter.info(`tree: copy ${e.path} (${formatBytes(e.bytes ?? 0)})`);
-    });
+    const applied: ApplyResult = await applyTree(
+      out,
+      tree,
+      current,
+      (e) => {
+        if (e.action === "copy") ctx.reporter.info(`tree: copy ${e.path} (${formatBytes(e.bytes ?? 0)})`);
+      },
+      { verify: options.verify === true },
+    );
+    trace("tree written");
 
     return {
       out,

@@ -43,19 +43,23 @@ export async function loadRoot(root: string, ctx: Context): Promise<Inventory> {
 }
 
 async function loadOnce(root: string, ctx: Context): Promise<Inventory> {
-  // Loaded here, not at the top: zod and yaml take a while to load, and deploy starts connecting first.
-  const { loadInventory } = await import("../core/inventory.ts");
   const { readInventory } = await import("../adapters/inventory-files.ts");
-  const { source, saveCache } = await readInventory(root);
-  const result = loadInventory(source);
-  // Bad input writes nothing, not even the parse cache.
-  if (result.ok) saveCache();
-  if (!result.ok) {
-    const errors = result.issues.filter((i) => i.severity === "error");
-    throw new UserError("INVENTORY_INVALID", `the inventory has ${errors.length} error${errors.length === 1 ? "" : "s"}; nothing was written`, { issues: result.issues });
+  const read = await readInventory(root);
+  let inv = read.known;
+  if (!inv) {
+    // Loaded here, and only when something changed: zod and yaml take a while to load, and deploy starts connecting first.
+    const { loadInventory } = await import("../core/inventory.ts");
+    const result = loadInventory(read.source);
+    if (!result.ok) {
+      const errors = result.issues.filter((i) => i.severity === "error");
+      throw new UserError("INVENTORY_INVALID", `the inventory has ${errors.length} error${errors.length === 1 ? "" : "s"}; nothing was written`, { issues: result.issues });
+    }
+    // Bad input writes nothing, not even the caches.
+    read.save(result);
+    inv = result.inventory;
   }
-  for (const w of result.inventory.warnings) ctx.reporter.warn(w);
-  return result.inventory;
+  for (const w of inv.warnings) ctx.reporter.warn(w);
+  return inv;
 }
 
 /** `--class` names must exist: a typo would otherwise build nothing and look like success. */

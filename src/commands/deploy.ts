@@ -186,12 +186,15 @@ interface Prepared {
 
 /** Does out/ already hold exactly this tree (by its manifest)? Then there is nothing to rewrite there. */
 function outIsCurrent(source: SourceTree, recorded: Record<string, ManifestEntry>): boolean {
-  for (const [p, e] of Object.entries(source.entries)) {
+  // for…in, not Object.entries: 20,000 entries are a dictionary, which Object.entries copies out pair by pair.
+  for (const p in source.entries) {
+    const e = source.entries[p]!;
     const r = recorded[p];
     if (!r || r.kind !== e.kind) return false;
     if (e.kind === "symlink" ? e.target !== (r as { target: string }).target : e.sha256 !== (r as { sha256: string }).sha256) return false;
   }
-  return Object.entries(recorded).every(([p, r]) => r.kind === "artifact" || p in source.entries);
+  for (const p in recorded) if (recorded[p]!.kind !== "artifact" && !(p in source.entries)) return false;
+  return true;
 }
 
 /**
@@ -201,7 +204,8 @@ function outIsCurrent(source: SourceTree, recorded: Record<string, ManifestEntry
  */
 async function prepare(root: string, inv: Inventory, out: string, manifest: TreeManifest, dryRun: boolean, ctx: Context): Promise<Prepared> {
   if (dryRun) return prepareFrom(root, inv, out, manifest, false, ctx);
-  return withOutLock(out, "deploy", (m) => ctx.reporter.info(m), async () => prepareFrom(root, inv, out, (await checkOutFolder(out)) ?? manifest, true, ctx));
+  // Read again under the lock only if the file changed since `manifest` was read (a build finished meanwhile).
+  return withOutLock(out, "deploy", (m) => ctx.reporter.info(m), async () => prepareFrom(root, inv, out, (await checkOutFolder(out, manifest)) ?? manifest, true, ctx));
 }
 
 async function prepareFrom(root: string, inv: Inventory, out: string, manifest: TreeManifest, write: boolean, ctx: Context): Promise<Prepared> {
@@ -353,21 +357,55 @@ async function newWipes(servedText: ServedText, servedLink: ServedText, plan: De
   return [...found].filter((f) => !hosts.has(f.split(" ")[0]!)).concat([...hosts]).sort();
 }
 
-/** Host → its MACs (by-mac links, or copy-mode copies, which are byte for byte its script), from a manifest's entries. */
-function macsByHost(entries: Record<string, ManifestEntry>): Map<string, string[]> {
-  const bySha = new Map<string, string>();
-  for (const [p, e] of Object.entries(entries)) {
-    const host = hostOfScript(p);
-    if (host && e.kind === "file") bySha.set(e.sha256, host);
+const MAC_PATH = /^by-mac\/([^/]+)(\/ipxe)?$/;
+/** What every by-mac link's target starts with (records.ts holds them to it). */
+const HOST_LINK = "../by-host/";
+
+interface MacView {
+  /** The host each by-mac entry asked about leads to (undefined: none, or no host script has its copy's hash). */
+  hostAt: Map<string, string | undefined>;
+  /** The MACs of each host asked about that has any. */
+  macs: Map<string, string[]>;
+}
+
+/**
+ * What a manifest's by-mac entries say, in one walk of it, for what a plan can have changed: the
+ * host each of `paths` leads to (and each copy of a host script with one of `scriptShas`, whose host
+ * may have changed with it), and the MACs of `hosts`. A by-mac entry is a link to its host's folder,
+ * or (copy mode) a byte-for-byte copy of its host's script: the host whose script has its hash (the
+ * last such script in the record, should two ever match).
+ */
+function macView(entries: Record<string, ManifestEntry>, hosts: ReadonlySet<string>, paths: ReadonlySet<string>, scriptShas: ReadonlySet<string>): MacView {
+  const view: MacView = { hostAt: new Map(), macs: new Map() };
+  if (hosts.size === 0 && paths.size === 0 && scriptShas.size === 0) return view;
+  const fileSha = (e: ManifestEntry | undefined) => (e?.kind === "file" ? e.sha256 : undefined);
+  const shas = new Set(scriptShas);
+  for (const p of [...paths, ...[...hosts].map((h) => `by-host/${h}/ipxe`)]) {
+    const sha = fileSha(entries[p]);
+    if (sha) shas.add(sha);
   }
-  const out = new Map<string, string[]>();
-  for (const [p, e] of Object.entries(entries)) {
-    const m = /^by-mac\/([^/]+)(\/ipxe)?$/.exec(p);
-    if (!m) continue;
-    const host = e.kind === "symlink" ? e.target.slice("../by-host/".length) : e.kind === "file" ? bySha.get(e.sha256) : undefined;
-    if (host !== undefined) out.set(host, [...(out.get(host) ?? []), m[1]!]);
+  const hostOfSha = new Map<string, string>();
+  const found: string[] = [];
+  // for…in, not Object.entries: a 20,000-entry record parsed from JSON is a dictionary, which
+  // Object.entries copies out pair by pair (several times slower).
+  for (const p in entries) {
+    const e = entries[p]!;
+    if (e.kind === "file" && p.startsWith("by-host/")) {
+      const host = shas.has(e.sha256) ? hostOfScript(p) : undefined;
+      if (host) hostOfSha.set(e.sha256, host);
+    } else if (p.startsWith("by-mac/")) {
+      if (paths.has(p) || (e.kind === "symlink" ? hosts.has(e.target.slice(HOST_LINK.length)) : shas.has(fileSha(e) ?? ""))) found.push(p);
+    }
   }
-  return out;
+  for (const p of found) {
+    const mac = MAC_PATH.exec(p)?.[1];
+    if (mac === undefined) continue;
+    const e = entries[p]!;
+    const host = e.kind === "symlink" ? e.target.slice(HOST_LINK.length) : hostOfSha.get(fileSha(e) ?? "");
+    if (paths.has(p) || (e.kind === "file" && scriptShas.has(e.sha256))) view.hostAt.set(p, host);
+    if (host !== undefined && hosts.has(host)) view.macs.set(host, [...(view.macs.get(host) ?? []), mac]);
+  }
+  return view;
 }
 
 /**
@@ -375,15 +413,41 @@ function macsByHost(entries: Record<string, ManifestEntry>): Map<string, string[
  * and its MACs, from its record) against what it will serve. Only hosts the plan touches are read.
  */
 async function machinePlan(servedText: ServedText, plan: DeployPlan, deployed: DeployedManifest, contents: ReadonlyMap<string, string>, flagPrefix: string): Promise<MachineChange[]> {
-  const macsBefore = macsByHost(deployed.entries);
-  const macsAfter = macsByHost(plan.manifest.entries);
+  // The plan's manifest differs from the record only at the paths the plan writes or removes: the
+  // hosts it touches are found from those (not from walks of a 10,000-host record per host). A host
+  // is touched when its script is written or removed, or when its MACs change: a by-mac entry
+  // written or removed, or a copy-mode copy whose host script changed hash.
   const touched = new Set<string>();
+  const scriptShas = new Set<string>();
+  const macPaths = new Set<string>();
   for (const p of [...plan.switches.map((sw) => sw.path), ...plan.deletions]) {
     const host = hostOfScript(p);
-    if (host) touched.add(host);
+    if (host) {
+      touched.add(host);
+      for (const e of [deployed.entries[p], plan.manifest.entries[p]]) if (e?.kind === "file") scriptShas.add(e.sha256);
+    } else if (MAC_PATH.test(p)) macPaths.add(p);
   }
+  // A Talos host whose machine config is rewritten boots differently even with the same script.
+  const configs = new Set(plan.switches.flatMap((sw) => /^by-host\/([^/]+)\/talos\.yaml$/.exec(sw.path)?.slice(1, 2) ?? []));
+  const hosts = new Set([...touched, ...configs]);
+  let was = macView(deployed.entries, hosts, macPaths, scriptShas);
+  let will = macView(plan.manifest.entries, hosts, macPaths, scriptShas);
+  // Hosts a by-mac entry leads to before or after, where that changed: their MACs may have changed.
+  const moved = new Set<string>();
+  for (const p of new Set([...was.hostAt.keys(), ...will.hostAt.keys()])) {
+    const [b, a] = [was.hostAt.get(p), will.hostAt.get(p)];
+    if (b === a) continue;
+    if (b !== undefined) moved.add(b);
+    if (a !== undefined) moved.add(a);
+  }
+  if ([...moved].some((h) => !hosts.has(h))) {
+    for (const h of moved) hosts.add(h);
+    was = macView(deployed.entries, hosts, new Set(), new Set());
+    will = macView(plan.manifest.entries, hosts, new Set(), new Set());
+  }
+  const [macsBefore, macsAfter] = [was.macs, will.macs];
   const sameMacs = (a: string[] | undefined, b: string[] | undefined) => (a ?? []).slice().sort().join() === (b ?? []).slice().sort().join();
-  for (const h of new Set([...macsBefore.keys(), ...macsAfter.keys()])) if (!sameMacs(macsBefore.get(h), macsAfter.get(h))) touched.add(h);
+  for (const h of moved) if (!sameMacs(macsBefore.get(h), macsAfter.get(h))) touched.add(h);
   const before = new Map<string, ServedHost>();
   const after = new Map<string, ServedHost>();
   await pool([...touched], 16, async (h) => {
@@ -394,8 +458,6 @@ async function machinePlan(servedText: ServedText, plan: DeployPlan, deployed: D
     if (will !== undefined) after.set(h, { script: will, macs: macsAfter.get(h) ?? [] });
   });
   const current = (m: DeployedManifest) => Object.fromEntries(Object.entries(m.classes).map(([name, c]) => [name, c.current]));
-  // A Talos host whose machine config is rewritten boots differently even with the same script.
-  const configs = new Set(plan.switches.flatMap((sw) => /^by-host\/([^/]+)\/talos\.yaml$/.exec(sw.path)?.slice(1, 2) ?? []));
   for (const h of configs) {
     if (touched.has(h)) continue;
     const rel = `by-host/${h}/ipxe`;
@@ -445,7 +507,8 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
   // Connecting takes a while: it starts from the site file alone, while the inventory loads and
   // out/ is brought up to date. Anything wrong in the site file is reported by the full load.
   const early = await earlyTargets(root, options);
-  const origin = (await import("../adapters/origin.ts")).deployOrigin(root, ctx.env);
+  // Who deploys, from what: recorded only by a deploy that changes something (a dry run reads nothing of git).
+  const origin = dryRun ? Promise.resolve(undefined) : (await import("../adapters/origin.ts")).deployOrigin(root, ctx.env);
   const opening = new Map(early.map((t) => [t.name, openTarget(t, root, options, ctx)]));
   trace("connecting (from the site file)");
   for (const p of opening.values()) p.catch(() => undefined); // awaited (and reported) per target below
@@ -564,9 +627,11 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
             followed.entries.push({ kind: "file", layer: "entry", path: "boot.ipxe", content: ipxeTemplates().boot({ unknownClass: unknown }) });
           }
           const extra = entriesOf(followed.entries, {}).entries;
-          const targetContents = new Map(contents);
+          // (Copied only when this target adds to them: a 10,000-host tree is 20,000 entries.)
+          const targetContents = followed.entries.length === 0 ? contents : new Map(contents);
           for (const e of followed.entries) if (e.kind === "file") targetContents.set(e.path, e.content);
-          const plan = planDeploy({ source: { classes: source.classes, entries: { ...source.entries, ...extra } }, classScripts, deployed, keep: t.keep, drifted, keepAsDeployed: new Set([...keepAsDeployed, ...followed.keep]), origin: await origin });
+          const entries = followed.entries.length === 0 ? source.entries : { ...source.entries, ...extra };
+          const plan = planDeploy({ source: { classes: source.classes, entries }, classScripts, deployed, keep: t.keep, drifted, keepAsDeployed: new Set([...keepAsDeployed, ...followed.keep]), origin: await origin });
           trace(`[${t.name}] planned`);
           // Scripts go from memory (the trees just planned hold them), not read back from out/.
           for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined) sw.content = targetContents.get(sw.path);

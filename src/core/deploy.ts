@@ -108,10 +108,27 @@ function sameEntry(a: ManifestEntry | undefined, b: ManifestEntry): boolean {
   return a.sha256 === (b as { sha256: string }).sha256;
 }
 
-const byLayer = (a: string, b: string) => LAYERS.indexOf(layerOf(a)) - LAYERS.indexOf(layerOf(b)) || (a < b ? -1 : a > b ? 1 : 0);
+const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Paths (sorted by path) in write order: by layer (LAYERS), then by path; each path's layer found once, not in every comparison. */
+function inLayerOrder(sortedPaths: readonly string[]): { path: string; layer: Layer }[] {
+  const buckets = LAYERS.map(() => [] as { path: string; layer: Layer }[]);
+  for (const p of sortedPaths) {
+    const layer = layerOf(p);
+    buckets[LAYERS.indexOf(layer)]!.push({ path: p, layer });
+  }
+  return buckets.flat();
+}
+
+/** Paths in delete order: the reverse of the write order. */
+function inDeleteOrder(paths: readonly string[]): string[] {
+  return inLayerOrder([...paths].sort(byPath))
+    .map((d) => d.path)
+    .reverse();
+}
 
 function sorted<T>(record: Record<string, T>): Record<string, T> {
-  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => byPath(a, b)));
 }
 
 export function generationId(sha256: string): string {
@@ -154,7 +171,9 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
   // (out/ also keeps its own previous generation; the target keeps generations of its own).
   const wanted = new Map<string, ManifestEntry>();
   const current = new Set(Object.values(source.classes).flatMap((c) => [c.kernel.path, c.initrd.path]));
-  for (const [p, e] of Object.entries(source.entries)) {
+  // for…in: a 10,000-host tree's entries are a dictionary, which Object.entries copies out pair by pair.
+  for (const p in source.entries) {
+    const e = source.entries[p]!;
     if (e.kind === "artifact" && !current.has(p)) continue;
     wanted.set(p, e);
   }
@@ -205,24 +224,24 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
   // place of a copy-mode folder, or the reverse): what stands there may be either form.
   const unsureSet = new Set([...deployed.pending, ...(drifted ?? [])]);
   const unsureFolders = new Set([...unsureSet].flatMap(foldersOf));
-  const unsure = { has: (p: string) => unsureSet.has(p) || unsureFolders.has(p) || foldersOf(p).some((f) => unsureSet.has(f)) };
-  const entries: Record<string, ManifestEntry> = {};
+  const unsure = { has: (p: string) => unsureSet.size > 0 && (unsureSet.has(p) || unsureFolders.has(p) || foldersOf(p).some((f) => unsureSet.has(f))) };
+  const order = [...wanted.keys()].sort(byPath);
   const uploads: Upload[] = [];
   const switches: Switch[] = [];
   let unchanged = 0;
-  for (const p of [...wanted.keys()].sort(byLayer)) {
+  let generations: Generation[] | undefined;
+  for (const { path: p, layer } of inLayerOrder(order)) {
     const e = wanted.get(p)!;
-    entries[p] = e;
     if (sameEntry(deployed.entries[p], e) && !unsure.has(p)) {
       unchanged++;
       continue;
     }
     if (e.kind === "artifact") uploads.push({ path: p, size: e.size, sha256: e.sha256 });
-    else if (e.kind === "symlink") switches.push({ kind: "symlink", layer: layerOf(p), path: p, target: e.target });
+    else if (e.kind === "symlink") switches.push({ kind: "symlink", layer, path: p, target: e.target });
     else {
       // A kept class script that must be rewritten (drift) comes from the generation it boots.
-      const gen = Object.values(classes).flatMap((c) => c.generations).find((g) => g.sha256 === e.sha256 && p.endsWith("/ipxe") && layerOf(p) === "class");
-      switches.push({ kind: "file", layer: layerOf(p), path: p, sha256: e.sha256, ...(gen && !source.entries[p] ? { content: gen.script } : {}) });
+      const gen = layer === "class" && p.endsWith("/ipxe") && !source.entries[p] ? (generations ??= Object.values(classes).flatMap((c) => c.generations)).find((g) => g.sha256 === e.sha256) : undefined;
+      switches.push({ kind: "file", layer, path: p, sha256: e.sha256, ...(gen ? { content: gen.script } : {}) });
     }
   }
 
@@ -232,13 +251,19 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
   // Artifacts of kept generations stay; so do those of classes that left the tree (until gc).
   // Everything else recorded, or left half-made by a deploy that did not finish, goes.
   const referenced = new Set(Object.values(classes).flatMap((c) => c.generations.flatMap((g) => [g.kernel, g.initrd])));
-  const deletions: string[] = [];
-  for (const p of new Set([...Object.keys(deployed.entries), ...deployed.pending])) {
-    if (p in entries) continue;
-    if (deployed.entries[p]?.kind === "artifact" && referenced.has(p)) entries[p] = deployed.entries[p]!;
-    else deletions.push(p);
-  }
-  deletions.sort((a, b) => byLayer(b, a));
+  const keptArtifacts: string[] = [];
+  const going: string[] = [];
+  const recorded = (p: string) => {
+    if (wanted.has(p)) return;
+    if (deployed.entries[p]?.kind === "artifact" && referenced.has(p)) keptArtifacts.push(p);
+    else going.push(p);
+  };
+  for (const p in deployed.entries) recorded(p);
+  for (const p of new Set(deployed.pending)) if (!(p in deployed.entries)) recorded(p);
+  const deletions = inDeleteOrder(going);
+  // The manifest's entries in path order, built in that order (a 10,000-host record is not sorted twice).
+  const entries: Record<string, ManifestEntry> = {};
+  for (const p of keptArtifacts.length === 0 ? order : [...order, ...keptArtifacts].sort(byPath)) entries[p] = wanted.get(p) ?? deployed.entries[p]!;
 
   const changed = uploads.length + switches.length + deletions.length > 0;
   const last = changed && origin ? { command: "deploy" as const, ...origin } : deployed.last;
@@ -250,7 +275,7 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
     held,
     bytes: uploads.reduce((n, u) => n + u.size, 0),
     unchanged,
-    manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: [], ...(last ? { last } : {}) },
+    manifest: { format: 1, classes: sorted(classes), entries, pending: [], ...(last ? { last } : {}) },
   };
 }
 
@@ -292,8 +317,12 @@ export function planRollback(deployed: DeployedManifest, classNames: readonly st
     // Going back remembers what it left; switching to a generation explicitly (forward again) forgets it.
     const from = to === undefined ? [...new Set([...(cls.rolledBackFrom ?? []), cls.current])] : (cls.rolledBackFrom ?? []).filter((id) => id !== target.id);
     classes[name] = { ...cls, current: target.id, ...(from.length > 0 ? { rolledBackFrom: from } : { rolledBackFrom: undefined }) };
-    // Generations are kept newest first: one after the current is older.
-    changes.push({ name, from: cls.current, to: target.id, direction: cls.generations.indexOf(target) > at ? "back" : "forward" });
+    // Back or forward: by when each was first deployed, where both say and differ; else by the list, which holds
+    // the current generation and the one served before it first.
+    const when = (g: Generation | undefined) => g?.deployed?.at;
+    const servedNow = cls.generations[at];
+    const older = when(target) !== undefined && when(servedNow) !== undefined && when(target) !== when(servedNow) ? when(target)! < when(servedNow)! : cls.generations.indexOf(target) > at;
+    changes.push({ name, from: cls.current, to: target.id, direction: older ? "back" : "forward" });
   }
   const last = switches.length > 0 && origin ? { command: "rollback" as const, ...origin } : deployed.last;
   const plan: DeployPlan = { uploads: [], switches, deletions: [], classes: [], bytes: 0, unchanged: 0, manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: deployed.pending, ...(last ? { last } : {}) } };
@@ -316,15 +345,15 @@ export function planGc(deployed: DeployedManifest, keep: number): { plan: Deploy
   }
   const referenced = new Set(Object.values(classes).flatMap((c) => c.generations.flatMap((g) => [g.kernel, g.initrd])));
   const entries: Record<string, ManifestEntry> = {};
-  const deletions: string[] = [];
+  const going: string[] = [];
   let freed = 0;
   for (const [p, e] of Object.entries(deployed.entries)) {
     if (e.kind === "artifact" && !referenced.has(p)) {
-      deletions.push(p);
+      going.push(p);
       freed += e.size;
     } else entries[p] = e;
   }
-  deletions.sort((a, b) => byLayer(b, a));
+  const deletions = inDeleteOrder(going);
   // A deploy that did not finish is the next deploy's to finish (it knows what it wants); gc only
   // removes the temporary files such a deploy left.
   const temps = deployed.pending;

@@ -4,9 +4,11 @@ import { formatWhere } from "../errors.ts";
 import { macColons, parseClassName, parseHostName, parseMac, type ClassName, type KernelParam, type Mac, type HostName } from "./names.ts";
 import { HostSchema, HostsFileSchema } from "./schema.ts";
 import { described, fieldPath, quoted } from "./excerpt.ts";
-import type { Path, YamlDoc } from "./yaml-doc.ts";
+import { MAX_VALUES, parseHostChunk, YamlDoc, type Path } from "./yaml-doc.ts";
 import { fileIssue, type InventoryFile, type Probe } from "./inventory-source.ts";
-import { baseName, docOf, kernelParamsOf, reservedParams, validated, validParams, type Collector, type RawHost } from "./inventory-rules.ts";
+import { baseName, docOf, kernelParamsOf, reservedParams, validated, validParams, type Collector, type HostPlace, type RawHost, type RecalledHost } from "./inventory-rules.ts";
+import { hostChunks, type HostChunk } from "./host-chunks.ts";
+import { unitKey, type Recall } from "./inventory-memo.ts";
 import type { Site } from "./site.ts";
 import type { ClassDef } from "./classes.ts";
 import { talosHostOf, type TalosHost } from "./talos-inventory.ts";
@@ -34,12 +36,34 @@ const HOST_KEYS: ReadonlySet<string> = new Set(Object.keys(HostSchema.shape));
 /** A host read with a stand-in for a `class` that has an error (reported): the rules then check the rest of it. */
 const HOST_STAND_INS = { class: "" };
 
-export function readHosts(files: InventoryFile[], c: Collector): RawHost[] {
-  const out: RawHost[] = [];
+/**
+ * The hosts of every file, each validated on its own. With `recall` (what earlier runs read and
+ * checked), a host whose text is unchanged comes back as it was checked, and a file of many hosts
+ * is read one host at a time when it can be (host-chunks.ts), else whole. A host read alone, or
+ * recalled, has no positions: a message about it throws Unplaced (see inventory.ts).
+ */
+export function readHosts(files: InventoryFile[], c: Collector, recall?: Recall): (RawHost | RecalledHost)[] {
+  const out: (RawHost | RecalledHost)[] = [];
   for (const file of files) {
     if (file.problem) {
       c.issues.push(fileIssue(file.path, "hosts", file.problem));
       continue;
+    }
+    const unit = recall ? unitKey(file.path, file.text) : undefined;
+    if (recall && unit !== undefined) {
+      const chunks = recall.whole(unit) ? undefined : hostChunks(file.text);
+      const hosts = chunks && readChunks(file, chunks, recall, c);
+      if (hosts) {
+        out.push(...hosts);
+        continue;
+      }
+      if (chunks) recall.readWhole(unit);
+      const recalled = recall.host(unit);
+      if (recalled) {
+        // A file of one host, unchanged: what was checked of it holds, name and file name included.
+        out.push({ doc: YamlDoc.unplaced(file.path), at: [], label: fieldPath("hosts", baseName(file.path)), name: recalled.name, host: recalled });
+        continue;
+      }
     }
     const doc = docOf(file, c);
     // The file's path is written into the host's iPXE script (as a comment): nothing that could end it.
@@ -88,7 +112,51 @@ export function readHosts(files: InventoryFile[], c: Collector): RawHost[] {
     const name = parseHostName(key);
     if (!name.ok) c.error(doc, [], label, `the host file name: ${name.message}`, name.hint ? `${name.hint}; a file holding one host is named <hostname>.yaml` : undefined);
     const input = validated(HostSchema, doc, map, [], label, c, HOST_STAND_INS);
-    if (input) out.push({ doc, at: [], label, name: name.ok ? name.value : undefined, input });
+    if (input) out.push({ doc, at: [], label, name: name.ok ? name.value : undefined, input, ...(unit !== undefined ? { unit: { key: unit } } : {}) });
+  }
+  return out;
+}
+
+/**
+ * A file of many hosts, one host at a time: each host's text read on its own (unless an earlier run
+ * read this very text) and validated, or taken as an earlier run checked it. Undefined when the
+ * file is to be read whole, as it says something only the whole file can say where: a host whose
+ * text is unusual to read alone, a key twice, a key that is no hostname, too many values in all.
+ */
+function readChunks(file: InventoryFile, chunks: HostChunk[], recall: Recall, c: Collector): (RawHost | RecalledHost)[] | undefined {
+  if (!SAFE_FILE.test(file.path)) return undefined;
+  const read: { chunk: HostChunk; name: HostName; key: string; values: number; json?: string | undefined; value: () => unknown }[] = [];
+  const keys = new Set<string>();
+  // `hosts:` and its mapping; each host's key and value a few more (see MAX_VALUES).
+  let values = 2;
+  for (const chunk of chunks) {
+    const name = parseHostName(chunk.key);
+    if (!name.ok || keys.has(chunk.key)) return undefined;
+    keys.add(chunk.key);
+    const key = unitKey(file.path, chunk.text);
+    let known = recall.read(key);
+    if (!known) {
+      const parsed = parseHostChunk(chunk.text, chunk.key);
+      if (!parsed) return undefined;
+      known = { values: parsed.values, value: () => parsed.value };
+    }
+    values += known.values + 2;
+    read.push({ chunk, name: name.value, key, ...known });
+  }
+  if (values > MAX_VALUES) return undefined;
+  const doc = YamlDoc.unplaced(file.path);
+  const out: (RawHost | RecalledHost)[] = [];
+  for (const { chunk, name, key, values, json, value } of read) {
+    const at = ["hosts", chunk.key];
+    const label = fieldPath("hosts", chunk.key);
+    const host = recall.host(key);
+    if (host) {
+      out.push({ doc, at, label, name, host });
+      continue;
+    }
+    const data = value();
+    const input = validated(HostSchema, doc, data, at, label, c, HOST_STAND_INS);
+    if (input) out.push({ doc, at, label, name, input, unit: { key, data, json, values } });
   }
   return out;
 }
@@ -200,6 +268,18 @@ export function hostOf(raw: RawHost, placed: PlacedMac[], site: Site, classNames
   };
 }
 
+/**
+ * What checking a host of class `className` reads besides the host (hostOf, talosHostOf): the
+ * site's settings, whether the class exists, its kind and a Talos class's machine defaults. A host
+ * checked in an earlier run holds while this is the same (inventory-memo.ts); the files a Talos
+ * host's patches name are looked at again apart.
+ */
+export function hostDependencies(className: string, site: Site, classNames: ReadonlySet<string>, classes: ReadonlyMap<string, ClassDef>): string {
+  const cls = classes.get(className);
+  const own = cls ? [cls.kind, cls.name, cls.kind === "talos" ? cls.machine : null] : null;
+  return JSON.stringify([site.file ?? null, site.flagPrefix, site.talosConfigBaseUrl ?? null, site.talosBaseConfigs, classNames.has(className), own]);
+}
+
 /** file:line of a value, for naming it in another value's message (a file name with a control character quoted, as formatWhere does). */
 function lineOf(doc: YamlDoc, at: Path): string {
   const { file, line } = doc.where(at, "");
@@ -208,7 +288,7 @@ function lineOf(doc: YamlDoc, at: Path): string {
 
 /** Where a host writes a value two hosts may not share (a MAC, an IP). */
 interface Shared {
-  raw: RawHost & { name: HostName };
+  raw: HostPlace & { name: HostName };
   at: Path;
   field: string;
 }
@@ -242,18 +322,25 @@ function reportShared<T>(entries: Iterable<T>, keyOf: (e: T) => string, place: (
   }
 }
 
-function named(raw: RawHost): raw is RawHost & { name: HostName } {
+function named<T extends HostPlace>(raw: T): raw is T & { name: HostName } {
   return raw.name !== undefined;
 }
 
+/** What the rules across hosts compare: where the host is, its MACs and its address. */
+export interface SharedValues {
+  raw: HostPlace;
+  macs: PlacedMac[];
+  ip: string | undefined;
+}
+
 /** The same MAC on two hosts would boot one machine as the other: always an error, at each host that lists it. */
-export function uniqueMacs(hosts: { raw: RawHost; macs: PlacedMac[] }[], c: Collector): void {
+export function uniqueMacs(hosts: SharedValues[], c: Collector): void {
   const entries = hosts.flatMap(({ raw, macs }) => (named(raw) ? macs.map((m) => ({ raw, m })) : []));
   reportShared(entries, (e) => e.m.mac, (e) => ({ raw: e.raw, at: e.m.at, field: e.m.field }), c, (mac, others) => `MAC ${macColons(mac as Mac)} is also used by ${others}`, "each MAC belongs to one host; MACs are compared in any spelling (aa:bb:.., aa-bb-.., aabb.cc..)");
 }
 
-export function uniqueNames(raws: RawHost[], c: Collector): void {
-  const seen = new Map<string, RawHost>();
+export function uniqueNames(raws: HostPlace[], c: Collector): void {
+  const seen = new Map<string, HostPlace>();
   for (const raw of raws) {
     if (raw.name === undefined) continue;
     const first = seen.get(raw.name);
@@ -264,7 +351,7 @@ export function uniqueNames(raws: RawHost[], c: Collector): void {
 }
 
 /** Two hosts with one address: an error at each of them. */
-export function uniqueIps(raws: RawHost[], c: Collector): void {
-  const entries = raws.filter((raw): raw is RawHost & { name: HostName; input: { ip: string } } => named(raw) && raw.input.ip !== undefined);
-  reportShared(entries, (raw) => raw.input.ip, (raw) => ({ raw, at: [...raw.at, "ip"], field: `${raw.label}.ip` }), c, (ip, others) => `IP ${ip} is also used by ${others}`, "each host needs its own address");
+export function uniqueIps(hosts: SharedValues[], c: Collector): void {
+  const entries = hosts.flatMap(({ raw, ip }) => (named(raw) && ip !== undefined ? [{ raw, ip }] : []));
+  reportShared(entries, (e) => e.ip, (e) => ({ raw: e.raw, at: [...e.raw.at, "ip"], field: `${e.raw.label}.ip` }), c, (ip, others) => `IP ${ip} is also used by ${others}`, "each host needs its own address");
 }

@@ -8,16 +8,29 @@ import type { ClassInput, HostInput } from "./schema.ts";
 import { YamlDoc, zodIssues, type Path } from "./yaml-doc.ts";
 import { quoted } from "./excerpt.ts";
 import type { InventoryFile, OnParsed, Probe } from "./inventory-source.ts";
+import type { Host } from "./hosts.ts";
 
-/** A host as read, before cross-file rules. */
-export interface RawHost {
+/** Where a host is: what the rules across hosts name. */
+export interface HostPlace {
   doc: YamlDoc;
   /** Data path of the host's mapping inside its file. */
   at: Path;
   label: string;
   /** Undefined when the key or file name is not a valid hostname (reported): the host is still checked, but left out of the rules across hosts. */
   name: HostName | undefined;
+}
+
+/** A host as read, before its rules and the rules across hosts. */
+export interface RawHost extends HostPlace {
   input: HostInput;
+  /** Its text's key and value (inventory-memo.ts), when it is remembered once checked without an issue. */
+  unit?: { key: string; data?: unknown; json?: string | undefined; values?: number } | undefined;
+}
+
+/** A host an earlier run read from this very text and checked, with nothing it depended on changed since (inventory-memo.ts). */
+export interface RecalledHost extends HostPlace {
+  name: HostName;
+  host: Host;
 }
 
 /** A class as read, before its rules. */

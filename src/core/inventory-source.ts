@@ -3,6 +3,7 @@
 import path from "node:path";
 import type { Issue } from "../errors.ts";
 import { quoted } from "./excerpt.ts";
+import type { Memo } from "./inventory-memo.ts";
 
 export interface InventoryFile {
   /** Relative to the inventory root, with `/` separators. */
@@ -87,4 +88,6 @@ export interface InventorySource {
   folders?: { path: string; problem: FileProblem }[] | undefined;
   probe: Probe;
   onParsed?: OnParsed | undefined;
+  /** What earlier runs read and checked (a cache an adapter keeps): hosts whose text did not change are not read or checked again. */
+  earlier?: Memo | undefined;
 }

@@ -64,8 +64,19 @@ export interface TreeClass {
   previous: { kernel: string; initrd: string } | undefined;
 }
 
-/** What the tree's manifest (`.netbuild/manifest.json`) records of each path netbuild wrote. */
-export type ManifestEntry = { kind: "file"; sha256: string } | { kind: "artifact"; size: number; sha256: string } | { kind: "symlink"; target: string };
+/**
+ * Where a file stood in out/ when netbuild wrote it (or last read it back): its size, its mtime in
+ * nanoseconds and its inode, as lstat gives them (decimal strings: exact beyond 2^53). A build
+ * trusts a recorded file unchanged while lstat still says all three; `build --verify` reads it back.
+ */
+export interface FileStamp {
+  size: number;
+  mtimeNs: string;
+  ino: string;
+}
+
+/** What the tree's manifest (`.netbuild/manifest.json`) records of each path netbuild wrote (a file's stamp: out/'s manifest only). */
+export type ManifestEntry = ({ kind: "file"; sha256: string } & Partial<FileStamp>) | { kind: "artifact"; size: number; sha256: string } | { kind: "symlink"; target: string };
 
 export interface TreeManifest {
   format: 1;

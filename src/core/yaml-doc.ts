@@ -1,6 +1,6 @@
 // A parsed YAML file that can say where any value came from (line:column), so that every
 // inventory error points at the text the user has to change.
-import { Composer, CST, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, Parser, visit, YAMLParseError, type Document, type DocumentOptions, type Node, type Pair, type ParseOptions, type SchemaOptions, type YAMLMap } from "yaml";
+import { Composer, CST, isAlias, isMap, isPair, isScalar, isSeq, Lexer, LineCounter, Parser, Scalar, visit, YAMLParseError, type Document, type DocumentOptions, type Node, type Pair, type ParseOptions, type SchemaOptions, type YAMLMap } from "yaml";
 import type { z } from "zod";
 import type { Issue, Where } from "../errors.ts";
 import { described, escaped, fieldPath, quoted } from "./excerpt.ts";
@@ -60,9 +60,9 @@ const LIMITS: YamlLimits = { values: MAX_VALUES, nesting: MAX_NESTING };
  * with the values counted while parsing and the nesting checked between parsing (iterative) and
  * composing (recursive).
  */
-export function parseYaml(text: string, options: YamlOptions & { lineCounter: LineCounter }, all: true, limits?: YamlLimits): { docs: Document.Parsed[] } | Unparsable;
-export function parseYaml(text: string, options: YamlOptions & { lineCounter: LineCounter }, all: false, limits?: YamlLimits): { docs: [Document.Parsed] } | Unparsable;
-export function parseYaml(text: string, options: YamlOptions & { lineCounter: LineCounter }, all: boolean, limits: YamlLimits = LIMITS): { docs: Document.Parsed[] } | Unparsable {
+export function parseYaml(text: string, options: YamlOptions & { lineCounter: LineCounter }, all: true, limits?: YamlLimits): { docs: Document.Parsed[]; values: number } | Unparsable;
+export function parseYaml(text: string, options: YamlOptions & { lineCounter: LineCounter }, all: false, limits?: YamlLimits): { docs: [Document.Parsed]; values: number } | Unparsable;
+export function parseYaml(text: string, options: YamlOptions & { lineCounter: LineCounter }, all: boolean, limits: YamlLimits = LIMITS): { docs: Document.Parsed[]; values: number } | Unparsable {
   // Parser.parse(), with each lexical token counted on the way: too many values stop it early.
   const parser = new Parser(options.lineCounter.addNewLine);
   const tokens: CST.Token[] = [];
@@ -80,7 +80,7 @@ export function parseYaml(text: string, options: YamlOptions & { lineCounter: Li
   const deep = tooDeep(tokens, limits.nesting);
   if (deep !== undefined) return { tooDeep: deep };
   const composer = new Composer(options);
-  if (all) return { docs: [...composer.compose(tokens)] as Document.Parsed[] };
+  if (all) return { docs: [...composer.compose(tokens)] as Document.Parsed[], values };
   let doc: Document.Parsed | undefined;
   for (const next of composer.compose(tokens, true, text.length)) {
     if (!doc) doc = next as Document.Parsed;
@@ -89,10 +89,21 @@ export function parseYaml(text: string, options: YamlOptions & { lineCounter: Li
       break;
     }
   }
-  return { docs: [doc!] };
+  return { docs: [doc!], values };
 }
 
 export type Path = readonly (string | number)[];
+
+/**
+ * A message asked where a value is written, in a document read without its text (see
+ * YamlDoc.unplaced). The loader then starts again and reads every file with positions, so that
+ * each message points at its line and column.
+ */
+export class Unplaced extends Error {
+  constructor(readonly file: string) {
+    super(`${file}: a position was asked of a document read without its text`);
+  }
+}
 
 export class YamlDoc {
   readonly file: string;
@@ -103,7 +114,8 @@ export class YamlDoc {
    * last one counts, as positions do), so the rules can still check the rest of the file.
    */
   readonly readable: boolean;
-  private readonly text: string;
+  /** Undefined for a document made by unplaced(): asking it where anything is throws Unplaced. */
+  private readonly text: string | undefined;
   private parsed: { doc: Document.Parsed; lines: LineCounter; unparsable: Unparsable | undefined } | undefined;
   /** Key → pair per mapping, built on first use: a 10,000-host mapping is searched once, not per host. */
   private readonly keys = new WeakMap<YAMLMap, Map<string, Pair>>();
@@ -112,11 +124,11 @@ export class YamlDoc {
    * `known`: the data of this exact text, parsed cleanly before (a cache). The positioned parse
    * (the slow part, and what messages need) then happens only if a message asks where something is.
    */
-  constructor(file: string, text: string, known?: { data: unknown }) {
+  constructor(file: string, text: string | undefined, known?: { data: unknown }) {
     this.file = file;
     this.text = text;
-    if (known) {
-      this.data = known.data;
+    if (known || text === undefined) {
+      this.data = known?.data;
       this.syntaxIssues = [];
       this.readable = true;
       return;
@@ -164,12 +176,21 @@ export class YamlDoc {
     this.readable = readable;
   }
 
+  /**
+   * A file whose hosts were read apart (host-chunks.ts) or taken from an earlier run
+   * (inventory-memo.ts): it cannot say where anything is, and a message about it throws Unplaced.
+   */
+  static unplaced(file: string): YamlDoc {
+    return new YamlDoc(file, undefined);
+  }
+
   /** Parsed without errors (so its data may be cached). */
   get clean(): boolean {
     return this.syntaxIssues.length === 0;
   }
 
   private positioned(): { doc: Document.Parsed; lines: LineCounter; unparsable: Unparsable | undefined } {
+    if (this.text === undefined) throw new Unplaced(this.file);
     if (!this.parsed) {
       const lines = new LineCounter();
       // uniqueKeys is checked in one pass (duplicateKeys): the library's own check compares every
@@ -262,6 +283,41 @@ export class YamlDoc {
     }
     return node ?? undefined;
   }
+}
+
+/**
+ * One host's text cut out of a hosts file (see host-chunks.ts), read on its own: the host's value
+ * and how many values the text holds (toward the file's MAX_VALUES). Undefined when anything
+ * about it is unusual, so that the whole file is read instead: a syntax error or warning, a key
+ * repeated in a mapping or one that is not a scalar, an anchor or alias (an alias may name an
+ * anchor in another host), or a top level other than the plain key `key` with the host below it.
+ */
+export function parseHostChunk(text: string, key: string): { value: unknown; values: number } | undefined {
+  const options = { lineCounter: new LineCounter(), prettyErrors: false, uniqueKeys: false, strict: true } as const;
+  // In its file the host lies one level deeper, under `hosts:`.
+  const parsed = parseYaml(text, options, false, { values: MAX_VALUES, nesting: MAX_NESTING - 1 });
+  if (!("docs" in parsed)) return undefined;
+  const doc = parsed.docs[0];
+  if (doc.errors.length > 0 || doc.warnings.length > 0) return undefined;
+  const top = doc.contents;
+  if (!isMap(top) || top.items.length !== 1) return undefined;
+  const pair = top.items[0]!;
+  if (!isScalar(pair.key) || pair.key.type !== Scalar.PLAIN || pair.key.value !== key) return undefined;
+  let usual = true;
+  visit(doc, (_, node) => {
+    if (isAlias(node) || ((isScalar(node) || isMap(node) || isSeq(node)) && node.anchor !== undefined)) usual = false;
+    else if (isMap(node)) {
+      const keys = new Set<string>();
+      for (const p of node.items) {
+        if (!isScalar(p.key) || keys.has(String(p.key.value))) usual = false;
+        else keys.add(String(p.key.value));
+      }
+    }
+    return usual ? undefined : visit.BREAK;
+  });
+  if (!usual) return undefined;
+  const data = doc.toJS() as Record<string, unknown>;
+  return { value: data[key], values: parsed.values };
 }
 
 function firstLine(s: string): string {
