@@ -14,7 +14,7 @@ import { format } from "node:util";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { serveFolder, type StaticServer } from "./support/http.ts";
 import { addDemoFiles, cleanupTempDirs, cli, cliProcess, DEMO_INITRD, DEMO_KERNEL, inventory, tempDir, type CliRun } from "./support/inventory.ts";
-import { startSshd, type Sshd } from "./support/sshd.ts";
+import { freePort, startSshd, type Sshd } from "./support/sshd.ts";
 import { missing } from "./support/tools.ts";
 
 const notHere = missing({ commands: ["nix-build", "ssh", "ssh-keygen"], files: [DEMO_KERNEL, DEMO_INITRD, "/usr/sbin/sshd", "/usr/lib/openssh/sftp-server"] });
@@ -145,32 +145,6 @@ function editHost(root: string): void {
 function byName(targets: unknown): { name: string }[] {
   expect(targets, "the error has each target's outcome").toBeInstanceOf(Array);
   return [...(targets as { name: string }[])].sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/** Whether an sftp-server runs under the sshd (a session with SFTP open). */
-function sftpServerRunning(): boolean {
-  const listener = Number(readFileSync(path.join(sshd.dir, "pid"), "utf8").trim());
-  const rows = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" })
-    .split("\n")
-    .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
-    .flatMap((m) => (m ? [{ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }] : []));
-  const under = new Set([listener]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const row of rows) if (under.has(row.ppid) && !under.has(row.pid)) (under.add(row.pid), (grew = true));
-  }
-  return rows.some((row) => under.has(row.pid) && row.args.includes("sftp-server"));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
 }
 
 /**
