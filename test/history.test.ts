@@ -132,6 +132,30 @@ describe.skipIf(noGit)("status and history", () => {
     expect((await status(root)).targets[0]!.last!.commit).toBe(`${head}-dirty`);
   });
 
+  it("reads a format 1 record of netbuild 0.1 and writes format 2; refuses a format it does not know, changing nothing", async () => {
+    const root = site();
+    const served = path.join(root, "served");
+    await ok(cli(["build"], root));
+    await ok(cli(["deploy", "--yes"], root));
+    const rec = JSON.parse(record(served)) as { format: number; last?: unknown; classes: Record<string, { generations: { deployed?: unknown }[] }> };
+    expect(rec.format).toBe(2);
+    // As netbuild 0.1 wrote it: format 1, no stamps.
+    rec.format = 1;
+    delete rec.last;
+    for (const c of Object.values(rec.classes)) for (const g of c.generations) delete g.deployed;
+    writeFileSync(path.join(served, ".netbuild/deployed.json"), JSON.stringify(rec));
+    expect((await status(root)).targets[0]!.classes[0]!.generations[0]!.deployed).toBeUndefined();
+    writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: [quiet]\n');
+    await ok(cli(["deploy"], root));
+    expect((JSON.parse(record(served)) as { format: number }).format).toBe(2);
+    const future = record(served).replace('"format": 2', '"format": 3');
+    writeFileSync(path.join(served, ".netbuild/deployed.json"), future);
+    const r = await cli(["deploy"], root);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("it has format 3, which this netbuild does not know");
+    expect(record(served)).toBe(future);
+  });
+
   it("outside git, records no commit and says so", async () => {
     const root = site();
     await ok(cli(["build"], root));

@@ -51,7 +51,8 @@ export interface DeployedClass {
 
 /** `.netbuild/deployed.json` on the target: what netbuild put there and still owns. */
 export interface DeployedManifest {
-  format: 1;
+  /** 2 since who deployed is recorded (netbuild 0.2); a format 1 record is read and rewritten as 2. */
+  format: 2;
   classes: Record<string, DeployedClass>;
   /** Every path netbuild created on the target and has not removed. */
   entries: Record<string, ManifestEntry>;
@@ -95,7 +96,7 @@ export interface DeployPlan {
 }
 
 export function emptyManifest(): DeployedManifest {
-  return { format: 1, classes: {}, entries: {}, pending: [] };
+  return { format: 2, classes: {}, entries: {}, pending: [] };
 }
 
 export function isNoop(plan: DeployPlan): boolean {
@@ -275,7 +276,7 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
     held,
     bytes: uploads.reduce((n, u) => n + u.size, 0),
     unchanged,
-    manifest: { format: 1, classes: sorted(classes), entries, pending: [], ...(last ? { last } : {}) },
+    manifest: { format: 2, classes: sorted(classes), entries, pending: [], ...(last ? { last } : {}) },
   };
 }
 
@@ -325,7 +326,7 @@ export function planRollback(deployed: DeployedManifest, classNames: readonly st
     changes.push({ name, from: cls.current, to: target.id, direction: older ? "back" : "forward" });
   }
   const last = switches.length > 0 && origin ? { command: "rollback" as const, ...origin } : deployed.last;
-  const plan: DeployPlan = { uploads: [], switches, deletions: [], classes: [], bytes: 0, unchanged: 0, manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: deployed.pending, ...(last ? { last } : {}) } };
+  const plan: DeployPlan = { uploads: [], switches, deletions: [], classes: [], bytes: 0, unchanged: 0, manifest: { format: 2, classes: sorted(classes), entries: sorted(entries), pending: deployed.pending, ...(last ? { last } : {}) } };
   return { plan, changes, problems };
 }
 
@@ -357,6 +358,6 @@ export function planGc(deployed: DeployedManifest, keep: number): { plan: Deploy
   // A deploy that did not finish is the next deploy's to finish (it knows what it wants); gc only
   // removes the temporary files such a deploy left.
   const temps = deployed.pending;
-  const plan: DeployPlan = { uploads: [], switches: [], deletions, classes: [], bytes: 0, unchanged: Object.keys(entries).length, manifest: { format: 1, classes: sorted(classes), entries: sorted(entries), pending: deployed.pending, ...(deployed.last ? { last: deployed.last } : {}) } };
+  const plan: DeployPlan = { uploads: [], switches: [], deletions, classes: [], bytes: 0, unchanged: Object.keys(entries).length, manifest: { format: 2, classes: sorted(classes), entries: sorted(entries), pending: deployed.pending, ...(deployed.last ? { last: deployed.last } : {}) } };
   return { plan, temps, freed };
 }

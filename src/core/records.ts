@@ -101,8 +101,10 @@ const GenerationSchema = z.strictObject({
   deployed: z.strictObject(OriginShape).optional(),
 });
 
+// Format 2 (netbuild 0.2) adds who deployed (generations' `deployed`, `last`); format 1 is read as is.
+// A netbuild that knows only format 1 then says the record is newer than it, not that it is damaged.
 const DeployedManifestSchema = z.strictObject({
-  format: z.literal(1),
+  format: z.union([z.literal(1), z.literal(2)]),
   classes: z.record(
     z.string(),
     z.strictObject({
@@ -139,7 +141,7 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
 
 export type RecordResult<T> = { ok: true; value: T } | { ok: false; problems: string[] };
 
-function parseJson(text: string): { ok: true; data: unknown } | { ok: false; problems: string[] } {
+function parseJson(text: string, formats: readonly number[] = [1]): { ok: true; data: unknown } | { ok: false; problems: string[] } {
   let data: unknown;
   try {
     data = JSON.parse(text) as unknown;
@@ -147,7 +149,7 @@ function parseJson(text: string): { ok: true; data: unknown } | { ok: false; pro
     return { ok: false, problems: ["it is not valid JSON"] };
   }
   const format = (data as { format?: unknown } | null)?.format;
-  if (typeof format === "number" && format !== 1) return { ok: false, problems: [`it has format ${format}, which this netbuild does not know (use the netbuild version that wrote it)`] };
+  if (typeof format === "number" && !formats.includes(format)) return { ok: false, problems: [`it has format ${format}, which this netbuild does not know (use the netbuild version that wrote it)`] };
   return { ok: true, data };
 }
 
@@ -242,12 +244,12 @@ export function isTreeManifest(data: unknown): data is TreeManifest {
 }
 
 export function parseDeployedManifest(text: string): RecordResult<DeployedManifest> {
-  const json = parseJson(text);
+  const json = parseJson(text, [1, 2]);
   if (!json.ok) return json;
   const r = DeployedManifestSchema.safeParse(json.data);
   if (!r.success) return { ok: false, problems: formatIssues(r.error.issues) };
   const problems = classPathsProblems(Object.fromEntries(Object.entries(r.data.classes).map(([n, c]) => [n, { paths: c.generations.flatMap((g) => [g.kernel, g.initrd]) }])));
   if (problems.length > 0) return { ok: false, problems };
   const classes = Object.fromEntries(Object.entries(r.data.classes).map(([n, c]) => [n, c.rolledBackFrom === undefined ? { current: c.current, generations: c.generations } : c]));
-  return { ok: true, value: { format: 1, classes, entries: r.data.entries, pending: r.data.pending ?? [], ...(r.data.last ? { last: r.data.last } : {}) } as DeployedManifest };
+  return { ok: true, value: { format: 2, classes, entries: r.data.entries, pending: r.data.pending ?? [], ...(r.data.last ? { last: r.data.last } : {}) } as DeployedManifest };
 }
