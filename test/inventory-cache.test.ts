@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { loadInventory } from "../src/core/inventory.ts";
 import { INVENTORY_CACHE, readInventory, readInventorySource, YAML_CACHE } from "../src/adapters/inventory-files.ts";
 import { cleanupTempDirs, cli, inventory, tempDir, type CliRun } from "./support/inventory.ts";
+import { seeded } from "./support/random.ts";
 
 const mac = (i: number) => `52:54:00:00:${((i >> 8) & 255).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}`;
 
@@ -255,14 +256,7 @@ describe("the inventory caches", () => {
   });
 
   it("says what a first run says after each of 80 random edits", { timeout: 300_000 }, async () => {
-    let seed = 20261129;
-    const random = () => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+    const { random, pick } = seeded(20261129);
     const host = () => `h${1 + Math.floor(random() * 20)}`;
     /** Replaces the first match of `re` inside host `h`'s lines of rack.yaml (or leaves the text as it is). */
     const inHost = (t: string, h: string, re: RegExp, by: string) => {

@@ -6,6 +6,7 @@ import { LineCounter } from "yaml";
 import { describe, expect, it } from "vitest";
 import { hostChunks } from "../../src/core/host-chunks.ts";
 import { MAX_VALUES, parseHostChunk, parseYaml, YamlDoc } from "../../src/core/yaml-doc.ts";
+import { seeded } from "../support/random.ts";
 
 /** The file read one host at a time: its data as the whole file's would be, and the values counted; undefined when it is not cut, or a piece is unusual. */
 function readCut(text: string): { data: unknown; values: number } | undefined {
@@ -77,14 +78,7 @@ describe("host chunks", () => {
   });
 
   it("reads 3,000 random files of hosts one host at a time exactly as it reads them whole, or reads them whole", () => {
-    let seed = 7;
-    const random = () => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+    const { random, pick } = seeded(7);
     const keys = ["h1", "h2", "h3", "h4", "h5", "a-b", "x.y", "h_1", "H1", "h1", "h2", "h3", "h4", "h5", "1e3", "0x1F", "true", "123", "null", "h1.5"];
     // Settings by key, each with ways to write it (a host never repeats a key unless it means to).
     const fields = (i: string): string[][] => [
