@@ -10,8 +10,8 @@ import { UserError } from "../errors.ts";
 // From the light modules, not core/inventory.ts: deploy reads the site file through here before zod
 // loads, and a run whose inventory is unchanged never loads zod or yaml for it.
 import { fileProblemMessage, MAX_FILE_BYTES, type FileProblem, type InventoryFile, type InventorySource } from "../core/inventory-source.ts";
-import { emptyMemo, type Memo, type ProbeResult } from "../core/inventory-memo.ts";
-import type { Inventory } from "../core/inventory.ts";
+import { emptyMemo, type HostMemo, type Memo, type ProbeResult } from "../core/inventory-memo.ts";
+import type { Host, Inventory } from "../core/inventory.ts";
 
 const SITE_FILE = "netbuild.yaml";
 
@@ -222,7 +222,7 @@ interface CacheHeader {
   key: string;
   /** The files the load looked for besides the inventory files, and what was there. */
   probes: [string, ProbeResult][];
-  model: { bytes: number; sha256: string };
+  model: { bytes: number; sha256: string; hosts: number };
   memo: { bytes: number; sha256: string };
 }
 
@@ -342,28 +342,49 @@ function readInventoryCache(root: string): { header: CacheHeader; model(): Inven
   } catch {
     return undefined;
   }
-  const part = (which: "model" | "memo"): unknown => {
+  const checked = (which: "model" | "memo"): Buffer => {
     const start = nl + 1 + (which === "model" ? 0 : header.model.bytes);
     const data = bytes.subarray(start, start + header[which].bytes);
     if (sha256(data) !== header[which].sha256) throw new Error(`${INVENTORY_CACHE}: the ${which} is damaged`);
-    return v8.deserialize(data);
+    return data;
   };
   let model: Inventory | undefined;
-  const modelOnce = () => (model ??= part("model") as Inventory);
+  const modelOnce = () => (model ??= v8.deserialize(checked("model")) as Inventory);
   return {
     header,
     model: modelOnce,
     memo() {
-      const hosts = modelOnce().hosts;
-      const s = part("memo") as StoredMemo;
+      // The model is read back when a remembered host is first used: a run that checks every host again (the site changed) never reads it.
+      checked("model");
+      const s = v8.deserialize(checked("memo")) as StoredMemo;
       const memo: Memo = { hosts: new Map(), whole: new Set(s.whole), classes: new Map(s.dependencies) };
       s.keys.forEach((key, i) => {
-        const host = hosts[s.hosts[i]!];
-        if (host) memo.hosts.set(key, { class: s.classes[i]!, host, values: s.values[i] ?? undefined, json: s.json[i] ?? undefined, probes: s.probes[i] ?? undefined });
+        const index = s.hosts[i]!;
+        if (index < header.model.hosts) memo.hosts.set(key, new StoredHostMemo(s.classes[i]!, s.values[i] ?? undefined, s.json[i] ?? undefined, s.probes[i] ?? undefined, index, modelOnce));
       });
       return memo;
     },
   };
+}
+
+/** A remembered host as inventory.v8 holds it: the host itself is in the stored model, read back on first use. */
+class StoredHostMemo implements HostMemo {
+  readonly class: string;
+
+  constructor(
+    className: string,
+    readonly values: number | undefined,
+    readonly json: string | undefined,
+    readonly probes: [string, ProbeResult][] | undefined,
+    private readonly index: number,
+    private readonly model: () => Inventory,
+  ) {
+    this.class = className;
+  }
+
+  get host(): Host {
+    return this.model().hosts[this.index]!;
+  }
 }
 
 /** The memo as stored (see StoredMemo); undefined when v8 cannot serialise the model. */
@@ -470,7 +491,7 @@ export async function readInventory(root: string): Promise<InventoryRead> {
       } catch {
         return;
       }
-      const header: CacheHeader = { format: FORMAT, code: code(), key: modelKey, probes: [...probes], model: { bytes: model.length, sha256: sha256(model) }, memo: { bytes: stored.length, sha256: sha256(stored) } };
+      const header: CacheHeader = { format: FORMAT, code: code(), key: modelKey, probes: [...probes], model: { bytes: model.length, sha256: sha256(model), hosts: inventory.hosts.length }, memo: { bytes: stored.length, sha256: sha256(stored) } };
       writeCacheFile(root, INVENTORY_CACHE, [`${JSON.stringify(header)}\n`, model, stored]);
     },
   };

@@ -125,7 +125,8 @@ export function readHosts(files: InventoryFile[], c: Collector, recall?: Recall)
  */
 function readChunks(file: InventoryFile, chunks: HostChunk[], recall: Recall, c: Collector): (RawHost | RecalledHost)[] | undefined {
   if (!SAFE_FILE.test(file.path)) return undefined;
-  const read: { chunk: HostChunk; name: HostName; key: string; values: number; json?: string | undefined; value: () => unknown }[] = [];
+  const doc = YamlDoc.unplaced(file.path);
+  const hosts: ({ name: HostName; at: Path; label: string } & ({ host: Host } | { key: string; read: NonNullable<ReturnType<Recall["read"]>> }))[] = [];
   const keys = new Set<string>();
   // `hosts:` and its mapping; each host's key and value a few more (see MAX_VALUES).
   let values = 2;
@@ -134,29 +135,29 @@ function readChunks(file: InventoryFile, chunks: HostChunk[], recall: Recall, c:
     if (!name.ok || keys.has(chunk.key)) return undefined;
     keys.add(chunk.key);
     const key = unitKey(file.path, chunk.text);
-    let known = recall.read(key);
-    if (!known) {
-      const parsed = parseHostChunk(chunk.text, chunk.key);
-      if (!parsed) return undefined;
-      known = { values: parsed.values, value: () => parsed.value };
-    }
-    values += known.values + 2;
-    read.push({ chunk, name: name.value, key, ...known });
-  }
-  if (values > MAX_VALUES) return undefined;
-  const doc = YamlDoc.unplaced(file.path);
-  const out: (RawHost | RecalledHost)[] = [];
-  for (const { chunk, name, key, values, json, value } of read) {
     const at = ["hosts", chunk.key];
     const label = fieldPath("hosts", chunk.key);
     const host = recall.host(key);
-    if (host) {
-      out.push({ doc, at, label, name, host });
+    let read = recall.read(key);
+    if (!read) {
+      const parsed = parseHostChunk(chunk.text, chunk.key);
+      if (!parsed) return undefined;
+      read = { values: parsed.values, value: () => parsed.value };
+    }
+    values += read.values + 2;
+    hosts.push(host ? { name: name.value, at, label, host } : { name: name.value, at, label, key, read });
+  }
+  if (values > MAX_VALUES) return undefined;
+  // Validated once the whole file is known to read one host at a time (a message throws Unplaced).
+  const out: (RawHost | RecalledHost)[] = [];
+  for (const h of hosts) {
+    if ("host" in h) {
+      out.push({ doc, ...h });
       continue;
     }
-    const data = value();
-    const input = validated(HostSchema, doc, data, at, label, c, HOST_STAND_INS);
-    if (input) out.push({ doc, at, label, name, input, unit: { key, data, json, values } });
+    const data = h.read.value();
+    const input = validated(HostSchema, doc, data, h.at, h.label, c, HOST_STAND_INS);
+    if (input) out.push({ doc, at: h.at, label: h.label, name: h.name, input, unit: { key: h.key, data, json: h.read.json, values: h.read.values } });
   }
   return out;
 }

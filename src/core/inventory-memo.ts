@@ -73,10 +73,8 @@ export class Recall {
    */
   read(key: string): { values: number; json?: string | undefined; value: () => unknown } | undefined {
     const m = this.earlier.hosts.get(key);
-    if (m?.values === undefined) return undefined;
-    if ("data" in m) return { values: m.values, json: m.json, value: () => m.data };
-    const json = m.json;
-    return json === undefined ? undefined : { values: m.values, json, value: () => JSON.parse(json) as unknown };
+    if (m?.values === undefined || (m.json === undefined && !("data" in m))) return undefined;
+    return { values: m.values, json: m.json, value: () => ("data" in m ? m.data : JSON.parse(m.json!)) };
   }
 
   /** Whether an earlier run found it could not read this file one host at a time. */
