@@ -170,6 +170,42 @@ describe("inventory errors: all of them, in the right place", () => {
       );
     });
 
+    it("names three of the others and counts the rest when many hosts share a MAC, at each host's `mac:` line", async () => {
+      await expectErrors(
+        {
+          "hosts/many.yaml": `hosts:\n${["a", "b", "c", "d", "e", "f"].map((k) => `  ${k}:\n    class: demo\n    mac: "52:54:00:00:00:01"\n`).join("")}`,
+        },
+        [
+          "hosts/many.yaml:4:10  hosts.a.mac: MAC 52:54:00:00:00:01 is also used by host b (hosts/many.yaml:7), host c (hosts/many.yaml:10), host d (hosts/many.yaml:13) and 2 more",
+          "hosts/many.yaml:7:10  hosts.b.mac: MAC 52:54:00:00:00:01 is also used by host a (hosts/many.yaml:4), host c (hosts/many.yaml:10), host d (hosts/many.yaml:13) and 2 more",
+          "hosts/many.yaml:10:10  hosts.c.mac: MAC 52:54:00:00:00:01 is also used by host a (hosts/many.yaml:4), host b (hosts/many.yaml:7), host d (hosts/many.yaml:13) and 2 more",
+          "hosts/many.yaml:13:10  hosts.d.mac: MAC 52:54:00:00:00:01 is also used by host a (hosts/many.yaml:4), host b (hosts/many.yaml:7), host c (hosts/many.yaml:10) and 2 more",
+          "hosts/many.yaml:16:10  hosts.e.mac: MAC 52:54:00:00:00:01 is also used by host a (hosts/many.yaml:4), host b (hosts/many.yaml:7), host c (hosts/many.yaml:10) and 2 more",
+          "hosts/many.yaml:19:10  hosts.f.mac: MAC 52:54:00:00:00:01 is also used by host a (hosts/many.yaml:4), host b (hosts/many.yaml:7), host c (hosts/many.yaml:10) and 2 more",
+        ],
+      );
+    });
+
+    it("reports a MAC or address a badly named host shares with another in the same run as the name's error, in a file of many and a file of one", async () => {
+      await expectErrors(
+        {
+          "hosts/a.yaml": 'class: demo\nmac: "52:54:00:00:00:01"\nip: 10.0.0.1\n',
+          "hosts/many.yaml": 'hosts:\n  Bee:\n    class: demo\n    mac: "52:54:00:00:00:01"\n    ip: 10.0.0.1\n  c:\n    class: demo\n    macs: ["52:54:00:00:00:03", "52:54:00:00:00:02"]\n',
+          "hosts/Dee.yaml": "class: demo\nmac: 52-54-00-00-00-02\n",
+        },
+        [
+          'hosts/a.yaml:2:6  hosts.a.mac: MAC 52:54:00:00:00:01 is also used by host "Bee" (hosts/many.yaml:4)',
+          'hosts/a.yaml:3:5  hosts.a.ip: IP 10.0.0.1 is also used by host "Bee" (hosts/many.yaml:5)',
+          'hosts/Dee.yaml:1:1  hosts.Dee: the host file name: "Dee" has upper-case letters',
+          "hosts/Dee.yaml:2:6  hosts.Dee.mac: MAC 52:54:00:00:00:02 is also used by host c (hosts/many.yaml:8)",
+          'hosts/many.yaml:2:3  hosts.Bee: "Bee" has upper-case letters',
+          "hosts/many.yaml:4:10  hosts.Bee.mac: MAC 52:54:00:00:00:01 is also used by host a (hosts/a.yaml:2)",
+          "hosts/many.yaml:5:9  hosts.Bee.ip: IP 10.0.0.1 is also used by host a (hosts/a.yaml:3)",
+          'hosts/many.yaml:8:33  hosts.c.macs[1]: MAC 52:54:00:00:00:02 is also used by host "Dee" (hosts/Dee.yaml:2)',
+        ],
+      );
+    });
+
     it("names the other host's file escaped when its name has a line break (that file is checked too, not only refused)", async () => {
       const stderr = await expectErrors(
         {

@@ -289,15 +289,35 @@ function lineOf(doc: YamlDoc, at: Path): string {
 
 /** Where a host writes a value two hosts may not share (a MAC, an IP). */
 interface Shared {
-  raw: HostPlace & { name: HostName };
+  raw: HostPlace;
   at: Path;
   field: string;
 }
 
+/** How many other hosts a message about a shared value names, with file:line each; the rest are counted ("and 41 more"). */
+const NAMED_OTHERS = 3;
+
 /**
- * A value two hosts may not share: reported where each host writes it, naming the other hosts and
- * where they write them. `entries` are the values in one spelling; where each is written is
- * worked out only for values that are shared (a 10,000-host inventory has none).
+ * Who a host is, for the rules across hosts: its name, or, for a host whose name is invalid
+ * (reported), the host itself, as no other host is that one.
+ */
+function identity(raw: HostPlace): unknown {
+  return raw.name ?? raw;
+}
+
+/** A host as another host's message names it: `host aleph`, or `host "Bee"` for a name that is not valid (reported at that host). */
+function hostLabel(raw: HostPlace): string {
+  if (raw.name !== undefined) return `host ${raw.name}`;
+  const key = raw.at.length === 2 && raw.at[0] === "hosts" ? String(raw.at[1]) : baseName(raw.doc.file);
+  return `host ${quoted(key)}`;
+}
+
+/**
+ * A value two hosts may not share: reported where each host writes it, naming up to NAMED_OTHERS
+ * of the other hosts (the first in file order) and where they write it, and counting the rest.
+ * `entries` are the values in one spelling; where each is written is worked out only for values
+ * that are shared (a 10,000-host inventory has none), and for the hosts a message names. Linear
+ * in the entries, however many hosts share one value.
  */
 function reportShared<T>(entries: Iterable<T>, keyOf: (e: T) => string, place: (e: T) => Shared, c: Collector, message: (key: string, others: string) => string, hint: string): void {
   const byKey = new Map<string, T | T[]>();
@@ -311,20 +331,39 @@ function reportShared<T>(entries: Iterable<T>, keyOf: (e: T) => string, place: (
   for (const [key, group] of byKey) {
     if (!Array.isArray(group)) continue;
     const list = group.map(place);
+    // The same hostname twice is uniqueNames' error, not this one: a host's others are the
+    // entries of other hosts, as many as the group less the entries of its own name.
+    const perHost = new Map<unknown, number>();
+    for (const e of list) perHost.set(identity(e.raw), (perHost.get(identity(e.raw)) ?? 0) + 1);
+    if (perHost.size < 2) continue;
+    // The first NAMED_OTHERS entries not of a host are among the first NAMED_OTHERS entries of
+    // each of the first NAMED_OTHERS + 1 hosts in the list: those are the only ones ever named.
+    const nameable: { e: Shared; id: unknown; shown?: string }[] = [];
+    const taken = new Map<unknown, number>();
     for (const e of list) {
-      // The same hostname twice is uniqueNames' error, not this one.
-      const others = list.filter((o) => o.raw.name !== e.raw.name);
-      if (others.length === 0) continue;
-      const shown = others.slice(0, 3).map((o) => `host ${o.raw.name} (${lineOf(o.raw.doc, o.at)})`);
-      if (others.length > 3) shown.push(`${others.length - 3} more`);
+      const id = identity(e.raw);
+      const n = taken.get(id);
+      if (n === undefined && taken.size > NAMED_OTHERS) break;
+      if ((n ?? 0) >= NAMED_OTHERS) continue;
+      taken.set(id, (n ?? 0) + 1);
+      nameable.push({ e, id });
+    }
+    for (const e of list) {
+      const id = identity(e.raw);
+      const others = list.length - perHost.get(id)!;
+      if (others === 0) continue;
+      const shown: string[] = [];
+      for (const o of nameable) {
+        if (shown.length === NAMED_OTHERS) break;
+        if (o.id === id) continue;
+        o.shown ??= `${hostLabel(o.e.raw)} (${lineOf(o.e.raw.doc, o.e.at)})`;
+        shown.push(o.shown);
+      }
+      if (others > shown.length) shown.push(`${others - shown.length} more`);
       const names = shown.length === 1 ? shown[0]! : `${shown.slice(0, -1).join(", ")} and ${shown.at(-1)!}`;
       c.error(e.raw.doc, e.at, e.field, message(key, names), hint);
     }
   }
-}
-
-function named<T extends HostPlace>(raw: T): raw is T & { name: HostName } {
-  return raw.name !== undefined;
 }
 
 /** What the rules across hosts compare: where the host is, its MACs and its address. */
@@ -336,7 +375,8 @@ export interface SharedValues {
 
 /** The same MAC on two hosts would boot one machine as the other: always an error, at each host that lists it. */
 export function uniqueMacs(hosts: SharedValues[], c: Collector): void {
-  const entries = hosts.flatMap(({ raw, macs }) => (named(raw) ? macs.map((m) => ({ raw, m })) : []));
+  // A host whose name is invalid too (that is reported apart): one run reports both.
+  const entries = hosts.flatMap(({ raw, macs }) => macs.map((m) => ({ raw, m })));
   reportShared(entries, (e) => e.m.mac, (e) => ({ raw: e.raw, at: e.m.at, field: e.m.field }), c, (mac, others) => `MAC ${macColons(mac as Mac)} is also used by ${others}`, "each MAC belongs to one host; MACs are compared in any spelling (aa:bb:.., aa-bb-.., aabb.cc..)");
 }
 
@@ -353,6 +393,6 @@ export function uniqueNames(raws: HostPlace[], c: Collector): void {
 
 /** Two hosts with one address: an error at each of them. */
 export function uniqueIps(hosts: SharedValues[], c: Collector): void {
-  const entries = hosts.flatMap(({ raw, ip }) => (named(raw) && ip !== undefined ? [{ raw, ip }] : []));
+  const entries = hosts.flatMap(({ raw, ip }) => (ip !== undefined ? [{ raw, ip }] : []));
   reportShared(entries, (e) => e.ip, (e) => ({ raw: e.raw, at: [...e.raw.at, "ip"], field: `${e.raw.label}.ip` }), c, (ip, others) => `IP ${ip} is also used by ${others}`, "each host needs its own address");
 }

@@ -49,7 +49,11 @@ export interface ClassBase {
 }
 
 export class Collector {
+  /** Every issue, in the order found. Only ever added to (see `errors`). */
   readonly issues: Issue[] = [];
+  /** The errors among the first `scanned` issues. */
+  private readonly errorList: Issue[] = [];
+  private scanned = 0;
   /** Values whose error is reported and which the rules must not read (see refuse()), by file and data path. */
   private readonly refused = new Set<string>();
   constructor(readonly onParsed?: OnParsed) {}
@@ -73,8 +77,13 @@ export class Collector {
   warn(doc: YamlDoc, at: Path, field: string, message: string, hint?: string): void {
     this.issues.push({ severity: "warning", where: doc.where(at, field), message, ...(hint ? { hint } : {}) });
   }
-  get errors(): Issue[] {
-    return this.issues.filter((i) => i.severity === "error");
+  /** The errors among `issues`, kept up to date as issues are added (never removed), so reading it costs only what was added since the last read: hostOf and classOf read it for every host and class. */
+  get errors(): readonly Issue[] {
+    for (; this.scanned < this.issues.length; this.scanned++) {
+      const issue = this.issues[this.scanned]!;
+      if (issue.severity === "error") this.errorList.push(issue);
+    }
+    return this.errorList;
   }
 }
 
