@@ -10,13 +10,14 @@
 // (page cache, a 2-core VM): compare them as ratios within one run, not across machines or runs.
 // Builds are not timed. Run: npx tsx bench/deploy.ts   (QUICK=1: sizes ÷100, 100 hosts, a smoke test)
 // Prints a Markdown table on stdout and a JSON line last; progress goes to stderr.
-import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createCipheriv, createHash } from "node:crypto";
 import { closeSync, existsSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { cleanupTempDirs, inventory } from "../test/support/inventory.ts";
 import { startSshd, type Sshd } from "../test/support/sshd.ts";
+import { timed } from "./timed.ts";
 
 const REPO = path.resolve(import.meta.dirname, "..");
 const BIN = path.join(REPO, "bin/netbuild.js");
@@ -49,15 +50,6 @@ function writeRandom(file: string, bytes: number, seed: string): void {
   } finally {
     closeSync(fd);
   }
-}
-
-/** Runs a command to completion; its wall seconds. Throws on failure (a failed run is no figure). */
-function timed(file: string, args: string[], options: SpawnSyncOptions = {}): number {
-  const started = performance.now();
-  const r = spawnSync(file, args, { encoding: "utf8", maxBuffer: 64 * MiB, env: { ...process.env, NO_COLOR: "1" }, ...options });
-  const seconds = (performance.now() - started) / 1000;
-  if (r.status !== 0) throw new Error(`${path.basename(file)} ${args.join(" ")} failed (${r.status ?? r.signal}):\n${String(r.stderr).slice(-4000)}`);
-  return seconds;
 }
 
 const netbuild = (root: string, ...args: string[]) => [BIN, ...args, "--root", root];

@@ -12,12 +12,13 @@
 // are noisy (page cache, a 2-core VM): compare them as ratios within one run, not across runs.
 // Run: npx tsx bench/scale.ts [hosts]   (HOSTS=N works too; default 10000; QUICK=1: 500 hosts)
 // Prints a Markdown table on stdout and a JSON line last; progress goes to stderr.
-import { spawnSync, type SpawnSyncOptions } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { cleanupTempDirs, inventory } from "../test/support/inventory.ts";
 import { startSshd, type Sshd } from "../test/support/sshd.ts";
+import { timed } from "./timed.ts";
 
 const REPO = path.resolve(import.meta.dirname, "..");
 const BIN = path.join(REPO, "bin/netbuild.js");
@@ -36,15 +37,6 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const ON_TMPFS = !process.env["BENCH_DISK"] && existsSync("/dev/shm");
 const remoteBase = ON_TMPFS ? mkdtempSync("/dev/shm/netbuild-bench-") : undefined;
 const remote = (sshd: Sshd, what: string) => path.join(remoteBase ?? sshd.dir, what);
-
-/** Runs a command to completion; its wall seconds. Throws on failure (a failed run is no figure). */
-function timed(file: string, args: string[], options: SpawnSyncOptions = {}): number {
-  const started = performance.now();
-  const r = spawnSync(file, args, { encoding: "utf8", maxBuffer: 256 * MiB, env: { ...process.env, NO_COLOR: "1" }, ...options });
-  const seconds = (performance.now() - started) / 1000;
-  if (r.status !== 0) throw new Error(`${path.basename(file)} ${args.join(" ")} failed (${r.status ?? r.signal}):\n${String(r.stderr).slice(-4000)}`);
-  return seconds;
-}
 
 /** Which code bin/netbuild.js runs (as it decides): dist/ when compiled after every change to src/, else src/ through tsx. */
 function runsFrom(): "dist" | "tsx" {

@@ -6,8 +6,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { printable } from "./core/excerpt.ts";
 import { formatIssue, UserError } from "./errors.ts";
 import type { Context } from "./commands/context.ts";
-import { formatMachineChange } from "./core/machines.ts";
-import { formatBytes, formatDuration, streamReporter } from "./ui/reporter.ts";
+import type { DeployInterrupted } from "./commands/deploy.ts";
+import { formatBytes, streamReporter } from "./ui/reporter.ts";
 
 interface Io {
   stdout: NodeJS.WriteStream;
@@ -46,6 +46,11 @@ function print(io: Io, json: boolean, result: object, human: () => string): void
   io.stdout.write(json ? `${JSON.stringify({ ok: true, ...result }, null, 2)}\n` : printable(human()));
 }
 
+/** A failure, for --json: `{ ok: false, code, message, hint, issues, detail, targets }`. */
+function errorDocument(e: { code: string; message: string; hint: string | undefined; issues: readonly unknown[]; detail: string | undefined; targets: readonly unknown[] | undefined }): string {
+  return `${JSON.stringify({ ok: false, code: e.code, message: e.message, hint: e.hint, issues: e.issues, detail: e.detail, targets: e.targets }, null, 2)}\n`;
+}
+
 function rel(io: Io, p: string): string {
   return path.relative(io.cwd, p) || ".";
 }
@@ -57,12 +62,14 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   let json = argv.slice(2).includes("--json");
   let exitCode = 0;
   let usage = "";
+  let shown = "";
 
   const program = new Command("netbuild")
     .description("Typed inventory → Nix-built netboot images → a by-MAC iPXE tree")
     .version(version(), "-V, --version", "print netbuild's version")
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => ((usage += s), io.stderr.write(s)) })
+    // Help and the version: text on stdout, or (--json) kept for the one document printed below.
+    .configureOutput({ writeOut: (s) => (json ? (shown += s) : io.stdout.write(s)), writeErr: (s) => ((usage += s), io.stderr.write(s)) })
     .showHelpAfterError("(run with --help for usage)");
 
   type TargetFlags = { target?: string[]; sshConfig?: string; acceptNew?: boolean; root?: string; json?: boolean };
@@ -115,7 +122,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .action(async (o: TargetFlags & { out?: string }) => {
       json = Boolean(o.json);
       const { plan } = await import("./commands/plan.ts");
-      const { formatUnknownMachines } = await import("./commands/deploy.ts");
+      const { planSummary } = await import("./commands/deploy.ts");
       const r = await plan({ ...targetFlags(o), out: o.out }, ctx);
       print(io, json, r, () => {
         const lines = ["classes:"];
@@ -129,20 +136,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         }
         if (r.deployRefuses) lines.push(`NOTE: ${r.deployRefuses}`);
         for (const t of r.targets ?? []) {
-          // Machines first (what people check), then the files that make it so.
-          const count = `${t.machines.length} machine${t.machines.length === 1 ? "" : "s"}${t.unknownMachines ? " and what unknown machines boot" : ""}`;
-          lines.push(`against ${t.name} (${t.target}): ${t.noop ? "up to date, a deploy would change nothing" : `a deploy would change ${count}`}`);
-          for (const m of t.machines) lines.push(`  ${formatMachineChange(m)}`);
-          if (t.unknownMachines) lines.push(`  ${formatUnknownMachines(t.unknownMachines)}`);
-          for (const c of t.classes) lines.push(`  class ${c.name}: ${c.from ?? "(new)"} → ${c.to}`);
-          if (!t.noop) {
-            lines.push(`  files: ${t.uploads.length} upload${t.uploads.length === 1 ? "" : "s"} (${formatBytes(t.bytes)}), ${t.switches.length} switch${t.switches.length === 1 ? "" : "es"}, ${t.deletions.length} removal${t.deletions.length === 1 ? "" : "s"}`);
-            for (const u of t.uploads) lines.push(`    upload  ${u.path} (${formatBytes(u.size)})`);
-            for (const p of t.switches) lines.push(`    switch  ${p}`);
-            for (const p of t.deletions) lines.push(`    remove  ${p}`);
-          }
-          if (t.wipes.length > 0) lines.push(`  WIPE on next boot after a deploy: ${t.wipes.join(", ")}`);
-          if (t.newWipes.length > 0) lines.push(`  !!! a deploy would serve a disk WIPE to ${t.newWipes.join(", ")}, which ${t.name} did not wipe before: it asks first (or needs --yes)`);
+          const [first, ...rest] = planSummary(t);
+          lines.push(`against ${t.name} (${t.target}): ${first}`, ...rest.map((l) => `  ${l}`));
         }
         return `${lines.join("\n")}\n`;
       });
@@ -194,7 +189,11 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   ).action(async (o: TargetFlags & { to?: string; dryRun?: boolean; verify?: boolean; wait?: boolean; breakLock?: boolean; yes?: boolean; out?: string }) => {
     json = Boolean(o.json);
     const { deploy, deploySummary } = await import("./commands/deploy.ts");
-    const r = await deploy({ ...targetFlags(o), to: o.to, dryRun: o.dryRun, verify: o.verify, wait: o.wait, breakLock: o.breakLock, yes: o.yes, out: o.out }, ctx);
+    // Interrupted (it exits 130 once this returns): the one document, as an error's.
+    const onInterrupted = (i: DeployInterrupted) => {
+      if (json) io.stdout.write(errorDocument({ code: "INTERRUPTED", message: i.message, hint: i.hint, issues: [], detail: i.detail, targets: i.targets }));
+    };
+    const r = await deploy({ ...targetFlags(o), to: o.to, dryRun: o.dryRun, verify: o.verify, wait: o.wait, breakLock: o.breakLock, yes: o.yes, out: o.out, onInterrupted }, ctx);
     print(io, json, r, () => {
       const lines: string[] = [];
       for (const t of r.targets) {
@@ -304,14 +303,20 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     return exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return 0;
+      if (e.code === "commander.version") {
+        if (json) io.stdout.write(`${JSON.stringify({ ok: true, version: version() }, null, 2)}\n`);
+        return 0;
+      }
+      if (e.code === "commander.helpDisplayed" || e.code === "commander.help") {
+        // (A command group alone, `netbuild talos`, shows its help on stderr.)
+        if (json) io.stdout.write(`${JSON.stringify({ ok: true, help: shown || usage }, null, 2)}\n`);
+        return 0;
+      }
       if (json) io.stdout.write(`${JSON.stringify({ ok: false, code: "USAGE", message: (usage.split("\n")[0] ?? e.message).replace(/^error: /, "") }, null, 2)}\n`);
       return 2;
     }
     if (e instanceof UserError) {
-      if (json) {
-        io.stdout.write(`${JSON.stringify({ ok: false, code: e.code, message: e.message, hint: e.hint, issues: e.issues, detail: e.detail, targets: e.targets }, null, 2)}\n`);
-      }
+      if (json) io.stdout.write(errorDocument(e));
       for (const issue of e.issues) io.stderr.write(`${printable(formatIssue(issue))}\n`);
       io.stderr.write(`netbuild: ${printable(e.message)}\n`);
       if (e.detail) io.stderr.write(`${printable(e.detail).replace(/^/gm, "  ")}\n`);

@@ -16,6 +16,29 @@ describe("netbuild CLI", () => {
     for (const c of ["generate", "build", "plan", "schema"]) expect(r.stdout).toContain(c);
   });
 
+  it("with --json, --help (of netbuild, of a command, `help CMD`) and --version print one JSON document holding what they print without it", async () => {
+    const root = exampleInventory();
+    for (const args of [["--help"], ["deploy", "--help"], ["help", "plan"], ["-h"]]) {
+      const text = await cli(args, root);
+      expect(text.code, args.join(" ")).toBe(0);
+      expect(text.stdout, args.join(" ")).toMatch(/^Usage: netbuild /);
+      const json = await cli([...args, "--json"], root);
+      expect(json.code, args.join(" ")).toBe(0);
+      expect(json.stdout, `${args.join(" ")} --json`).toBe(`${JSON.stringify({ ok: true, help: text.stdout }, null, 2)}\n`);
+    }
+    const version = JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8")).version as string;
+    expect((await cli(["--version"], root)).stdout).toBe(`${version}\n`);
+    // As users run it (a child process), --json before or after.
+    for (const args of [["--version", "--json"], ["--json", "-V"]]) {
+      const r = await cliProcess(args, root);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe(`${JSON.stringify({ ok: true, version }, null, 2)}\n`);
+    }
+    const help = await cliProcess(["deploy", "--json", "--help"], root);
+    expect(help.code, help.stderr).toBe(0);
+    expect(JSON.parse(help.stdout)).toEqual({ ok: true, help: expect.stringContaining("Usage: netbuild deploy [options]") });
+  });
+
   it("plans the example inventory, announcing the host that will wipe its disks first and loudly", async () => {
     const r = await cliProcess(["plan"], exampleInventory());
     expect(r.code, r.stderr).toBe(0);

@@ -303,10 +303,16 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(locked.stderr).toContain("is locked by `netbuild deploy` by ops on laptop.elsewhere (pid 4242)");
     expect(readFileSync(path.join(served, "by-host/aleph/ipxe"), "utf8")).not.toContain("quiet");
 
-    // Long enough for the deploy to reach the lock on a loaded 2-core machine, so that it does wait.
-    setTimeout(() => rmSync(lock), 4000);
-    const waited = await ok(root, "deploy", "--wait");
-    expect(waited.stderr).toContain("waiting for the lock held by");
+    // The lock goes once the deploy says it waits for it (not after a guessed delay).
+    const child = spawn(process.execPath, [path.join(REPO, "bin/netbuild.js"), "deploy", "--wait", "--yes", "-F", sshd.sshConfig], { cwd: root, env: { ...process.env, NO_COLOR: "1" } });
+    let waitedErr = "";
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    child.stderr.on("data", (b: Buffer) => {
+      waitedErr += b.toString();
+      if (waitedErr.includes("waiting for the lock held by") && existsSync(lock)) rmSync(lock);
+    });
+    expect(await exited, waitedErr).toBe(0);
+    expect(waitedErr).toContain("waiting for the lock held by");
     expect(readFileSync(path.join(served, "by-host/aleph/ipxe"), "utf8")).toContain("quiet");
 
     writeFileSync(lock, JSON.stringify(foreign));

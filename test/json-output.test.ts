@@ -243,6 +243,9 @@ describe.skipIf(notHere)("--json: exactly one JSON document on stdout, for every
       const { root } = checkout();
       expectError(await run(root, "bogus", "--json"), 2, "USAGE", "bogus --json");
       expectError(await run(root, "--json"), 2, "USAGE", "--json alone");
+      expect(expectOk(await run(root, "--help", "--json"), "--help --json")["help"]).toMatch(/^Usage: netbuild \[options\] \[command\]\n/);
+      expect(expectOk(await run(root, "deploy", "--help", "--json"), "deploy --help --json")["help"]).toMatch(/^Usage: netbuild deploy \[options\]\n/);
+      expect(expectOk(await run(root, "--version", "--json"), "--version --json")["version"]).toMatch(/^\d+\.\d+\.\d+/);
       const schema = await run(root, "schema", "--json");
       expect(schema.code, schema.stderr).toBe(0);
       expect(Object.keys(JSON.parse(schema.stdout) as object).length).toBeGreaterThan(0);
@@ -294,6 +297,29 @@ describe.skipIf(notHere)("--json: exactly one JSON document on stdout, for every
       expect(expectOk(await run(root, "plan", "--target", "boot", "-F", sshConfig, "--json"), "plan --target boot (sftp)")["targets"]).toMatchObject([{ name: "boot", noop: false }]);
       expectError(await run(root, "plan", "--target", "stranger", "-F", sshConfig, "--json"), 1, "HOST_KEY_UNKNOWN", "plan --target stranger (sftp, unknown host key)");
       expectError(await run(root, "plan", "--target", "dead", "-F", sshConfig, "--json"), 1, "SSH_FAILED", "plan --target dead (sftp, closed port)");
+    });
+
+    it("two targets, one fails (an unknown host key): TARGETS_FAILED (exit 1), still with the other's full plan, machines and files, in JSON and for people", async () => {
+      const { root, dir, served } = checkout({ deployed: true });
+      writeSite(root, { local: served, stranger: `sftp://stranger${dir}/sftp` });
+      editHost(root);
+      const alone = expectOk(await run(root, "plan", "--target", "local", "--json"), "plan --target local");
+      const human = await run(root, "plan", "--target", "local");
+      const planned = human.stdout.slice(human.stdout.indexOf("against local ("));
+      expect(planned, human.stdout).toMatch(/^against local \(.*\): a deploy would change 1 machine\n  ~ demo-kept .*\+quiet.*\n  files: 0 uploads \(0 B\), 1 switch, 0 removals\n    switch  by-host\/demo-kept\/ipxe\n/);
+      const args = ["plan", "--target", "local", "--target", "stranger", "-F", sshConfig];
+      const doc = expectError(await run(root, ...args, "--json"), 1, "TARGETS_FAILED", "plan --target local --target stranger");
+      expect(byName(doc["targets"])).toEqual([
+        { name: "local", ok: true, result: { ...(alone["targets"] as object[])[0], seconds: expect.any(Number) } },
+        { name: "stranger", ok: false, error: expect.objectContaining({ code: "HOST_KEY_UNKNOWN" }) },
+      ]);
+      expect((byName(doc["targets"])[0] as unknown as { result: { machines: { host: string }[] } }).result.machines.map((m) => m.host)).toEqual(["demo-kept"]);
+      // For people: the same plan lines as `plan --target local` prints, under the error.
+      const failed = await run(root, ...args);
+      expect(failed.code).toBe(1);
+      const lines = planned.trimEnd().split("\n");
+      expect(failed.stderr).toContain(`  ${lines[0]!.replace(/^against local \(.*?\): /, "local: ")}\n${lines.slice(1).map((l) => `  ${l}`).join("\n")}\n`);
+      expect(failed.stderr).toMatch(/stranger: FAILED: .*host key/);
     });
   });
 

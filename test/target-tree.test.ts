@@ -2,7 +2,7 @@
 // chosen step (the one thing mocked here: a crash cannot be scheduled otherwise), and the next
 // deploy must finish the job from what the target's manifest recorded, whatever changed meanwhile.
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, readFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { emptyManifest, planDeploy, type DeployPlan, type SourceTree } from "../src/core/deploy.ts";
@@ -38,7 +38,7 @@ function failing(fs: TargetFs, failAt: { op: "writeFile" | "remove"; path: strin
 }
 
 /** Dies when it records the switched state: after every switch, before anything is removed. */
-const AFTER_SWITCHES = { op: "writeFile" as const, path: ".netbuild/deployed.json", nth: 2 };
+const AFTER_SWITCHES = { op: "writeFile" as const, path: ".netbuild/deployed.json", nth: 1 };
 
 async function deploy(fs: TargetFs, b: ReturnType<typeof built>): Promise<DeployPlan> {
   const deployed = (await readDeployed(fs)) ?? emptyManifest();
@@ -116,5 +116,89 @@ describe("a deploy that died part-way is finished by the next one", () => {
     expect(() => lstatSync(path.join(root, "by-mac/h"))).toThrow();
     await deploy(fs, built({ a: "", h: "" }));
     expect(readFileSync(path.join(root, "by-mac/h/ipxe"), "utf8")).toContain("hostname=h");
+  });
+});
+
+describe("what a deploy is changing is listed in a small journal beside the record", () => {
+  afterAll(cleanupTempDirs);
+  const RECORD = ".netbuild/deployed.json";
+  const JOURNAL = ".netbuild/pending.json";
+
+  it("lists the paths it is about to switch in the journal, leaving the record as it was until the switch is done", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built({ a: "", b: "" }));
+    const before = readFileSync(path.join(root, RECORD), "utf8");
+    expect(existsSync(path.join(root, JOURNAL))).toBe(false);
+    await expect(deploy(failing(fs, AFTER_SWITCHES), built({ a: "console=ttyS1", b: "" }))).rejects.toThrow("injected");
+    expect(readFileSync(path.join(root, RECORD), "utf8")).toBe(before);
+    expect(JSON.parse(readFileSync(path.join(root, JOURNAL), "utf8"))).toEqual({ format: 1, pending: ["by-host/a/ipxe"] });
+    expect((await readDeployed(fs))!.pending).toEqual(["by-host/a/ipxe"]);
+    await deploy(fs, built({ a: "console=ttyS1", b: "" }));
+    expect(existsSync(path.join(root, JOURNAL))).toBe(false);
+    const deployed = (await readDeployed(fs))!;
+    expect(deployed.pending).toEqual([]);
+    expect(JSON.parse(readFileSync(path.join(root, RECORD), "utf8")).pending).toEqual([]);
+    expect(await verifyTarget(fs, deployed)).toMatchObject({ missing: [], changed: [] });
+  });
+
+  it("keeps what goes owned until it is gone: a deploy that dies removing a host leaves its paths pending, and the next one removes them", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built({ a: "", h: "" }));
+    await expect(deploy(failing(fs, { op: "remove", path: "by-host/h/ipxe" }), built({ a: "" }))).rejects.toThrow("injected");
+    // The record no longer lists h, the journal does: nothing on the target is unowned.
+    expect(Object.keys(JSON.parse(readFileSync(path.join(root, RECORD), "utf8")).entries)).not.toContain("by-host/h/ipxe");
+    expect((await readDeployed(fs))!.pending).toContain("by-host/h/ipxe");
+    await deploy(fs, built({ a: "" }));
+    expect(existsSync(path.join(root, "by-host/h"))).toBe(false);
+    expect(existsSync(path.join(root, JOURNAL))).toBe(false);
+  });
+
+  it("finishes the job when a deploy died after recording the new state, before clearing the journal", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built({ a: "" }));
+    await expect(deploy(failing(fs, { op: "remove", path: JOURNAL }), built({ a: "x=1" }))).rejects.toThrow("injected");
+    expect((await readDeployed(fs))!.pending).toEqual(["by-host/a/ipxe"]);
+    const plan = await deploy(fs, built({ a: "x=1" }));
+    // The path it was not sure of is written again, whatever the record says.
+    expect(plan.switches.map((sw) => sw.path)).toEqual(["by-host/a/ipxe"]);
+    expect(existsSync(path.join(root, JOURNAL))).toBe(false);
+    expect(readFileSync(path.join(root, "by-host/a/ipxe"), "utf8")).toContain("x=1");
+  });
+
+  it("honours the pending paths a record of netbuild 0.2 lists itself (before the journal)", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built({ a: "" }));
+    const record = JSON.parse(readFileSync(path.join(root, RECORD), "utf8")) as { pending: string[] };
+    writeFileSync(path.join(root, RECORD), JSON.stringify({ ...record, pending: ["by-host/n/ipxe"] }));
+    writeFileSync(path.join(root, JOURNAL), JSON.stringify({ format: 1, pending: ["by-mac/n"] }));
+    expect((await readDeployed(fs))!.pending).toEqual(["by-host/n/ipxe", "by-mac/n"]);
+  });
+
+  it("refuses a damaged journal, or a journal that is not a plain file, and changes nothing", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built({ a: "" }));
+    const record = readFileSync(path.join(root, RECORD), "utf8");
+    for (const [text, problem] of [
+      ["{", "it is not valid JSON"],
+      [JSON.stringify({ format: 1, pending: ["../../etc/passwd"] }), "pending[0]: the path"],
+      [JSON.stringify({ format: 1, pending: "by-host/a/ipxe" }), "pending: expected a list of paths"],
+      [JSON.stringify({ format: 1, pending: [], extra: true }), "expected {"],
+      [JSON.stringify({ format: 9, pending: [] }), "format 9"],
+    ] as const) {
+      writeFileSync(path.join(root, JOURNAL), text);
+      await expect(readDeployed(fs), text).rejects.toThrow(problem);
+      await expect(readDeployed(fs), text).rejects.toMatchObject({ code: "TARGET_NOT_A_TREE" });
+    }
+    writeFileSync(path.join(root, JOURNAL), "");
+    await expect(readDeployed(fs)).rejects.toMatchObject({ code: "TARGET_NOT_A_TREE" });
+    (await import("node:fs")).rmSync(path.join(root, JOURNAL));
+    mkdirSync(path.join(root, JOURNAL));
+    await expect(readDeployed(fs)).rejects.toMatchObject({ code: "TARGET_CONFLICT" });
+    expect(readFileSync(path.join(root, RECORD), "utf8")).toBe(record);
   });
 });

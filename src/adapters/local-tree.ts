@@ -56,7 +56,7 @@ export async function readManifest(out: string, reuse?: TreeManifest): Promise<T
   const before = reuse && manifestReads.get(reuse);
   if (st && before && before.file === file && before.stat === statKey(st)) return reuse;
   const text = (await readIfExists(file)) ?? "";
-  const parsed = parseTreeManifest(text);
+  const parsed = await parseTreeManifest(text);
   if (!parsed.ok) {
     throw new UserError("OUT_NOT_A_TREE", `${file} is not a manifest netbuild can trust, so nothing was changed: ${parsed.problems.slice(0, 5).join("; ")}${parsed.problems.length > 5 ? `; and ${parsed.problems.length - 5} more` : ""}`, { hint: RESTORE_HINT });
   }

@@ -6,10 +6,10 @@ import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { UserError } from "../errors.ts";
-import { DEPLOYED_MANIFEST, LOCK_PATH, type DeployedManifest, type DeployPlan } from "../core/deploy.ts";
+import { DEPLOYED_MANIFEST, emptyManifest, LOCK_PATH, PENDING_JOURNAL, type DeployedManifest, type DeployPlan } from "../core/deploy.ts";
 import { quoted } from "../core/excerpt.ts";
 import { foldersOf } from "../core/paths.ts";
-import { parseDeployedManifest } from "../core/records.ts";
+import { parseDeployedManifest, parsePendingJournal } from "../core/records.ts";
 import { conflictError, describeKind } from "./confine.ts";
 import { sha256 } from "./files.ts";
 import { tempName, type TargetFs } from "./target-fs.ts";
@@ -49,29 +49,59 @@ export async function pool<T>(items: readonly T[], limit: number, fn: (item: T) 
 /**
  * The target's record, checked (core/records.ts) before anything trusts a path in it: every entry,
  * pending path and generation must be a path of the tree, each class's artifacts in its own folder.
+ * Its pending paths include those of the pending journal (a deploy that did not finish); a target
+ * with only a journal (its first deploy did not finish) has an empty record with them.
  */
 export async function readDeployed(fs: TargetFs): Promise<DeployedManifest | undefined> {
-  const st = await fs.stat(DEPLOYED_MANIFEST);
-  if (st === undefined) return undefined;
-  if (st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: DEPLOYED_MANIFEST, what: `${describeKind(st.kind)}, where netbuild keeps its record (a regular file)` }]);
-  const data = await fs.readFile(DEPLOYED_MANIFEST);
-  if (data === undefined) return undefined;
-  const parsed = parseDeployedManifest(data.toString("utf8"));
+  const [st, journal] = await Promise.all([fs.stat(DEPLOYED_MANIFEST), readJournal(fs)]);
+  if (st !== undefined && st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: DEPLOYED_MANIFEST, what: `${describeKind(st.kind)}, where netbuild keeps its record (a regular file)` }]);
+  const data = st === undefined ? undefined : await fs.readFile(DEPLOYED_MANIFEST);
+  if (data === undefined) return journal.length > 0 ? { ...emptyManifest(), pending: journal } : undefined;
+  const parsed = await parseDeployedManifest(data.toString("utf8"));
   // A kept generation's script is what rollback writes back: it must be the script its hash and id name.
   if (parsed.ok) {
     const bad = Object.entries(parsed.value.classes).flatMap(([name, c]) => c.generations.filter((g) => sha256(g.script) !== g.sha256 || !g.sha256.startsWith(g.id)).map((g) => `classes.${name}.generations: the script of ${g.id} does not match its sha256`));
     if (bad.length > 0) Object.assign(parsed, { ok: false, problems: bad });
   }
-  if (!parsed.ok) {
-    throw new UserError("TARGET_NOT_A_TREE", `${fs.description}/${DEPLOYED_MANIFEST} is not a record netbuild can trust, so nothing was changed: ${parsed.problems.slice(0, 5).join("; ")}${parsed.problems.length > 5 ? `; and ${parsed.problems.length - 5} more` : ""}`, {
-      hint: "it was changed by hand or is damaged: restore it (a copy of it from a backup), or deploy to an empty folder",
-    });
-  }
+  if (!parsed.ok) throw untrusted(fs, DEPLOYED_MANIFEST, parsed.problems);
+  const value = parsed.value;
+  if (journal.length > 0) value.pending = [...new Set([...value.pending, ...journal])].sort();
+  return value;
+}
+
+function untrusted(fs: TargetFs, file: string, problems: readonly string[]): UserError {
+  return new UserError("TARGET_NOT_A_TREE", `${fs.description}/${file} is not a record netbuild can trust, so nothing was changed: ${problems.slice(0, 5).join("; ")}${problems.length > 5 ? `; and ${problems.length - 5} more` : ""}`, {
+    hint: "it was changed by hand or is damaged: restore it (a copy of it from a backup), or deploy to an empty folder",
+  });
+}
+
+/** The pending journal's paths (none when there is no journal). */
+async function readJournal(fs: TargetFs): Promise<string[]> {
+  const st = await fs.stat(PENDING_JOURNAL);
+  if (st === undefined) return [];
+  if (st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: PENDING_JOURNAL, what: `${describeKind(st.kind)}, where netbuild lists what a deploy is changing (a regular file)` }]);
+  const data = await fs.readFile(PENDING_JOURNAL);
+  if (data === undefined) return [];
+  const parsed = parsePendingJournal(data.toString("utf8"));
+  if (!parsed.ok) throw untrusted(fs, PENDING_JOURNAL, parsed.problems);
   return parsed.value;
 }
 
+/** Lists the paths about to be created or removed (or, with none, removes the journal). */
+async function writeJournal(fs: TargetFs, pending: readonly string[]): Promise<void> {
+  if (pending.length === 0) await fs.remove(PENDING_JOURNAL);
+  else await fs.writeFile(PENDING_JOURNAL, `${JSON.stringify({ format: 1, pending }, null, 1)}\n`);
+}
+
+/** The record alone, its pending paths left to the journal. */
+async function writeRecord(fs: TargetFs, manifest: DeployedManifest): Promise<void> {
+  await fs.writeFile(DEPLOYED_MANIFEST, `${JSON.stringify({ ...manifest, pending: [] }, null, 1)}\n`);
+}
+
+/** The record, then the journal brought to its pending paths: a crash between the two leaves more paths pending, never fewer. */
 export async function writeDeployed(fs: TargetFs, manifest: DeployedManifest): Promise<void> {
-  await fs.writeFile(DEPLOYED_MANIFEST, `${JSON.stringify(manifest, null, 1)}\n`);
+  await writeRecord(fs, manifest);
+  await writeJournal(fs, manifest.pending);
 }
 
 /**
@@ -187,7 +217,7 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
   // 1. Own every path before creating it: a deploy that dies from here on leaves nothing unowned.
   // (Unless the record already says so: then the target holds this very record.)
   const pending = [...new Set([...deployed.pending, ...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)])].sort();
-  if (pending.length !== deployed.pending.length || pending.some((p, i) => p !== deployed.pending[i])) await writeDeployed(fs, { ...deployed, pending });
+  if (pending.length !== deployed.pending.length || pending.some((p, i) => p !== deployed.pending[i])) await writeJournal(fs, pending);
 
   // 2. Artifacts: immutable and hash-named. One that a deploy that did not finish renamed into place
   // (after checking its size) is kept if its hash is right, and not sent again.
@@ -236,10 +266,11 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
   // Leftovers of an interrupted deploy whose paths this one did not write again.
   await removeTemps(fs, deployed.pending);
 
-  // 4. Record the new state with what is about to go still owned (pending), then remove it. With
-  // nothing to remove, that record would be the final one: it is written once, below.
+  // 4. Own what is about to go (pending), record the new state, remove what goes, and only then
+  // drop what is no longer pending: at every instant, every path there is recorded or pending.
   const going = Object.fromEntries(plan.deletions.filter((p) => deployed.entries[p]).map((p) => [p, deployed.entries[p]!]));
-  if (plan.deletions.length > 0) await writeDeployed(fs, { ...plan.manifest, entries: { ...plan.manifest.entries, ...going }, pending: [...new Set([...plan.manifest.pending, ...plan.deletions])].sort() });
+  if (plan.deletions.length > 0) await writeJournal(fs, [...new Set([...pending, ...plan.manifest.pending, ...plan.deletions])].sort());
+  await writeRecord(fs, plan.manifest);
   for (const p of plan.deletions) {
     hooks.onEvent?.({ action: "remove", path: p });
     const blocked = (await fs.blockedAt(p))?.path;
@@ -255,8 +286,8 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
     await removeEmptyParents(fs, p);
     result.removed++;
   }
-  const keptEntries = Object.fromEntries(result.kept.map((p) => [p, going[p]!]));
-  await writeDeployed(fs, result.kept.length === 0 ? plan.manifest : { ...plan.manifest, entries: { ...plan.manifest.entries, ...keptEntries } });
+  if (result.kept.length > 0) await writeRecord(fs, { ...plan.manifest, entries: { ...plan.manifest.entries, ...Object.fromEntries(result.kept.map((p) => [p, going[p]!])) } });
+  await writeJournal(fs, plan.manifest.pending);
   return result;
 }
 

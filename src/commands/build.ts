@@ -7,13 +7,13 @@ import { hostsShortOfRam, MAX_IMAGE_BYTES, oversizedImages } from "../core/check
 import { talosArtifactUrl, TALOS_ARTIFACTS, unpinnedArtifacts, type Inventory, type TalosClass } from "../core/inventory.ts";
 import type { PinnedDownload } from "../adapters/nix.ts";
 import { GENERATED_DIR } from "../core/nix-render.ts";
-import { parseKernelParam, reservedParam, type ClassName, type KernelParam } from "../core/names.ts";
-import { planTree, type ClassBuild, type PlanTreeInput, type Tree } from "../core/tree.ts";
+import { reservedParam, type ClassName } from "../core/names.ts";
+import type { ClassBuild, Tree } from "../core/tree.ts";
 import { hasNpinsNixpkgs } from "../adapters/inventory-files.ts";
 import { applyTree, checkOutFolder, withOutLock, type ApplyResult, type TreeManifest } from "../adapters/local-tree.ts";
 import { buildClasses } from "../adapters/nix.ts";
-import { ipxeTemplates } from "../templates.ts";
-import { formatBytes, type Reporter } from "../ui/reporter.ts";
+import { formatBytes } from "../ui/reporter.ts";
+import { announceWipes, keptBuilds, treeOf } from "./out-tree.ts";
 import { writeGenerated } from "./generate.ts";
 import { announceInstalls, renderTalosConfigs, secretsNotice, type TalosInstall } from "./talos.ts";
 import { loadRoot, outOf, rootOf, selectClasses, type Context, type OutOptions } from "./context.ts";
@@ -44,31 +44,6 @@ export interface BuildResult {
   warnings: string[];
 }
 
-/** Builds recorded in the tree for classes not selected now: the tree keeps serving them. */
-export function keptBuilds(inv: Inventory, manifest: TreeManifest | undefined, selected: ReadonlySet<string>): Map<ClassName, ClassBuild> {
-  const kept = new Map<ClassName, ClassBuild>();
-  for (const def of inv.classes) {
-    const rec = manifest?.classes[def.name];
-    if (!rec || selected.has(def.name) || rec.kind !== def.kind) continue;
-    const params = rec.kernelParams.map((p) => parseKernelParam(p));
-    if (!params.every((p) => p.ok)) continue;
-    kept.set(def.name, {
-      kernel: { storeFile: rec.kernel.storeFile, size: rec.kernel.size },
-      initrd: { storeFile: rec.initrd.storeFile, size: rec.initrd.size },
-      kernelParams: params.map((p) => (p as { value: KernelParam }).value),
-    });
-  }
-  return kept;
-}
-
-/** The tree for these builds, continuing the generations the out/ manifest records. */
-export function treeOf(inv: Inventory, builds: ReadonlyMap<ClassName, ClassBuild>, manifest: TreeManifest | undefined, machineConfigs?: ReadonlyMap<string, string>): Tree {
-  const before: PlanTreeInput["before"] = new Map(
-    Object.entries(manifest?.classes ?? {}).map(([name, rec]) => [name as ClassName, { kernel: rec.kernel.path, initrd: rec.initrd.path, previous: rec.previous }]),
-  );
-  return planTree({ inventory: inv, builds, before, templates: ipxeTemplates(), ...(machineConfigs ? { machineConfigs } : {}) });
-}
-
 /** What Nix downloads for a Talos class, so a hash mismatch can name the artifact, its URL and the fix. */
 export function talosDownloads(inv: Inventory, c: TalosClass): PinnedDownload[] {
   const tag = `talos-${c.schematicId.slice(0, 8)}-${c.version}`;
@@ -82,12 +57,6 @@ export function talosDownloads(inv: Inventory, c: TalosClass): PinnedDownload[] 
     file: c.file,
     fix: `if the factory's file changed and you trust it (or you changed the schematic, version, platform or factory), run \`netbuild pin --class ${c.name}\`; otherwise check the factory setting in netbuild.yaml`,
   }));
-}
-
-export function announceWipes(reporter: Reporter, wipes: { name: string; file: string }[]): void {
-  if (wipes.length === 0) return;
-  reporter.danger(`!!! ${wipes.length} host${wipes.length === 1 ? "" : "s"} will FORMAT (WIPE) ${wipes.length === 1 ? "ITS" : "THEIR"} DISKS on the next boot:`);
-  for (const w of wipes) reporter.danger(`!!!   ${w.name}  (provision.disks: true in ${w.file})`);
 }
 
 export async function build(options: BuildOptions, ctx: Context): Promise<BuildResult> {

@@ -33,6 +33,8 @@ export interface DeployOptions extends OutOptions, TargetOptions {
   yes?: boolean | undefined;
   /** `plan --target`: a dry run the caller prints (none of its plan on stderr), possible before anything is built. */
   planOnly?: boolean | undefined;
+  /** Told (synchronously) when a signal interrupts the deploy, just before the process exits with 130 (the CLI prints it with --json). */
+  onInterrupted?: ((report: DeployInterrupted) => void) | undefined;
 }
 
 export interface DeployTargetResult {
@@ -68,16 +70,44 @@ export interface DeployResult {
   wipes: { name: string; file: string }[];
 }
 
+const plural = (n: number, w: string, ws = `${w}s`) => `${n} ${n === 1 ? w : ws}`;
+
+/** The files a deploy sends (or would send) to one target, in one phrase: deploy's summary and plan's say it alike. */
+export function filesSummary(t: Pick<DeployTargetResult, "uploads" | "bytes" | "switches" | "deletions">): string {
+  return `${plural(t.uploads.length, "upload")} (${formatBytes(t.bytes)}), ${plural(t.switches.length, "switch", "switches")}, ${plural(t.deletions.length, "removal")}`;
+}
+
 /** What a deploy did (or would do) to one target, for people: a line, then its classes, machines and wipes. */
 export function deploySummary(t: DeployTargetResult, dryRun: boolean): string[] {
-  const plural = (n: number, w: string, ws = `${w}s`) => `${n} ${n === 1 ? w : ws}`;
-  const what = t.noop ? "up to date, nothing sent" : `${plural(t.uploads.length, "upload")} (${formatBytes(t.bytes)}), ${plural(t.switches.length, "switch", "switches")}, ${plural(t.deletions.length, "removal")}`;
+  const what = t.noop ? "up to date, nothing sent" : filesSummary(t);
   const lines = [`${dryRun ? "would deploy" : "deployed"}: ${what}${dryRun ? "" : ` in ${formatDuration(t.seconds)}`}`];
   for (const c of t.classes) lines.push(`class ${c.name}: ${c.from ?? "(new)"} → ${c.to}`);
   // A dry run printed its machines first, above its files; a deploy lists them here.
   if (!dryRun) for (const m of t.machines) lines.push(formatMachineChange(m));
   if (!dryRun && t.unknownMachines) lines.push(formatUnknownMachines(t.unknownMachines));
   if (t.wipes.length > 0) lines.push(`WIPE on next boot: ${t.wipes.join(", ")}${t.newWipes.length > 0 ? ` (new: ${t.newWipes.join(", ")})` : ""}`);
+  return lines;
+}
+
+/**
+ * `plan --target`'s plan for one target, for people: a line, then (indented under it by the caller)
+ * machines first (what people check), then the classes and files that make it so, and its wipes.
+ * The same lines when another target failed (the error's per-target outcomes).
+ */
+export function planSummary(t: DeployTargetResult): string[] {
+  const count = `${plural(t.machines.length, "machine")}${t.unknownMachines ? " and what unknown machines boot" : ""}`;
+  const lines = [t.noop ? "up to date, a deploy would change nothing" : `a deploy would change ${count}`];
+  for (const m of t.machines) lines.push(formatMachineChange(m));
+  if (t.unknownMachines) lines.push(formatUnknownMachines(t.unknownMachines));
+  for (const c of t.classes) lines.push(`class ${c.name}: ${c.from ?? "(new)"} → ${c.to}`);
+  if (!t.noop) {
+    lines.push(`files: ${filesSummary(t)}`);
+    for (const u of t.uploads) lines.push(`  upload  ${u.path} (${formatBytes(u.size)})`);
+    for (const p of t.switches) lines.push(`  switch  ${p}`);
+    for (const p of t.deletions) lines.push(`  remove  ${p}`);
+  }
+  if (t.wipes.length > 0) lines.push(`WIPE on next boot after a deploy: ${t.wipes.join(", ")}`);
+  if (t.newWipes.length > 0) lines.push(`!!! a deploy would serve a disk WIPE to ${t.newWipes.join(", ")}, which ${t.name} did not wipe before: it asks first (or needs --yes)`);
   return lines;
 }
 
@@ -96,6 +126,53 @@ const PHASES: Record<Phase, string> = {
   removing: "it serves the new tree; removing what is no longer served was not finished",
   done: "deployed",
 };
+
+/**
+ * This deploy's lock on a target, should the process end now: not taken, being taken (or waited
+ * for), held (so left behind: the process exits without releasing it), or released.
+ */
+type InterruptLock = "none" | "taking" | "left" | "released";
+
+/** A deploy interrupted by a signal (it exits 130): per target, how far it got, what it serves now, and its lock. */
+export interface DeployInterrupted {
+  signal: NodeJS.Signals;
+  /** `deploy interrupted (SIGINT)`. */
+  message: string;
+  /** How to finish the job, when a target was left part-way. */
+  hint: string | undefined;
+  /** The per-target lines people read (what `targets` says). */
+  detail: string;
+  targets: { name: string; ok: boolean; phase: Phase; serves: string; lock: InterruptLock; error?: { code: "INTERRUPTED"; message: string; hint: string | undefined } }[];
+}
+
+/** What a stale lock of this process takes (target-tree.ts's acquireLock judges it so): breaking it from this machine, --break-lock from another. */
+const CLEAR_LOCK = "the next `netbuild deploy` (or rollback, gc) from this machine removes it, as its process is gone; from another machine, run it with --break-lock";
+
+function interruptReport(signal: NodeJS.Signals, targets: readonly { name: string; phase: Phase; lock: InterruptLock }[]): DeployInterrupted {
+  const lockText: Record<InterruptLock, string> = {
+    none: "this deploy had not taken its lock there",
+    taking: `this deploy was taking its lock (or waiting for it): if .netbuild/lock there names pid ${process.pid}, it is left behind: ${CLEAR_LOCK}`,
+    left: `this deploy's lock (.netbuild/lock) is left behind, not released: ${CLEAR_LOCK}`,
+    released: "this deploy had released its lock there",
+  };
+  const partWay = targets.some((t) => t.phase !== "before" && t.phase !== "done");
+  const hint = partWay ? "Run `netbuild deploy` again to finish the job: the paths that were in progress are recorded on the target." : undefined;
+  const detail = targets.flatMap((t) => [`  ${t.name}: ${PHASES[t.phase]}`, `    ${lockText[t.lock]}`]).join("\n");
+  return {
+    signal,
+    message: `deploy interrupted (${signal})`,
+    hint,
+    detail,
+    targets: targets.map((t) => ({
+      name: t.name,
+      ok: t.phase === "done",
+      phase: t.phase,
+      serves: PHASES[t.phase],
+      lock: t.lock,
+      ...(t.phase === "done" ? {} : { error: { code: "INTERRUPTED" as const, message: `interrupted (${signal}): ${PHASES[t.phase]}; ${lockText[t.lock]}`, hint: t.phase === "before" ? undefined : hint } }),
+    })),
+  };
+}
 
 /** Room left over after an upload, for the manifest and the file system's own needs. */
 const SPACE_MARGIN = 1024 * 1024;
@@ -209,7 +286,7 @@ async function prepare(root: string, inv: Inventory, out: string, manifest: Tree
 }
 
 async function prepareFrom(root: string, inv: Inventory, out: string, manifest: TreeManifest, write: boolean, ctx: Context): Promise<Prepared> {
-  const { keptBuilds, treeOf } = await import("./build.ts");
+  const { keptBuilds, treeOf } = await import("./out-tree.ts");
   const builds = keptBuilds(inv, manifest, new Set());
   // Talos hosts' machine configs follow the inventory (and the base configs) like host scripts do.
   const configs = inv.hosts.some((h) => h.talos) ? (await (await import("./talos.ts")).renderTalosConfigs(root, inv, builds, ctx)).texts : undefined;
@@ -236,16 +313,31 @@ async function prepareFrom(root: string, inv: Inventory, out: string, manifest: 
   return { tree, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts, unbuiltClasses: [...unbuilt].sort() };
 }
 
-/** Classes not built here, as one target stands: what it keeps serving, and what it does not serve at all. */
-function unbuiltNote(target: string, classes: readonly string[], hosts: readonly Host[], deployed: DeployedManifest): string {
+/**
+ * Classes not built here, as one target stands: what it keeps serving, and what it does not serve at
+ * all. A host of a class it does not serve is left out (it boots as an unknown machine), unless the
+ * target serves it on another class, held there without its wipe (`held`, from followUnbuilt).
+ */
+function unbuiltNote(target: string, classes: readonly string[], hosts: readonly Host[], deployed: DeployedManifest, held: Followed["disarmed"]): string {
   const count = (c: string) => hosts.filter((h) => h.className === c).length;
-  const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? "" : "s"}`;
   const parts = classes.map((c) => {
     const n = count(c);
     if (deployed.entries[`by-class/${c}/ipxe`]?.kind === "file") {
       return `${c} (${target} keeps serving generation ${deployed.classes[c]?.current ?? "?"}${n === 0 ? "" : `; ${plural(n, "host")} ${n === 1 ? "follows" : "follow"} the inventory`})`;
     }
-    return `${c} (not served by ${target}${n === 0 ? "; no host uses it" : `: ${n === 1 ? "its host is left out and boots as an unknown machine" : `its ${plural(n, "host")} are left out and boot as unknown machines`}`})`;
+    if (n === 0) return `${c} (not served by ${target}; no host uses it)`;
+    const kept = held.filter((h) => h.className === c);
+    const left = n - kept.length;
+    const said: string[] = [];
+    if (kept.length > 0) {
+      const on = [...new Set(kept.map((h) => h.servedClass))].sort();
+      said.push(`${kept.length === 1 ? `its host ${kept[0]!.host} is` : `its hosts ${kept.map((h) => h.host).join(", ")} are`} held on class ${on.join(", ")}, which ${target} serves ${kept.length === 1 ? "it" : "them"}, without a wipe`);
+    }
+    if (left > 0) {
+      const its = kept.length > 0 ? (left === 1 ? "its other host is" : `its other ${left} hosts are`) : left === 1 ? "its host is" : `its ${plural(left, "host")} are`;
+      said.push(`${its} left out and boot${left === 1 ? "s" : ""} as ${left === 1 ? "an unknown machine" : "unknown machines"}`);
+    }
+    return `${c} (not served by ${target}: ${said.join("; ")})`;
   });
   return `not built here: ${parts.join(", ")}. Build ${classes.length === 1 ? "it" : "them"} (netbuild build ${classes.map((c) => `--class ${c}`).join(" ")}) to deploy a new generation.`;
 }
@@ -269,7 +361,8 @@ interface Followed {
   /** Paths kept exactly as deployed (a disarmed Talos host's machine config). */
   keep: string[];
   /** Hosts that keep chaining the class the target serves them, without the wipe flag they had. */
-  disarmed: { host: string; file: string; className: string; servedClass: string }[];
+  /** `dropping`: the target serves the wipe now (this deploy drops it); else an earlier deploy held the host already. */
+  disarmed: { host: string; file: string; className: string; servedClass: string; dropping: boolean }[];
   /** Hosts whose class is neither built here nor served by the target, and that the target serves otherwise. */
   stuck: { host: string; file: string; className: string }[];
 }
@@ -316,7 +409,7 @@ async function followUnbuilt(servedText: ServedText, deployed: DeployedManifest,
       if (scriptWipes(text, inv.site.flagPrefix) || scriptHeld(text)) {
         out.entries.push(...hostEntries(h, inv.site, templates, undefined, { className: servedClass, wipe: false }));
         if (h.talos) out.keep.push(`by-host/${h.name}/talos.yaml`);
-        out.disarmed.push({ host: h.name, file: h.file, className: h.className, servedClass });
+        out.disarmed.push({ host: h.name, file: h.file, className: h.className, servedClass, dropping: scriptWipes(text, inv.site.flagPrefix) });
         continue;
       }
     }
@@ -570,17 +663,19 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
 
   const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
   const wipes = tree.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
-  const { announceWipes } = await import("./build.ts");
+  const { announceWipes } = await import("./out-tree.ts");
   if (!options.planOnly) announceWipes(ctx.reporter, wipes);
   const wipeHosts = new Set(tree.wipes);
 
-  // Ctrl-C (or a TERM) during a deploy: say, per target, what it serves now, and how it gets finished.
+  // Ctrl-C (or a TERM) during a deploy: say, per target, what it serves now, what becomes of its
+  // lock, and how it gets finished. The process exits at once (no lock is released on the way).
   const phase = new Map<string, Phase>(targets.map((t) => [t.name, "before"]));
+  const locks = new Map<string, InterruptLock>(targets.map((t) => [t.name, "none"]));
   const onInterrupt = (signal: NodeJS.Signals) => {
-    ctx.reporter.danger(`netbuild deploy interrupted (${signal}):\n${targets.map((t) => `  ${t.name}: ${PHASES[phase.get(t.name)!]}`).join("\n")}`);
-    if ([...phase.values()].some((p) => p !== "before" && p !== "done")) {
-      ctx.reporter.info("Run `netbuild deploy` again to finish the job: the paths that were in progress are recorded on the target. Its lock is left behind: the next deploy from this machine breaks it (its process is gone); from another machine, --break-lock.");
-    }
+    const report = interruptReport(signal, targets.map((t) => ({ name: t.name, phase: phase.get(t.name)!, lock: locks.get(t.name)! })));
+    ctx.reporter.danger(`netbuild ${report.message}:\n${report.detail}`);
+    if (report.hint) ctx.reporter.info(report.hint);
+    options.onInterrupted?.(report);
     process.exit(130);
   };
   if (!dryRun) for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, onInterrupt);
@@ -592,7 +687,9 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
       const fs = await opening.get(t.name)!;
       trace(`[${t.name}] connected`);
       try {
-        const lock = dryRun ? undefined : await acquireLock(fs, "deploy", { wait: options.wait, breakLock: options.breakLock, onWait: say });
+        if (!dryRun) locks.set(t.name, "taking");
+        const lock = dryRun ? undefined : await acquireLock(fs, "deploy", { wait: options.wait, breakLock: options.breakLock, onWait: say }).catch((e: unknown) => (locks.set(t.name, "none"), Promise.reject(e)));
+        if (lock) locks.set(t.name, "left");
         try {
           const deployed = (await readDeployed(fs)) ?? emptyManifest();
           trace(`[${t.name}] locked, manifest read`);
@@ -614,9 +711,10 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
               hint: `build the class here (\`netbuild build --class ${followed.stuck[0]!.className}\`) and deploy again, or deploy from the checkout that builds it`,
             });
           }
-          if (unbuiltClasses.length > 0) ctx.reporter.warn(`[${t.name}] ${unbuiltNote(t.name, unbuiltClasses, unbuiltHosts, deployed)}`);
+          if (unbuiltClasses.length > 0) ctx.reporter.warn(`[${t.name}] ${unbuiltNote(t.name, unbuiltClasses, unbuiltHosts, deployed, followed.disarmed)}`);
           for (const d of followed.disarmed) {
-            ctx.reporter.danger(`[${t.name}] host ${d.host}: its wipe flag is dropped, but class ${d.className} is neither built here nor served by ${t.name}: it keeps booting class ${d.servedClass}, now without the wipe. Build ${d.className} to move it.`);
+            if (d.dropping) ctx.reporter.danger(`[${t.name}] host ${d.host}: its wipe flag is dropped, but class ${d.className} is neither built here nor served by ${t.name}: it keeps booting class ${d.servedClass}, now without the wipe. Build ${d.className} to move it.`);
+            else ctx.reporter.warn(`[${t.name}] host ${d.host} stays held on class ${d.servedClass} without a wipe: its class ${d.className} is neither built here nor served by ${t.name}. Build ${d.className} to move it.`);
           }
           // boot.ipxe sends unknown machines to the class unknownMachines names: one not built here
           // but served by this target stays what they boot (a checkout that did not build it must not
@@ -707,6 +805,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
         } finally {
           trace(`[${t.name}] applied`);
           await lock?.release();
+          if (lock) locks.set(t.name, "released");
         }
       } finally {
         await fs.close();
@@ -714,7 +813,9 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
       }
     },
     ctx.reporter,
-    (r) => deploySummary(r, dryRun),
+    // One target of several failed: the others' outcomes, a plan's in full (its machines included).
+    (r) => (options.planOnly ? planSummary(r) : deploySummary(r, dryRun)),
+    options.planOnly ? "TARGETS_FAILED" : "DEPLOY_FAILED",
   ).finally(() => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) process.off(sig, onInterrupt);
   });

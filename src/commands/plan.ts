@@ -4,7 +4,7 @@ import { macColons } from "../core/names.ts";
 import { hostParams } from "../core/tree.ts";
 import { announceInstalls, renderTalosConfigs, secretsNotice, type TalosInstall } from "./talos.ts";
 import { checkOutFolder } from "../adapters/local-tree.ts";
-import { announceWipes } from "./build.ts";
+import { announceWipes } from "./out-tree.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
 import type { DeployTargetResult } from "./deploy.ts";
 import type { TargetOptions } from "./targets.ts";

@@ -1,7 +1,7 @@
 // Deploy, rollback and gc as plans: what the built tree (out/) holds + what the target's manifest
 // says is deployed → the uploads, switches and deletions that make the target serve the new tree.
 // Pure: the applier (adapters/target-tree.ts) does exactly what a plan says, in this order:
-//   1. record every path it is about to create in the target manifest's `pending` list
+//   1. record every path it is about to create as pending (in `.netbuild/pending.json`, small)
 //   2. upload artifacts to temporary names, check their size, rename them into place
 //   3. switch class scripts, host scripts, by-mac entries, boot.ipxe (each an atomic rename)
 //   4. write the manifest, then delete switch points no longer used (removed hosts and classes)
@@ -11,6 +11,12 @@ import { foldersOf } from "./paths.ts";
 import { LAYERS, layerOf, type Layer, type ManifestEntry, type TreeManifest } from "./tree.ts";
 
 export const DEPLOYED_MANIFEST = ".netbuild/deployed.json";
+/**
+ * The paths a deploy is creating or removing, listed before it touches them: a short file beside
+ * the record, so that owning them costs one small write instead of rewriting a 10,000-host record.
+ * A target's pending paths are those of the record (netbuild 0.2 before this file) and this file's.
+ */
+export const PENDING_JOURNAL = ".netbuild/pending.json";
 export const LOCK_PATH = ".netbuild/lock";
 
 /** One build of a class as deployed: its artifacts and its class script. */

@@ -1,122 +1,42 @@
 // The records netbuild reads back, checked before anything trusts them: out/'s manifest
 // (`.netbuild/manifest.json`) and a target's `.netbuild/deployed.json` (its entries, pending paths
 // and generations). Either may have been edited by hand, damaged, or planted; a path in one is
-// something netbuild would overwrite or delete. So each is parsed against a schema and every path
-// in it against the tree-path rule (core/paths.ts); the first problems are reported by entry.
-import { z } from "zod";
+// something netbuild would overwrite or delete. So each is checked against its schema
+// (record-schemas.ts) and every path in it against the tree-path rule (core/paths.ts); the first
+// problems are reported by entry. A 10,000-host record holds 20,000 to 30,000 entries, which zod
+// checks in 0.2 to 0.3 s: the hand-written checks below accept exactly what the schemas accept
+// (test/core/records.test.ts compares them on thousands of damaged records) in a fraction of that,
+// and zod is loaded only for a record they refuse, to say what is wrong in the schema's words.
 import { fieldPath, quoted } from "./excerpt.ts";
 import { treePathProblem } from "./paths.ts";
 import type { DeployedManifest } from "./deploy.ts";
 import type { TreeManifest } from "./tree.ts";
-
-const SHA256 = z.string().regex(/^[0-9a-f]{64}$/, "expected a sha256 in hex");
-const TreePath = z.string().superRefine((p, ctx) => {
-  const problem = treePathProblem(p);
-  if (problem) ctx.addIssue({ code: "custom", message: `the path ${problem}` });
-});
-const StoreFile = z.string().regex(/^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[^/]+(\/[^/]+)*$/, "expected a file in the Nix store").refine((p) => !p.split("/").includes(".."), "the path has a `..` part");
-const Size = z.number().int().nonnegative();
-
-const ManifestEntrySchema = z.discriminatedUnion("kind", [
-  z.strictObject({ kind: z.literal("file"), sha256: SHA256 }),
-  z.strictObject({ kind: z.literal("artifact"), size: Size, sha256: SHA256 }),
-  // The only links netbuild makes: by-mac/<mac> → ../by-host/<host>.
-  z.strictObject({ kind: z.literal("symlink"), target: z.string().regex(/^\.\.\/by-host\/[^/\\\x00-\x1f]+$/, "expected a link to ../by-host/<host>").refine((t) => t !== "../by-host/.." && t !== "../by-host/.", "expected a link to ../by-host/<host>") }),
-]);
+import type { StoredDeployed } from "./record-schemas.ts";
 
 /** What kind of entry netbuild writes at a tree path: artifacts in a class's store-hash folder, links only at by-mac/<mac>. */
-function kindsAt(p: string): readonly string[] {
+export function kindsAt(p: string): readonly string[] {
   const parts = p.split("/");
   if (parts[0] === "by-class" && parts.length === 4) return ["artifact"];
   if (parts[0] === "by-mac" && parts.length === 2) return ["symlink"];
   return ["file"];
 }
 
-/** Entries keyed by tree path: the key is checked as strictly as any path value, and against the kind recorded there. */
-const Entries = z.record(z.string(), ManifestEntrySchema).superRefine((entries, ctx) => {
-  for (const [key, entry] of Object.entries(entries)) {
-    const problem = treePathProblem(key);
-    if (problem) ctx.addIssue({ code: "custom", path: [key], message: `the path ${problem}` });
-    else if (!kindsAt(key).includes(entry.kind)) ctx.addIssue({ code: "custom", path: [key], message: `netbuild never writes ${entry.kind === "artifact" ? "an artifact" : entry.kind === "symlink" ? "a link" : "a file"} there` });
-  }
-});
-
-const BuiltFileSchema = z.strictObject({ path: TreePath, storeFile: StoreFile, size: Size });
-
+// The patterns both the schemas and the hand-written checks use.
+export const SHA256_HEX = /^[0-9a-f]{64}$/;
+export const STORE_FILE = /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[^/]+(\/[^/]+)*$/;
+/** The only links netbuild makes: by-mac/<mac> → ../by-host/<host>. */
+export const HOST_LINK = /^\.\.\/by-host\/[^/\\\x00-\x1f]+$/;
 // out/'s manifest also records, for each file, where it stood when netbuild wrote it: its size, its
 // mtime in nanoseconds and its inode (decimal strings: both can exceed what a JSON number holds
 // exactly). A build trusts a file unchanged while lstat still says the same (adapters/local-tree.ts).
-const STAMP_NUMBER = /^-?[0-9]{1,24}$/;
-const StampNumber = z.string().regex(STAMP_NUMBER, "expected a whole number in decimal");
-const TreeManifestEntrySchema = z.discriminatedUnion("kind", [
-  z.strictObject({ kind: z.literal("file"), sha256: SHA256, size: Size.optional(), mtimeNs: StampNumber.optional(), ino: StampNumber.optional() }),
-  ManifestEntrySchema.options[1],
-  ManifestEntrySchema.options[2],
-]);
-
-/** As Entries, for out/'s manifest (its files may carry where they stood). */
-const TreeEntries = z.record(z.string(), TreeManifestEntrySchema).superRefine((entries, ctx) => {
-  for (const [key, entry] of Object.entries(entries)) {
-    const problem = treePathProblem(key);
-    if (problem) ctx.addIssue({ code: "custom", path: [key], message: `the path ${problem}` });
-    else if (!kindsAt(key).includes(entry.kind)) ctx.addIssue({ code: "custom", path: [key], message: `netbuild never writes ${entry.kind === "artifact" ? "an artifact" : entry.kind === "symlink" ? "a link" : "a file"} there` });
-  }
-});
-
-export const TreeManifestSchema = z.strictObject({
-  format: z.literal(1),
-  classes: z.record(
-    z.string(),
-    z.strictObject({
-      kind: z.enum(["nixos", "prebuilt", "talos"]),
-      kernel: BuiltFileSchema,
-      initrd: BuiltFileSchema,
-      kernelParams: z.array(z.string()),
-      previous: z.strictObject({ kernel: TreePath, initrd: TreePath }).optional(),
-      kernelSha256: SHA256,
-      initrdSha256: SHA256,
-    }),
-  ),
-  entries: TreeEntries,
-  pending: z.array(TreePath).optional(),
-});
-
+export const STAMP_NUMBER = /^-?[0-9]{1,24}$/;
 // Who deployed: written by netbuild on some machine, read on another; printed by status, so held to
 // a spelling that cannot carry control characters or pass for something else.
-const OriginShape = {
-  at: z
-    .string()
-    .regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, "expected a UTC time like 2026-11-29T22:41:18Z")
-    .refine((t) => !Number.isNaN(Date.parse(t)) && new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z") === t, "expected a real UTC time like 2026-11-29T22:41:18Z"),
-  by: z.string().regex(/^[A-Za-z0-9._@?-]{1,128}$/, "expected user@machine"),
-  commit: z.string().regex(/^([0-9a-f]{7,40}(-dirty)?|unknown)$/, "expected a git commit").optional(),
-};
-
-const GenerationSchema = z.strictObject({
-  id: z.string().regex(/^[0-9a-f]{12}$/, "expected a 12-hex-digit generation id"),
-  kernel: TreePath,
-  initrd: TreePath,
-  script: z.string(),
-  sha256: SHA256,
-  deployed: z.strictObject(OriginShape).optional(),
-});
-
-// Format 2 (netbuild 0.2) adds who deployed (generations' `deployed`, `last`); format 1 is read as is.
-// A netbuild that knows only format 1 then says the record is newer than it, not that it is damaged.
-const DeployedManifestSchema = z.strictObject({
-  format: z.union([z.literal(1), z.literal(2)]),
-  classes: z.record(
-    z.string(),
-    z.strictObject({
-      current: z.string(),
-      generations: z.array(GenerationSchema),
-      rolledBackFrom: z.array(z.string()).optional(),
-    }),
-  ),
-  entries: Entries,
-  pending: z.array(TreePath).optional(),
-  last: z.strictObject({ command: z.enum(["deploy", "rollback"]), ...OriginShape }).optional(),
-});
+export const UTC_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
+export const DEPLOYER = /^[A-Za-z0-9._@?-]{1,128}$/;
+export const COMMIT = /^([0-9a-f]{7,40}(-dirty)?|unknown)$/;
+export const GENERATION_ID = /^[0-9a-f]{12}$/;
+export const isRealUtcTime = (t: string) => !Number.isNaN(Date.parse(t)) && new Date(t).toISOString().replace(/\.\d{3}Z$/, "Z") === t;
 
 /** A class's artifact paths must lie in its own folder: a record cannot make one class's gc delete another's files. */
 function classPathsProblems(classes: Record<string, { paths: string[] }>): string[] {
@@ -129,14 +49,6 @@ function classPathsProblems(classes: Record<string, { paths: string[] }>): strin
     for (const p of paths) if (!p.startsWith(`by-class/${name}/`) || p.split("/").length !== 4) problems.push(`${fieldPath("classes", name)}: ${quoted(p)} is not an artifact path of that class`);
   }
   return problems;
-}
-
-/** Where in the record, as `entries["../../x"]` or `classes.demo.generations[1].kernel`, through excerpt.ts (never a whole value, never a control character). */
-function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
-  return issues.map((i) => {
-    const where = i.path.reduce<string>((at, k) => (typeof k === "number" ? `${at}[${k}]` : fieldPath(at, String(k))), "");
-    return `${where || "(the whole file)"}: ${i.message}`;
-  });
 }
 
 export type RecordResult<T> = { ok: true; value: T } | { ok: false; problems: string[] };
@@ -153,22 +65,16 @@ function parseJson(text: string, formats: readonly number[] = [1]): { ok: true; 
   return { ok: true, data };
 }
 
-/**
- * out/'s manifest, checked as TreeManifestSchema says. A 10,000-host manifest holds 30,000 entries,
- * which zod checks in about 0.3 s; the hand-written isTreeManifest below accepts exactly what the
- * schema accepts (test/core/records.test.ts compares the two on thousands of damaged manifests) in
- * a fraction of that. Only a manifest it refuses goes through zod, which says what is wrong, so the
- * messages are the schema's. `schemaOnly`: zod alone (the tests' reference).
- */
-export function parseTreeManifest(text: string, options: { schemaOnly?: boolean } = {}): RecordResult<TreeManifest> {
+/** out/'s manifest, checked (see above). `schemaOnly`: by the schema alone (the tests' reference). */
+export async function parseTreeManifest(text: string, options: { schemaOnly?: boolean } = {}): Promise<RecordResult<TreeManifest>> {
   const json = parseJson(text);
   if (!json.ok) return json;
   let value: TreeManifest;
   if (!options.schemaOnly && isTreeManifest(json.data)) value = json.data;
   else {
-    const r = TreeManifestSchema.safeParse(json.data);
-    if (!r.success) return { ok: false, problems: formatIssues(r.error.issues) };
-    value = r.data as TreeManifest;
+    const r = (await import("./record-schemas.ts")).schemaTreeManifest(json.data);
+    if (!r.ok) return r;
+    value = r.value as TreeManifest;
   }
   const problems = classPathsProblems(Object.fromEntries(Object.entries(value.classes).map(([n, c]) => [n, { paths: [c.kernel.path, c.initrd.path, ...(c.previous ? [c.previous.kernel, c.previous.initrd] : [])] }])));
   if (problems.length > 0) return { ok: false, problems };
@@ -176,9 +82,6 @@ export function parseTreeManifest(text: string, options: { schemaOnly?: boolean 
 }
 
 // TreeManifestSchema's checks by hand, with the same patterns: yes or no, no messages.
-const SHA256_HEX = /^[0-9a-f]{64}$/;
-const STORE_FILE = /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[^/]+(\/[^/]+)*$/;
-const HOST_LINK = /^\.\.\/by-host\/[^/\\\x00-\x1f]+$/;
 const TOP_KEYS = new Set(["format", "classes", "entries", "pending"]);
 const CLASS_KEYS = new Set(["kind", "kernel", "initrd", "kernelParams", "previous", "kernelSha256", "initrdSha256"]);
 const BUILT_KEYS = new Set(["path", "storeFile", "size"]);
@@ -243,13 +146,75 @@ export function isTreeManifest(data: unknown): data is TreeManifest {
   return true;
 }
 
-export function parseDeployedManifest(text: string): RecordResult<DeployedManifest> {
+/** A target's record, checked (see above); format 1 is read as format 2 without who deployed. `schemaOnly`: by the schema alone. */
+export async function parseDeployedManifest(text: string, options: { schemaOnly?: boolean } = {}): Promise<RecordResult<DeployedManifest>> {
   const json = parseJson(text, [1, 2]);
   if (!json.ok) return json;
-  const r = DeployedManifestSchema.safeParse(json.data);
-  if (!r.success) return { ok: false, problems: formatIssues(r.error.issues) };
-  const problems = classPathsProblems(Object.fromEntries(Object.entries(r.data.classes).map(([n, c]) => [n, { paths: c.generations.flatMap((g) => [g.kernel, g.initrd]) }])));
+  let data: StoredDeployed;
+  if (!options.schemaOnly && isDeployedManifest(json.data)) data = json.data;
+  else {
+    const r = (await import("./record-schemas.ts")).schemaDeployedManifest(json.data);
+    if (!r.ok) return r;
+    data = r.value;
+  }
+  const problems = classPathsProblems(Object.fromEntries(Object.entries(data.classes).map(([n, c]) => [n, { paths: c.generations.flatMap((g) => [g.kernel, g.initrd]) }])));
   if (problems.length > 0) return { ok: false, problems };
-  const classes = Object.fromEntries(Object.entries(r.data.classes).map(([n, c]) => [n, c.rolledBackFrom === undefined ? { current: c.current, generations: c.generations } : c]));
-  return { ok: true, value: { format: 2, classes, entries: r.data.entries, pending: r.data.pending ?? [], ...(r.data.last ? { last: r.data.last } : {}) } as DeployedManifest };
+  const classes = Object.fromEntries(Object.entries(data.classes).map(([n, c]) => [n, c.rolledBackFrom === undefined ? { current: c.current, generations: c.generations } : c]));
+  return { ok: true, value: { format: 2, classes, entries: data.entries, pending: data.pending ?? [], ...(data.last ? { last: data.last } : {}) } as DeployedManifest };
 }
+
+// DeployedManifestSchema's checks by hand, with the same patterns (as isTreeManifest for out/'s).
+const DEPLOYED_KEYS = new Set(["format", "classes", "entries", "pending", "last"]);
+const DEPLOYED_CLASS_KEYS = new Set(["current", "generations", "rolledBackFrom"]);
+const GENERATION_KEYS = new Set(["id", "kernel", "initrd", "script", "sha256", "deployed"]);
+const ORIGIN_KEYS = new Set(["at", "by", "commit"]);
+const LAST_KEYS = new Set(["command", "at", "by", "commit"]);
+const RECORD_FILE_KEYS = new Set(["kind", "sha256"]);
+
+const isUtcTime = (v: unknown) => typeof v === "string" && UTC_TIME.test(v) && isRealUtcTime(v);
+const isOriginOf = (o: Json) => isUtcTime(o["at"]) && typeof o["by"] === "string" && DEPLOYER.test(o["by"]) && optional(o, "commit", (c) => typeof c === "string" && COMMIT.test(c));
+const isOrigin = (v: unknown) => isObject(v) && hasOnly(v, ORIGIN_KEYS) && isOriginOf(v);
+const isLast = (v: unknown) => isObject(v) && hasOnly(v, LAST_KEYS) && (v["command"] === "deploy" || v["command"] === "rollback") && isOriginOf(v);
+const isGeneration = (g: unknown) =>
+  isObject(g) && hasOnly(g, GENERATION_KEYS) && typeof g["id"] === "string" && GENERATION_ID.test(g["id"]) && isTreePath(g["kernel"]) && isTreePath(g["initrd"]) && typeof g["script"] === "string" && isSha(g["sha256"]) && optional(g, "deployed", isOrigin);
+const isDeployedClass = (c: unknown) =>
+  isObject(c) && hasOnly(c, DEPLOYED_CLASS_KEYS) && typeof c["current"] === "string" && Array.isArray(c["generations"]) && c["generations"].every(isGeneration) && optional(c, "rolledBackFrom", (r) => Array.isArray(r) && r.every((id) => typeof id === "string"));
+
+function isRecordEntry(key: string, e: unknown): boolean {
+  if (!isObject(e)) return false;
+  const kind = e["kind"];
+  if (kind === "file") {
+    if (!hasOnly(e, RECORD_FILE_KEYS) || !isSha(e["sha256"])) return false;
+  } else if (kind === "artifact") {
+    if (!hasOnly(e, ARTIFACT_KEYS) || !isSize(e["size"]) || !isSha(e["sha256"])) return false;
+  } else if (kind === "symlink") {
+    const t = e["target"];
+    if (!hasOnly(e, LINK_KEYS) || typeof t !== "string" || !HOST_LINK.test(t) || t === "../by-host/.." || t === "../by-host/.") return false;
+  } else return false;
+  return isTreePath(key) && kindsAt(key).includes(kind);
+}
+
+/** Whether DeployedManifestSchema accepts `data` (classPathsProblems aside). */
+export function isDeployedManifest(data: unknown): data is StoredDeployed {
+  if (!isObject(data) || !hasOnly(data, DEPLOYED_KEYS) || (data["format"] !== 1 && data["format"] !== 2)) return false;
+  const { classes, entries } = data;
+  if (!isObject(classes) || !isObject(entries)) return false;
+  if (!optional(data, "pending", (p) => Array.isArray(p) && p.every(isTreePath)) || !optional(data, "last", isLast)) return false;
+  // A class named __proto__ is left to the schema, whose records pass over that key (so do entries: not a tree path).
+  for (const name of Object.keys(classes)) if (name === "__proto__" || !isDeployedClass(classes[name])) return false;
+  for (const key of Object.keys(entries)) if (!isRecordEntry(key, entries[key])) return false;
+  return true;
+}
+
+/** `.netbuild/pending.json` (core/deploy.ts PENDING_JOURNAL): `{ "format": 1, "pending": [tree paths] }`. */
+export function parsePendingJournal(text: string): RecordResult<string[]> {
+  const json = parseJson(text);
+  if (!json.ok) return json;
+  const data = json.data;
+  if (!isObject(data) || !hasOnly(data, PENDING_KEYS) || data["format"] !== 1) return { ok: false, problems: ["expected { \"format\": 1, \"pending\": [paths] }"] };
+  const pending = data["pending"];
+  if (!Array.isArray(pending)) return { ok: false, problems: ["pending: expected a list of paths"] };
+  const problems = pending.flatMap((p, i) => (isTreePath(p) ? [] : [`pending[${i}]: ${typeof p === "string" ? `the path ${treePathProblem(p) ?? "is not a tree path"}` : "expected a path"}`]));
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, value: pending as string[] };
+}
+const PENDING_KEYS = new Set(["format", "pending"]);

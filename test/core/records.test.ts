@@ -1,9 +1,10 @@
-// out/'s manifest is checked by hand (isTreeManifest: 30,000 entries in a fraction of what zod
-// takes) and explained by zod (TreeManifestSchema) when the hand check refuses it. The two must agree
-// on every input, or a damaged manifest could be trusted (the hand check too lax) or a good one
-// slowed down (too strict). Checked here on thousands of damaged manifests, reproducibly (seeded).
+// out/'s manifest and a target's record are checked by hand (isTreeManifest, isDeployedManifest:
+// 30,000 entries in a fraction of what zod takes) and explained by zod (record-schemas.ts) when the
+// hand check refuses them. The two must agree on every input, or a damaged record could be trusted
+// (the hand check too lax) or a good one slowed down (too strict). Checked here on thousands of damaged manifests, reproducibly (seeded).
 import { describe, expect, it } from "vitest";
-import { isTreeManifest, parseTreeManifest, TreeManifestSchema } from "../../src/core/records.ts";
+import { isDeployedManifest, isTreeManifest, parseDeployedManifest, parseTreeManifest } from "../../src/core/records.ts";
+import { DeployedManifestSchema, TreeManifestSchema } from "../../src/core/record-schemas.ts";
 
 /** A small seeded generator (mulberry32): the same cases on every run. */
 function random(seed: number): () => number {
@@ -64,8 +65,12 @@ const VALUES: Json[] = [
   [], {}, ["x"], [1], [null], ["by-host/h1/ipxe", "../x"],
   { kind: "file" }, { kind: "file", sha256: SHA }, { kind: "file", sha256: SHA, size: 1 }, { kind: "artifact", size: 1, sha256: SHA }, { kind: "symlink", target: "../by-host/h1" }, { kind: "bogus" },
   { kernel: "by-host/x", initrd: "by-host/y" }, { path: "by-host/x", storeFile: `/nix/store/${H1}-x`, size: 1 },
+  // A target's record: generation ids, who deployed, when, from which commit.
+  "0123456789ab", "0123456789AB", "0123456789a", "2026-11-29T22:41:18Z", "2026-02-30T00:00:00Z", "2026-11-29 22:41:18Z", "2026-11-29T22:41:18.000Z",
+  "root@boot", "root@boot\u001b[2J", "a b", "?", "abcdef1", "abcdef1-dirty", "abcdef", "unknown", "deploy", "rollback", "gc",
+  { at: "2026-11-29T22:41:18Z", by: "root@boot" }, { at: "2026-11-29T22:41:18Z", by: "root@boot", commit: "unknown", extra: 1 },
 ];
-const KEYS = ["kind", "size", "sha256", "mtimeNs", "ino", "target", "path", "storeFile", "previous", "pending", "format", "extra", "__proto__", "constructor", "by-host/h9/ipxe", "by-mac/52-54-00-00-00-09", `by-class/demo/${H1}/x`, "by-class/demo/x", "../escape", "demo/x", "a.b"];
+const KEYS = ["kind", "size", "sha256", "mtimeNs", "ino", "target", "path", "storeFile", "previous", "pending", "format", "extra", "__proto__", "constructor", "by-host/h9/ipxe", "by-mac/52-54-00-00-00-09", `by-class/demo/${H1}/x`, "by-class/demo/x", "../escape", "demo/x", "a.b", "current", "generations", "rolledBackFrom", "id", "script", "deployed", "at", "by", "commit", "command", "last"];
 
 /** Every object, array and the root, with a way to change each (replace a member, drop it, add one, rename one). */
 function containers(node: Json, out: (Json[] | { [k: string]: Json })[] = []): (Json[] | { [k: string]: Json })[] {
@@ -100,15 +105,15 @@ function mutate(doc: { [k: string]: Json }, rand: () => number): void {
 }
 
 describe("out/'s manifest: the hand-written check and the schema", () => {
-  it("accepts a manifest as a build writes it, by the hand-written check (no zod on the way)", () => {
+  it("accepts a manifest as a build writes it, by the hand-written check (no zod on the way)", async () => {
     const doc = goodManifest();
     expect(isTreeManifest(doc)).toBe(true);
     expect(TreeManifestSchema.safeParse(doc).success).toBe(true);
-    const parsed = parseTreeManifest(JSON.stringify(doc));
+    const parsed = await parseTreeManifest(JSON.stringify(doc));
     expect(parsed).toEqual({ ok: true, value: doc });
   });
 
-  it("agrees with the schema on 5,000 damaged manifests: the same verdict, the same value, the same messages", () => {
+  it("agrees with the schema on 5,000 damaged manifests: the same verdict, the same value, the same messages", async () => {
     const rand = random(20261129);
     let refused = 0;
     for (let i = 0; i < 5000; i++) {
@@ -123,7 +128,7 @@ describe("out/'s manifest: the hand-written check and the schema", () => {
       const records = data as { classes: object; entries: object };
       if (isTreeManifest(data)) expect(schema, `case ${i}: ${text}`).toBe(true);
       else if (schema) expect([...Object.keys(records.classes), ...Object.keys(records.entries)], `case ${i}: ${text}`).toContain("__proto__");
-      expect(parseTreeManifest(text), `case ${i}: ${text}`).toEqual(parseTreeManifest(text, { schemaOnly: true }));
+      expect(await parseTreeManifest(text), `case ${i}: ${text}`).toEqual(await parseTreeManifest(text, { schemaOnly: true }));
       if (!schema) refused++;
     }
     // Most mutations break something; the rest still exercise the accepting side.
@@ -131,17 +136,79 @@ describe("out/'s manifest: the hand-written check and the schema", () => {
     expect(refused).toBeLessThan(5000);
   });
 
-  it("reports a damaged manifest with the schema's messages (where in the file, and what)", () => {
+  it("reports a damaged manifest with the schema's messages (where in the file, and what)", async () => {
     const doc = goodManifest();
     (doc["entries"] as Record<string, Json>)["by-host/h1/ipxe"] = { kind: "file", sha256: SHA, size: -1, mtimeNs: "soon", ino: "1" };
     (doc["entries"] as Record<string, Json>)["../escape"] = { kind: "file", sha256: SHA };
     const text = JSON.stringify(doc);
-    const r = parseTreeManifest(text);
-    expect(r).toEqual(parseTreeManifest(text, { schemaOnly: true }));
+    const r = await parseTreeManifest(text);
+    expect(r).toEqual(await parseTreeManifest(text, { schemaOnly: true }));
     expect(r.ok ? [] : r.problems).toEqual([
       'entries["by-host/h1/ipxe"].size: Too small: expected number to be >=0',
       'entries["by-host/h1/ipxe"].mtimeNs: expected a whole number in decimal',
       'entries["../escape"]: the path has a `..` part (it would leave the folder)',
     ]);
+  });
+});
+
+const G1 = "0123456789ab";
+const G2 = "ba9876543210";
+
+/** A target's record as a deploy writes it (format 2): a class with two generations (who deployed each), a rollback's pin, files, artifacts, links, a pending path, the last deploy. */
+function goodDeployed(): { [k: string]: Json } {
+  return {
+    format: 2,
+    classes: {
+      demo: {
+        current: G1,
+        generations: [
+          { id: G1, kernel: `by-class/demo/${H1}/kernel`, initrd: `by-class/demo/${H1}/initrd`, script: "#!ipxe\nkernel x\n", sha256: SHA, deployed: { at: "2026-11-29T22:41:18Z", by: "root@boot", commit: "abcdef1-dirty" } },
+          { id: G2, kernel: `by-class/demo/${H2}/kernel`, initrd: `by-class/demo/${H2}/initrd`, script: "", sha256: SHA },
+        ],
+        rolledBackFrom: [G2],
+      },
+    },
+    entries: {
+      "boot.ipxe": { kind: "file", sha256: SHA },
+      [`by-class/demo/${H1}/initrd`]: { kind: "artifact", size: 34, sha256: SHA },
+      [`by-class/demo/${H1}/kernel`]: { kind: "artifact", size: 12, sha256: SHA },
+      "by-class/demo/ipxe": { kind: "file", sha256: SHA },
+      "by-host/h1/ipxe": { kind: "file", sha256: SHA },
+      "by-mac/52-54-00-00-00-01": { kind: "symlink", target: "../by-host/h1" },
+      "by-mac/52-54-00-00-00-02/ipxe": { kind: "file", sha256: SHA },
+    },
+    pending: ["by-host/h1/ipxe"],
+    last: { command: "deploy", at: "2026-11-30T01:02:03Z", by: "ops@laptop", commit: "unknown" },
+  };
+}
+
+describe("a target's record: the hand-written check and the schema", () => {
+  it("accepts a record as a deploy writes it, and one of format 1, by the hand-written check", async () => {
+    for (const doc of [goodDeployed(), { ...goodDeployed(), format: 1 }]) {
+      expect(isDeployedManifest(doc)).toBe(true);
+      const text = JSON.stringify(doc);
+      expect(await parseDeployedManifest(text)).toEqual(await parseDeployedManifest(text, { schemaOnly: true }));
+      expect((await parseDeployedManifest(text)).ok).toBe(true);
+    }
+  });
+
+  it("agrees with the schema on 5,000 damaged records: the same verdict, the same value, the same messages", async () => {
+    const rand = random(20261130);
+    let refused = 0;
+    for (let i = 0; i < 5000; i++) {
+      const doc = goodDeployed();
+      const n = 1 + Math.floor(rand() * 3);
+      for (let j = 0; j < n; j++) mutate(doc, rand);
+      const text = JSON.stringify(doc);
+      const data = JSON.parse(text) as { classes?: unknown; entries?: unknown };
+      const schema = DeployedManifestSchema.safeParse(data).success;
+      // Never laxer than the schema; stricter only on a class or entry named __proto__ (left to zod).
+      if (isDeployedManifest(data)) expect(schema, `case ${i}: ${text}`).toBe(true);
+      else if (schema) expect([...Object.keys(data.classes as object), ...Object.keys(data.entries as object)], `case ${i}: ${text}`).toContain("__proto__");
+      expect(await parseDeployedManifest(text), `case ${i}: ${text}`).toEqual(await parseDeployedManifest(text, { schemaOnly: true }));
+      if (!schema) refused++;
+    }
+    expect(refused).toBeGreaterThan(3000);
+    expect(refused).toBeLessThan(5000);
   });
 });
