@@ -105,7 +105,7 @@ try {
   log(`first build ${first.toFixed(2)} s`);
 
   // 1. Cold build (out/ removed; the parse cache and nix-build's result stay) vs cp -a of the tree.
-  const runs = { coldBuild: [] as number[], cp: [] as number[], noopBuild: [] as number[], noopDeploy: [] as number[], changeBuild: [] as number[], changeDeploy: [] as number[], change: [] as number[], rsyncNoop: [] as number[], noopBytes: [] as number[], changeBytes: [] as number[] };
+  const runs = { sshTrue: [] as number[], coldBuild: [] as number[], cp: [] as number[], noopBuild: [] as number[], noopDeploy: [] as number[], changeBuild: [] as number[], changeDeploy: [] as number[], change: [] as number[], rsyncNoop: [] as number[], noopBytes: [] as number[], changeBytes: [] as number[] };
   for (let i = 0; i < REPEATS; i++) {
     const steps = [
       () => {
@@ -160,6 +160,8 @@ try {
       () => {
         rsync();
         runs.rsyncNoop.push(rsync());
+        // The floor of every tool here that talks SSH: one session that runs nothing.
+        runs.sshTrue.push(timed("ssh", ["-F", sshd!.sshConfig, "boot", "true"]));
         log(`rsync -a --delete, nothing to do #${i + 1}: ${runs.rsyncNoop.at(-1)!.toFixed(2)} s`);
       },
     ];
@@ -185,6 +187,7 @@ try {
     [`… of which build`, s(m("changeBuild")), "", "", ""],
     [`… of which deploy`, s(m("changeDeploy")), "", "", ""],
     [`… content bytes received`, `${Math.max(...runs.changeBytes)} B`, "", "", "one script"],
+    [`one SSH session that runs nothing (\`ssh boot true\`): the floor under every tool above that uses SSH`, "", s(m("sshTrue")), "", ""],
   ];
   console.log(rows.map((r) => `| ${r.join(" | ")} |`).join("\n"));
   console.log(`\nMedians of ${REPEATS} (build + deploy: the median of the sums); whole-process wall time; netbuild from ${from === "dist" ? "dist/" : "src/ through tsx"}; ${os.cpus().length} CPUs; the target and the rsync copy on ${ON_TMPFS ? "tmpfs" : "disk"}, out/ and the cp -a copy in ${os.tmpdir()}; load average ${loadBefore.toFixed(1)} at the start, ${loadAfter.toFixed(1)} at the end; ${new Date().toISOString()}.\n`);

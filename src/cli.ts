@@ -298,6 +298,21 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       io.stdout.write(`${JSON.stringify(jsonSchemas(), null, 2)}\n`);
     });
 
+  // Ctrl-C or SIGTERM in a command that does not say more itself (deploy does): it exits 130, and
+  // with --json prints the one document even then. Only for the process's own streams (a test
+  // calling main() in-process keeps the default).
+  const command = argv.slice(2).find((a) => !a.startsWith("-")) ?? "";
+  let stopHandling = () => undefined as void;
+  if (io.stdout === process.stdout) {
+    const { onInterrupt } = await import("./adapters/interrupt.ts");
+    stopHandling = onInterrupt((signal) => {
+      const message = `netbuild ${command ? `${command} ` : ""}interrupted (${signal})`;
+      const hint = command === "build" ? "out/ holds what was written so far, recorded as such: the next `netbuild build` finishes it" : undefined;
+      if (json) io.stdout.write(errorDocument({ code: "INTERRUPTED", message, hint, issues: [], detail: undefined, targets: undefined }));
+      io.stderr.write(`${message}${hint ? `\n  hint: ${hint}` : ""}\n`);
+      process.exit(130);
+    });
+  }
   try {
     await program.parseAsync(argv);
     return exitCode;
@@ -326,5 +341,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     io.stderr.write(`netbuild: internal error (please report it with this output):\n${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     if (json) io.stdout.write(`${JSON.stringify({ ok: false, code: "INTERNAL", message: "internal error: netbuild has a bug (the details are on stderr; please report them)" }, null, 2)}\n`);
     return 1;
+  } finally {
+    stopHandling();
   }
 }

@@ -7,7 +7,10 @@ import type { IpxeTemplates } from "./core/tree.ts";
 function compile(name: string): (data: object) => string {
   const text = readFileSync(new URL(`../src/templates/${name}.hbs`, import.meta.url), "utf8");
   // noEscape: iPXE is not HTML; values are made safe by validation (names.ts), not escaping.
-  return Handlebars.compile(text, { strict: true, noEscape: true });
+  // knownHelpersOnly: the templates use only `if` and `each`, so a {{name}} is compiled as a plain
+  // lookup, never a possible helper call (the same output, in about half the time once warm: a build
+  // renders 10,000 host scripts). A template using any other helper would fail to compile, not render differently.
+  return Handlebars.compile(text, { strict: true, noEscape: true, knownHelpers: { if: true, each: true }, knownHelpersOnly: true });
 }
 
 let cached: IpxeTemplates | undefined;

@@ -150,4 +150,36 @@ describe("a deploy interrupted by a signal", () => {
       expect(existsSync(path.join(served, "boot.ipxe"))).toBe(true);
     });
   });
+
+  describe.skipIf(noScript)("in a command that does not say more itself", () => {
+    it("gc --wait --json waiting for another deploy's lock, then SIGTERM: exit 130 and one INTERRUPTED document naming the command", async () => {
+      const served = path.join(tempDir(), "served");
+      const root = site(served);
+      await ok(root, "build");
+      await ok(root, "deploy", "--yes");
+      const lock = path.join(served, ".netbuild/lock");
+      writeFileSync(lock, JSON.stringify({ owner: "ops", host: "laptop.elsewhere", pid: 4242, command: "deploy", started: "2026-11-23T10:00:00.000Z", token: "x" }));
+      const child = spawn(process.execPath, [path.join(REPO, "bin/netbuild.js"), "gc", "--wait", "--json"], { cwd: root, env: { ...process.env, NO_COLOR: "1" } });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
+      const waiting = new Promise<void>((resolve) =>
+        child.stderr.on("data", (b: Buffer) => {
+          stderr += b.toString();
+          if (stderr.includes("waiting for the lock held by")) resolve();
+        }),
+      );
+      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      await Promise.race([waiting, exited]);
+      child.kill("SIGTERM");
+      const code = await exited;
+      clearTimeout(timer);
+      expect(code, stderr).toBe(130);
+      expect(oneDocument(stdout, stderr)).toMatchObject({ ok: false, code: "INTERRUPTED", message: "netbuild gc interrupted (SIGTERM)" });
+      expect(stderr).toContain("netbuild gc interrupted (SIGTERM)");
+      // The other deploy's lock is left as it was.
+      expect(readFileSync(lock, "utf8")).toContain("laptop.elsewhere");
+    });
+  });
 });

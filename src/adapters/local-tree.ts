@@ -10,7 +10,7 @@
 // synchronous calls (one awaited call per path at a time left the main thread waiting on the
 // thread pool for most of a build). Paths nothing can reach yet are created in place; existing
 // ones are replaced by rename(2).
-import { mkdirSync, readdirSync, readlinkSync, rmdirSync, rmSync, symlinkSync, unlinkSync, type BigIntStats } from "node:fs";
+import { closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, symlinkSync, unlinkSync, type BigIntStats } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.ts";
@@ -222,7 +222,8 @@ class OutScan {
   leaf(entry: TreeEntry): PathKind | undefined {
     if (this.folder(parentOf(entry.path)) !== "dir") return undefined;
     if (entry.kind === "symlink") return this.listed(entry.path);
-    const st = lstatSyncOrUndefined(path.join(this.out, entry.path));
+    // entry.path passed checkRel (relative, normalised): a join needs no normalising.
+    const st = lstatSyncOrUndefined(`${this.out}/${entry.path}`);
     if (st) this.stats.set(entry.path, st);
     return localKind(st);
   }
@@ -311,8 +312,9 @@ interface Writer {
 
 async function writeEntry(w: Writer, entry: TreeEntry, leaf: PathKind | undefined): Promise<Written> {
   const { out, root, old } = w;
-  const abs = path.join(out, entry.path);
-  const tmp = path.join(out, tempName(entry.path));
+  // entry.path passed checkRel (relative, normalised); the temporary name is made only when something is written.
+  const abs = `${out}/${entry.path}`;
+  const tmpOf = () => path.join(out, tempName(entry.path));
   const recorded = old?.entries[entry.path];
   if (entry.kind === "artifact") {
     const st = leaf === undefined ? undefined : w.scan.stats.get(entry.path);
@@ -327,7 +329,7 @@ async function writeEntry(w: Writer, entry: TreeEntry, leaf: PathKind | undefine
     w.progress?.({ path: entry.path, action: "copy", bytes: entry.size });
     await checkStoreFile(out, entry.source);
     await root.prepare(entry.path);
-    const copied = await copyFileAtomic(entry.source, abs, tmp);
+    const copied = await copyFileAtomic(entry.source, abs, tmpOf());
     return { changed: true, manifest: { kind: "artifact", size: copied.size, sha256: copied.sha256 } };
   }
   if (entry.kind === "symlink") {
@@ -347,7 +349,7 @@ async function writeEntry(w: Writer, entry: TreeEntry, leaf: PathKind | undefine
     w.progress?.({ path: entry.path, action: "write" });
     await root.prepare(entry.path);
     // symlink(2) makes the link whole, and fails if anything appeared there meanwhile.
-    if (leaf !== undefined || !createdLink(entry.target, abs)) replaceLinkSync(entry.target, abs, tmp);
+    if (leaf !== undefined || !createdLink(entry.target, abs)) replaceLinkSync(entry.target, abs, tmpOf());
     return { changed: true, manifest };
   }
   const sha = w.sha(entry);
@@ -375,7 +377,7 @@ async function writeEntry(w: Writer, entry: TreeEntry, leaf: PathKind | undefine
   // to it, a class's before any host chains it. boot.ipxe and copy-mode by-mac/<mac>/ipxe are
   // fetched by name by every booting machine, so they always go through a rename.
   const direct = leaf === undefined && entry.layer !== "entry" && !entry.path.startsWith("by-mac/");
-  const stamp = (direct && createdFile(abs, entry.content)) || replaceFileSync(abs, entry.content, tmp);
+  const stamp = (direct && createdFile(abs, entry.content)) || replaceFileSync(abs, entry.content, tmpOf());
   return { changed: true, manifest: { kind: "file", sha256: sha, ...stamp } };
 }
 
@@ -429,8 +431,45 @@ function sortedRecord<T>(record: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-function manifestText(manifest: TreeManifest): string {
-  return `${JSON.stringify({ ...manifest, entries: sortedRecord(manifest.entries) }, null, 2)}\n`;
+/** `sorted`: the entries are in order already (mergedOrder), not to be checked again. */
+function manifestText(manifest: TreeManifest, sorted = false): string {
+  return `${JSON.stringify({ ...manifest, entries: sorted ? manifest.entries : sortedRecord(manifest.entries) }, null, 2)}\n`;
+}
+
+/**
+ * The paths of the manifest to write, in sortedRecord's order: the old manifest's paths that `keep`
+ * says stay (in the order read, which is sorted unless the file was edited by hand: then sorted
+ * here), merged with the paths of `now` that the old manifest does not have, sorted.
+ */
+function mergedOrder(oldEntries: Record<string, ManifestEntry>, keep: (p: string) => boolean, now: string[]): string[] {
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const kept = Object.keys(oldEntries).filter(keep);
+  if (!kept.every((k, i) => i === 0 || kept[i - 1]! < k)) kept.sort(cmp);
+  const added = now.filter((p) => !Object.hasOwn(oldEntries, p)).sort(cmp);
+  if (added.length === 0) return kept;
+  const merged: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < kept.length && j < added.length) merged.push(kept[i]! < added[j]! ? kept[i++]! : added[j++]!);
+  while (i < kept.length) merged.push(kept[i++]!);
+  while (j < added.length) merged.push(added[j++]!);
+  return merged;
+}
+
+/** Whether each path of `a` holds the very object `b` holds there. */
+function sameObjects<T>(a: Record<string, T>, b: Record<string, T>): boolean {
+  for (const p in a) if (a[p] !== b[p]) return false;
+  return true;
+}
+
+/**
+ * A file the old manifest records with its stamp (and no stopped build was writing): writing it
+ * needs no `pending` record first (see applyTree).
+ */
+function guardedByStamp(e: TreeEntry, old: TreeManifest | undefined): boolean {
+  if (e.kind !== "file") return false;
+  const r = old?.entries[e.path];
+  return r?.kind === "file" && r.size !== undefined && r.mtimeNs !== undefined && r.ino !== undefined && !isPending(old, e.path);
 }
 
 async function writeManifest(out: string, root: ConfinedRoot, text: string): Promise<void> {
@@ -464,7 +503,12 @@ export async function applyTree(out: string, tree: Tree, old: TreeManifest | und
 
   // Own every path before writing it (as a deploy does on a target): a build stopped half-way,
   // say in a switch between links and copy mode, leaves paths the next build knows are its own.
-  const pending = [...new Set([...(old?.pending ?? []), ...tree.entries.filter((e) => !sameAsRecorded(e, old, sha)).map((e) => e.path)])].sort();
+  // A file recorded with a stamp need not be listed: it is already owned, and any write to it (a
+  // rename, or O_EXCL where nothing was) gives it another inode and mtime, so a build stopped after
+  // writing it finds the stamp changed and reads it back (a host-script change then writes the
+  // 30,000-entry manifest once, not twice). Links (trusted by their recorded target), artifacts and
+  // paths new to the manifest are listed as before.
+  const pending = [...new Set([...(old?.pending ?? []), ...tree.entries.filter((e) => !sameAsRecorded(e, old, sha) && !guardedByStamp(e, old)).map((e) => e.path)])].sort();
   if (pending.length > 0 && JSON.stringify(pending) !== JSON.stringify(old?.pending ?? [])) {
     onDisk = manifestText({ format: 1, classes: old?.classes ?? {}, entries: old?.entries ?? {}, pending });
     await writeManifest(out, root, onDisk);
@@ -498,10 +542,22 @@ export async function applyTree(out: string, tree: Tree, old: TreeManifest | und
   const stale = Object.keys(old?.entries ?? {}).filter((p) => !(p in entries));
   // Paths a stopped build was writing that this tree no longer has (a links ↔ copy switch undone) go too.
   const strays = (old?.pending ?? []).filter((p) => !(p in entries) && !stale.includes(p));
+  // The manifest's paths in order without sorting 30,000 of them: the old manifest's keys (in order
+  // as read, since they were written so; sorted here if not) merged with the few new to it.
+  const staleSet = new Set(stale);
+  let ordered: string[] | undefined;
+  const order = (): string[] => (ordered ??= mergedOrder(old?.entries ?? {}, (p) => p in entries || staleSet.has(p), Object.keys(entries)));
   const recordWith = (stamps: boolean, extra: Pick<TreeManifest, "pending"> & { stale?: string[] }): string => {
-    const all: Record<string, ManifestEntry> = { ...pick(old?.entries ?? {}, extra.stale ?? []), ...entries };
-    if (stamps) for (const [p, e] of restamped) all[p] = e;
-    return manifestText({ format: 1, classes: sortedRecord(classes), entries: all, ...(extra.pending ? { pending: extra.pending } : {}) });
+    const withStale = (extra.stale ?? []).length > 0;
+    const all: Record<string, ManifestEntry> = {};
+    for (const p of order()) {
+      const e = entries[p];
+      if (e !== undefined) all[p] = (stamps && restamped.get(p)) || e;
+      else if (withStale && staleSet.has(p)) all[p] = old!.entries[p]!;
+    }
+    // What the tree was planned from, recorded only with the tree whole (no pending path): deploy trusts it then.
+    const inputs = tree.inputs !== undefined && !extra.pending ? { inputs: tree.inputs } : {};
+    return manifestText({ format: 1, classes: sortedRecord(classes), entries: all, ...(extra.pending ? { pending: extra.pending } : {}), ...inputs }, true);
   };
   // Files read back unchanged are recorded where they stand now when the manifest is written
   // anyway, when they had no stamp (a tree from an earlier netbuild), or with --verify; a build
@@ -515,8 +571,9 @@ export async function applyTree(out: string, tree: Tree, old: TreeManifest | und
     stale.length === 0 &&
     (!freshen || restamped.size === 0) &&
     Object.keys(entries).length === Object.keys(old.entries).length &&
-    Object.entries(entries).every(([p, e]) => old.entries[p] === e) &&
-    JSON.stringify(sortedRecord(classes)) === JSON.stringify(old.classes);
+    sameObjects(entries, old.entries) &&
+    JSON.stringify(sortedRecord(classes)) === JSON.stringify(old.classes) &&
+    old.inputs === tree.inputs;
   if (!asRecorded) {
     const stillPending = strays.length > 0 ? { pending: strays } : {};
     let text = recordWith(freshen, { stale, ...stillPending });
@@ -554,6 +611,29 @@ async function removeEmptyFolders(out: string, rel: string): Promise<void> {
   }
 }
 
-function pick<T>(record: Record<string, T>, keys: string[]): Record<string, T> {
-  return Object.fromEntries(keys.map((k) => [k, record[k]!]));
+
+/**
+ * A file of out/'s tree, read only through real folders (a link where a folder of the tree should
+ * be is never followed) and only if it is a regular file itself; undefined otherwise, or if missing.
+ */
+export function readOutFile(out: string, rel: string): string | undefined {
+  checkRel(rel);
+  const parts = rel.split("/");
+  let at = out;
+  for (const folder of parts.slice(0, -1)) {
+    at = `${at}/${folder}`;
+    if (!lstatSyncOrUndefined(at)?.isDirectory()) return undefined;
+  }
+  let fd: number;
+  try {
+    // O_NOFOLLOW: a link put there since is not followed (and then not read: ELOOP).
+    fd = openSync(`${out}/${rel}`, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    return fstatSync(fd).isFile() ? readFileSync(fd, "utf8") : undefined;
+  } finally {
+    closeSync(fd);
+  }
 }

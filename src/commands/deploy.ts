@@ -11,9 +11,9 @@ import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployedManif
 import { parseTarget, type Target } from "../core/target.ts";
 import type { Host, Inventory } from "../core/inventory.ts";
 import { formatMachineChange, machineChanges, type MachineChange, type ServedHost } from "../core/machines.ts";
-import { hostEntries, hostOfScript, scriptClass, scriptHeld, scriptWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
+import { hostEntries, hostOfScript, scriptClass, scriptHeld, scriptWipes, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
-import { applyTree, checkOutFolder, withOutLock } from "../adapters/local-tree.ts";
+import { applyTree, checkOutFolder, readOutFile, withOutLock } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
@@ -249,8 +249,18 @@ async function earlyTargets(root: string, options: DeployOptions): Promise<Targe
   }
 }
 
+/** The text of out/'s files, by tree path (only .get: read as needed). */
+interface Contents {
+  get(rel: string): string | undefined;
+}
+
 interface Prepared {
-  tree: Tree;
+  /** What the tree holds, per file (scripts go to the targets from here). */
+  contents: Contents;
+  /** Hosts the tree makes format their disks. */
+  wipes: string[];
+  /** out/ was taken as it stands, not planned again (its manifest records this inventory). */
+  trusted: boolean;
   source: SourceTree;
   classScripts: Map<string, string>;
   refreshed: string[];
@@ -286,21 +296,44 @@ async function prepare(root: string, inv: Inventory, out: string, manifest: Tree
 }
 
 async function prepareFrom(root: string, inv: Inventory, out: string, manifest: TreeManifest, write: boolean, ctx: Context): Promise<Prepared> {
-  const { keptBuilds, treeOf } = await import("./out-tree.ts");
+  const { keptBuilds, treeOf, treeInputs, recordedClasses } = await import("./out-tree.ts");
   const builds = keptBuilds(inv, manifest, new Set());
-  // Talos hosts' machine configs follow the inventory (and the base configs) like host scripts do.
-  const configs = inv.hosts.some((h) => h.talos) ? (await (await import("./talos.ts")).renderTalosConfigs(root, inv, builds, ctx)).texts : undefined;
-  const tree = treeOf(inv, builds, manifest, configs);
-  const { source, classScripts } = sourceOf(tree, manifest.entries);
+  let contents: Contents;
+  let wipes: string[];
+  let source: SourceTree;
+  let classScripts: Map<string, string>;
   let refreshed: string[] = [];
-  if (write && !outIsCurrent(source, manifest.entries)) {
-    refreshed = (await applyTree(out, tree, manifest)).written;
-    if (refreshed.length > 0) ctx.reporter.info(`out: ${refreshed.length} script${refreshed.length === 1 ? "" : "s"} updated from the inventory`);
+  let trusted = false;
+  const inputs = manifest.pending?.length ? undefined : treeInputs(inv, recordedClasses(manifest));
+  if (inputs !== undefined && manifest.inputs === inputs) {
+    // out/ holds the tree of this very inventory and these builds (the build that wrote it said so):
+    // it is taken as it stands, its files read as needed and checked against the manifest.
+    contents = outReader(out, manifest);
+    wipes = treeWipes(inv.hosts, builds);
+    const entries: SourceTree["entries"] = {};
+    for (const p in manifest.entries) {
+      const e = manifest.entries[p]!;
+      entries[p] = e.kind === "file" ? { kind: "file", sha256: e.sha256 } : e;
+    }
+    source = { classes: Object.fromEntries(Object.entries(manifest.classes).map(([name, c]) => [name, { kernel: { path: c.kernel.path }, initrd: { path: c.initrd.path } }])), entries };
+    classScripts = new Map(Object.keys(manifest.classes).map((name) => [`by-class/${name}/ipxe`, contents.get(`by-class/${name}/ipxe`) ?? ""]));
+    trusted = true;
+  } else {
+    // Talos hosts' machine configs follow the inventory (and the base configs) like host scripts do.
+    const configs = inv.hosts.some((h) => h.talos) ? (await (await import("./talos.ts")).renderTalosConfigs(root, inv, builds, ctx)).texts : undefined;
+    const tree = treeOf(inv, builds, manifest, configs);
+    ({ source, classScripts } = sourceOf(tree, manifest.entries));
+    if (write && !outIsCurrent(source, manifest.entries)) {
+      refreshed = (await applyTree(out, tree, manifest)).written;
+      if (refreshed.length > 0) ctx.reporter.info(`out: ${refreshed.length} script${refreshed.length === 1 ? "" : "s"} updated from the inventory`);
+    }
+    contents = new Map(tree.entries.flatMap((e) => (e.kind === "file" ? [[e.path, e.content] as const] : [])));
+    wipes = tree.wipes;
   }
-  for (const c of tree.classes) {
+  for (const [name, c] of Object.entries(source.classes)) {
     for (const p of [c.kernel.path, c.initrd.path]) {
       const st = await stat(path.join(out, p)).catch(() => undefined);
-      if (!st?.isFile()) throw new UserError("OUT_NOT_BUILT", `${path.join(out, p)} is missing from the built tree`, { hint: `run \`netbuild build --class ${c.name}\`` });
+      if (!st?.isFile()) throw new UserError("OUT_NOT_BUILT", `${path.join(out, p)} is missing from the built tree`, { hint: `run \`netbuild build --class ${name}\`` });
     }
   }
   // Classes this machine has not built: each target keeps serving its own class script and
@@ -310,7 +343,32 @@ async function prepareFrom(root: string, inv: Inventory, out: string, manifest: 
   const unbuilt = new Set(inv.classes.filter((c) => !builds.has(c.name)).map((c) => c.name as string));
   for (const name of unbuilt) keepAsDeployed.add(`by-class/${name}/ipxe`);
   const unbuiltHosts = inv.hosts.filter((h) => unbuilt.has(h.className));
-  return { tree, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts, unbuiltClasses: [...unbuilt].sort() };
+  return { contents, wipes, trusted, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts, unbuiltClasses: [...unbuilt].sort() };
+}
+
+/**
+ * out/'s files as its manifest records them, read when first asked for: each must be a regular
+ * file reached through real folders, with the sha256 the manifest says (else the deploy stops:
+ * out/ was changed by hand since netbuild wrote it, and `netbuild build` writes it again).
+ */
+function outReader(out: string, manifest: TreeManifest): Contents {
+  const read = new Map<string, string>();
+  return {
+    get(rel) {
+      const e = manifest.entries[rel];
+      if (e?.kind !== "file") return undefined;
+      let text = read.get(rel);
+      if (text !== undefined) return text;
+      text = readOutFile(out, rel);
+      if (text === undefined || sha256(text) !== e.sha256) {
+        throw new UserError("OUT_NOT_A_TREE", `${path.join(out, rel)} is not what netbuild wrote there (${text === undefined ? "missing, or not a plain file in a real folder" : "changed since"}), so nothing was deployed`, {
+          hint: "run `netbuild build`: it writes the tree again from the inventory",
+        });
+      }
+      read.set(rel, text);
+      return text;
+    },
+  };
 }
 
 /**
@@ -423,7 +481,7 @@ async function followUnbuilt(servedText: ServedText, deployed: DeployedManifest,
  * whose script gains the flag (or a new host with it), and a MAC that now leads to a wiping script
  * (a MAC added to a wiping host, or moved to one). What the target served is read from the target.
  */
-async function newWipes(servedText: ServedText, servedLink: ServedText, plan: DeployPlan, deployed: DeployedManifest, contents: ReadonlyMap<string, string>, flagPrefix: string): Promise<string[]> {
+async function newWipes(servedText: ServedText, servedLink: ServedText, plan: DeployPlan, deployed: DeployedManifest, contents: Contents, flagPrefix: string): Promise<string[]> {
   const willWipe = async (hostScript: string) => scriptWipes(contents.get(hostScript) ?? (await servedText(hostScript)) ?? "", flagPrefix);
   const found = new Set<string>();
   for (const s of plan.switches) {
@@ -505,7 +563,7 @@ function macView(entries: Record<string, ManifestEntry>, hosts: ReadonlySet<stri
  * The plan per machine: what the target serves each host now (its script, read from the target,
  * and its MACs, from its record) against what it will serve. Only hosts the plan touches are read.
  */
-async function machinePlan(servedText: ServedText, plan: DeployPlan, deployed: DeployedManifest, contents: ReadonlyMap<string, string>, flagPrefix: string): Promise<MachineChange[]> {
+async function machinePlan(servedText: ServedText, plan: DeployPlan, deployed: DeployedManifest, contents: Contents, flagPrefix: string): Promise<MachineChange[]> {
   // The plan's manifest differs from the record only at the paths the plan writes or removes: the
   // hosts it touches are found from those (not from walks of a 10,000-host record per host). A host
   // is touched when its script is written or removed, or when its MACs change: a by-mac entry
@@ -563,7 +621,7 @@ async function machinePlan(servedText: ServedText, plan: DeployPlan, deployed: D
 }
 
 /** What boot.ipxe gives machines no host has, before and after (a class name, or null: nothing), when the plan changes it. */
-async function unknownMachinesPlan(servedText: ServedText, plan: DeployPlan, contents: ReadonlyMap<string, string>): Promise<{ from: string | null; to: string | null } | undefined> {
+async function unknownMachinesPlan(servedText: ServedText, plan: DeployPlan, contents: Contents): Promise<{ from: string | null; to: string | null } | undefined> {
   if (!plan.switches.some((sw) => sw.path === "boot.ipxe")) return undefined;
   const classOf = (text: string | undefined) => (text === undefined ? null : (/^chain by-class\/([^/\s]+)\/ipxe /m.exec(text)?.[1] ?? null));
   const from = classOf(await servedText("boot.ipxe"));
@@ -653,19 +711,18 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
   let prepared: Prepared;
   try {
     prepared = await prepare(root, inv, out, manifest ?? { format: 1, classes: {}, entries: {} }, dryRun, ctx);
-    trace("out/ checked, tree planned");
+    trace(prepared.trusted ? "out/ checked: the tree of this inventory, as its manifest records (not planned again)" : "out/ checked, tree planned");
   } catch (e) {
     await closeAll();
     throw e;
   }
-  const { tree, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts, unbuiltClasses } = prepared;
-  const contents = new Map(tree.entries.flatMap((e) => (e.kind === "file" ? [[e.path, e.content] as const] : [])));
+  const { contents, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts, unbuiltClasses } = prepared;
 
   const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
-  const wipes = tree.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
+  const wipes = prepared.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
   const { announceWipes } = await import("./out-tree.ts");
   if (!options.planOnly) announceWipes(ctx.reporter, wipes);
-  const wipeHosts = new Set(tree.wipes);
+  const wipeHosts = new Set(prepared.wipes);
 
   // Ctrl-C (or a TERM) during a deploy: say, per target, what it serves now, what becomes of its
   // lock, and how it gets finished. The process exits at once (no lock is released on the way).
@@ -678,7 +735,8 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
     options.onInterrupted?.(report);
     process.exit(130);
   };
-  if (!dryRun) for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, onInterrupt);
+  const { onInterrupt: handleInterrupt } = await import("../adapters/interrupt.ts");
+  const stopHandling = dryRun ? () => undefined : handleInterrupt(onInterrupt);
   const results = await forEachTarget(
     targets,
     async (t): Promise<DeployTargetResult> => {
@@ -726,8 +784,8 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           }
           const extra = entriesOf(followed.entries, {}).entries;
           // (Copied only when this target adds to them: a 10,000-host tree is 20,000 entries.)
-          const targetContents = followed.entries.length === 0 ? contents : new Map(contents);
-          for (const e of followed.entries) if (e.kind === "file") targetContents.set(e.path, e.content);
+          const followedContents = new Map(followed.entries.flatMap((e) => (e.kind === "file" ? [[e.path, e.content] as const] : [])));
+          const targetContents: Contents = followedContents.size === 0 ? contents : { get: (rel) => followedContents.get(rel) ?? contents.get(rel) };
           const entries = followed.entries.length === 0 ? source.entries : { ...source.entries, ...extra };
           const plan = planDeploy({ source: { classes: source.classes, entries }, classScripts, deployed, keep: t.keep, drifted, keepAsDeployed: new Set([...keepAsDeployed, ...followed.keep]), origin: await origin });
           trace(`[${t.name}] planned`);
@@ -817,7 +875,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
     (r) => (options.planOnly ? planSummary(r) : deploySummary(r, dryRun)),
     options.planOnly ? "TARGETS_FAILED" : "DEPLOY_FAILED",
   ).finally(() => {
-    for (const sig of ["SIGINT", "SIGTERM"] as const) process.off(sig, onInterrupt);
+    stopHandling();
   });
   return { out, dryRun, refreshed, targets: results, wipes };
 }

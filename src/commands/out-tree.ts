@@ -1,7 +1,12 @@
 // What build, deploy and plan share about out/'s tree, kept apart from build.ts so that deploy and
 // plan do not load what only a build needs (Nix, the Talos tooling, the inventory schemas: a deploy
 // whose inventory is unchanged since the build never loads zod or yaml for it).
+import { createHash } from "node:crypto";
+import { readdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Inventory } from "../core/inventory.ts";
+import { codeHash } from "../adapters/code-hash.ts";
 import { parseKernelParam, type ClassName, type KernelParam } from "../core/names.ts";
 import { planTree, type ClassBuild, type PlanTreeInput, type Tree } from "../core/tree.ts";
 import type { TreeManifest } from "../adapters/local-tree.ts";
@@ -30,11 +35,53 @@ export function treeOf(inv: Inventory, builds: ReadonlyMap<ClassName, ClassBuild
   const before: PlanTreeInput["before"] = new Map(
     Object.entries(manifest?.classes ?? {}).map(([name, rec]) => [name as ClassName, { kernel: rec.kernel.path, initrd: rec.initrd.path, previous: rec.previous }]),
   );
-  return planTree({ inventory: inv, builds, before, templates: ipxeTemplates(), ...(machineConfigs ? { machineConfigs } : {}) });
+  const tree = planTree({ inventory: inv, builds, before, templates: ipxeTemplates(), ...(machineConfigs ? { machineConfigs } : {}) });
+  tree.inputs = treeInputs(inv, tree.classes);
+  return tree;
 }
 
 export function announceWipes(reporter: Reporter, wipes: { name: string; file: string }[]): void {
   if (wipes.length === 0) return;
   reporter.danger(`!!! ${wipes.length} host${wipes.length === 1 ? "" : "s"} will FORMAT (WIPE) ${wipes.length === 1 ? "ITS" : "THEIR"} DISKS on the next boot:`);
   for (const w of wipes) reporter.danger(`!!!   ${w.name}  (provision.disks: true in ${w.file})`);
+}
+
+let treeCode: string | undefined;
+
+/** The code that plans a tree (this module, the planner, the templates, Handlebars), as a hash. */
+function treeCodeHash(): string {
+  if (treeCode !== undefined) return treeCode;
+  const self = fileURLToPath(import.meta.url);
+  // The templates are read from src/templates/ from src/ and from the compiled dist/ alike (templates.ts).
+  const templates = path.resolve(path.dirname(self), "../../src/templates");
+  let files: string[] = [];
+  try {
+    files = readdirSync(templates).filter((f) => f.endsWith(".hbs")).sort().map((f) => path.join(templates, f));
+  } catch {
+    // unreadable: the hash says so (no file), and rendering fails where it is used
+  }
+  return (treeCode = codeHash([self], [...files, path.resolve(path.dirname(self), "../../package.json")], ["handlebars"]));
+}
+
+/**
+ * What a tree is planned from, as a hash: the inventory (site, classes, hosts), the classes' builds
+ * as out/'s manifest records them (with the generations they continue), and the code that plans
+ * it. Recorded in out/'s manifest with the tree; a deploy whose inventory gives the same hash
+ * takes the tree as it stands (its files checked against the manifest's hashes as they are read)
+ * instead of planning it again. None where machine configs are rendered from files outside the
+ * inventory (a Talos host): those are planned again.
+ */
+export function treeInputs(inv: Inventory, classes: readonly { name: string; kind: string; kernel: { path: string; storeFile: string; size: number }; initrd: { path: string; storeFile: string; size: number }; kernelParams: readonly string[]; previous?: { kernel: string; initrd: string } | undefined }[]): string | undefined {
+  if (inv.hosts.some((h) => h.talos)) return undefined;
+  const builds = [...classes]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((c) => [c.name, c.kind, c.kernel.path, c.kernel.storeFile, c.kernel.size, c.initrd.path, c.initrd.storeFile, c.initrd.size, [...c.kernelParams], c.previous?.kernel ?? null, c.previous?.initrd ?? null]);
+  // Where the tree is deployed to (targets, and how many generations they keep) is not what it holds.
+  const { targets: _targets, keep: _keep, ...site } = inv.site;
+  return createHash("sha256").update(JSON.stringify([1, treeCodeHash(), site, inv.classes, inv.hosts, builds])).digest("hex");
+}
+
+/** out/'s manifest's classes as treeInputs reads them. */
+export function recordedClasses(manifest: TreeManifest): Parameters<typeof treeInputs>[1] {
+  return Object.entries(manifest.classes).map(([name, c]) => ({ name, kind: c.kind, kernel: c.kernel, initrd: c.initrd, kernelParams: c.kernelParams, previous: c.previous }));
 }

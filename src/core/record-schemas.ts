@@ -64,6 +64,7 @@ export const TreeManifestSchema = z.strictObject({
   ),
   entries: TreeEntries,
   pending: z.array(TreePath).optional(),
+  inputs: SHA256.optional(),
 });
 
 const OriginShape = {

@@ -82,7 +82,7 @@ export async function parseTreeManifest(text: string, options: { schemaOnly?: bo
 }
 
 // TreeManifestSchema's checks by hand, with the same patterns: yes or no, no messages.
-const TOP_KEYS = new Set(["format", "classes", "entries", "pending"]);
+const TOP_KEYS = new Set(["format", "classes", "entries", "pending", "inputs"]);
 const CLASS_KEYS = new Set(["kind", "kernel", "initrd", "kernelParams", "previous", "kernelSha256", "initrdSha256"]);
 const BUILT_KEYS = new Set(["path", "storeFile", "size"]);
 const PREVIOUS_KEYS = new Set(["kernel", "initrd"]);
@@ -120,11 +120,12 @@ function isTreeClass(c: unknown): boolean {
   return optional(c, "previous", (p) => isObject(p) && hasOnly(p, PREVIOUS_KEYS) && isTreePath(p["kernel"]) && isTreePath(p["initrd"]));
 }
 
-function isTreeEntry(key: string, e: unknown): boolean {
+/** An entry of out/'s manifest (`isFile`: its file entries, which may carry stamps) or of a target's record (`isFile`: isRecordFile). */
+function isEntry(key: string, e: unknown, isFile: (e: Json) => boolean): boolean {
   if (!isObject(e)) return false;
   const kind = e["kind"];
   if (kind === "file") {
-    if (!hasOnly(e, FILE_KEYS) || !isSha(e["sha256"]) || !optional(e, "size", isSize) || !optional(e, "mtimeNs", isStampNumber) || !optional(e, "ino", isStampNumber)) return false;
+    if (!isFile(e)) return false;
   } else if (kind === "artifact") {
     if (!hasOnly(e, ARTIFACT_KEYS) || !isSize(e["size"]) || !isSha(e["sha256"])) return false;
   } else if (kind === "symlink") {
@@ -134,15 +135,17 @@ function isTreeEntry(key: string, e: unknown): boolean {
   return isTreePath(key) && kindsAt(key).includes(kind);
 }
 
+const isTreeFile = (e: Json) => hasOnly(e, FILE_KEYS) && isSha(e["sha256"]) && optional(e, "size", isSize) && optional(e, "mtimeNs", isStampNumber) && optional(e, "ino", isStampNumber);
+
 /** Whether TreeManifestSchema accepts `data` (classPathsProblems aside). */
 export function isTreeManifest(data: unknown): data is TreeManifest {
-  if (!isObject(data) || !hasOnly(data, TOP_KEYS) || data["format"] !== 1) return false;
+  if (!isObject(data) || !hasOnly(data, TOP_KEYS) || data["format"] !== 1 || !optional(data, "inputs", isSha)) return false;
   const { classes, entries } = data;
   if (!isObject(classes) || !isObject(entries)) return false;
   if (!optional(data, "pending", (p) => Array.isArray(p) && p.every(isTreePath))) return false;
   // A class named __proto__ is left to the schema, whose records pass over that key (so do entries: not a tree path).
   for (const name of Object.keys(classes)) if (name === "__proto__" || !isTreeClass(classes[name])) return false;
-  for (const key of Object.keys(entries)) if (!isTreeEntry(key, entries[key])) return false;
+  for (const key of Object.keys(entries)) if (!isEntry(key, entries[key], isTreeFile)) return false;
   return true;
 }
 
@@ -180,19 +183,7 @@ const isGeneration = (g: unknown) =>
 const isDeployedClass = (c: unknown) =>
   isObject(c) && hasOnly(c, DEPLOYED_CLASS_KEYS) && typeof c["current"] === "string" && Array.isArray(c["generations"]) && c["generations"].every(isGeneration) && optional(c, "rolledBackFrom", (r) => Array.isArray(r) && r.every((id) => typeof id === "string"));
 
-function isRecordEntry(key: string, e: unknown): boolean {
-  if (!isObject(e)) return false;
-  const kind = e["kind"];
-  if (kind === "file") {
-    if (!hasOnly(e, RECORD_FILE_KEYS) || !isSha(e["sha256"])) return false;
-  } else if (kind === "artifact") {
-    if (!hasOnly(e, ARTIFACT_KEYS) || !isSize(e["size"]) || !isSha(e["sha256"])) return false;
-  } else if (kind === "symlink") {
-    const t = e["target"];
-    if (!hasOnly(e, LINK_KEYS) || typeof t !== "string" || !HOST_LINK.test(t) || t === "../by-host/.." || t === "../by-host/.") return false;
-  } else return false;
-  return isTreePath(key) && kindsAt(key).includes(kind);
-}
+const isRecordFile = (e: Json) => hasOnly(e, RECORD_FILE_KEYS) && isSha(e["sha256"]);
 
 /** Whether DeployedManifestSchema accepts `data` (classPathsProblems aside). */
 export function isDeployedManifest(data: unknown): data is StoredDeployed {
@@ -202,7 +193,7 @@ export function isDeployedManifest(data: unknown): data is StoredDeployed {
   if (!optional(data, "pending", (p) => Array.isArray(p) && p.every(isTreePath)) || !optional(data, "last", isLast)) return false;
   // A class named __proto__ is left to the schema, whose records pass over that key (so do entries: not a tree path).
   for (const name of Object.keys(classes)) if (name === "__proto__" || !isDeployedClass(classes[name])) return false;
-  for (const key of Object.keys(entries)) if (!isRecordEntry(key, entries[key])) return false;
+  for (const key of Object.keys(entries)) if (!isEntry(key, entries[key], isRecordFile)) return false;
   return true;
 }
 

@@ -85,6 +85,11 @@ export interface TreeManifest {
   entries: Record<string, ManifestEntry>;
   /** Paths a build was writing when it last wrote the manifest (a build that was stopped leaves them). */
   pending?: string[];
+  /**
+   * What the tree was planned from (out-tree.ts treeInputs: the inventory, these classes, the code
+   * that plans it), when a deploy may trust the tree as it stands for that inventory (no Talos host).
+   */
+  inputs?: string;
 }
 
 export interface Tree {
@@ -92,6 +97,8 @@ export interface Tree {
   classes: TreeClass[];
   /** Hosts whose class has no build yet: they are left out (their machines boot as unknown). */
   skippedHosts: { name: string; className: string }[];
+  /** As TreeManifest's (set by the caller that knows what the tree was planned from). */
+  inputs?: string | undefined;
   /** Hosts that will format their disks on their next boot. */
   wipes: string[];
 }
@@ -218,19 +225,42 @@ export function planTree({ inventory, builds, before, templates, machineConfigs 
   }
 
   const skippedHosts: Tree["skippedHosts"] = [];
-  const wipes: string[] = [];
+  const wipes = treeWipes(inventory.hosts, builds);
   for (const host of inventory.hosts) {
     if (!builds.has(host.className)) {
       skippedHosts.push({ name: host.name, className: host.className });
       continue;
     }
-    if (host.provisionDisks) wipes.push(host.name);
-    entries.push(...hostEntries(host, site, templates, machineConfigs?.get(host.name)));
+    for (const e of hostEntries(host, site, templates, machineConfigs?.get(host.name))) entries.push(e);
   }
 
   const unknownClass = site.unknownClass !== null && builds.has(site.unknownClass) ? site.unknownClass : null;
   entries.push({ kind: "file", layer: "entry", path: "boot.ipxe", content: templates.boot({ unknownClass }) });
 
-  entries.sort((a, b) => LAYERS.indexOf(a.layer) - LAYERS.indexOf(b.layer) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { entries, classes, skippedHosts, wipes };
+  return { entries: inWriteOrder(entries), classes, skippedHosts, wipes };
+}
+
+/**
+ * The entries by layer, then by path (a stable sort by both, as before): bucketed by layer, and
+ * each bucket sorted by path only when it is not in order already (hosts usually come in order:
+ * 20,000 entries need no comparisons beyond one pass).
+ */
+function inWriteOrder(entries: TreeEntry[]): TreeEntry[] {
+  const byPath = (a: TreeEntry, b: TreeEntry) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+  const buckets = new Map<Layer, TreeEntry[]>(LAYERS.map((l) => [l, []]));
+  for (const e of entries) buckets.get(e.layer)!.push(e);
+  const sorted: TreeEntry[] = [];
+  for (const layer of LAYERS) {
+    const bucket = buckets.get(layer)!;
+    let inOrder = true;
+    for (let i = 1; i < bucket.length && inOrder; i++) inOrder = bucket[i - 1]!.path <= bucket[i]!.path;
+    if (!inOrder) bucket.sort(byPath);
+    for (const e of bucket) sorted.push(e);
+  }
+  return sorted;
+}
+
+/** The hosts a tree of these builds makes format their disks: those whose class is built, with the flag. */
+export function treeWipes(hosts: readonly Host[], builds: ReadonlyMap<ClassName, unknown>): string[] {
+  return hosts.filter((h) => h.provisionDisks && builds.has(h.className)).map((h) => h.name);
 }

@@ -50,6 +50,7 @@ function goodManifest(): { [k: string]: Json } {
       "by-mac/52-54-00-00-00-02/ipxe": { kind: "file", sha256: SHA },
     },
     pending: ["by-host/h1/ipxe"],
+    inputs: SHA,
   };
 }
 
@@ -70,7 +71,7 @@ const VALUES: Json[] = [
   "root@boot", "root@boot\u001b[2J", "a b", "?", "abcdef1", "abcdef1-dirty", "abcdef", "unknown", "deploy", "rollback", "gc",
   { at: "2026-11-29T22:41:18Z", by: "root@boot" }, { at: "2026-11-29T22:41:18Z", by: "root@boot", commit: "unknown", extra: 1 },
 ];
-const KEYS = ["kind", "size", "sha256", "mtimeNs", "ino", "target", "path", "storeFile", "previous", "pending", "format", "extra", "__proto__", "constructor", "by-host/h9/ipxe", "by-mac/52-54-00-00-00-09", `by-class/demo/${H1}/x`, "by-class/demo/x", "../escape", "demo/x", "a.b", "current", "generations", "rolledBackFrom", "id", "script", "deployed", "at", "by", "commit", "command", "last"];
+const KEYS = ["kind", "size", "sha256", "mtimeNs", "ino", "target", "path", "storeFile", "previous", "pending", "format", "extra", "__proto__", "constructor", "by-host/h9/ipxe", "by-mac/52-54-00-00-00-09", `by-class/demo/${H1}/x`, "by-class/demo/x", "../escape", "demo/x", "a.b", "current", "generations", "rolledBackFrom", "id", "script", "deployed", "at", "by", "commit", "command", "last", "inputs"];
 
 /** Every object, array and the root, with a way to change each (replace a member, drop it, add one, rename one). */
 function containers(node: Json, out: (Json[] | { [k: string]: Json })[] = []): (Json[] | { [k: string]: Json })[] {
