@@ -1,12 +1,12 @@
 // Reads an inventory root from disk into the loader's input: the site file, classes/*.yaml and
 // hosts/**/*.yaml, plus a probe that tells whether a referenced file exists inside the root.
 import { createHash } from "node:crypto";
-import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from "node:fs";
-import { createRequire } from "node:module";
+import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
 import { UserError } from "../errors.ts";
+import { codeHash } from "./code-hash.ts";
 // From the light modules, not core/inventory.ts: deploy reads the site file through here before zod
 // loads, and a run whose inventory is unchanged never loads zod or yaml for it.
 import { fileProblemMessage, MAX_FILE_BYTES, type FileProblem, type InventoryFile, type InventorySource } from "../core/inventory-source.ts";
@@ -254,33 +254,9 @@ let codeVersion: string | undefined;
  */
 function code(): string {
   if (codeVersion !== undefined) return codeVersion;
-  const h = createHash("sha256").update(`node ${process.version}\n`);
   const self = fileURLToPath(import.meta.url);
-  const req = createRequire(import.meta.url);
-  for (const pkg of ["yaml", "zod"]) {
-    try {
-      h.update(`${pkg} ${(req(`${pkg}/package.json`) as { version: string }).version}\n`);
-    } catch {
-      h.update(`${pkg} ?\n`);
-    }
-  }
-  const ext = path.extname(self);
-  const todo = [self, path.join(path.dirname(self), `../core/inventory${ext}`), path.join(path.dirname(self), "../../package.json")];
-  const seen = new Set<string>();
-  for (let f = todo.pop(); f !== undefined; f = todo.pop()) {
-    if (seen.has(f)) continue;
-    seen.add(f);
-    let text: string;
-    try {
-      text = readFileSync(f, "utf8");
-    } catch {
-      h.update(`${f} ?\n`);
-      continue;
-    }
-    h.update(`${path.basename(f)} ${sha256(text)}\n`);
-    if (f.endsWith(ext)) for (const m of text.matchAll(/^(?:import|export)\s[^;]*?from\s+"(\.[^"]+)"/gm)) todo.push(path.resolve(path.dirname(f), m[1]!));
-  }
-  return (codeVersion = h.digest("base64url"));
+  const dir = path.dirname(self);
+  return (codeVersion = codeHash([self, path.join(dir, `../core/inventory${path.extname(self)}`)], [path.join(dir, "../../package.json")], ["yaml", "zod"]));
 }
 
 function sha256(data: string | Buffer): string {
