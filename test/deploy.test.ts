@@ -11,6 +11,9 @@ import { serveFolder } from "./support/http.ts";
 import { cleanupTempDirs, cli, cliProcess, inventory, REPO, treeChecksum } from "./support/inventory.ts";
 import { startSshd, type Sshd } from "./support/sshd.ts";
 import { missing } from "./support/tools.ts";
+import type { DeployedManifest } from "../src/core/deploy.ts";
+import { localTargetFs } from "../src/adapters/target-fs.ts";
+import { readDeployed } from "../src/adapters/target-tree.ts";
 
 const notHere = missing({ commands: ["nix-build", "ssh", "ssh-keygen", "ssh-agent", "ssh-add"], files: ["/usr/sbin/sshd", "/usr/lib/openssh/sftp-server"] });
 
@@ -55,12 +58,9 @@ function contentWritten(mark: number, served: string): { path: string; bytes: nu
     .map((w) => ({ path: path.relative(served, w.path), bytes: w.bytes }));
 }
 
-function deployed(served: string) {
-  return JSON.parse(readFileSync(path.join(served, ".netbuild/deployed.json"), "utf8")) as {
-    classes: Record<string, { current: string; generations: { id: string; kernel: string; initrd: string }[] }>;
-    entries: Record<string, { kind: string; sha256?: string; size?: number }>;
-    pending: string[];
-  };
+/** The target's record as netbuild reads it (deployed.json with its delta applied, the pending journal merged). */
+async function deployed(served: string): Promise<DeployedManifest> {
+  return (await readDeployed(localTargetFs(served)))!;
 }
 
 describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
@@ -122,7 +122,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(existsSync(path.join(served, "by-host/aleph"))).toBe(false);
     expect(() => lstatSync(path.join(served, "by-mac/52-54-00-00-00-01"))).toThrow();
     expect(existsSync(path.join(served, "by-host/bet/ipxe"))).toBe(true);
-    expect(Object.keys(deployed(served).entries)).not.toContain("by-host/aleph/ipxe");
+    expect(Object.keys((await deployed(served)).entries)).not.toContain("by-host/aleph/ipxe");
   });
 
   it("keeps the old generation when a class is rebuilt, rolls back without uploading, and gc trims to keep", async () => {
@@ -135,7 +135,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     await ok(root, "deploy");
     const second = readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8");
     expect(second).not.toBe(first);
-    const d = deployed(served);
+    const d = await deployed(served);
     expect(d.classes["demo"]!.generations).toHaveLength(2);
     for (const g of d.classes["demo"]!.generations) expect(existsSync(path.join(served, g.initrd))).toBe(true);
 
@@ -164,11 +164,11 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8")).toBe(second);
 
     // A third build drops the first generation (keep: 2), and its files with it.
-    const oldest = deployed(served).classes["demo"]!.generations[1]!;
+    const oldest = (await deployed(served)).classes["demo"]!.generations[1]!;
     writeFileSync(path.join(root, "classes/demo/initrd"), "initrd v3\n");
     await ok(root, "build");
     await ok(root, "deploy");
-    expect(deployed(served).classes["demo"]!.generations.map((g) => g.id)).not.toContain(oldest.id);
+    expect((await deployed(served)).classes["demo"]!.generations.map((g) => g.id)).not.toContain(oldest.id);
     expect(existsSync(path.join(served, oldest.initrd))).toBe(false);
     expect(existsSync(path.join(served, path.dirname(oldest.initrd)))).toBe(false);
     // A class that leaves the inventory loses its script at the next deploy, and its files at gc.
@@ -178,7 +178,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     writeFileSync(path.join(root, "classes/spare/initrd"), "spare initrd\n");
     await ok(root, "build");
     await ok(root, "deploy");
-    const spare = deployed(served).classes["spare"]!.generations[0]!;
+    const spare = (await deployed(served)).classes["spare"]!.generations[0]!;
     rmSync(path.join(root, "classes/spare.yaml"));
     await ok(root, "build");
     await ok(root, "deploy");
@@ -187,7 +187,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     const gc = await ok(root, "gc", "--json");
     expect(JSON.parse(gc.stdout).targets[0].removed.sort()).toEqual([spare.initrd, spare.kernel].sort());
     expect(existsSync(path.join(served, "by-class/spare"))).toBe(false);
-    expect(deployed(served).classes["demo"]!.generations).toHaveLength(2);
+    expect((await deployed(served)).classes["demo"]!.generations).toHaveLength(2);
     await ok(root, "verify");
   });
 
@@ -330,7 +330,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     const { root, served } = site();
     await ok(root, "build");
     await ok(root, "deploy");
-    const before = deployed(served);
+    const before = await deployed(served);
     // A new build with a kernel that is new and small, and an initrd large enough to kill mid-way.
     writeFileSync(path.join(root, "classes/demo/kernel"), `kernel v2 ${Math.random()}\n`);
     const big = path.join(root, "classes/demo/initrd");
@@ -374,7 +374,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(resumed.stderr).toContain(`${built.classes.demo.kernel.path} arrived complete in an earlier deploy: not sent again`);
     expect(contentWritten(mark, served).map((w) => w.path)).not.toContain(path.relative(served, tmpOf(built.classes.demo.kernel.path)));
     expect(statSync(path.join(served, built.classes.demo.initrd.path)).size).toBe(200_000_000);
-    expect(deployed(served).pending).toEqual([]);
+    expect((await deployed(served)).pending).toEqual([]);
     expect(existsSync(initrdTmp)).toBe(false);
     const check = await ok(root, "verify");
     expect(check.stdout).toMatch(/0 missing, 0 changed, 0 not netbuild's/);
@@ -402,7 +402,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     const again = await ok(root, "deploy");
     expect(again.stderr).toContain("breaking the stale lock");
     expect(readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8")).not.toBe(classScript);
-    expect(deployed(served).pending).toEqual([]);
+    expect((await deployed(served)).pending).toEqual([]);
   });
 
   it("refuses up front when the server's disk cannot hold the upload, and finishes once there is room", async (t) => {
@@ -461,7 +461,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     }
     await ok(root, "deploy");
     expect(readFileSync(path.join(folder, "ipxe"), "utf8")).toContain("quiet");
-    expect(deployed(served).pending).toEqual([]);
+    expect((await deployed(served)).pending).toEqual([]);
   });
 
   it("verify finds files changed or added by hand; deploy --verify repairs them; verify --http checks every machine's chain", async () => {
@@ -479,7 +479,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
       ]);
       expect(machines[1]!.cmdline).toContain("homelab.provision_disks=true");
 
-      const d = deployed(served);
+      const d = await deployed(served);
       const initrd = d.classes["demo"]!.generations[0]!.initrd;
       writeFileSync(path.join(served, initrd), "tampered\n");
       mkdirSync(path.join(served, "by-host/stray"));

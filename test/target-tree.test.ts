@@ -37,8 +37,8 @@ function failing(fs: TargetFs, failAt: { op: "writeFile" | "remove"; path: strin
   };
 }
 
-/** Dies when it records the switched state: after every switch, before anything is removed. */
-const AFTER_SWITCHES = { op: "writeFile" as const, path: ".netbuild/deployed.json", nth: 1 };
+/** Dies when it records the switched state (a small change of a target deployed before: in the record's delta): after every switch, before anything is removed. */
+const AFTER_SWITCHES = { op: "writeFile" as const, path: ".netbuild/deployed.delta.json", nth: 1 };
 
 async function deploy(fs: TargetFs, b: ReturnType<typeof built>): Promise<DeployPlan> {
   const deployed = (await readDeployed(fs)) ?? emptyManifest();
@@ -148,8 +148,9 @@ describe("what a deploy is changing is listed in a small journal beside the reco
     await deploy(fs, built({ a: "", h: "" }));
     await expect(deploy(failing(fs, { op: "remove", path: "by-host/h/ipxe" }), built({ a: "" }))).rejects.toThrow("injected");
     // The record no longer lists h, the journal does: nothing on the target is unowned.
-    expect(Object.keys(JSON.parse(readFileSync(path.join(root, RECORD), "utf8")).entries)).not.toContain("by-host/h/ipxe");
-    expect((await readDeployed(fs))!.pending).toContain("by-host/h/ipxe");
+    const record = (await readDeployed(fs))!;
+    expect(Object.keys(record.entries)).not.toContain("by-host/h/ipxe");
+    expect(record.pending).toContain("by-host/h/ipxe");
     await deploy(fs, built({ a: "" }));
     expect(existsSync(path.join(root, "by-host/h"))).toBe(false);
     expect(existsSync(path.join(root, JOURNAL))).toBe(false);
@@ -200,5 +201,82 @@ describe("what a deploy is changing is listed in a small journal beside the reco
     mkdirSync(path.join(root, JOURNAL));
     await expect(readDeployed(fs)).rejects.toMatchObject({ code: "TARGET_CONFLICT" });
     expect(readFileSync(path.join(root, RECORD), "utf8")).toBe(record);
+  });
+});
+
+describe("a few changes are recorded in a delta beside the record, not by rewriting it", () => {
+  afterAll(cleanupTempDirs);
+  const RECORD = ".netbuild/deployed.json";
+  const DELTA = ".netbuild/deployed.delta.json";
+  const hosts = (n: number, flags = (_i: number) => "") => Object.fromEntries(Array.from({ length: n }, (_, i) => [`h${i}`, flags(i)]));
+  const read = (root: string, rel: string) => readFileSync(path.join(root, rel), "utf8");
+
+  it("writes the record whole once, then only what changed; every read sees the record with its delta applied", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built(hosts(20)));
+    expect(existsSync(path.join(root, DELTA))).toBe(false);
+    const record = read(root, RECORD);
+    await deploy(fs, built(hosts(20, (i) => (i === 3 ? "x=1" : ""))));
+    expect(read(root, RECORD)).toBe(record);
+    const delta = JSON.parse(read(root, DELTA)) as { base: string; set: Record<string, unknown>; removed: string[] };
+    expect(delta.base).toBe(sha(record));
+    expect(Object.keys(delta.set)).toEqual(["by-host/h3/ipxe"]);
+    expect(delta.removed).toEqual([]);
+    // A host goes: the delta says so (what it set before stays in it: it is against the record).
+    await deploy(fs, built(Object.fromEntries(Object.entries(hosts(20, (i) => (i === 3 ? "x=1" : ""))).filter(([h]) => h !== "h7"))));
+    expect(read(root, RECORD)).toBe(record);
+    expect(JSON.parse(read(root, DELTA))).toMatchObject({ set: { "by-host/h3/ipxe": {} }, removed: ["by-host/h7/ipxe", "by-mac/h7"] });
+    const deployed = (await readDeployed(fs))!;
+    expect(deployed.entries["by-host/h3/ipxe"]).toEqual({ kind: "file", sha256: sha(built(hosts(20, (i) => (i === 3 ? "x=1" : ""))).contents.get("by-host/h3/ipxe")!) });
+    expect(Object.keys(deployed.entries)).not.toContain("by-mac/h7");
+    expect(await verifyTarget(fs, deployed)).toMatchObject({ missing: [], changed: [], extra: [] });
+  });
+
+  it("writes the record whole again, and drops the delta, when the changes outgrow it", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built(hosts(80)));
+    const record = read(root, RECORD);
+    await deploy(fs, built(hosts(80, (i) => `x=${i}`)));
+    expect(read(root, RECORD)).not.toBe(record);
+    expect(existsSync(path.join(root, DELTA))).toBe(false);
+    expect(JSON.parse(read(root, RECORD)).entries["by-host/h5/ipxe"].sha256).toBe(sha(built(hosts(80, (i) => `x=${i}`)).contents.get("by-host/h5/ipxe")!));
+  });
+
+  it("leaves aside a delta that names another record (a deploy stopped after rewriting the record whole, before removing it)", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built(hosts(80)));
+    await deploy(fs, built(hosts(80, (i) => (i === 1 ? "x=1" : ""))));
+    const staleDelta = read(root, DELTA);
+    // The changes outgrow the delta; the deploy dies when it removes the old delta.
+    await expect(deploy(failing(fs, { op: "remove", path: DELTA }), built(hosts(80, (i) => `y=${i}`)))).rejects.toThrow("injected");
+    expect(read(root, DELTA)).toBe(staleDelta);
+    const deployed = (await readDeployed(fs))!;
+    expect(deployed.entries["by-host/h1/ipxe"]).toEqual({ kind: "file", sha256: sha(built(hosts(80, (i) => `y=${i}`)).contents.get("by-host/h1/ipxe")!) });
+    await deploy(fs, built(hosts(80, (i) => `y=${i}`)));
+    expect(await verifyTarget(fs, (await readDeployed(fs))!)).toMatchObject({ missing: [], changed: [], extra: [] });
+  });
+
+  it("refuses a delta that is damaged or would make a record netbuild cannot trust, naming the delta, and changes nothing", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built(hosts(3)));
+    const base = sha(read(root, RECORD));
+    const good = { format: 1, base, classes: JSON.parse(read(root, RECORD)).classes, set: {}, removed: [] };
+    for (const [delta, problem] of [
+      ["{", "it is not valid JSON"],
+      [JSON.stringify({ ...good, format: 2 }), "format 2"],
+      [JSON.stringify({ ...good, extra: 1 }), 'expected { "format": 1'],
+      [JSON.stringify({ ...good, base: "x" }), "base: expected the sha256"],
+      [JSON.stringify({ ...good, removed: ["../x"] }), "removed: expected a list of tree paths"],
+      [JSON.stringify({ ...good, set: { "../../etc/passwd": { kind: "file", sha256: "ab".repeat(32) } } }), "the path"],
+      [JSON.stringify({ ...good, set: { "by-host/h0/ipxe": { kind: "artifact", size: 1, sha256: "ab".repeat(32) } } }), "netbuild never writes an artifact there"],
+    ] as const) {
+      writeFileSync(path.join(root, DELTA), delta);
+      await expect(readDeployed(fs), delta).rejects.toThrow(`${root}/${DELTA} is not a record netbuild can trust`);
+      await expect(readDeployed(fs), delta).rejects.toThrow(problem);
+    }
   });
 });

@@ -6,10 +6,11 @@ import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { UserError } from "../errors.ts";
-import { DEPLOYED_MANIFEST, emptyManifest, LOCK_PATH, PENDING_JOURNAL, type DeployedManifest, type DeployPlan } from "../core/deploy.ts";
+import { DEPLOYED_DELTA, DEPLOYED_MANIFEST, emptyManifest, LOCK_PATH, PENDING_JOURNAL, sameEntry, type DeployedManifest, type DeployPlan } from "../core/deploy.ts";
+import type { ManifestEntry } from "../core/tree.ts";
 import { quoted } from "../core/excerpt.ts";
 import { foldersOf } from "../core/paths.ts";
-import { parseDeployedManifest, parsePendingJournal } from "../core/records.ts";
+import { parseDeployedWithDelta, parsePendingJournal } from "../core/records.ts";
 import { conflictError, describeKind } from "./confine.ts";
 import { sha256 } from "./files.ts";
 import { tempName, type TargetFs } from "./target-fs.ts";
@@ -53,20 +54,37 @@ export async function pool<T>(items: readonly T[], limit: number, fn: (item: T) 
  * with only a journal (its first deploy did not finish) has an empty record with them.
  */
 export async function readDeployed(fs: TargetFs): Promise<DeployedManifest | undefined> {
-  const [st, journal] = await Promise.all([fs.stat(DEPLOYED_MANIFEST), readJournal(fs)]);
+  const [st, journal, delta] = await Promise.all([fs.stat(DEPLOYED_MANIFEST), readJournal(fs), readDelta(fs)]);
   if (st !== undefined && st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: DEPLOYED_MANIFEST, what: `${describeKind(st.kind)}, where netbuild keeps its record (a regular file)` }]);
   const data = st === undefined ? undefined : await fs.readFile(DEPLOYED_MANIFEST);
-  if (data === undefined) return journal.length > 0 ? { ...emptyManifest(), pending: journal } : undefined;
-  const parsed = await parseDeployedManifest(data.toString("utf8"));
+  if (data === undefined) {
+    records.delete(fs);
+    return journal.length > 0 ? { ...emptyManifest(), pending: journal } : undefined;
+  }
+  const text = data.toString("utf8");
+  const hash = sha256(text);
+  const parsed = await parseDeployedWithDelta(text, hash, delta);
   // A kept generation's script is what rollback writes back: it must be the script its hash and id name.
   if (parsed.ok) {
-    const bad = Object.entries(parsed.value.classes).flatMap(([name, c]) => c.generations.filter((g) => sha256(g.script) !== g.sha256 || !g.sha256.startsWith(g.id)).map((g) => `classes.${name}.generations: the script of ${g.id} does not match its sha256`));
-    if (bad.length > 0) Object.assign(parsed, { ok: false, problems: bad });
+    const bad = Object.entries(parsed.value.manifest.classes).flatMap(([name, c]) => c.generations.filter((g) => sha256(g.script) !== g.sha256 || !g.sha256.startsWith(g.id)).map((g) => `classes.${name}.generations: the script of ${g.id} does not match its sha256`));
+    if (bad.length > 0) throw untrusted(fs, parsed.value.deltaApplied ? DEPLOYED_DELTA : DEPLOYED_MANIFEST, bad);
   }
-  if (!parsed.ok) throw untrusted(fs, DEPLOYED_MANIFEST, parsed.problems);
-  const value = parsed.value;
+  if (!parsed.ok) throw untrusted(fs, "inDelta" in parsed ? DEPLOYED_DELTA : DEPLOYED_MANIFEST, parsed.problems);
+  const { manifest: value, format, entries, pending } = parsed.value;
+  records.set(fs, { sha256: hash, format, entries: entries as Record<string, ManifestEntry>, pending });
   if (journal.length > 0) value.pending = [...new Set([...value.pending, ...journal])].sort();
   return value;
+}
+
+/** The record as it stands on each target (as read or last written whole), for the next delta. */
+const records = new WeakMap<TargetFs, { sha256: string; format: number; entries: Record<string, ManifestEntry>; pending: number }>();
+
+/** The delta's text, if there is one. */
+async function readDelta(fs: TargetFs): Promise<string | undefined> {
+  const st = await fs.stat(DEPLOYED_DELTA);
+  if (st === undefined) return undefined;
+  if (st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: DEPLOYED_DELTA, what: `${describeKind(st.kind)}, where netbuild keeps what changed since its record was written (a regular file)` }]);
+  return (await fs.readFile(DEPLOYED_DELTA))?.toString("utf8");
 }
 
 function untrusted(fs: TargetFs, file: string, problems: readonly string[]): UserError {
@@ -95,8 +113,41 @@ async function writeJournal(fs: TargetFs, pending: readonly string[]): Promise<v
 
 /** The record alone, its pending paths left to the journal. */
 async function writeRecord(fs: TargetFs, manifest: DeployedManifest): Promise<void> {
-  await fs.writeFile(DEPLOYED_MANIFEST, `${JSON.stringify({ ...manifest, pending: [] }, null, 1)}\n`);
+  // A few entries changed since the record was written whole: the delta says which (with the
+  // classes and the last change, which are small), and the record stays as it is.
+  const record = records.get(fs);
+  if (record && record.format === 2 && record.pending === 0) {
+    const set: Record<string, ManifestEntry> = {};
+    let changed = 0;
+    for (const p in manifest.entries) {
+      const e = manifest.entries[p]!;
+      if (!sameEntry(record.entries[p], e)) {
+        set[p] = e;
+        changed++;
+      }
+    }
+    const removed: string[] = [];
+    let total = 0;
+    for (const p in record.entries) {
+      total++;
+      if (!(p in manifest.entries)) removed.push(p);
+    }
+    if (changed + removed.length <= Math.max(DELTA_MIN, Math.floor(total / 8))) {
+      const delta = { format: 1, base: record.sha256, classes: manifest.classes, ...(manifest.last ? { last: manifest.last } : {}), set, removed };
+      await fs.writeFile(DEPLOYED_DELTA, `${JSON.stringify(delta, null, 1)}\n`);
+      return;
+    }
+  }
+  // Whole: the record, then the delta that named the old one removed (until then it names a record
+  // that is no longer there, and is left aside).
+  const text = `${JSON.stringify({ ...manifest, pending: [] }, null, 1)}\n`;
+  await fs.writeFile(DEPLOYED_MANIFEST, text);
+  records.set(fs, { sha256: sha256(text), format: 2, entries: manifest.entries, pending: 0 });
+  await fs.remove(DEPLOYED_DELTA);
 }
+
+/** Changes a delta holds at least before the record is written whole again (else an eighth of the record's entries). */
+const DELTA_MIN = 64;
 
 /** The record, then the journal brought to its pending paths: a crash between the two leaves more paths pending, never fewer. */
 export async function writeDeployed(fs: TargetFs, manifest: DeployedManifest): Promise<void> {

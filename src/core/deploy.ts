@@ -17,6 +17,13 @@ export const DEPLOYED_MANIFEST = ".netbuild/deployed.json";
  * A target's pending paths are those of the record (netbuild 0.2 before this file) and this file's.
  */
 export const PENDING_JOURNAL = ".netbuild/pending.json";
+/**
+ * What changed since the record was last written whole, beside it: a deploy that changes a few
+ * hosts of 10,000 writes this (a few entries) instead of the 2 MB record. It names the record it
+ * applies to by the record's sha256; one that names another (a deploy that rewrote the record
+ * whole was stopped before removing it) is left aside. See adapters/target-tree.ts.
+ */
+export const DEPLOYED_DELTA = ".netbuild/deployed.delta.json";
 export const LOCK_PATH = ".netbuild/lock";
 
 /** One build of a class as deployed: its artifacts and its class script. */
@@ -109,7 +116,8 @@ export function isNoop(plan: DeployPlan): boolean {
   return plan.uploads.length === 0 && plan.switches.length === 0 && plan.deletions.length === 0;
 }
 
-function sameEntry(a: ManifestEntry | undefined, b: ManifestEntry): boolean {
+/** Whether two entries stand for the same thing on the target (a file's or artifact's hash, a link's target). */
+export function sameEntry(a: ManifestEntry | undefined, b: ManifestEntry): boolean {
   if (!a || a.kind !== b.kind) return false;
   if (a.kind === "symlink") return a.target === (b as { target: string }).target;
   return a.sha256 === (b as { sha256: string }).sha256;

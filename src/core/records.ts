@@ -153,10 +153,15 @@ export function isTreeManifest(data: unknown): data is TreeManifest {
 export async function parseDeployedManifest(text: string, options: { schemaOnly?: boolean } = {}): Promise<RecordResult<DeployedManifest>> {
   const json = parseJson(text, [1, 2]);
   if (!json.ok) return json;
+  return checkDeployed(json.data, options);
+}
+
+/** The record as JSON says it (`data`: parsed, not yet trusted), checked. */
+async function checkDeployed(raw: unknown, options: { schemaOnly?: boolean } = {}): Promise<RecordResult<DeployedManifest>> {
   let data: StoredDeployed;
-  if (!options.schemaOnly && isDeployedManifest(json.data)) data = json.data;
+  if (!options.schemaOnly && isDeployedManifest(raw)) data = raw;
   else {
-    const r = (await import("./record-schemas.ts")).schemaDeployedManifest(json.data);
+    const r = (await import("./record-schemas.ts")).schemaDeployedManifest(raw);
     if (!r.ok) return r;
     data = r.value;
   }
@@ -209,3 +214,59 @@ export function parsePendingJournal(text: string): RecordResult<string[]> {
   return problems.length > 0 ? { ok: false, problems } : { ok: true, value: pending as string[] };
 }
 const PENDING_KEYS = new Set(["format", "pending"]);
+
+/**
+ * A target's record with its delta (core/deploy.ts DEPLOYED_DELTA), checked as one record: the
+ * delta's classes and last change, its entries set and removed, applied to the record's; the result
+ * is held to every rule a whole record is. `delta` undefined, or naming another record than
+ * `recordSha256` (left by a deploy stopped while it rewrote the record whole): the record alone.
+ * `base`: the record's own entries, as read (for the next delta).
+ */
+export async function parseDeployedWithDelta(
+  record: string,
+  recordSha256: string,
+  delta: string | undefined,
+): Promise<RecordResult<{ manifest: DeployedManifest; format: number; entries: Record<string, unknown>; pending: number; deltaApplied: boolean }> | { ok: false; problems: string[]; inDelta: true }> {
+  const json = parseJson(record, [1, 2]);
+  if (!json.ok) return json;
+  const base = json.data as Json;
+  let data: unknown = base;
+  let applied = false;
+  if (delta !== undefined) {
+    const d = parseJson(delta);
+    if (!d.ok) return { ...d, inDelta: true };
+    const shape = deltaProblem(d.data);
+    if (shape) return { ok: false, problems: [shape], inDelta: true };
+    const dd = d.data as { base: string; classes: Json; last?: Json; set: Record<string, unknown>; removed: string[] };
+    if (dd.base === recordSha256 && isObject(base) && isObject(base["entries"])) {
+      const entries: Record<string, unknown> = { ...(base["entries"] as Json) };
+      for (const p of dd.removed) delete entries[p];
+      let added = false;
+      for (const p of Object.keys(dd.set)) {
+        if (!Object.hasOwn(entries, p)) added = true;
+        entries[p] = dd.set[p];
+      }
+      const sorted = added ? Object.fromEntries(Object.keys(entries).sort().map((p) => [p, entries[p]])) : entries;
+      const { last: _last, ...rest } = base;
+      data = { ...rest, classes: dd.classes, entries: sorted, ...(dd.last !== undefined ? { last: dd.last } : {}) };
+      applied = true;
+    }
+  }
+  const r = await checkDeployed(data);
+  if (!r.ok) return applied ? { ...r, inDelta: true } : r;
+  const pending = Array.isArray(base["pending"]) ? base["pending"].length : 0;
+  return { ok: true, value: { manifest: r.value, format: base["format"] as number, entries: isObject(base["entries"]) ? (base["entries"] as Json) : {}, pending, deltaApplied: applied } };
+}
+
+const DELTA_KEYS = new Set(["format", "base", "classes", "last", "set", "removed"]);
+
+/** What is wrong with a delta's shape (its contents are checked in the record it makes), if anything. */
+function deltaProblem(d: unknown): string | undefined {
+  if (!isObject(d) || !hasOnly(d, DELTA_KEYS) || d["format"] !== 1) return 'expected { "format": 1, "base", "classes", "set", "removed" }';
+  if (!isSha(d["base"])) return "base: expected the sha256 of the record it applies to";
+  if (!isObject(d["classes"])) return "classes: expected the classes as the record holds them";
+  if (!isObject(d["set"])) return "set: expected entries by path";
+  const removed = d["removed"];
+  if (!Array.isArray(removed) || !removed.every(isTreePath)) return "removed: expected a list of tree paths";
+  return undefined;
+}
