@@ -5,10 +5,10 @@
 // an inventory edited since the build, a tree a build left half-written. Real builds (nix-build of
 // a prebuilt class), real files, a local target; the CLI in-process with NETBUILD_TRACE saying
 // which way the deploy went.
-import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { cleanupTempDirs, cli, inventory, tempDir, treeChecksum } from "./support/inventory.ts";
+import { cleanupTempDirs, cli, cliProcess, inventory, tempDir, treeChecksum } from "./support/inventory.ts";
 import { missing } from "./support/tools.ts";
 
 const noNix = missing({ commands: ["nix-build"] });
@@ -112,5 +112,46 @@ describe.skipIf(noNix)("a deploy after a build takes out/ as its manifest record
     writeFileSync(file, `${JSON.stringify({ ...manifest, pending: ["by-host/bet/ipxe"] }, null, 2)}\n`);
     const r = await ok(root, "deploy", "--yes");
     expect(r.stderr).toContain(PLANNED);
+  });
+
+  it("plans again after a build killed while it removed a retired host: the target stops serving the host, and its wipe", async () => {
+    const { root, served } = site();
+    writeFileSync(path.join(root, "hosts/bet.yaml"), 'class: demo\nmac: "52:54:00:00:00:02"\nprovision: { disks: true }\n');
+    await ok(root, "build");
+    await ok(root, "deploy", "--yes");
+    expect(readFileSync(path.join(served, "by-host/bet/ipxe"), "utf8")).toContain("provision_disks=true");
+    // bet is retired; the build is killed (SIGKILL, as by the OOM killer) at its first removal.
+    rmSync(path.join(root, "hosts/bet.yaml"));
+    const preload = path.join(tempDir(), "kill-on-rm.mjs");
+    const marker = `${preload}.killed-at`;
+    writeFileSync(preload, `import fsp from "node:fs/promises";\nimport { writeFileSync } from "node:fs";\nconst rm = fsp.rm;\nfsp.rm = async (p, o) => { if (String(p).includes("/by-")) { writeFileSync(${JSON.stringify(marker)}, String(p)); process.kill(process.pid, "SIGKILL"); } return rm(p, o); };\n`);
+    const killed = await cliProcess(["build"], root, { NODE_OPTIONS: `--import ${preload}` });
+    expect(killed.code, killed.stderr).not.toBe(0);
+    // Killed removing one of bet's paths, after out/'s manifest was written without bet's script changed.
+    expect(readFileSync(marker, "utf8")).toMatch(/\/out\/by-(mac|host)\/(52-54-00-00-00-02|bet)/);
+    const manifest = JSON.parse(readFileSync(path.join(root, "out/.netbuild/manifest.json"), "utf8")) as { entries: Record<string, unknown>; inputs?: string };
+    expect(Object.keys(manifest.entries)).toContain("by-host/bet/ipxe");
+    // Deployed by the same code as the build (a child process: the tree's code hash is that of the code that runs).
+    const r = await cliProcess(["deploy", "--yes"], root, { NETBUILD_TRACE: "1" });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(PLANNED);
+    expect(existsSync(path.join(served, "by-host/bet"))).toBe(false);
+    expect(existsSync(path.join(served, "by-mac/52-54-00-00-00-02"))).toBe(false);
+  });
+
+  it("plans again when out/'s manifest was edited with the script (its entries no longer what the build sealed)", async () => {
+    const { root, served } = site();
+    await ok(root, "build");
+    await ok(root, "deploy", "--yes");
+    const script = path.join(root, "out/by-host/bet/ipxe");
+    const forged = readFileSync(script, "utf8").replace("quiet", "quiet homelab.provision_disks=true");
+    writeFileSync(script, forged);
+    const file = path.join(root, "out/.netbuild/manifest.json");
+    const manifest = JSON.parse(readFileSync(file, "utf8")) as { entries: Record<string, { sha256: string }> };
+    manifest.entries["by-host/bet/ipxe"]!.sha256 = (await import("node:crypto")).createHash("sha256").update(forged).digest("hex");
+    writeFileSync(file, `${JSON.stringify(manifest, null, 2)}\n`);
+    const r = await ok(root, "deploy", "--yes");
+    expect(r.stderr).toContain(PLANNED);
+    expect(readFileSync(path.join(served, "by-host/bet/ipxe"), "utf8")).not.toContain("provision_disks");
   });
 });

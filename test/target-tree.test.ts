@@ -279,4 +279,18 @@ describe("a few changes are recorded in a delta beside the record, not by rewrit
       await expect(readDeployed(fs), delta).rejects.toThrow(problem);
     }
   });
+
+  it("names the record, not its delta, when the record itself is wrong", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built(hosts(3)));
+    await deploy(fs, built(hosts(3, (i) => (i === 0 ? "x=1" : ""))));
+    const record = JSON.parse(read(root, RECORD)) as { entries: Record<string, unknown> };
+    record.entries["by-host/../etc/x"] = { kind: "file", sha256: "ab".repeat(32) };
+    const text = JSON.stringify(record);
+    writeFileSync(path.join(root, RECORD), text);
+    const delta = JSON.parse(read(root, DELTA)) as { base: string };
+    writeFileSync(path.join(root, DELTA), JSON.stringify({ ...delta, base: sha(text) }));
+    await expect(readDeployed(fs)).rejects.toThrow(`${root}/${RECORD} is not a record netbuild can trust`);
+  });
 });

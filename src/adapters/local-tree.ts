@@ -17,7 +17,7 @@ import { UserError } from "../errors.ts";
 import { quoted } from "../core/excerpt.ts";
 import { isLeftoverName, tempName } from "../core/paths.ts";
 import { parseTreeManifest } from "../core/records.ts";
-import { LAYERS, layerOf, type FileStamp, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
+import { LAYERS, layerOf, sealInputs, type FileStamp, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { checkRel, conflictError, ConfinedRoot, describeKind, type Blocked, type PathKind } from "./confine.ts";
 import { copyFileAtomic, createFileSync, lstatOrUndefined, lstatSyncOrUndefined, readIfExists, readSyncIfExists, replaceFileSync, replaceLinkSync, sha256, stampOf, writeFileAtomic } from "./files.ts";
 import { localKind, localTargetFs } from "./target-fs.ts";
@@ -555,9 +555,12 @@ export async function applyTree(out: string, tree: Tree, old: TreeManifest | und
       if (e !== undefined) all[p] = (stamps && restamped.get(p)) || e;
       else if (withStale && staleSet.has(p)) all[p] = old!.entries[p]!;
     }
-    // What the tree was planned from, recorded only with the tree whole (no pending path): deploy trusts it then.
-    const inputs = tree.inputs !== undefined && !extra.pending ? { inputs: tree.inputs } : {};
-    return manifestText({ format: 1, classes: sortedRecord(classes), entries: all, ...(extra.pending ? { pending: extra.pending } : {}), ...inputs }, true);
+    // What the tree was planned from, recorded only with the tree whole: not while a path is pending,
+    // nor while what goes is still listed (a build stopped removing it leaves a tree that is not
+    // this inventory's). Sealed with the entries and classes recorded (core/tree.ts sealInputs).
+    const sorted = sortedRecord(classes);
+    const inputs = tree.inputs !== undefined && !extra.pending && !withStale ? { inputs: sealInputs(tree.inputs, all, sorted) } : {};
+    return manifestText({ format: 1, classes: sorted, entries: all, ...(extra.pending ? { pending: extra.pending } : {}), ...inputs }, true);
   };
   // Files read back unchanged are recorded where they stand now when the manifest is written
   // anyway, when they had no stamp (a tree from an earlier netbuild), or with --verify; a build
@@ -573,7 +576,7 @@ export async function applyTree(out: string, tree: Tree, old: TreeManifest | und
     Object.keys(entries).length === Object.keys(old.entries).length &&
     sameObjects(entries, old.entries) &&
     JSON.stringify(sortedRecord(classes)) === JSON.stringify(old.classes) &&
-    old.inputs === tree.inputs;
+    old.inputs === (tree.inputs === undefined ? undefined : sealInputs(tree.inputs, old.entries, old.classes));
   if (!asRecorded) {
     const stillPending = strays.length > 0 ? { pending: strays } : {};
     let text = recordWith(freshen, { stale, ...stillPending });

@@ -260,7 +260,11 @@ export interface ApplyDeployResult {
 export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployPlan, deployed: DeployedManifest, hooks: ApplyHooks = {}, absent: ReadonlySet<string> = new Set()): Promise<ApplyDeployResult> {
   const result: ApplyDeployResult = { uploaded: 0, resumed: 0, switched: 0, removed: 0, bytes: 0, kept: [] };
   if (plan.uploads.length === 0 && plan.switches.length === 0 && plan.deletions.length === 0) {
-    if (JSON.stringify(deployed.classes) !== JSON.stringify(plan.manifest.classes) || JSON.stringify(deployed.pending) !== JSON.stringify(plan.manifest.pending)) await writeDeployed(fs, plan.manifest);
+    if (JSON.stringify(deployed.classes) !== JSON.stringify(plan.manifest.classes) || JSON.stringify(deployed.pending) !== JSON.stringify(plan.manifest.pending)) {
+      // Paths no longer pending: what an interrupted deploy left beside them goes before they stop being owned.
+      if (plan.manifest.pending.length < deployed.pending.length) await removeTemps(fs, deployed.pending.filter((p) => !plan.manifest.pending.includes(p)));
+      await writeDeployed(fs, plan.manifest);
+    }
     return result;
   }
   // 0. Nothing in the way (checked by deploy's conflicts() already; rollback and gc come straight here).

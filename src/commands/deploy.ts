@@ -11,7 +11,7 @@ import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployedManif
 import { parseTarget, type Target } from "../core/target.ts";
 import type { Host, Inventory } from "../core/inventory.ts";
 import { formatMachineChange, machineChanges, type MachineChange, type ServedHost } from "../core/machines.ts";
-import { hostEntries, hostOfScript, scriptClass, scriptHeld, scriptWipes, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
+import { hostEntries, hostOfScript, scriptClass, scriptHeld, scriptWipes, sealInputs, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
 import { applyTree, checkOutFolder, readOutFile, withOutLock } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
@@ -304,8 +304,8 @@ async function prepareFrom(root: string, inv: Inventory, out: string, manifest: 
   let classScripts: Map<string, string>;
   let refreshed: string[] = [];
   let trusted = false;
-  const inputs = manifest.pending?.length ? undefined : treeInputs(inv, recordedClasses(manifest));
-  if (inputs !== undefined && manifest.inputs === inputs) {
+  const planned = manifest.pending?.length || manifest.inputs === undefined ? undefined : treeInputs(inv, recordedClasses(manifest));
+  if (planned !== undefined && manifest.inputs === sealInputs(planned, manifest.entries, manifest.classes)) {
     // out/ holds the tree of this very inventory and these builds (the build that wrote it said so):
     // it is taken as it stands, its files read as needed and checked against the manifest.
     contents = outReader(out, manifest);

@@ -253,7 +253,12 @@ export async function parseDeployedWithDelta(
     }
   }
   const r = await checkDeployed(data);
-  if (!r.ok) return applied ? { ...r, inDelta: true } : r;
+  if (!r.ok) {
+    // The record as it would be with the delta is wrong: the delta is to blame only if the record alone is right.
+    if (!applied) return r;
+    const alone = await checkDeployed(base);
+    return alone.ok ? { ...r, inDelta: true } : alone;
+  }
   const pending = Array.isArray(base["pending"]) ? base["pending"].length : 0;
   return { ok: true, value: { manifest: r.value, format: base["format"] as number, entries: isObject(base["entries"]) ? (base["entries"] as Json) : {}, pending, deltaApplied: applied } };
 }

@@ -9,6 +9,7 @@
 // A class rebuild writes new hash-named artifacts and then swaps only the class script, so host
 // scripts never change because their class was rebuilt, and nothing a script names is ever
 // rewritten in place.
+import { createHash } from "node:crypto";
 import type { ClassDef, Host, Inventory } from "./inventory.ts";
 import type { ClassName, KernelParam } from "./names.ts";
 
@@ -263,4 +264,22 @@ function inWriteOrder(entries: TreeEntry[]): TreeEntry[] {
 /** The hosts a tree of these builds makes format their disks: those whose class is built, with the flag. */
 export function treeWipes(hosts: readonly Host[], builds: ReadonlyMap<ClassName, unknown>): string[] {
   return hosts.filter((h) => h.provisionDisks && builds.has(h.className)).map((h) => h.name);
+}
+
+/**
+ * The `inputs` out/'s manifest records: what the tree was planned from (`planned`: the inventory,
+ * the builds and the code, out-tree.ts treeInputs), sealed with what the manifest records of the
+ * tree (every path with its kind and content hash or link target, and the classes). A deploy takes
+ * out/ as it stands only when both are what it computes now: a manifest edited since, or written
+ * while the tree was not whole, is planned again.
+ */
+export function sealInputs(planned: string, entries: Record<string, ManifestEntry>, classes: TreeManifest["classes"]): string {
+  const h = createHash("sha256").update(`${planned}\n`);
+  let paths = Object.keys(entries);
+  if (!paths.every((p, i) => i === 0 || paths[i - 1]! < p)) paths = [...paths].sort();
+  for (const p of paths) {
+    const e = entries[p]!;
+    h.update(`${p}\0${e.kind}\0${e.kind === "symlink" ? e.target : e.sha256}\n`);
+  }
+  return h.update(JSON.stringify(Object.keys(classes).sort().map((n) => [n, classes[n]]))).digest("hex");
 }
