@@ -53,7 +53,8 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
   };
   const ssh = (client as unknown as { client: import("ssh2").Client }).client;
   ssh.on("close", () => lose(new Error(`the connection to ${conn.label} was lost`)));
-  ssh.on("error", (e: Error) => lose(new Error(`the connection to ${conn.label} failed: ${e.message}`)));
+  // After the session is up, an error of the connection (ECONNRESET, a timeout) is the connection lost.
+  ssh.on("error", (e: Error) => lose(new Error(`the connection to ${conn.label} was lost (${e.message})`)));
   sftp.on("close", () => lose(new Error(`the SFTP session on ${conn.label} ended`)));
   const call = <T>(fn: (cb: (err: Error | undefined | null, value?: T) => void) => void): Promise<T> =>
     new Promise((resolve, reject) => {
