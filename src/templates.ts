@@ -4,8 +4,11 @@ import { readFileSync } from "node:fs";
 import Handlebars from "handlebars";
 import type { IpxeTemplates } from "./core/tree.ts";
 
+/** Where the templates are: src/templates/, from src/ and from the compiled dist/ alike. */
+export const TEMPLATE_DIR = new URL("../src/templates/", import.meta.url);
+
 function compile(name: string): (data: object) => string {
-  const text = readFileSync(new URL(`../src/templates/${name}.hbs`, import.meta.url), "utf8");
+  const text = readFileSync(new URL(`${name}.hbs`, TEMPLATE_DIR), "utf8");
   // noEscape: iPXE is not HTML; values are made safe by validation (names.ts), not escaping.
   // knownHelpersOnly: the templates use only `if` and `each`, so a {{name}} is compiled as a plain
   // lookup, never a possible helper call (the same output, in about half the time once warm: a build

@@ -10,7 +10,7 @@ import { codeHash } from "../adapters/code-hash.ts";
 import { parseKernelParam, type ClassName, type KernelParam } from "../core/names.ts";
 import { planTree, type ClassBuild, type PlanTreeInput, type Tree } from "../core/tree.ts";
 import type { TreeManifest } from "../adapters/local-tree.ts";
-import { ipxeTemplates } from "../templates.ts";
+import { ipxeTemplates, TEMPLATE_DIR } from "../templates.ts";
 import type { Reporter } from "../ui/reporter.ts";
 
 /** Builds recorded in the tree for classes not selected now: the tree keeps serving them. */
@@ -52,8 +52,7 @@ let treeCode: string | undefined;
 function treeCodeHash(): string {
   if (treeCode !== undefined) return treeCode;
   const self = fileURLToPath(import.meta.url);
-  // The templates are read from src/templates/ from src/ and from the compiled dist/ alike (templates.ts).
-  const templates = path.resolve(path.dirname(self), "../../src/templates");
+  const templates = fileURLToPath(TEMPLATE_DIR);
   let files: string[] = [];
   try {
     files = readdirSync(templates).filter((f) => f.endsWith(".hbs")).sort().map((f) => path.join(templates, f));
@@ -66,9 +65,9 @@ function treeCodeHash(): string {
 /**
  * What a tree is planned from, as a hash: the inventory (site, classes, hosts), the classes' builds
  * as out/'s manifest records them (with the generations they continue), and the code that plans
- * it. Recorded in out/'s manifest with the tree; a deploy whose inventory gives the same hash
- * takes the tree as it stands (its files checked against the manifest's hashes as they are read)
- * instead of planning it again. None where machine configs are rendered from files outside the
+ * it. Recorded in out/'s manifest with the tree, sealed with its entries (core/tree.ts sealInputs);
+ * a deploy whose inventory and manifest give the same takes the tree as it stands (its files
+ * checked against the manifest's hashes as they are read) instead of planning it again. None where machine configs are rendered from files outside the
  * inventory (a Talos host): those are planned again.
  */
 export function treeInputs(inv: Inventory, classes: readonly { name: string; kind: string; kernel: { path: string; storeFile: string; size: number }; initrd: { path: string; storeFile: string; size: number }; kernelParams: readonly string[]; previous?: { kernel: string; initrd: string } | undefined }[]): string | undefined {
