@@ -10,7 +10,7 @@
 // synchronous calls (one awaited call per path at a time left the main thread waiting on the
 // thread pool for most of a build). Paths nothing can reach yet are created in place; existing
 // ones are replaced by rename(2).
-import { closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, symlinkSync, unlinkSync, type BigIntStats } from "node:fs";
+import { constants as fsConstants, mkdirSync, readdirSync, readlinkSync, rmdirSync, rmSync, symlinkSync, unlinkSync, type BigIntStats } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.ts";
@@ -616,27 +616,24 @@ async function removeEmptyFolders(out: string, rel: string): Promise<void> {
 
 
 /**
- * A file of out/'s tree, read only through real folders (a link where a folder of the tree should
- * be is never followed) and only if it is a regular file itself; undefined otherwise, or if missing.
+ * Reads files of out/'s tree as confine.ts allows: through real folders only (a link where a folder
+ * of the tree should be is never followed), and only a regular file itself (O_NOFOLLOW: a link put
+ * there is not read). Undefined for anything else, or nothing.
  */
-export function readOutFile(out: string, rel: string): string | undefined {
-  checkRel(rel);
-  const parts = rel.split("/");
-  let at = out;
-  for (const folder of parts.slice(0, -1)) {
-    at = `${at}/${folder}`;
-    if (!lstatSyncOrUndefined(at)?.isDirectory()) return undefined;
-  }
-  let fd: number;
-  try {
-    // O_NOFOLLOW: a link put there since is not followed (and then not read: ELOOP).
-    fd = openSync(`${out}/${rel}`, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
-  } catch {
-    return undefined;
-  }
-  try {
-    return fstatSync(fd).isFile() ? readFileSync(fd, "utf8") : undefined;
-  } finally {
-    closeSync(fd);
-  }
+export function outFileReader(out: string): (rel: string) => Promise<string | undefined> {
+  const root = outRoot(out);
+  return async (rel) => {
+    if ((await root.blockedAt(rel)) !== undefined) return undefined;
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(`${out}/${checkRel(rel)}`, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    } catch {
+      return undefined;
+    }
+    try {
+      return (await handle.stat()).isFile() ? await handle.readFile("utf8") : undefined;
+    } finally {
+      await handle.close();
+    }
+  };
 }

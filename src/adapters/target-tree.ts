@@ -54,14 +54,11 @@ export async function pool<T>(items: readonly T[], limit: number, fn: (item: T) 
  * with only a journal (its first deploy did not finish) has an empty record with them.
  */
 export async function readDeployed(fs: TargetFs): Promise<DeployedManifest | undefined> {
-  const [st, journal, delta] = await Promise.all([fs.stat(DEPLOYED_MANIFEST), readJournal(fs), readDelta(fs)]);
-  if (st !== undefined && st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: DEPLOYED_MANIFEST, what: `${describeKind(st.kind)}, where netbuild keeps its record (a regular file)` }]);
-  const data = st === undefined ? undefined : await fs.readFile(DEPLOYED_MANIFEST);
-  if (data === undefined) {
+  const [text, journal, delta] = await Promise.all([readOwnFile(fs, DEPLOYED_MANIFEST, "keeps its record"), readJournal(fs), readOwnFile(fs, DEPLOYED_DELTA, "keeps what changed since its record was written")]);
+  if (text === undefined) {
     records.delete(fs);
     return journal.length > 0 ? { ...emptyManifest(), pending: journal } : undefined;
   }
-  const text = data.toString("utf8");
   const hash = sha256(text);
   const parsed = await parseDeployedWithDelta(text, hash, delta);
   // A kept generation's script is what rollback writes back: it must be the script its hash and id name.
@@ -79,12 +76,12 @@ export async function readDeployed(fs: TargetFs): Promise<DeployedManifest | und
 /** The record as it stands on each target (as read or last written whole), for the next delta. */
 const records = new WeakMap<TargetFs, { sha256: string; format: number; entries: Record<string, ManifestEntry>; pending: number }>();
 
-/** The delta's text, if there is one. */
-async function readDelta(fs: TargetFs): Promise<string | undefined> {
-  const st = await fs.stat(DEPLOYED_DELTA);
+/** The text of one of netbuild's own files in `.netbuild/` (undefined when there is none); anything but a regular file there is a conflict. */
+async function readOwnFile(fs: TargetFs, rel: string, what: string): Promise<string | undefined> {
+  const st = await fs.stat(rel);
   if (st === undefined) return undefined;
-  if (st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: DEPLOYED_DELTA, what: `${describeKind(st.kind)}, where netbuild keeps what changed since its record was written (a regular file)` }]);
-  return (await fs.readFile(DEPLOYED_DELTA))?.toString("utf8");
+  if (st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: rel, what: `${describeKind(st.kind)}, where netbuild ${what} (a regular file)` }]);
+  return (await fs.readFile(rel))?.toString("utf8");
 }
 
 function untrusted(fs: TargetFs, file: string, problems: readonly string[]): UserError {
@@ -95,12 +92,9 @@ function untrusted(fs: TargetFs, file: string, problems: readonly string[]): Use
 
 /** The pending journal's paths (none when there is no journal). */
 async function readJournal(fs: TargetFs): Promise<string[]> {
-  const st = await fs.stat(PENDING_JOURNAL);
-  if (st === undefined) return [];
-  if (st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: PENDING_JOURNAL, what: `${describeKind(st.kind)}, where netbuild lists what a deploy is changing (a regular file)` }]);
-  const data = await fs.readFile(PENDING_JOURNAL);
-  if (data === undefined) return [];
-  const parsed = parsePendingJournal(data.toString("utf8"));
+  const text = await readOwnFile(fs, PENDING_JOURNAL, "lists what a deploy is changing");
+  if (text === undefined) return [];
+  const parsed = parsePendingJournal(text);
   if (!parsed.ok) throw untrusted(fs, PENDING_JOURNAL, parsed.problems);
   return parsed.value;
 }

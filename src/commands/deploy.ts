@@ -13,7 +13,7 @@ import type { Host, Inventory } from "../core/inventory.ts";
 import { formatMachineChange, machineChanges, type MachineChange, type ServedHost } from "../core/machines.ts";
 import { hostEntries, hostOfScript, scriptClass, scriptHeld, scriptWipes, sealInputs, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
-import { applyTree, checkOutFolder, readOutFile, withOutLock } from "../adapters/local-tree.ts";
+import { applyTree, checkOutFolder, outFileReader, withOutLock } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
@@ -251,7 +251,12 @@ async function earlyTargets(root: string, options: DeployOptions): Promise<Targe
 
 /** The text of out/'s files, by tree path (only .get: read as needed). */
 interface Contents {
-  get(rel: string): string | undefined;
+  get(rel: string): Promise<string | undefined>;
+}
+
+/** Contents held in memory (a tree just planned). */
+function inMemory(files: ReadonlyMap<string, string>): Contents {
+  return { get: async (rel) => files.get(rel) };
 }
 
 interface Prepared {
@@ -316,7 +321,8 @@ async function prepareFrom(root: string, inv: Inventory, out: string, manifest: 
       entries[p] = e.kind === "file" ? { kind: "file", sha256: e.sha256 } : e;
     }
     source = { classes: Object.fromEntries(Object.entries(manifest.classes).map(([name, c]) => [name, { kernel: { path: c.kernel.path }, initrd: { path: c.initrd.path } }])), entries };
-    classScripts = new Map(Object.keys(manifest.classes).map((name) => [`by-class/${name}/ipxe`, contents.get(`by-class/${name}/ipxe`) ?? ""]));
+    classScripts = new Map();
+    for (const name of Object.keys(manifest.classes)) classScripts.set(`by-class/${name}/ipxe`, (await contents.get(`by-class/${name}/ipxe`)) ?? "");
     trusted = true;
   } else {
     // Talos hosts' machine configs follow the inventory (and the base configs) like host scripts do.
@@ -327,7 +333,7 @@ async function prepareFrom(root: string, inv: Inventory, out: string, manifest: 
       refreshed = (await applyTree(out, tree, manifest)).written;
       if (refreshed.length > 0) ctx.reporter.info(`out: ${refreshed.length} script${refreshed.length === 1 ? "" : "s"} updated from the inventory`);
     }
-    contents = new Map(tree.entries.flatMap((e) => (e.kind === "file" ? [[e.path, e.content] as const] : [])));
+    contents = inMemory(new Map(tree.entries.flatMap((e) => (e.kind === "file" ? [[e.path, e.content] as const] : []))));
     wipes = tree.wipes;
   }
   for (const [name, c] of Object.entries(source.classes)) {
@@ -352,14 +358,15 @@ async function prepareFrom(root: string, inv: Inventory, out: string, manifest: 
  * out/ was changed by hand since netbuild wrote it, and `netbuild build` writes it again).
  */
 function outReader(out: string, manifest: TreeManifest): Contents {
+  const readFile = outFileReader(out);
   const read = new Map<string, string>();
   return {
-    get(rel) {
+    async get(rel) {
       const e = manifest.entries[rel];
       if (e?.kind !== "file") return undefined;
       let text = read.get(rel);
       if (text !== undefined) return text;
-      text = readOutFile(out, rel);
+      text = await readFile(rel);
       if (text === undefined || sha256(text) !== e.sha256) {
         throw new UserError("OUT_NOT_A_TREE", `${path.join(out, rel)} is not what netbuild wrote there (${text === undefined ? "missing, or not a plain file in a real folder" : "changed since"}), so nothing was deployed`, {
           hint: "run `netbuild build`: it writes the tree again from the inventory",
@@ -482,12 +489,12 @@ async function followUnbuilt(servedText: ServedText, deployed: DeployedManifest,
  * (a MAC added to a wiping host, or moved to one). What the target served is read from the target.
  */
 async function newWipes(servedText: ServedText, servedLink: ServedText, plan: DeployPlan, deployed: DeployedManifest, contents: Contents, flagPrefix: string): Promise<string[]> {
-  const willWipe = async (hostScript: string) => scriptWipes(contents.get(hostScript) ?? (await servedText(hostScript)) ?? "", flagPrefix);
+  const willWipe = async (hostScript: string) => scriptWipes((await contents.get(hostScript)) ?? (await servedText(hostScript)) ?? "", flagPrefix);
   const found = new Set<string>();
   for (const s of plan.switches) {
     const host = hostOfScript(s.path);
     if (host && s.kind === "file") {
-      if (!scriptWipes(s.content ?? contents.get(s.path) ?? "", flagPrefix)) continue;
+      if (!scriptWipes(s.content ?? (await contents.get(s.path)) ?? "", flagPrefix)) continue;
       const before = await servedText(s.path);
       if (before === undefined || !scriptWipes(before, flagPrefix)) found.add(host);
       continue;
@@ -496,7 +503,7 @@ async function newWipes(servedText: ServedText, servedLink: ServedText, plan: De
     if (!mac) continue;
     // Where this MAC leads now (a link to a host, or a copy of a host script) and where it led before.
     const now = s.kind === "symlink" ? /^\.\.\/by-host\/([^/]+)$/.exec(s.target)?.[1] : undefined;
-    const wipesNow = s.kind === "symlink" ? now !== undefined && (await willWipe(`by-host/${now}/ipxe`)) : scriptWipes(s.content ?? contents.get(s.path) ?? "", flagPrefix);
+    const wipesNow = s.kind === "symlink" ? now !== undefined && (await willWipe(`by-host/${now}/ipxe`)) : scriptWipes(s.content ?? (await contents.get(s.path)) ?? "", flagPrefix);
     if (!wipesNow) continue;
     // What the MAC leads to on the target itself (a link repaired by --verify, or left half-switched by a killed deploy, may differ from the record).
     const target = await servedLink(`by-mac/${mac}`);
@@ -605,14 +612,14 @@ async function machinePlan(servedText: ServedText, plan: DeployPlan, deployed: D
     const rel = `by-host/${h}/ipxe`;
     const was = deployed.entries[rel] ? await servedText(rel) : undefined;
     if (was !== undefined) before.set(h, { script: was, macs: macsBefore.get(h) ?? [] });
-    const will = plan.manifest.entries[rel] ? (contents.get(rel) ?? was) : undefined;
+    const will = plan.manifest.entries[rel] ? ((await contents.get(rel)) ?? was) : undefined;
     if (will !== undefined) after.set(h, { script: will, macs: macsAfter.get(h) ?? [] });
   });
   const current = (m: DeployedManifest) => Object.fromEntries(Object.entries(m.classes).map(([name, c]) => [name, c.current]));
   for (const h of configs) {
     if (touched.has(h)) continue;
     const rel = `by-host/${h}/ipxe`;
-    const script = contents.get(rel) ?? (await servedText(rel));
+    const script = (await contents.get(rel)) ?? (await servedText(rel));
     if (script === undefined) continue;
     before.set(h, { script, macs: macsBefore.get(h) ?? [] });
     after.set(h, { script, macs: macsAfter.get(h) ?? [] });
@@ -625,7 +632,7 @@ async function unknownMachinesPlan(servedText: ServedText, plan: DeployPlan, con
   if (!plan.switches.some((sw) => sw.path === "boot.ipxe")) return undefined;
   const classOf = (text: string | undefined) => (text === undefined ? null : (/^chain by-class\/([^/\s]+)\/ipxe /m.exec(text)?.[1] ?? null));
   const from = classOf(await servedText("boot.ipxe"));
-  const to = classOf(contents.get("boot.ipxe"));
+  const to = classOf(await contents.get("boot.ipxe"));
   return from === to ? undefined : { from, to };
 }
 
@@ -785,12 +792,12 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           const extra = entriesOf(followed.entries, {}).entries;
           // (Copied only when this target adds to them: a 10,000-host tree is 20,000 entries.)
           const followedContents = new Map(followed.entries.flatMap((e) => (e.kind === "file" ? [[e.path, e.content] as const] : [])));
-          const targetContents: Contents = followedContents.size === 0 ? contents : { get: (rel) => followedContents.get(rel) ?? contents.get(rel) };
+          const targetContents: Contents = followedContents.size === 0 ? contents : { get: async (rel) => followedContents.get(rel) ?? contents.get(rel) };
           const entries = followed.entries.length === 0 ? source.entries : { ...source.entries, ...extra };
           const plan = planDeploy({ source: { classes: source.classes, entries }, classScripts, deployed, keep: t.keep, drifted, keepAsDeployed: new Set([...keepAsDeployed, ...followed.keep]), origin: await origin });
           trace(`[${t.name}] planned`);
           // Scripts go from memory (the trees just planned hold them), not read back from out/.
-          for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined) sw.content = targetContents.get(sw.path);
+          for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined) sw.content = await targetContents.get(sw.path);
           // A path kept as the target serves it (a class not built here) that drifted: this checkout has nothing to rewrite it with.
           const unwritable = plan.switches.filter((sw) => sw.kind === "file" && sw.content === undefined && sw.layer !== "class" && !existsSync(path.join(out, sw.path)));
           for (const sw of unwritable) ctx.reporter.warn(`[${t.name}] ${sw.path} differs from what was deployed, and this checkout cannot write it again (its class is not built here): left as it is; deploy from a checkout that builds it`);
