@@ -301,7 +301,11 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   // Ctrl-C or SIGTERM in a command that does not say more itself (deploy does): it exits 130, and
   // with --json prints the one document even then. Only for the process's own streams (a test
   // calling main() in-process keeps the default).
-  const command = argv.slice(2).find((a) => !a.startsWith("-")) ?? "";
+  // The command that runs (as commander dispatched it: `--root DIR build` is build, not DIR).
+  let command = "";
+  program.hook("preAction", (_program, action) => {
+    command = action.name();
+  });
   let stopHandling = () => undefined as void;
   if (io.stdout === process.stdout) {
     const { onInterrupt } = await import("./adapters/interrupt.ts");
