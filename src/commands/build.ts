@@ -10,7 +10,7 @@ import { GENERATED_DIR } from "../core/nix-render.ts";
 import { reservedParam, type ClassName } from "../core/names.ts";
 import type { ClassBuild, Tree } from "../core/tree.ts";
 import { hasNpinsNixpkgs } from "../adapters/inventory-files.ts";
-import { applyTree, checkOutFolder, withOutLock, type ApplyResult, type TreeManifest } from "../adapters/local-tree.ts";
+import { applyTree, checkOutFolder, withOutLock, type ApplyResult } from "../adapters/local-tree.ts";
 import { buildClasses } from "../adapters/nix.ts";
 import { formatBytes } from "../ui/reporter.ts";
 import { announceWipes, keptBuilds, treeOf } from "./out-tree.ts";

@@ -488,7 +488,7 @@ async function followUnbuilt(servedText: ServedText, deployed: DeployedManifest,
  * whose script gains the flag (or a new host with it), and a MAC that now leads to a wiping script
  * (a MAC added to a wiping host, or moved to one). What the target served is read from the target.
  */
-async function newWipes(servedText: ServedText, servedLink: ServedText, plan: DeployPlan, deployed: DeployedManifest, contents: Contents, flagPrefix: string): Promise<string[]> {
+async function newWipes(servedText: ServedText, servedLink: ServedText, plan: DeployPlan, contents: Contents, flagPrefix: string): Promise<string[]> {
   const willWipe = async (hostScript: string) => scriptWipes((await contents.get(hostScript)) ?? (await servedText(hostScript)) ?? "", flagPrefix);
   const found = new Set<string>();
   for (const s of plan.switches) {
@@ -802,7 +802,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           const unwritable = plan.switches.filter((sw) => sw.kind === "file" && sw.content === undefined && sw.layer !== "class" && !existsSync(path.join(out, sw.path)));
           for (const sw of unwritable) ctx.reporter.warn(`[${t.name}] ${sw.path} differs from what was deployed, and this checkout cannot write it again (its class is not built here): left as it is; deploy from a checkout that builds it`);
           if (unwritable.length > 0) plan.switches = plan.switches.filter((sw) => !unwritable.includes(sw));
-          const arming = await newWipes(servedText, (rel) => fs.readlink(rel).catch(() => undefined), plan, deployed, targetContents, inv.site.flagPrefix);
+          const arming = await newWipes(servedText, (rel) => fs.readlink(rel).catch(() => undefined), plan, targetContents, inv.site.flagPrefix);
           const machines = await machinePlan(servedText, plan, deployed, targetContents, inv.site.flagPrefix);
           const unknownMachines = await unknownMachinesPlan(servedText, plan, targetContents);
           const servedWipes = new Set([...wipeHosts, ...followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" && scriptWipes(e.content, inv.site.flagPrefix) ? [e.path.split("/")[1]!] : []))]);
