@@ -1,4 +1,7 @@
 # Every tool netbuild and its tests use, from the pinned nixpkgs (npins/sources.json).
+# Entering it takes a Nix that can evaluate that nixpkgs (current nixpkgs: Nix >= 2.18, its
+# lib/minver.nix), so it cannot bring a newer Nix to an older one such as Debian 12's nix-bin (2.8):
+# install one first (https://nixos.org/download, or Lix: https://lix.systems).
 {
   sources ? import ./npins,
   pkgs ? import sources.nixpkgs { },

@@ -15,7 +15,7 @@ function mac(i: number): string {
 }
 
 function hostYaml(i: number, indent: string): string {
-  return [`class: ${CLASSES[i % CLASSES.length]}`, `mac: "${mac(i)}"`, `ip: 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, "ram: 16GiB", ...(i % 50 === 0 ? ["provision: { disks: true }"] : []), "kernelParams: [console=ttyS0]"]
+  return [`class: ${CLASSES[i % CLASSES.length]}`, `mac: "${mac(i)}"`, `ip: 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, "ram: 16GiB", ...(i % 50 === 0 ? ["provision: { disks: true, id: r1 }"] : []), "kernelParams: [console=ttyS0]"]
     .map((l) => `${indent}${l}\n`)
     .join("");
 }

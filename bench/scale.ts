@@ -66,7 +66,7 @@ function hostsFile(rev: number): string {
   for (let i = 1; i <= HOSTS; i++) {
     const name = `h${String(i).padStart(5, "0")}`;
     lines.push(`  ${name}:`, "    class: small", `    mac: "${mac(i)}"`, `    ip: 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, "    ram: 16GiB");
-    if (i % 50 === 0) lines.push("    provision: { disks: true }");
+    if (i % 50 === 0) lines.push("    provision: { disks: true, id: r1 }");
     lines.push(name === CHANGED ? `    kernelParams: [console=ttyS0, bench.rev=${rev}]` : "    kernelParams: [console=ttyS0]");
   }
   return `${lines.join("\n")}\n`;

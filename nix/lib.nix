@@ -70,7 +70,7 @@ in
 
   # A NixOS system built for netboot by nixpkgs' own netboot module: its kernel, its initrd
   # (which carries the Nix store as squashfs) and `init=` of its top-level.
-  nixos = { name, modules, kernelParams, flagPrefix, system ? builtins.currentSystem }:
+  nixos = { name, modules, kernelParams, flagPrefix, authorizedKeys ? [ ], hostAuthorizedKeys ? { }, hostsWithoutKeys ? [ ], system ? builtins.currentSystem }:
     let
       np = requireNixpkgs name;
       eval = import (np + "/nixos/lib/eval-config.nix") {
@@ -78,7 +78,13 @@ in
         modules = modules ++ [
           (np + "/nixos/modules/installer/netboot/netboot.nix")
           ./netbuild-module.nix
-          { netbuild.flagPrefix = flagPrefix; netbuild.className = name; }
+          {
+            netbuild.flagPrefix = flagPrefix;
+            netbuild.className = name;
+            netbuild.ssh.hostsWithoutKeys = hostsWithoutKeys;
+            netbuild.ssh.authorizedKeys = authorizedKeys;
+            netbuild.ssh.hostAuthorizedKeys = hostAuthorizedKeys;
+          }
         ];
       };
       cfg = eval.config;

@@ -105,7 +105,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         for (const c of r.built) lines.push(`  ${c.name} (${c.kind}): kernel ${formatBytes(c.kernel.size)}, initrd ${formatBytes(c.initrd.size)}`);
         if (r.kept.length > 0) lines.push(`  kept from the previous build: ${r.kept.join(", ")}`);
         lines.push(`  ${r.hostsInTree} host${r.hostsInTree === 1 ? "" : "s"} in by-host/, boot entry ${rel(io, path.join(r.out, "boot.ipxe"))}`);
-        if (r.wipes.length > 0) lines.push(`  WIPE on next boot: ${r.wipes.map((w) => w.name).join(", ")}`);
+        if (r.wipes.length > 0) lines.push(`  WIPE on next boot: ${r.wipes.map((w) => `${w.name} (id ${w.id})`).join(", ")}`);
         return `${lines.join("\n")}\n`;
       });
     });
@@ -154,6 +154,22 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       const { pin } = await import("./commands/pin.ts");
       const r = await pin({ classes: o.class ?? [], root: o.root }, ctx);
       print(io, json, r, () => `${r.classes.map((c) => `${c.name}: ${c.written ? `hashes written to ${c.file}` : "already pinned, unchanged"}\n${c.artifacts.map((a) => `  ${a.what.padEnd(9)} ${formatBytes(a.size).padStart(9)}  ${a.hash}`).join("\n")}`).join("\n")}\n`);
+    });
+
+  program
+    .command("provision")
+    .description("arm a one-shot disk wipe for a host: write `provision: { disks: true, id: NEW }` into its file (comments kept); --disarm disarms it")
+    .argument("<host>", "a host from hosts/")
+    .addOption(new Option("--id <id>", "the new provisioning id (default: today's UTC date, YYYY-MM-DD, or YYYY-MM-DD.N when the host has that already)"))
+    .addOption(new Option("--disarm", "disarm the host's wipe instead (`disks: false`; the last id stays, so the next arm picks another)"))
+    .addOption(new Option("--force", "also format disks whose last provision cannot be read (the class cannot mount them: another install's); without it such disks are left alone"))
+    .addOption(rootOption())
+    .addOption(jsonOption())
+    .action(async (host: string, o: { id?: string; disarm?: boolean; force?: boolean; root?: string; json?: boolean }) => {
+      json = Boolean(o.json);
+      const { provision, provisionSummary } = await import("./commands/provision.ts");
+      const r = await provision({ host, id: o.id, disarm: o.disarm, force: o.force, root: o.root }, ctx);
+      print(io, json, r, () => provisionSummary(r));
     });
 
   const talos = program.command("talos").description("Talos helpers");
@@ -252,6 +268,11 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
           lines.push(`  class ${c.name}${c.served ? "" : " (removed from the inventory; netbuild gc deletes it)"}`);
           for (const g of c.generations) lines.push(`    ${g.current ? "*" : " "} ${g.id}  ${g.kernel.split("/")[2]}${g.deployed ? `  deployed ${origin(g.deployed)}` : ""}`);
           if (c.pinned) lines.push(`    pinned by a rollback: a deploy of a build it was rolled back from (${c.pinned.from.join(", ")}) does not switch to it again (\`netbuild rollback --class ${c.name} --generation ID\` does)`);
+        }
+        for (const w of t.armed) {
+          const forced = (f: boolean) => (f ? ", forced" : "");
+          const served = !w.served ? "not served by this target" : !w.served.wipe ? "the target serves it no wipe yet (a deploy arms it)" : w.served.id === w.id && w.served.force === w.force ? "armed on the target" : `the target serves id ${w.served.id || "(none)"}${forced(w.served.force)} (a deploy brings it in line)`;
+          lines.push(`  !!! WIPE armed for ${w.host}, id ${w.id}${forced(w.force)}: ${served}`);
         }
       }
       return `${lines.join("\n")}\n`;

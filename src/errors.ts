@@ -9,6 +9,9 @@ export type ErrorCode =
   | "NIX_NOT_FOUND"
   | "NIX_EVAL_FAILED"
   | "NIX_BUILD_FAILED"
+  | "NIX_FETCH_FAILED"
+  | "NIX_TOO_OLD"
+  | "NIXPKGS_NOT_FOUND"
   | "ARTIFACT_TOO_LARGE"
   | "ARTIFACT_UNSAFE"
   | "COMMAND_FAILED"
@@ -50,7 +53,9 @@ export interface Issue {
 }
 
 /** Exit code 2: the input (inventory, flags) is wrong; 1: something failed while doing the work. */
-const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(["INVENTORY_INVALID", "USAGE", "OUT_NOT_A_TREE", "OUT_CONFLICT", "NOT_PINNED", "TARGET_NOT_A_TREE", "TARGET_CONFLICT", "WIPE_NOT_CONFIRMED", "CLASS_NOT_SERVED"]);
+// A Nix evaluation error is the input's (a class's modules, the nixpkgs given): the same input fails
+// the same way every time. A Nix too old for the nixpkgs, or a path that is no nixpkgs, is the setup's.
+const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(["INVENTORY_INVALID", "USAGE", "OUT_NOT_A_TREE", "OUT_CONFLICT", "NOT_PINNED", "TARGET_NOT_A_TREE", "TARGET_CONFLICT", "WIPE_NOT_CONFIRMED", "CLASS_NOT_SERVED", "NIX_EVAL_FAILED", "NIX_TOO_OLD", "NIXPKGS_NOT_FOUND"]);
 
 export class UserError extends Error {
   readonly code: ErrorCode;

@@ -42,6 +42,9 @@ const TALOS_SITE = "flagPrefix: homelab\ntalos:\n  configBaseUrl: https://boot.e
 const talosClass = (talos: string) => ({ "netbuild.yaml": TALOS_SITE, "classes/t.yaml": `kind: talos\ntalos:\n  version: v1.12.2\n${talos}` });
 const talosHost = (body: string, site = TALOS_SITE) => ({ "netbuild.yaml": site, "classes/t.yaml": "kind: talos\ntalos:\n  version: v1.12.2\n", "hosts/t1.yaml": `class: t\nmac: "52:54:00:00:00:11"\n${body}` });
 
+// A NixOS class (its module file exists; nothing here evaluates it).
+const NIXOS_CLASS = { "classes/n.yaml": "kind: nixos\nmodules: [./n.nix]\n", "classes/n.nix": "{ ... }: { }\n" };
+
 const CASES: Case[] = [
   { name: "YAML syntax: bad indentation", files: host('class: demo\n mac: "52:54:00:00:00:01"\n'), errors: [["hosts/a.yaml:1:8", "YAML syntax"]] },
   { name: "YAML syntax: unclosed flow sequence", files: { "classes/demo.yaml": "kind: prebuilt\nkernelParams: [a, b\n" }, errors: [["classes/demo.yaml:", "YAML syntax"]] },
@@ -109,6 +112,12 @@ const CASES: Case[] = [
   { name: "a YAML alias bomb (billion laughs) in a host file", files: { "hosts/lol.yaml": LAUGHS }, errors: [["hosts/lol.yaml", "YAML aliases here expand to too much data"]] },
   // Composing YAML recurses per level; 20,000 levels crashed Node itself (not a catchable error).
   { name: "lists nested 20,000 deep", files: { "hosts/deep.yaml": `hosts: ${"[".repeat(20_000)}${"]".repeat(20_000)}\n` }, errors: [["hosts/deep.yaml:1:", "nest more than 100 levels deep"]] },
+  { name: "a wipe without a provisioning id", files: host('class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disks: true }\n'), errors: [["hosts/a.yaml:3", "hosts.a.provision: `disks: true` without an `id`: a wipe is one round of provisioning, and the host formats once per id"]], hint: "netbuild provision a" },
+  { name: "a provisioning id that is not a plain token", files: host('class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disks: true, id: "../r1 x" }\n'), errors: [["hosts/a.yaml:3", "hosts.a.provision.id: expected an id of letters, digits"]] },
+  { name: "a private key as an authorized key", files: { ...NIXOS_CLASS, "hosts/a.yaml": `class: n\nmac: "52:54:00:00:00:01"\nssh:\n  authorizedKeys:\n    - |\n${PEM.replace(/^/gm, "      ")}` }, errors: [["hosts/a.yaml:5", "hosts.a.ssh.authorizedKeys[0]: this is a PRIVATE key (it is not repeated here)"]], hint: "ssh-keygen -y -f KEYFILE", absent: PEM_BODY },
+  { name: "a public key cut short", files: { ...NIXOS_CLASS, "netbuild.yaml": "ssh:\n  authorizedKeys: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA me@laptop]\n" }, errors: [["netbuild.yaml:2", "site.ssh.authorizedKeys[0]: the base64 part is not a ssh-ed25519 key (cut short, or from another key)"]] },
+  { name: "a public key of a type sshd does not take", files: { ...NIXOS_CLASS, "classes/n.yaml": "kind: nixos\nmodules: [./n.nix]\nssh: { authorizedKeys: [ssh-dss AAAAB3NzaC1kc3MAAACBAP] }\n" }, errors: [["classes/n.yaml:3", 'classes.n.ssh.authorizedKeys[0]: "ssh-dss" is not a key type sshd takes']] },
+  { name: "ssh keys on a host of a prebuilt class", files: host('class: demo\nmac: "52:54:00:00:00:01"\nssh: { authorizedKeys: [] }\n'), errors: [["hosts/a.yaml:3", "hosts.a.ssh: `ssh` sets who may log in to a NixOS machine, and class demo is a prebuilt class"]] },
   { name: "a private key saved in hosts/", files: { "hosts/id_rsa.yaml": PEM }, errors: [["hosts/id_rsa.yaml:1:1", /^\S+ {2}hosts: this file holds a string of [\d,]+ characters, not a mapping of host settings$/]], hint: "keep other files outside hosts/", absent: PEM_BODY },
   { name: "a private key pasted as a host's MAC", files: host(`class: demo\nmac: |\n${PEM.replace(/^/gm, "  ")}`), errors: [["hosts/a.yaml:2:6", /hosts\.a\.mac: a string of [\d,]+ characters on \d+ lines is not a MAC address$/]], absent: PEM_BODY },
   { name: "a private key as a class file", files: { "classes/key.yaml": PEM }, errors: [["classes/key.yaml:1:1", "classes.key: expected object, got a string of"]], absent: PEM_BODY },

@@ -42,9 +42,11 @@ describe("netbuild CLI", () => {
   it("plans the example inventory, announcing the host that will wipe its disks first and loudly", async () => {
     const r = await cliProcess(["plan"], exampleInventory());
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain("!!! 1 host will FORMAT (WIPE) ITS DISKS on the next boot:\n!!!   demo-fresh  (provision.disks: true in hosts/demo.yaml)");
-    expect(r.stdout).toMatch(/!!demo-fresh +demo +52:54:00:12:34:56 +hostname=demo-fresh homelab\.provision_disks=true demo\.role=fresh/);
+    expect(r.stderr).toContain("!!! 1 host will FORMAT (WIPE) ITS DISKS on the next boot (once per provisioning id):\n!!!   demo-fresh  id 2026-11-29  (provision.disks: true in hosts/demo.yaml)");
+    expect(r.stdout).toMatch(/!!demo-fresh +demo +52:54:00:12:34:56 +hostname=demo-fresh homelab\.provision_disks=true homelab\.provision_id=2026-11-29 demo\.role=fresh/);
     expect(r.stdout).toContain("unknown machines: strict: boot nothing");
+    // The example NixOS classes' placeholder key: nobody could log in with it.
+    expect(r.stderr).toContain("ssh.authorizedKeys in classes/ganeti-node.yaml, classes/navidrome.yaml still holds the example's placeholder key (AAAAC3…AAAA REPLACE-ME): nobody can log in with it");
   });
 
   it("plans the example's Talos host: its machine config URL, its install disk, and that configs hold secrets", async () => {
@@ -88,7 +90,7 @@ describe("netbuild CLI", () => {
   it("gives --json results on stdout, and errors as JSON too", async () => {
     const ok = await cli(["plan", "--json"], exampleInventory());
     const plan = JSON.parse(ok.stdout);
-    expect(plan.wipes).toEqual([{ name: "demo-fresh", file: "hosts/demo.yaml" }]);
+    expect(plan.wipes).toEqual([{ name: "demo-fresh", file: "hosts/demo.yaml", id: "2026-11-29", force: false }]);
     expect(plan.hosts.find((h: { name: string }) => h.name === "bet").macs).toEqual(["0c:c4:7a:1e:52:20", "0c:c4:7a:1e:52:21"]);
     const bad = await cli(["plan", "--json"], inventory({ "hosts/a.yaml": "class: x\n" }));
     expect(bad.code).toBe(2);

@@ -24,7 +24,7 @@ function site(target: string): string {
     "classes/demo/kernel": `kernel ${Math.random()}\n`,
     "classes/demo/initrd": `initrd ${Math.random()}\n`,
     "hosts/aleph.yaml": 'class: demo\nmac: "52:54:00:00:00:01"\n',
-    "hosts/bet.yaml": 'class: demo\nmac: "52:54:00:00:00:02"\nprovision: { disks: true }\n',
+    "hosts/bet.yaml": 'class: demo\nmac: "52:54:00:00:00:02"\nprovision: { disks: true, id: r1 }\n',
   });
 }
 

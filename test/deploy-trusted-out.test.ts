@@ -116,7 +116,7 @@ describe.skipIf(noNix)("a deploy after a build takes out/ as its manifest record
 
   it("plans again after a build killed while it removed a retired host: the target stops serving the host, and its wipe", async () => {
     const { root, served } = site();
-    writeFileSync(path.join(root, "hosts/bet.yaml"), 'class: demo\nmac: "52:54:00:00:00:02"\nprovision: { disks: true }\n');
+    writeFileSync(path.join(root, "hosts/bet.yaml"), 'class: demo\nmac: "52:54:00:00:00:02"\nprovision: { disks: true, id: r1 }\n');
     await ok(root, "build");
     await ok(root, "deploy", "--yes");
     expect(readFileSync(path.join(served, "by-host/bet/ipxe"), "utf8")).toContain("provision_disks=true");

@@ -30,7 +30,7 @@ function site(extra = ""): { root: string; served: string } {
     "classes/demo/kernel": `kernel ${Math.random()}\n`,
     "classes/demo/initrd": `initrd ${Math.random()}\n`,
     "hosts/aleph.yaml": 'class: demo\nmac: "52:54:00:00:00:01"\n',
-    "hosts/bet.yaml": 'class: demo\nmac: "52:54:00:00:00:02"\nprovision: { disks: true }\n',
+    "hosts/bet.yaml": 'class: demo\nmac: "52:54:00:00:00:02"\nprovision: { disks: true, id: r1 }\n',
   });
   return { root, served };
 }
@@ -77,7 +77,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     await ok(root, "build");
     const mark = sshd.mark();
     const r = await ok(root, "deploy");
-    expect(r.stderr).toContain("bet  (provision.disks: true in hosts/bet.yaml)");
+    expect(r.stderr).toContain("bet  id r1  (provision.disks: true in hosts/bet.yaml)");
     expect(r.stdout).toMatch(/deployed to boot \(sftp:\/\/.*\): 2 uploads .* 6 switches, 0 removals/);
     expect(treeChecksum(served).length).toBe(64);
     // Everything served equals out/, link for link.
@@ -104,7 +104,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(sshd.written(mark).filter((w) => !w.path.endsWith("/.netbuild/lock"))).toEqual([]);
 
     // No `build` needed for a host change: deploy brings out/'s scripts up to date itself.
-    writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disks: true }\n');
+    writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disks: true, id: r1 }\n');
     mark = sshd.mark();
     const changed = await ok(root, "deploy", "--json");
     expect(JSON.parse(changed.stdout).targets[0].switches).toEqual(["by-host/aleph/ipxe"]);

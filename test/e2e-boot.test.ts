@@ -50,10 +50,11 @@ describe.skipIf(notHere)("PXE boot of the built demo tree (iPXE in QEMU, tree ov
       const boot = await pxeBoot({ mac: "52:54:00:12:34:56", firmware, bootFile });
       expect(boot.cmdline, boot.console.slice(-3000)).toBeDefined();
       const words = boot.cmdline!.split(/\s+/);
-      expect(words).toEqual(expect.arrayContaining(["initrd=initrd", "console=ttyS0", "panic=-1", "hostname=demo-fresh", "homelab.provision_disks=true", "demo.role=fresh"]));
+      expect(words).toEqual(expect.arrayContaining(["initrd=initrd", "console=ttyS0", "panic=-1", "hostname=demo-fresh", "homelab.provision_disks=true", "homelab.provision_id=2026-11-29", "demo.role=fresh"]));
       // The host's part comes after the class's, so a host parameter wins over a class default.
       expect(words.indexOf("hostname=demo-fresh")).toBeGreaterThan(words.indexOf("panic=-1"));
       expect(boot.console).toContain("demo-fresh: DISKS WILL BE FORMATTED (WIPED) ON THIS BOOT");
+      expect(boot.console).toContain("netbuild: !!! provision id 2026-11-29 (it formats once per id)");
       expect(boot.console).toContain("NETBUILD-PROVISION: disks would be wiped now");
       expect(boot.stoppedBy).toBe("poweroff");
     });
@@ -148,7 +149,7 @@ describe.skipIf(notHere || missing({ commands: ["ssh"], files: ["/usr/sbin/sshd"
     it(`boots demo-fresh under ${firmware} from the tree deployed over SFTP`, async () => {
       const boot = await pxeBoot({ mac: "52:54:00:12:34:56", firmware, bootFile: `http://10.0.2.2:${server.port}/boot.ipxe` });
       expect(boot.cmdline, boot.console.slice(-3000)).toBeDefined();
-      expect(boot.cmdline!.split(/\s+/)).toEqual(expect.arrayContaining(["hostname=demo-fresh", "homelab.provision_disks=true", "console=ttyS0"]));
+      expect(boot.cmdline!.split(/\s+/)).toEqual(expect.arrayContaining(["hostname=demo-fresh", "homelab.provision_disks=true", "homelab.provision_id=2026-11-29", "console=ttyS0"]));
       expect(boot.stoppedBy).toBe("poweroff");
     });
   }

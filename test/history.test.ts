@@ -23,7 +23,7 @@ function site(targets = "targets:\n  local: served\n"): string {
     "classes/demo/kernel": "kernel one\n",
     "classes/demo/initrd": "initrd one\n",
     "hosts/aleph.yaml": 'class: demo\nmac: "52:54:00:00:00:01"\n',
-    "hosts/bet.yaml": 'class: demo\nmac: "52:54:00:00:00:02"\nprovision: { disks: true }\n',
+    "hosts/bet.yaml": 'class: demo\nmac: "52:54:00:00:00:02"\nprovision: { disks: true, id: r1 }\n',
   });
 }
 
@@ -196,7 +196,7 @@ describe("plan against a target", () => {
     expect(fresh.stdout).toContain("against local (");
     expect(fresh.stdout).toContain("a deploy would change 2 machines");
     expect(fresh.stdout).toContain("\n  + aleph  new, class demo, MAC +52:54:00:00:00:01\n");
-    expect(fresh.stdout).toContain("\n  + bet  new, class demo, MAC +52:54:00:00:00:02, !!! WIPE ARMED (formats its disks on the next boot)\n");
+    expect(fresh.stdout).toContain("\n  + bet  new, class demo, MAC +52:54:00:00:00:02, !!! WIPE ARMED, id r1 (formats its disks on the next boot)\n");
     expect(fresh.stdout).toMatch(/a deploy would serve a disk WIPE to bet, which local did not wipe before/);
     await ok(cli(["deploy", "--yes"], root));
 
@@ -230,7 +230,7 @@ describe("plan against a target", () => {
     await ok(cli(["deploy", "--yes"], root));
     const file = path.join(served, "by-host/aleph/ipxe");
     writeFileSync(file, readFileSync(file, "utf8").replace(/^set cmdline (.*)$/m, "set cmdline $1 \u001b[8m"));
-    writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disks: true }\n');
+    writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disks: true, id: r1 }\n');
     for (const args of [["plan", "--target", "local"], ["deploy", "--dry-run"]]) {
       const r = await ok(cli(args, root));
       expect(r.stdout + r.stderr, args.join(" ")).not.toContain("\u001b");
@@ -268,7 +268,7 @@ describe("several targets, one failing", () => {
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain("netbuild: 1 of 2 targets failed: bad; the other finished");
     expect(r.stderr).toMatch(/\n {2}good: deployed: 2 uploads \([^)]+\), \d+ switches, 0 removals in [^\n]+\n/);
-    expect(r.stderr).toContain("\n    WIPE on next boot: bet (new: bet)\n");
+    expect(r.stderr).toContain("\n    WIPE on next boot: bet (id r1) (new: bet)\n");
     expect(r.stderr).toMatch(/\n {2}bad: FAILED: bad \([^)]+\) already has 1 path netbuild would write but did not create: by-host\/aleph\/ipxe\n/);
     const j = await cli(["deploy", "--yes", "--json"], root);
     expect(j.code).toBe(1);

@@ -199,7 +199,7 @@ describe.skipIf(notHere)("--json: exactly one JSON document on stdout, for every
       "classes/other.yaml": prebuilt("other", "kernel", "initrd"),
       "classes/other/kernel": "the other class's kernel\n",
       "classes/other/initrd": "the other class's initrd\n",
-      "hosts/demo-fresh.yaml": 'class: demo\nmac: "52:54:00:12:34:56"\nprovision: { disks: true }\n',
+      "hosts/demo-fresh.yaml": 'class: demo\nmac: "52:54:00:12:34:56"\nprovision: { disks: true, id: r1 }\n',
       "hosts/demo-kept.yaml": 'class: demo\nmac: "52:54:00:12:34:57"\n',
       "hosts/o1.yaml": 'class: other\nmac: "52:54:00:00:00:21"\n',
     })) {

@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveFolder, type StaticServer } from "./support/http.ts";
 import { addDemoFiles, cleanupTempDirs, cli, exampleInventory, inventory, REPO, tempDir } from "./support/inventory.ts";
@@ -84,6 +84,30 @@ describe.skipIf(notHere)("the generated Nix, with real Nix", () => {
     const files = allNixFiles(path.join(root, ".netbuild/nix"));
     expect(files.length).toBeGreaterThanOrEqual(7);
     for (const f of [...files, ...allNixFiles(path.join(root, "nixos")), path.join(root, "npins/default.nix")]) nix(["nix-instantiate", "--parse", f], root);
+  });
+
+  it("hands a NixOS class its SSH keys (the site's and the class's for every machine, a host's for that host) and writes the module's scripts next to the module", async () => {
+    const KEY = (n: number) => `ssh-ed25519 ${Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from("ssh-ed25519"), Buffer.from([0, 0, 0, 32]), Buffer.alloc(32, n)]).toString("base64")} key${n}`;
+    const root = inventory({
+      "netbuild.yaml": `ssh: { authorizedKeys: ["${KEY(1)}"] }\n`,
+      "classes/n.yaml": `kind: nixos\nmodules: [./n.nix]\nssh: { authorizedKeys: ["${KEY(2)}", "${KEY(1)}"] }\n`,
+      "classes/n.nix": "{ ... }: { }\n",
+      "hosts/a.yaml": `class: n\nmac: "52:54:00:00:00:01"\nssh: { authorizedKeys: ["${KEY(3)}"] }\n`,
+      "hosts/b.yaml": 'class: n\nmac: "52:54:00:00:00:02"\n',
+    });
+    expect((await cli(["generate"], root)).code).toBe(0);
+    // The class expression, evaluated by Nix with netbuild.nixos standing in (nixpkgs is not here).
+    const args = JSON.parse(nix(["nix-instantiate", "--eval", "--strict", "--json", "-E", "import ./.netbuild/nix/classes/n.nix { root = ./.; netbuild = { nixos = a: { inherit (a) authorizedKeys hostAuthorizedKeys hostsWithoutKeys flagPrefix; }; }; }"], root));
+    expect(args).toEqual({ authorizedKeys: [KEY(1), KEY(2)], hostAuthorizedKeys: { a: [KEY(3)] }, hostsWithoutKeys: [], flagPrefix: "homelab" });
+    for (const script of ["netbuild-cmdline.sh", "netbuild-hostname.sh", "provision-disks.sh"]) {
+      expect(readFileSync(path.join(root, ".netbuild/nix", script), "utf8")).toBe(readFileSync(path.join(REPO, "nixos/modules", script), "utf8"));
+    }
+    // No keys for every machine: the hosts without their own are named, for the module's assertion.
+    writeFileSync(path.join(root, "netbuild.yaml"), "flagPrefix: homelab\n");
+    writeFileSync(path.join(root, "classes/n.yaml"), "kind: nixos\nmodules: [./n.nix]\n");
+    expect((await cli(["generate"], root)).code).toBe(0);
+    const bare = JSON.parse(nix(["nix-instantiate", "--eval", "--strict", "--json", "-E", "import ./.netbuild/nix/classes/n.nix { root = ./.; netbuild = { nixos = a: { inherit (a) authorizedKeys hostAuthorizedKeys hostsWithoutKeys; }; }; }"], root));
+    expect(bare).toEqual({ authorizedKeys: [], hostAuthorizedKeys: { a: [KEY(3)] }, hostsWithoutKeys: ["b"] });
   });
 
   it("builds a class whose name has a dot, quoting it in nix-build's -A (Nix splits -A on dots)", async () => {
@@ -216,11 +240,34 @@ describe.skipIf(notHere)("the generated Nix, with real Nix", () => {
   it.skipIf(!nixpkgs)("evaluates the NixOS classes with nixpkgs (NETBUILD_NIXPKGS)", async () => {
     const root = exampleInventory();
     expect((await cli(["generate"], root)).code).toBe(0);
-    for (const cls of ["ganeti-node", "navidrome"]) {
-      const params = JSON.parse(nix(["nix-instantiate", "--eval", "--strict", "--json", ".netbuild/nix", "--argstr", "nixpkgs", nixpkgs!, "-A", `${cls}.kernelParams`], root));
+    const evaluated = (cls: string, attr: string) => JSON.parse(nix(["nix-instantiate", "--eval", "--strict", "--json", ".netbuild/nix", "--argstr", "nixpkgs", nixpkgs!, "-A", `${cls}.${attr}`], root));
+    const placeholder = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA REPLACE-ME-with-your-public-key";
+    for (const [cls, persistent] of [["ganeti-node", "/var/lib/ganeti"], ["navidrome", "/srv"]] as const) {
+      const params = evaluated(cls, "kernelParams");
       expect(params[0]).toMatch(/^init=\/nix\/store\/.+\/init$/);
       nix(["nix-instantiate", ".netbuild/nix", "--argstr", "nixpkgs", nixpkgs!, "-A", `${cls}.netbuild`], root);
+      // A way in: the class's keys for root.
+      expect(evaluated(cls, "config.users.users.root.openssh.authorizedKeys.keys")).toContain(placeholder);
+      // A stable identity: host keys on the provisioned storage, made after it is mounted.
+      expect(evaluated(cls, "config.services.openssh.hostKeys").map((k: { path: string }) => k.path)).toEqual([`${persistent}/.netbuild/ssh/ssh_host_ed25519_key`, `${persistent}/.netbuild/ssh/ssh_host_rsa_key`]);
+      expect(evaluated(cls, "config.systemd.services.sshd.after")).toContain("netbuild-ssh-host-keys.service");
+      expect(evaluated(cls, "config.systemd.services.netbuild-ssh-host-keys.after")).toContain("provision-disks.service");
+      // One-shot provisioning: the scripts as they are, with the class's devices and folder.
+      const env = evaluated(cls, "config.systemd.services.provision-disks.environment");
+      expect(env).toMatchObject({ NETBUILD_FLAG_PREFIX: "homelab", NETBUILD_PERSISTENT_DIR: persistent, NETBUILD_RUN_DIR: "/run/netbuild" });
+      expect(evaluated(cls, "config.systemd.services.provision-disks.script")).toMatch(/netbuild-provision-disks\.sh$/);
+      expect(evaluated(cls, "config.systemd.services.provision-disks.restartIfChanged")).toBe(false);
+      expect(evaluated(cls, "config.systemd.services.netbuild-hostname.script")).toMatch(/netbuild-hostname\.sh$/);
     }
+    // Services on the provisioned storage wait for it.
+    expect(evaluated("ganeti-node", "config.systemd.services.provision-disks.requiredBy")).toContain("ganeti-noded.service");
+    expect(evaluated("navidrome", "config.systemd.services.provision-disks.requiredBy")).toContain("navidrome.service");
+    // Nobody could log in: evaluation fails, saying how to fix it.
+    for (const f of ["classes/ganeti-node.yaml", "classes/navidrome.yaml"]) writeFileSync(path.join(root, f), readFileSync(path.join(root, f), "utf8").replace(/\nssh:\n  authorizedKeys:\n    - .*\n/, "\n"));
+    expect((await cli(["generate"], root)).code).toBe(0);
+    const locked = spawnSync("nix-instantiate", [".netbuild/nix", "--argstr", "nixpkgs", nixpkgs!, "-A", "navidrome.netbuild"], { cwd: root, encoding: "utf8" });
+    expect(locked.status).not.toBe(0);
+    expect(locked.stderr).toContain("sshd runs, but nobody could log in");
   });
   if (!nixpkgs) console.warn("NOT RUN — NixOS class evaluation: NETBUILD_NIXPKGS is not set (no nixpkgs on this machine; see README, Tests)");
 });

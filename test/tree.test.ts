@@ -14,7 +14,7 @@ const FILES: Record<string, string> = {
   "classes/demo/kernel": "kernel v1\n",
   "classes/demo/initrd": "initrd v1\n",
   "hosts/aleph.yaml": 'class: demo\nmac: "AA:BB:CC:00:00:01"\n',
-  "hosts/rack.yaml": 'hosts:\n  bet:\n    class: demo\n    macs: ["aabb.cc00.0002", "aa-bb-cc-00-00-03"]\n    provision: { disks: true }\n',
+  "hosts/rack.yaml": 'hosts:\n  bet:\n    class: demo\n    macs: ["aabb.cc00.0002", "aa-bb-cc-00-00-03"]\n    provision: { disks: true, id: r1 }\n',
 };
 
 const notHere = missing({ commands: ["nix-build"] });
@@ -37,7 +37,7 @@ describe.skipIf(notHere)("the served tree", () => {
       expect(readlinkSync(path.join(out, "by-mac", mac!))).toBe(`../by-host/${host}`);
       expect(readFileSync(path.join(out, "by-mac", mac!, "ipxe"), "utf8")).toContain(`chain ../../by-class/demo/ipxe`);
     }
-    expect(readFileSync(path.join(out, "by-host/bet/ipxe"), "utf8")).toContain("set cmdline hostname=bet homelab.provision_disks=true\n");
+    expect(readFileSync(path.join(out, "by-host/bet/ipxe"), "utf8")).toContain("set cmdline hostname=bet homelab.provision_disks=true homelab.provision_id=r1\n");
     expect(readFileSync(path.join(out, "by-host/aleph/ipxe"), "utf8")).toContain("set cmdline hostname=aleph\n");
     const cls = readFileSync(path.join(out, "by-class/demo/ipxe"), "utf8");
     const [, k, i] = /kernel ([0-9a-z]{32})\/kernel .*\ninitrd --name initrd ([0-9a-z]{32})\/initrd/.exec(cls)!;
@@ -51,7 +51,7 @@ describe.skipIf(notHere)("the served tree", () => {
     await build(root);
     const again = await build(root);
     expect(again.tree.written).toEqual([]);
-    writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmac: "AA:BB:CC:00:00:01"\nprovision: { disks: true }\n');
+    writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmac: "AA:BB:CC:00:00:01"\nprovision: { disks: true, id: r1 }\n');
     const flagged = await build(root);
     expect(flagged.tree.written).toEqual(["by-host/aleph/ipxe"]);
     expect(flagged.wipes.map((w) => w.name)).toEqual(["aleph", "bet"]);

@@ -36,6 +36,9 @@ interface HostSpec {
   class: string;
   mac: string;
   disks?: boolean;
+  /** The provisioning id (default r1) and force, with `disks: true`. */
+  id?: string;
+  force?: boolean;
   params?: string[];
 }
 
@@ -48,7 +51,7 @@ const HOSTS: Record<string, HostSpec> = {
 /** One host per file (`hosts/<name>.yaml`), so a message naming the file names the host's own. */
 function setHost(root: string, name: string, spec: HostSpec): void {
   const lines = [`class: ${spec.class}`, `mac: "${spec.mac}"`];
-  if (spec.disks !== undefined) lines.push(`provision: { disks: ${spec.disks} }`);
+  if (spec.disks !== undefined) lines.push(`provision: { disks: ${spec.disks}${spec.disks ? `, id: ${spec.id ?? "r1"}` : ""}${spec.force ? ", force: true" : ""} }`);
   if (spec.params) lines.push(`kernelParams: [${spec.params.join(", ")}]`);
   writeFileSync(path.join(root, "hosts", `${name}.yaml`), `${lines.join("\n")}\n`);
 }
@@ -241,10 +244,10 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
       const dry = await ok(cli(["deploy", "--dry-run", "--json"], w.a));
       const machines = (JSON.parse(dry.stdout) as { targets: { machines: unknown[] }[] }).targets[0]!.machines;
       expect(machines).toEqual([
-        { host: "demo-fresh", change: "changed", class: { from: "demo", to: "demo" }, params: { added: [], removed: [] }, macs: { added: [], removed: [] }, wipe: "disarmed", wipes: false },
+        { host: "demo-fresh", change: "changed", class: { from: "demo", to: "demo" }, params: { added: [], removed: [] }, macs: { added: [], removed: [] }, wipe: "disarmed", wipes: false, wipeId: { from: "r1", to: undefined } },
         { host: "demo-kept", change: "changed", class: { from: "demo", to: "other" }, params: { added: ["quiet"], removed: [] }, macs: { added: ["52:54:00:12:34:5b"], removed: ["52:54:00:12:34:57"] }, wipe: undefined, wipes: false },
         { host: "o1", change: "removed", class: { from: "other", to: undefined }, params: { added: [], removed: ["hostname=o1"] }, macs: { added: [], removed: ["52:54:00:00:00:21"] }, wipe: undefined, wipes: false },
-        { host: "o3", change: "added", class: { from: undefined, to: "other" }, params: { added: ["hostname=o3"], removed: [] }, macs: { added: ["52:54:00:00:00:23"], removed: [] }, wipe: "armed", wipes: true },
+        { host: "o3", change: "added", class: { from: undefined, to: "other" }, params: { added: ["hostname=o3"], removed: [] }, macs: { added: ["52:54:00:00:00:23"], removed: [] }, wipe: "armed", wipes: true, wipeId: { from: undefined, to: "r1" } },
       ].map((m) => ({ ...JSON.parse(JSON.stringify(m)), generation: expect.anything() })));
       // A class change names the generations, as the target serves them before and will after.
       const gens = (JSON.parse((await ok(cli(["status", "--json"], w.a))).stdout) as { targets: { classes: { name: string; current: string }[] }[] }).targets[0]!.classes;
@@ -257,7 +260,7 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
       expect(firstMachine, human.stderr).toBeGreaterThan(-1);
       expect(lines).toContain(`[boot] ~ demo-kept  class demo (${current("demo")}) → other (${current("other")}), +quiet, MAC +52:54:00:12:34:5b, MAC -52:54:00:12:34:57`);
       expect(lines).toContain("[boot] - o1  removed (was class other), MAC -52:54:00:00:00:21");
-      expect(lines).toContain("[boot] + o3  new, class other, MAC +52:54:00:00:00:23, !!! WIPE ARMED (formats its disks on the next boot)");
+      expect(lines).toContain("[boot] + o3  new, class other, MAC +52:54:00:00:00:23, !!! WIPE ARMED, id r1 (formats its disks on the next boot)");
       expect(firstMachine).toBeLessThan(lines.findIndex((l) => l.startsWith("[boot] switch")));
       const real = await ok(cli(["deploy", "--yes"], w.a));
       // The real deploy lists its machines once, in its summary.
@@ -465,8 +468,41 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
       expect(stateOf(w.served)).toBe(before);
 
       await ok(cli(["deploy", "--yes"], w.b));
-      expect(cmdlineOf(w.served, "demo-kept")).toBe(`set cmdline hostname=demo-kept ${FLAG} demo.role=kept`);
+      expect(cmdlineOf(w.served, "demo-kept")).toBe(`set cmdline hostname=demo-kept ${FLAG} homelab.provision_id=r1 demo.role=kept`);
       expect(script(w.served, "demo-kept")).toMatch(/^chain \.\.\/\.\.\/by-class\/demo\/ipxe$/m);
+    });
+
+    it("counts a new provisioning id, and a wipe newly forced, as new wipes; status shows each armed host with its id; verify finds a served id the inventory does not have", async () => {
+      const w = world();
+      const before = stateOf(w.served);
+      const status = async () => JSON.parse((await ok(cli(["status", "--json"], w.a))).stdout).targets[0].armed;
+      expect(await status()).toEqual([{ host: "demo-fresh", id: "r1", force: false, served: { wipe: true, id: "r1", force: false } }]);
+      // demo-fresh provisioned again: a new id is a new wipe (its machine formats again).
+      setHost(w.a, "demo-fresh", { ...HOSTS["demo-fresh"]!, id: "r2" });
+      expect(await status()).toEqual([{ host: "demo-fresh", id: "r2", force: false, served: { wipe: true, id: "r1", force: false } }]);
+      const dry = await ok(cli(["plan", "--target", "boot"], w.a));
+      expect(dry.stdout).toContain("~ demo-fresh  !!! WIPE RE-ARMED, id r1 → id r2 (formats its disks again on the next boot)");
+      expect(dry.stdout).toContain("!!! a deploy would serve a disk WIPE to demo-fresh, which boot did not wipe before");
+      const verify = await cli(["verify"], w.a);
+      expect(verify.code).toBe(1);
+      expect(verify.stdout + verify.stderr).toContain("served its wipe with id r1, but the inventory says id r2");
+      expectRefusal(await cli(["deploy"], w.a), refusedWipe("demo-fresh"), "a new id");
+      expect(stateOf(w.served)).toBe(before);
+      await ok(cli(["deploy", "--yes"], w.a));
+      expect(cmdlineOf(w.served, "demo-fresh")).toBe(`set cmdline hostname=demo-fresh ${FLAG} homelab.provision_id=r2 demo.role=fresh`);
+      expect(await status()).toEqual([{ host: "demo-fresh", id: "r2", force: false, served: { wipe: true, id: "r2", force: false } }]);
+      // The same id, now forced: new too (it formats disks it left alone before).
+      setHost(w.a, "demo-fresh", { ...HOSTS["demo-fresh"]!, id: "r2", force: true });
+      expectRefusal(await cli(["deploy"], w.a), refusedWipe("demo-fresh"), "forced");
+      const forced = await ok(cli(["deploy", "--yes", "--json"], w.a));
+      expect(JSON.parse(forced.stdout).targets[0].machines).toEqual([expect.objectContaining({ host: "demo-fresh", wipe: "re-armed", wipeId: { from: "r2", to: "r2" }, wipeForce: { from: false, to: true } })]);
+      expect(cmdlineOf(w.served, "demo-fresh")).toBe(`set cmdline hostname=demo-fresh ${FLAG} homelab.provision_id=r2 homelab.provision_force=true demo.role=fresh`);
+      expect(script(w.served, "demo-fresh")).toContain("echo netbuild: !!! provision id r2, FORCED (it formats once per id)\necho netbuild: !!! set in hosts/demo-fresh.yaml\n");
+      expect(await status()).toEqual([{ host: "demo-fresh", id: "r2", force: true, served: { wipe: true, id: "r2", force: true } }]);
+      // Back to the same id without force: no new wipe, no question.
+      setHost(w.a, "demo-fresh", { ...HOSTS["demo-fresh"]!, id: "r2" });
+      const unforced = await ok(cli(["deploy"], w.a));
+      expect(unforced.stdout).toContain("~ demo-fresh  wipe no longer forced");
     });
 
     it("counts a new host added with the flag as new: refused without --yes (as a process), served with it", async () => {
@@ -488,7 +524,7 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
         const kept = "52:54:00:12:34:57";
         // demo-fresh already wipes; a second NIC (a new MAC), or demo-kept's MAC handed over to it.
         if (edit === "move") setHost(w.a, "demo-kept", { ...HOSTS["demo-kept"]!, mac: "52:54:00:12:34:59" });
-        writeFileSync(path.join(w.a, "hosts/demo-fresh.yaml"), `class: demo\nmacs: ["${FRESH_MAC}", "${edit === "add" ? "52:54:00:12:34:5a" : kept}"]\nprovision: { disks: true }\nkernelParams: [demo.role=fresh]\n`);
+        writeFileSync(path.join(w.a, "hosts/demo-fresh.yaml"), `class: demo\nmacs: ["${FRESH_MAC}", "${edit === "add" ? "52:54:00:12:34:5a" : kept}"]\nprovision: { disks: true, id: r1 }\nkernelParams: [demo.role=fresh]\n`);
         const mac = edit === "add" ? "52:54:00:12:34:5a" : kept;
         expectRefusal(await cli(["deploy"], w.a), [`demo-fresh (MAC ${mac})`, "nothing was changed", "--yes"], edit);
         expect(stateOf(w.served), edit).toBe(before);
@@ -624,7 +660,7 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
       expect(yes.code, yes.screen).toBe(0);
       expect(yes.screen).toContain(QUESTION);
       expect(yes.screen).toContain("deployed to boot");
-      expect(cmdlineOf(w.served, "demo-kept")).toBe(`set cmdline hostname=demo-kept ${FLAG} demo.role=kept`);
+      expect(cmdlineOf(w.served, "demo-kept")).toBe(`set cmdline hostname=demo-kept ${FLAG} homelab.provision_id=r1 demo.role=kept`);
       expect(lstatSync(path.join(w.served, "by-mac/52-54-00-12-34-57")).isSymbolicLink()).toBe(true);
     });
   });

@@ -38,9 +38,24 @@
   netbuild.provisionDisks = {
     enable = true;
     devices = [ "/dev/nvme0n1" ];
+    # Where the id of the last provision is recorded (and sshd's host keys kept): Ganeti's state,
+    # on the provisioned LV.
+    persistentDir = "/var/lib/ganeti";
+    # Ganeti's daemons keep their state in /var/lib/ganeti: without the provisioned LV mounted
+    # there they would write into the tmpfs root and lose it at the next boot.
+    requiredBy = [
+      "ganeti-noded.service"
+      "ganeti-confd.service"
+      "ganeti-wconfd.service"
+      "ganeti-luxid.service"
+      "ganeti-rapi.service"
+      "ganeti-mond.service"
+      "ganeti-kvmd.service"
+      "ganeti-metad.service"
+    ];
+    # netbuild has checked nothing on the disk is mounted or swapped on, and has deactivated and
+    # removed the volume groups on it (LVM's auto-activation cannot race the wipe) before this runs.
     format = ''
-      # A VG left by an earlier install may already be active and would hold the disk open.
-      vgchange --activate n ganeti || true
       wipefs --all --force /dev/nvme0n1
       pvcreate --yes --force /dev/nvme0n1
       vgcreate ganeti /dev/nvme0n1

@@ -15,15 +15,14 @@
     };
   };
 
-  # Without /srv mounted, Navidrome would start over with an empty database on the tmpfs.
-  systemd.services.navidrome = {
-    requires = [ "provision-disks.service" ];
-    after = [ "provision-disks.service" ];
-  };
-
   netbuild.provisionDisks = {
     enable = true;
     devices = [ "/dev/vda" ];
+    # The provision id is recorded here (and sshd's host keys kept): on the disk, so a re-format
+    # starts over.
+    persistentDir = "/srv";
+    # Without /srv mounted, Navidrome would start over with an empty database on the tmpfs.
+    requiredBy = [ "navidrome.service" ];
     format = ''
       wipefs --all --force /dev/vda
       mkfs.ext4 -F -L srv /dev/vda

@@ -2,10 +2,10 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { UserError } from "../errors.ts";
+import { UserError, type ErrorCode } from "../errors.ts";
 import { paramKey, parseKernelParam, type ClassName, type KernelParam } from "../core/names.ts";
 import type { ClassBuild } from "../core/tree.ts";
-import { run, type Command } from "./run.ts";
+import { run, showCommand, type Command, type RunResult } from "./run.ts";
 
 export interface NixOptions {
   /** The generated folder (<root>/.netbuild/nix). */
@@ -83,6 +83,73 @@ function explainHashMismatch(stderr: string, downloads: readonly PinnedDownload[
   };
 }
 
+/** Lines that mean nix-build has finished evaluating: it plans, fetches or builds store paths. */
+const PAST_EVALUATION = /^(these \d+ (derivations|paths) will be (built|fetched)|this (derivation|path) will be (built|fetched)|building '|copying path ')/;
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+/** As run.ts keeps of a failed command's stderr. */
+const ERROR_LINES = 40;
+
+/** How a Nix command failed, from its stderr. */
+export interface NixFailure {
+  /** Nix's error: its stderr from its first `error:` line on (at most the last 40 lines). */
+  error: string;
+  /** It failed while evaluating (nothing was being fetched or built yet), so the input is wrong (exit 2). */
+  evaluation: boolean;
+  /** Nix could not download something (the network, a URL). */
+  download: boolean;
+  /** "exit code 1" (or the signal). */
+  status: string;
+}
+
+export interface RunNixOptions {
+  /** The message when it fails (its status is added). */
+  what: string;
+  hint?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Nix's progress, as it comes: only the lines before its error (the error is shown once, with the message and hint). */
+  onLine?: (line: string) => void;
+  /** A better code, message or hint for a failure. */
+  explain?: (failure: NixFailure) => { code?: ErrorCode; message?: string; hint?: string } | undefined;
+}
+
+/**
+ * Runs a Nix command with its progress streamed, and on failure throws Nix's error once: the lines
+ * from its first `error:` on are held back from the stream and become the error's detail (under
+ * netbuild's message, above its hint, and in --json's `detail`), instead of being printed as they
+ * come and then again. A failure while evaluating is NIX_EVAL_FAILED (exit 2), a download while
+ * evaluating NIX_FETCH_FAILED, anything later NIX_BUILD_FAILED.
+ */
+export async function runNix(cmd: Command, options: RunNixOptions): Promise<RunResult> {
+  let pastEvaluation = false;
+  const held: string[] = [];
+  const onStderrLine = (line: string) => {
+    const plain = line.replace(ANSI, "");
+    if (held.length === 0 && !plain.startsWith("error:")) {
+      if (PAST_EVALUATION.test(plain)) pastEvaluation = true;
+      options.onLine?.(line);
+    } else {
+      held.push(line);
+    }
+  };
+  try {
+    // (No hint passed on: a Nix that is not installed keeps run.ts's own.)
+    return await run(cmd, { failure: "NIX_BUILD_FAILED", what: options.what, onStderrLine, ...(options.env ? { env: options.env } : {}) });
+  } catch (e) {
+    if (!(e instanceof UserError) || e.code !== "NIX_BUILD_FAILED") throw e;
+    // Nothing recognisable as Nix's error (killed, or an unusual Nix): its stderr tail, as run.ts has it.
+    const error = held.length > 0 ? held.slice(-ERROR_LINES).join("\n").trimEnd() : (e.detail ?? "").split("\n").slice(1).join("\n");
+    const plain = error.replace(ANSI, "");
+    const download = /unable to download/.test(plain);
+    const failure: NixFailure = { error, evaluation: !pastEvaluation && !download, download, status: /\(([^()]*)\)$/.exec(e.message)?.[1] ?? "failed" };
+    const better = options.explain?.(failure);
+    // A download while evaluating (a pinned nixpkgs, a fetchTarball) is a fetch; one of a build's inputs stays a build failure.
+    const code: ErrorCode = better?.code ?? (failure.evaluation ? "NIX_EVAL_FAILED" : download && !pastEvaluation ? "NIX_FETCH_FAILED" : "NIX_BUILD_FAILED");
+    const hint = better?.hint ?? options.hint;
+    throw new UserError(code, better?.message ?? e.message, { ...(hint ? { hint } : {}), detail: `$ ${showCommand(cmd)}\n${error}` });
+  }
+}
+
 export interface BuildClassesOptions extends NixOptions {
   classes: readonly ClassName[];
   /** Where GC roots go (<root>/.netbuild/gcroots), so `nix-collect-garbage` keeps the current builds. */
@@ -92,21 +159,39 @@ export interface BuildClassesOptions extends NixOptions {
   downloads?: readonly PinnedDownload[];
   /** Parameter keys a downloaded command line must not set (netbuild sets them per host). */
   reserved?: (key: string) => boolean;
+  /** The environment Nix runs in (its PATH decides which Nix). */
+  env?: NodeJS.ProcessEnv;
+  /** The nixpkgs NixOS classes evaluate with, as a message names it (for the hint of an evaluation error). */
+  nixpkgsLabel?: string;
+}
+
+/** Explains a failed nix-build: a hash mismatch in inventory terms, an evaluation error with where to look. */
+function explainBuildFailure(failure: NixFailure, opts: BuildClassesOptions, cmd: Command): { code?: ErrorCode; message?: string; hint?: string } | undefined {
+  const mismatch = explainHashMismatch(failure.error, opts.downloads ?? []);
+  if (mismatch) return { code: "NIX_BUILD_FAILED", ...mismatch };
+  const classes = `class${opts.classes.length === 1 ? "" : "es"} ${opts.classes.join(", ")}`;
+  if (failure.evaluation) {
+    const trace = showCommand({ file: cmd.file, args: [...cmd.args, "--show-trace"] });
+    return {
+      message: `Nix could not evaluate ${classes} (nix-build, ${failure.status}); nothing was written`,
+      hint: `${opts.nixpkgsLabel ? `the error is in the classes' files (their NixOS modules) or in the nixpkgs they use: ${opts.nixpkgsLabel}. ` : ""}To see where in the Nix code, run \`${trace}\``,
+    };
+  }
+  const drv = /builder for '([^']+\.drv)' failed/.exec(failure.error.replace(ANSI, ""));
+  if (drv) return { hint: `the builder's whole log: \`nix-store --read-log ${drv[1]}\`` };
+  if (failure.download) return { hint: "Nix could not download something the classes need: check the network and the URL in Nix's error" };
+  return undefined;
 }
 
 /** Builds the classes in one nix-build (Nix schedules them in parallel) and reads each class's manifest. */
 export async function buildClasses(opts: BuildClassesOptions): Promise<Map<ClassName, ClassBuild & { kind: string }>> {
   const cmd = nixBuildCommand(opts, opts.classes);
-  let result;
-  try {
-    result = await run(cmd, { failure: "NIX_BUILD_FAILED", what: `nix-build of ${opts.classes.join(", ")} failed`, ...(opts.onLine ? { onStderrLine: opts.onLine } : {}) });
-  } catch (e) {
-    if (e instanceof UserError && e.detail) {
-      const mismatch = explainHashMismatch(e.detail, opts.downloads ?? []);
-      if (mismatch) throw new UserError("NIX_BUILD_FAILED", mismatch.message, { hint: mismatch.hint, detail: e.detail });
-    }
-    throw e;
-  }
+  const result = await runNix(cmd, {
+    what: `nix-build of ${opts.classes.join(", ")} failed`,
+    ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.onLine ? { onLine: opts.onLine } : {}),
+    explain: (failure) => explainBuildFailure(failure, opts, cmd),
+  });
   const outs = result.stdout.split("\n").filter((l) => l.startsWith("/nix/store/"));
   const builds = new Map<ClassName, ClassBuild & { kind: string }>();
   await fs.mkdir(opts.gcroots, { recursive: true });

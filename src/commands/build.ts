@@ -12,8 +12,9 @@ import type { ClassBuild, Tree } from "../core/tree.ts";
 import { hasNpinsNixpkgs } from "../adapters/inventory-files.ts";
 import { applyTree, checkOutFolder, withOutLock, type ApplyResult } from "../adapters/local-tree.ts";
 import { buildClasses } from "../adapters/nix.ts";
+import { checkNixpkgsTree, checkNixVersion, describeNixpkgs, nixpkgsFromOptions, type NixpkgsSource } from "../adapters/nix-version.ts";
 import { formatBytes } from "../ui/reporter.ts";
-import { announceWipes, keptBuilds, treeOf } from "./out-tree.ts";
+import { announceWipes, keptBuilds, placeholderKeyWarning, treeOf, wipesOf, type Wipe } from "./out-tree.ts";
 import { writeGenerated } from "./generate.ts";
 import { announceInstalls, renderTalosConfigs, secretsNotice, type TalosInstall } from "./talos.ts";
 import { loadRoot, outOf, rootOf, selectClasses, type Context, type OutOptions } from "./context.ts";
@@ -36,7 +37,7 @@ export interface BuildResult {
   hostsInTree: number;
   skippedHosts: Tree["skippedHosts"];
   /** Hosts that will format their disks on their next boot. */
-  wipes: { name: string; file: string }[];
+  wipes: Wipe[];
   /** Talos hosts whose machine config installs Talos onto a disk. */
   talosInstalls: TalosInstall[];
   /** Machine configs written into the tree (they hold cluster secrets). */
@@ -70,9 +71,14 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
   // Refused before Nix runs (a file, a foreign folder, a record that cannot be trusted); read again under the lock below.
   const before = await checkOutFolder(out);
   trace("out/ checked");
-  const nixpkgs = options.nixpkgs ?? ctx.env["NETBUILD_NIXPKGS"];
+  // A nixpkgs path is resolved against the current folder (Nix takes only absolute paths) and, when
+  // NixOS classes need it, checked to be nixpkgs before Nix is asked to evaluate it.
+  const given = nixpkgsFromOptions(options.nixpkgs, ctx.env["NETBUILD_NIXPKGS"], ctx.cwd);
+  const nixpkgs = given?.path;
   const nixos = selected.filter((c) => c.kind === "nixos");
-  if (nixos.length > 0 && !nixpkgs && !hasNpinsNixpkgs(root)) {
+  const nixpkgsSource: NixpkgsSource | undefined = nixos.length === 0 ? undefined : (given ?? (hasNpinsNixpkgs(root) ? { kind: "npins", root } : undefined));
+  if (given && nixos.length > 0) checkNixpkgsTree(given);
+  if (nixos.length > 0 && !nixpkgsSource) {
     throw new UserError("NIX_EVAL_FAILED", `class${nixos.length > 1 ? "es" : ""} ${nixos.map((c) => c.name).join(", ")} need${nixos.length > 1 ? "" : "s"} nixpkgs, and none is pinned`, {
       hint: "pin it with `npins add --name nixpkgs channel nixos-unstable`, or pass --nixpkgs PATH (or set NETBUILD_NIXPKGS)",
     });
@@ -88,6 +94,22 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
   }
   const downloads = talos.flatMap((c) => talosDownloads(inv, c));
 
+  // Only for NixOS classes (the others need no nixpkgs, and no extra Nix process): a Nix older than
+  // the nixpkgs' lib/minver.nix would fail deep in its evaluation, and `nix-shell` cannot bring a
+  // newer one when shell.nix imports that same nixpkgs.
+  if (nixpkgsSource) {
+    // The pin is fetched here the first time (nix-build then finds it in the store): say why it may take a while.
+    if (nixpkgsSource.kind === "npins") ctx.reporter.info("nixpkgs: reading the npins pin's lib/minver.nix (Nix downloads the pin the first time)");
+    await checkNixVersion({
+      source: nixpkgsSource,
+      nixosClasses: nixos.map((c) => c.name),
+      otherClasses: inv.classes.filter((c) => c.kind !== "nixos").map((c) => c.name),
+      env: ctx.env,
+      onLine: (l) => ctx.reporter.nix(l),
+    });
+    trace("nix version");
+  }
+
   const gen = await writeGenerated(root, inv);
   trace("generate");
   ctx.reporter.info(`generate: ${gen.written.length} written, ${gen.unchanged.length} unchanged (${path.relative(ctx.cwd, gen.dir) || "."})`);
@@ -100,6 +122,8 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
     classes: names,
     gcroots: path.join(root, ".netbuild", "gcroots"),
     onLine: (l) => ctx.reporter.nix(l),
+    env: ctx.env,
+    ...(nixpkgsSource ? { nixpkgsLabel: describeNixpkgs(nixpkgsSource) } : {}),
     downloads,
     reserved: (key) => reservedParam(key, inv.site.flagPrefix) !== undefined,
   });
@@ -134,13 +158,14 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
       const n = tree.skippedHosts.length;
       warnings.push(`${n} host${n === 1 ? "" : "s"} left out of the tree (they boot as unknown machines) because ${classes.length === 1 ? "their class has" : "their classes have"} not been built yet: ${classes.map((c) => `${c} (${byClass.get(c)} host${byClass.get(c) === 1 ? "" : "s"})`).join(", ")}; to build ${classes.length === 1 ? "it" : "them"}: netbuild build ${classes.map((c) => `--class ${c}`).join(" ")}`);
     }
+    const placeholder = placeholderKeyWarning(inv);
+    if (placeholder && names.some((n) => inv.classes.find((c) => c.name === n)?.kind === "nixos")) warnings.push(placeholder);
     if (inv.site.unknownClass !== null && !builds.has(inv.site.unknownClass)) {
       warnings.push(`unknownMachines names class ${inv.site.unknownClass}, which has no build yet: unknown machines boot nothing until it is built`);
     }
     for (const w of warnings) ctx.reporter.warn(w);
 
-    const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
-    const wipes = tree.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
+    const wipes = wipesOf(inv, tree.wipes);
     announceWipes(ctx.reporter, wipes);
     announceInstalls(ctx.reporter, configs.installs);
     if (configs.texts.size > 0) {

@@ -11,7 +11,7 @@ import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployedManif
 import { parseTarget, type Target } from "../core/target.ts";
 import type { Host, Inventory } from "../core/inventory.ts";
 import { formatMachineChange, machineChanges, type MachineChange, type ServedHost } from "../core/machines.ts";
-import { hostEntries, hostOfScript, scriptClass, scriptHeld, scriptWipes, sealInputs, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
+import { hostEntries, hostOfScript, scriptClass, scriptHeld, scriptWipe, scriptWipeForced, scriptWipes, sealInputs, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
 import { applyTree, checkOutFolder, outFileReader, withOutLock } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
@@ -19,6 +19,7 @@ import { formatBytes, formatDuration } from "../ui/reporter.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
 import type { TargetFs } from "../adapters/target-fs.ts";
 import { forEachTarget, openTarget, selectTargets, targetLabel, type TargetOptions } from "./targets.ts";
+import type { Wipe } from "./out-tree.ts";
 
 export interface DeployOptions extends OutOptions, TargetOptions {
   /** Print the plan (connecting to read what is deployed), change nothing. */
@@ -53,6 +54,8 @@ export interface DeployTargetResult {
   seconds: number;
   /** Hosts this target serves the wipe flag to once the deploy is done (built here or not). */
   wipes: string[];
+  /** Their provisioning ids (a host formats once per id). */
+  wipeIds: Record<string, string>;
   /** Machines the deploy made it serve a wipe to that it did not serve one to before. */
   newWipes: string[];
   /** Per machine, what the deploy changes on this target (hosts it does not touch are not listed). */
@@ -67,7 +70,7 @@ export interface DeployResult {
   /** Scripts in out/ rewritten from the inventory before deploying. */
   refreshed: string[];
   targets: DeployTargetResult[];
-  wipes: { name: string; file: string }[];
+  wipes: Wipe[];
 }
 
 const plural = (n: number, w: string, ws = `${w}s`) => `${n} ${n === 1 ? w : ws}`;
@@ -85,8 +88,13 @@ export function deploySummary(t: DeployTargetResult, dryRun: boolean): string[] 
   // A dry run printed its machines first, above its files; a deploy lists them here.
   if (!dryRun) for (const m of t.machines) lines.push(formatMachineChange(m));
   if (!dryRun && t.unknownMachines) lines.push(formatUnknownMachines(t.unknownMachines));
-  if (t.wipes.length > 0) lines.push(`WIPE on next boot: ${t.wipes.join(", ")}${t.newWipes.length > 0 ? ` (new: ${t.newWipes.join(", ")})` : ""}`);
+  if (t.wipes.length > 0) lines.push(`WIPE on next boot: ${wipeList(t)}${t.newWipes.length > 0 ? ` (new: ${t.newWipes.join(", ")})` : ""}`);
   return lines;
+}
+
+/** The hosts a target serves a wipe to, with their ids: `alpha (id 2026-11-30), beta (id 3)`. */
+function wipeList(t: DeployTargetResult): string {
+  return t.wipes.map((h) => `${h} (id ${t.wipeIds[h] ?? "?"})`).join(", ");
 }
 
 /**
@@ -106,7 +114,7 @@ export function planSummary(t: DeployTargetResult): string[] {
     for (const p of t.switches) lines.push(`  switch  ${p}`);
     for (const p of t.deletions) lines.push(`  remove  ${p}`);
   }
-  if (t.wipes.length > 0) lines.push(`WIPE on next boot after a deploy: ${t.wipes.join(", ")}`);
+  if (t.wipes.length > 0) lines.push(`WIPE on next boot after a deploy: ${wipeList(t)}`);
   if (t.newWipes.length > 0) lines.push(`!!! a deploy would serve a disk WIPE to ${t.newWipes.join(", ")}, which ${t.name} did not wipe before: it asks first (or needs --yes)`);
   return lines;
 }
@@ -489,26 +497,31 @@ async function followUnbuilt(servedText: ServedText, deployed: DeployedManifest,
  * (a MAC added to a wiping host, or moved to one). What the target served is read from the target.
  */
 async function newWipes(servedText: ServedText, servedLink: ServedText, plan: DeployPlan, contents: Contents, flagPrefix: string): Promise<string[]> {
-  const willWipe = async (hostScript: string) => scriptWipes((await contents.get(hostScript)) ?? (await servedText(hostScript)) ?? "", flagPrefix);
+  const willServe = async (hostScript: string) => (await contents.get(hostScript)) ?? (await servedText(hostScript)) ?? "";
+  // New: no wipe served before, or one of another round (another id: the machine formats again),
+  // or now forced (it formats disks it would have left alone).
+  const isNew = (before: string | undefined, id: string, forced: boolean) => before === undefined || scriptWipe(before, flagPrefix) !== id || (forced && !scriptWipeForced(before, flagPrefix));
   const found = new Set<string>();
   for (const s of plan.switches) {
     const host = hostOfScript(s.path);
     if (host && s.kind === "file") {
-      if (!scriptWipes(s.content ?? (await contents.get(s.path)) ?? "", flagPrefix)) continue;
-      const before = await servedText(s.path);
-      if (before === undefined || !scriptWipes(before, flagPrefix)) found.add(host);
+      const script = s.content ?? (await contents.get(s.path)) ?? "";
+      const id = scriptWipe(script, flagPrefix);
+      if (id === undefined) continue;
+      if (isNew(await servedText(s.path), id, scriptWipeForced(script, flagPrefix))) found.add(host);
       continue;
     }
     const mac = /^by-mac\/([^/]+)(\/ipxe)?$/.exec(s.path)?.[1];
     if (!mac) continue;
     // Where this MAC leads now (a link to a host, or a copy of a host script) and where it led before.
     const now = s.kind === "symlink" ? /^\.\.\/by-host\/([^/]+)$/.exec(s.target)?.[1] : undefined;
-    const wipesNow = s.kind === "symlink" ? now !== undefined && (await willWipe(`by-host/${now}/ipxe`)) : scriptWipes(s.content ?? (await contents.get(s.path)) ?? "", flagPrefix);
-    if (!wipesNow) continue;
+    const scriptNow = s.kind === "symlink" ? (now === undefined ? "" : await willServe(`by-host/${now}/ipxe`)) : (s.content ?? (await contents.get(s.path)) ?? "");
+    const idNow = scriptWipe(scriptNow, flagPrefix);
+    if (idNow === undefined) continue;
     // What the MAC leads to on the target itself (a link repaired by --verify, or left half-switched by a killed deploy, may differ from the record).
     const target = await servedLink(`by-mac/${mac}`);
     const before = target !== undefined ? (/^\.\.\/by-host\/([^/]+)$/.test(target) ? await servedText(`by-host/${target.slice("../by-host/".length)}/ipxe`) : undefined) : await servedText(`by-mac/${mac}/ipxe`);
-    if (before === undefined || !scriptWipes(before, flagPrefix)) found.add(`${now ?? (/^# netbuild host (\S+)/m.exec(s.kind === "file" ? (s.content ?? "") : "")?.[1] ?? "?")} (MAC ${mac.replace(/-/g, ":")})`);
+    if (isNew(before, idNow, scriptWipeForced(scriptNow, flagPrefix))) found.add(`${now ?? (/^# netbuild host (\S+)/m.exec(s.kind === "file" ? (s.content ?? "") : "")?.[1] ?? "?")} (MAC ${mac.replace(/-/g, ":")})`);
   }
   // A host already listed needs no second line for each of its MACs.
   const hosts = new Set([...found].filter((f) => !f.includes(" ")));
@@ -726,10 +739,11 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
   const { contents, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts, unbuiltClasses } = prepared;
 
   const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
-  const wipes = prepared.wipes.map((name) => ({ name, file: hostFile.get(name)! }));
-  const { announceWipes } = await import("./out-tree.ts");
+  const { announceWipes, wipesOf } = await import("./out-tree.ts");
+  const wipes = wipesOf(inv, prepared.wipes);
   if (!options.planOnly) announceWipes(ctx.reporter, wipes);
   const wipeHosts = new Set(prepared.wipes);
+  const wipeIdOf = new Map(inv.hosts.flatMap((h) => (h.provisionId === undefined ? [] : [[h.name as string, h.provisionId] as const])));
 
   // Ctrl-C (or a TERM) during a deploy: say, per target, what it serves now, what becomes of its
   // lock, and how it gets finished. The process exits at once (no lock is released on the way).
@@ -807,7 +821,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           const unknownMachines = await unknownMachinesPlan(servedText, plan, targetContents);
           const servedWipes = new Set([...wipeHosts, ...followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" && scriptWipes(e.content, inv.site.flagPrefix) ? [e.path.split("/")[1]!] : []))]);
           for (const h of followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" ? [e.path.split("/")[1]!] : []))) {
-            if (servedWipes.has(h) && !wipeHosts.has(h)) ctx.reporter.danger(`!!! [${t.name}] ${h} (class ${unbuiltHosts.find((x) => x.name === h)?.className}, not built here) will FORMAT (WIPE) ITS DISKS on the next boot (provision.disks: true in ${hostFile.get(h)})`);
+            if (servedWipes.has(h) && !wipeHosts.has(h)) ctx.reporter.danger(`!!! [${t.name}] ${h} (class ${unbuiltHosts.find((x) => x.name === h)?.className}, not built here) will FORMAT (WIPE) ITS DISKS on the next boot (provision.disks: true, id ${wipeIdOf.get(h) ?? "?"} in ${hostFile.get(h)})`);
           }
           for (const h of plan.held) {
             ctx.reporter.warn(`[${t.name}] class ${h.name} stays rolled back to ${h.current}: out/ holds ${h.built}, which was rolled back. To deploy it anyway: netbuild rollback --class ${h.name} --generation ${h.built}`);
@@ -829,6 +843,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
             bytes: plan.bytes,
             drift,
             wipes: [...servedWipes].sort(),
+            wipeIds: Object.fromEntries([...servedWipes].sort().map((h) => [h, wipeIdOf.get(h) ?? ""])),
             newWipes: arming,
             machines,
             ...(unknownMachines ? { unknownMachines } : {}),

@@ -23,10 +23,14 @@ export interface GenerateResult {
 
 let library: NixLibrary | undefined;
 
+/** The scripts netbuild.nix installs (by these names, next to it: `./provision-disks.sh`). */
+const MODULE_SCRIPTS = ["netbuild-cmdline.sh", "netbuild-hostname.sh", "provision-disks.sh"];
+
 async function nixLibrary(): Promise<NixLibrary> {
   library ??= {
     lib: await fs.readFile(new URL("../../nix/lib.nix", import.meta.url), "utf8"),
     module: await fs.readFile(new URL("../../nixos/modules/netbuild.nix", import.meta.url), "utf8"),
+    scripts: Object.fromEntries(await Promise.all(MODULE_SCRIPTS.map(async (name) => [name, await fs.readFile(new URL(`../../nixos/modules/${name}`, import.meta.url), "utf8")] as const))),
   };
   return library;
 }

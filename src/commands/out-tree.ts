@@ -7,7 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Inventory } from "../core/inventory.ts";
 import { codeHash } from "../adapters/code-hash.ts";
-import { parseKernelParam, type ClassName, type KernelParam } from "../core/names.ts";
+import { parseKernelParam, PLACEHOLDER_KEY_DATA, type ClassName, type KernelParam } from "../core/names.ts";
 import { planTree, type ClassBuild, type PlanTreeInput, type Tree } from "../core/tree.ts";
 import type { TreeManifest } from "../adapters/local-tree.ts";
 import { ipxeTemplates, TEMPLATE_DIR } from "../templates.ts";
@@ -40,10 +40,37 @@ export function treeOf(inv: Inventory, builds: ReadonlyMap<ClassName, ClassBuild
   return tree;
 }
 
-export function announceWipes(reporter: Reporter, wipes: { name: string; file: string }[]): void {
+/** A host that will format its disks, for messages and --json: its name, its file, its provisioning id. */
+export interface Wipe {
+  name: string;
+  file: string;
+  id: string;
+  /** `provision.force`: it also formats disks whose last provision cannot be read. */
+  force: boolean;
+}
+
+/** The hosts named, as wipes (each of them sets provision.disks, so has an id). */
+export function wipesOf(inv: Inventory, names: readonly string[]): Wipe[] {
+  const hosts = new Map(inv.hosts.map((h) => [h.name as string, h]));
+  return names.map((name) => ({ name, file: hosts.get(name)?.file ?? "?", id: hosts.get(name)?.provisionId ?? "", force: hosts.get(name)?.provisionForce ?? false }));
+}
+
+/** Where the inventory still gives the examples' placeholder SSH key (nobody can log in with it), as a warning. */
+export function placeholderKeyWarning(inv: Inventory): string | undefined {
+  const isPlaceholder = (k: string) => k.split(" ")[1] === PLACEHOLDER_KEY_DATA;
+  const where = [
+    ...(inv.site.sshAuthorizedKeys.some(isPlaceholder) ? [inv.site.file ?? "netbuild.yaml"] : []),
+    ...inv.classes.flatMap((c) => (c.kind === "nixos" && c.sshAuthorizedKeys.some(isPlaceholder) ? [c.file] : [])),
+    ...inv.hosts.flatMap((h) => (h.sshAuthorizedKeys.some(isPlaceholder) ? [h.file] : [])),
+  ];
+  if (where.length === 0) return undefined;
+  return `ssh.authorizedKeys in ${[...new Set(where)].join(", ")} still holds the example's placeholder key (AAAAC3…AAAA REPLACE-ME): nobody can log in with it. Replace it with your public key (the line of ~/.ssh/id_ed25519.pub)`;
+}
+
+export function announceWipes(reporter: Reporter, wipes: Wipe[]): void {
   if (wipes.length === 0) return;
-  reporter.danger(`!!! ${wipes.length} host${wipes.length === 1 ? "" : "s"} will FORMAT (WIPE) ${wipes.length === 1 ? "ITS" : "THEIR"} DISKS on the next boot:`);
-  for (const w of wipes) reporter.danger(`!!!   ${w.name}  (provision.disks: true in ${w.file})`);
+  reporter.danger(`!!! ${wipes.length} host${wipes.length === 1 ? "" : "s"} will FORMAT (WIPE) ${wipes.length === 1 ? "ITS" : "THEIR"} DISKS on the next boot (once per provisioning id):`);
+  for (const w of wipes) reporter.danger(`!!!   ${w.name}  id ${w.id}${w.force ? ", FORCED: also disks of another install" : ""}  (provision.disks: true in ${w.file})`);
 }
 
 let treeCode: string | undefined;

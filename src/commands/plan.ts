@@ -4,7 +4,7 @@ import { macColons } from "../core/names.ts";
 import { hostParams } from "../core/tree.ts";
 import { announceInstalls, renderTalosConfigs, secretsNotice, type TalosInstall } from "./talos.ts";
 import { checkOutFolder } from "../adapters/local-tree.ts";
-import { announceWipes } from "./out-tree.ts";
+import { announceWipes, placeholderKeyWarning, wipesOf, type Wipe } from "./out-tree.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
 import type { DeployTargetResult } from "./deploy.ts";
 import type { TargetOptions } from "./targets.ts";
@@ -14,8 +14,8 @@ export interface PlanOptions extends OutOptions, Partial<TargetOptions> {}
 export interface PlanResult {
   out: string;
   classes: { name: string; kind: string; file: string; kernelParams: string[]; built: boolean }[];
-  hosts: { name: string; file: string; className: string; macs: string[]; cmdline: string[]; wipe: boolean }[];
-  wipes: { name: string; file: string }[];
+  hosts: { name: string; file: string; className: string; macs: string[]; cmdline: string[]; wipe: boolean; provisionId?: string }[];
+  wipes: Wipe[];
   unknownMachines: string;
   /** Talos hosts and the machine configs (cluster secrets) the tree will serve for them. */
   talos: { hosts: { name: string; role: string; configUrl: string; installDisk: string | undefined }[]; secrets: string | undefined };
@@ -33,10 +33,12 @@ export async function plan(options: PlanOptions, ctx: Context): Promise<PlanResu
   const inv = await loadRoot(root, ctx);
   const out = outOf(options, ctx, root, inv);
   const manifest = await checkOutFolder(out);
-  const wipes = inv.hosts.filter((h) => h.provisionDisks).map((h) => ({ name: h.name as string, file: h.file }));
+  const wipes = wipesOf(inv, inv.hosts.filter((h) => h.provisionDisks).map((h) => h.name));
   announceWipes(ctx.reporter, wipes);
   const secrets = secretsNotice(inv);
   if (secrets) ctx.reporter.warn(secrets);
+  const placeholder = placeholderKeyWarning(inv);
+  if (placeholder) ctx.reporter.warn(placeholder);
   // Machine configs are rendered (in memory) where their base configs are here, so the install
   // disk shown is the one the config will hold, from the base config, a setting or a patch.
   let installs = new Map<string, TalosInstall>();
@@ -62,6 +64,7 @@ export async function plan(options: PlanOptions, ctx: Context): Promise<PlanResu
       macs: h.macs.map(macColons),
       cmdline: hostParams(h, inv.site.flagPrefix),
       wipe: h.provisionDisks,
+      ...(h.provisionId !== undefined ? { provisionId: h.provisionId } : {}),
     })),
     wipes,
     unknownMachines: inv.site.unknownClass === null ? "strict: boot nothing" : `boot class ${inv.site.unknownClass}`,

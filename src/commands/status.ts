@@ -2,6 +2,7 @@
 // (the current one marked), hosts, whether a deploy holds the lock or did not finish.
 import { LOCK_PATH, type LastChange, type Origin } from "../core/deploy.ts";
 import { readDeployed } from "../adapters/target-tree.ts";
+import { scriptWipe, scriptWipeForced } from "../core/tree.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
 import { withEachTarget, selectTargets, type TargetOptions } from "./targets.ts";
 
@@ -26,6 +27,12 @@ export interface TargetStatus {
   locked: string | undefined;
   /** A deploy did not finish: the next one completes it. */
   unfinished: boolean;
+  /**
+   * Hosts the inventory arms a wipe for, with their provisioning id, and what this target serves
+   * them: the same id (armed there), another id, no wipe, or no script at all. (A wipe the target
+   * serves to a host the inventory does not arm is `netbuild verify`'s to find: it reads every script.)
+   */
+  armed: { host: string; id: string; force: boolean; served: { wipe: boolean; id: string | undefined; force: boolean } | undefined }[];
 }
 
 function describeHolder(text: string): string {
@@ -48,6 +55,16 @@ export async function status(options: StatusOptions, ctx: Context): Promise<{ ta
     async (t, fs): Promise<TargetStatus> => {
       const deployed = await readDeployed(fs);
       const lock = await fs.readFile(LOCK_PATH);
+      const armed = await Promise.all(
+        inv.hosts
+          .filter((h) => h.provisionDisks)
+          .map(async (h) => {
+            const rel = `by-host/${h.name}/ipxe`;
+            const text = deployed?.entries[rel] ? (await fs.readFile(rel))?.toString("utf8") : undefined;
+            const id = text === undefined ? undefined : scriptWipe(text, inv.site.flagPrefix);
+            return { host: h.name as string, id: h.provisionId ?? "", force: h.provisionForce, served: text === undefined ? undefined : { wipe: id !== undefined, id, force: scriptWipeForced(text, inv.site.flagPrefix) } };
+          }),
+      );
       const paths = Object.keys(deployed?.entries ?? {});
       return {
         name: t.name,
@@ -65,6 +82,7 @@ export async function status(options: StatusOptions, ctx: Context): Promise<{ ta
         macs: paths.filter((p) => /^by-mac\/[^/]+(\/ipxe)?$/.test(p)).length,
         locked: lock === undefined ? undefined : describeHolder(lock.toString("utf8")),
         unfinished: (deployed?.pending.length ?? 0) > 0,
+        armed,
       };
     },
   );

@@ -7,7 +7,7 @@
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { macVariables, walkBootChain } from "../core/boot-chain.ts";
-import { hostOfScript, hostParams, scriptClass, scriptHeld, scriptParams, scriptWipes } from "../core/tree.ts";
+import { hostOfScript, hostParams, isWipeParam, scriptClass, scriptHeld, scriptParams, scriptWipe, scriptWipeForced, scriptWipes } from "../core/tree.ts";
 import type { DeployedManifest } from "../core/deploy.ts";
 import type { Inventory } from "../core/inventory.ts";
 import { macColons } from "../core/names.ts";
@@ -89,10 +89,13 @@ async function checkHosts(fs: TargetFs, deployed: DeployedManifest, inv: Invento
     const chained = scriptClass(text);
     if (chained !== h.className) problems.push(`served class ${chained ?? "(none)"}, but the inventory says class ${h.className}${scriptHeld(text) ? " (held there when its wipe was dropped)" : ""}`);
     const served = scriptParams(text);
-    if (scriptWipes(text, inv.site.flagPrefix) && !h.provisionDisks) problems.push(`served ${flag}, but the inventory does not set provision.disks: ITS DISKS WOULD BE WIPED`);
-    else if (!scriptWipes(text, inv.site.flagPrefix) && h.provisionDisks) problems.push(`not served its wipe flag (${flag}), which the inventory sets`);
-    const wanted = hostParams(h, inv.site.flagPrefix).filter((p) => p !== flag);
-    const stale = [...wanted.filter((p) => !served.includes(p)).map((p) => `lacks ${p}`), ...served.filter((p) => p !== flag && !wanted.includes(p)).map((p) => `has ${p}, which the inventory does not`)];
+    const servedId = scriptWipe(text, inv.site.flagPrefix);
+    if (servedId !== undefined && !h.provisionDisks) problems.push(`served ${flag}, but the inventory does not set provision.disks: ITS DISKS WOULD BE WIPED`);
+    else if (servedId === undefined && h.provisionDisks) problems.push(`not served its wipe flag (${flag}, id ${h.provisionId}), which the inventory sets`);
+    else if (servedId !== undefined && servedId !== h.provisionId) problems.push(`served its wipe with ${servedId ? `id ${servedId}` : "no id"}, but the inventory says id ${h.provisionId}`);
+    if (servedId !== undefined && h.provisionDisks && scriptWipeForced(text, inv.site.flagPrefix) !== h.provisionForce) problems.push(h.provisionForce ? "served its wipe without the force the inventory sets" : "served its wipe FORCED (it formats disks of another install), which the inventory does not set");
+    const wanted = hostParams(h, inv.site.flagPrefix).filter((p) => !isWipeParam(p, inv.site.flagPrefix));
+    const stale = [...wanted.filter((p) => !served.includes(p)).map((p) => `lacks ${p}`), ...served.filter((p) => !isWipeParam(p, inv.site.flagPrefix) && !wanted.includes(p)).map((p) => `has ${p}, which the inventory does not`)];
     if (stale.length > 0) problems.push(`stale parameters: ${stale.join(", ")}`);
     for (const mac of h.macs) {
       const link = deployed.entries[`by-mac/${mac}`];

@@ -1,11 +1,11 @@
 // classes/<name>.yaml: what a kind of machine boots. NixOS and prebuilt classes are checked here,
 // Talos classes in talos-inventory.ts.
 import path from "node:path";
-import { parseClassName } from "./names.ts";
+import { parseClassName, type PublicKey } from "./names.ts";
 import { ClassSchema, type ArtifactInput } from "./schema.ts";
 import { fieldPath, quoted } from "./excerpt.ts";
 import { fileIssue, type InventoryFile, type Probe } from "./inventory-source.ts";
-import { baseName, docOf, kernelParamsOf, referencedFile, reservedParams, validated, validParams, type ClassBase, type Collector, type RawClass } from "./inventory-rules.ts";
+import { authorizedKeysOf, baseName, docOf, kernelParamsOf, referencedFile, reservedParams, validated, validParams, type ClassBase, type Collector, type RawClass } from "./inventory-rules.ts";
 import type { Site } from "./site.ts";
 import { talosClassOf, type TalosClass } from "./talos-inventory.ts";
 
@@ -17,6 +17,8 @@ export interface NixosClass extends ClassBase {
   /** Module files, relative to the inventory root. */
   modules: string[];
   system: "x86_64-linux" | "aarch64-linux";
+  /** Public keys that may log in as root on this class's machines, besides the site's. */
+  sshAuthorizedKeys: PublicKey[];
 }
 
 export interface PrebuiltClass extends ClassBase {
@@ -90,7 +92,7 @@ export function classOf(raw: RawClass, site: Site, probe: Probe, c: Collector): 
       const rel = referencedFile(raw.doc, ["modules", i], `${label}.modules[${i}]`, raw.doc.file, m, "file-or-dir", probe, c);
       if (rel !== null) modules.push(rel);
     });
-    def = { ...base, kind: "nixos", modules, system: input.system };
+    def = { ...base, kind: "nixos", modules, system: input.system, sshAuthorizedKeys: authorizedKeysOf(raw.doc, [], label, input.ssh?.authorizedKeys, c) };
   } else if (input.kind === "prebuilt") {
     const kernel = artifactOf(raw, "kernel", input.kernel, probe, c);
     const initrd = artifactOf(raw, "initrd", input.initrd, probe, c);

@@ -1,12 +1,12 @@
 // hosts/**/*.yaml: one machine each (its MACs, class, flags), one host per file or many under
 // `hosts:`, and the rules across files (unique MACs, names and IPs; known classes).
 import { formatWhere } from "../errors.ts";
-import { macColons, parseClassName, parseHostName, parseMac, type ClassName, type KernelParam, type Mac, type HostName } from "./names.ts";
+import { macColons, parseClassName, parseHostName, parseMac, type ClassName, type KernelParam, type Mac, type HostName, type PublicKey } from "./names.ts";
 import { HostSchema, HostsFileSchema } from "./schema.ts";
 import { described, fieldPath, quoted } from "./excerpt.ts";
 import { MAX_VALUES, parseHostChunk, YamlDoc, type Path } from "./yaml-doc.ts";
 import { fileIssue, type InventoryFile, type Probe } from "./inventory-source.ts";
-import { baseName, docOf, kernelParamsOf, reservedParams, validated, validParams, type Collector, type HostPlace, type RawHost, type RecalledHost } from "./inventory-rules.ts";
+import { authorizedKeysOf, baseName, docOf, kernelParamsOf, reservedParams, validated, validParams, type Collector, type HostPlace, type RawHost, type RecalledHost } from "./inventory-rules.ts";
 import { hostChunks, type HostChunk } from "./host-chunks.ts";
 import { unitKey, type Recall } from "./inventory-memo.ts";
 import type { Site } from "./site.ts";
@@ -20,8 +20,14 @@ export interface Host {
   macs: Mac[];
   ip: string | undefined;
   ramBytes: number | undefined;
-  /** Set only on the host itself, never inherited: the next boot formats its disks. */
+  /** Set only on the host itself, never inherited: the next boot formats its disks (once per provisionId). */
   provisionDisks: boolean;
+  /** The provisioning round (`provision.id`): set whenever provisionDisks is; a boot formats only when it differs from the one its disks record. */
+  provisionId: string | undefined;
+  /** `provision.force`: the wipe also formats disks whose last provision cannot be read (another install's). */
+  provisionForce: boolean;
+  /** More public keys that may log in as root on this machine (a host of a NixOS class). */
+  sshAuthorizedKeys: PublicKey[];
   kernelParams: KernelParam[];
   description: string | undefined;
   /** For a host of a Talos class: its machine config settings, and where it fetches the config. */
@@ -253,6 +259,14 @@ export function hostOf(raw: RawHost, placed: PlacedMac[], site: Site, classNames
   }
   const params = kernelParamsOf(doc, at, label, input.kernelParams, c);
   reservedParams(doc, at, label, params, site, c, false);
+  if (input.provision.disks && input.provision.id === undefined && !c.isRefused(doc.file, [...at, "provision"])) {
+    c.error(doc, [...at, "provision", "disks"], `${label}.provision`, "`disks: true` without an `id`: a wipe is one round of provisioning, and the host formats once per id", `run \`netbuild provision ${raw.name ?? "HOST"}\` (it writes a new id next to the flag), or add an id next to it yourself (\`provision: { disks: true, id: first }\`: any token this host has not used)`);
+  }
+  const sshAuthorizedKeys = authorizedKeysOf(doc, at, label, input.ssh?.authorizedKeys, c);
+  const cls = className?.ok ? classes.get(className.value) : undefined;
+  if (input.ssh !== undefined && cls !== undefined && cls.kind !== "nixos") {
+    c.error(doc, [...at, "ssh"], `${label}.ssh`, `\`ssh\` sets who may log in to a NixOS machine, and class ${cls.name} is a ${cls.kind} class`, cls.kind === "talos" ? "Talos machines have no SSH: use talosctl with the cluster's client config" : "a prebuilt image brings its own login setup: remove `ssh` here");
+  }
   const talos = className?.ok && raw.name !== undefined && !c.isRefused(doc.file, [...at, "talos"]) ? talosHostOf(raw, raw.name, classes.get(className.value), site, macs, probe, c) : undefined;
   if (c.errors.length !== before || !className?.ok || raw.name === undefined) return null;
   return {
@@ -263,6 +277,9 @@ export function hostOf(raw: RawHost, placed: PlacedMac[], site: Site, classNames
     ip: input.ip,
     ramBytes: input.ram === undefined ? undefined : bytesOf(input.ram),
     provisionDisks: input.provision.disks,
+    provisionId: input.provision.disks && input.provision.id !== undefined ? String(input.provision.id) : undefined,
+    provisionForce: input.provision.disks && input.provision.force === true,
+    sshAuthorizedKeys,
     kernelParams: validParams(params),
     description: input.description,
     talos,

@@ -2,7 +2,7 @@
 // read (before the rules that check them), and the small rules that classes and hosts both apply.
 import path from "node:path";
 import type { Issue } from "../errors.ts";
-import { paramKey, parseKernelParam, reservedParam, type ClassName, type HostName, type KernelParam } from "./names.ts";
+import { paramKey, parseKernelParam, parsePublicKey, reservedParam, type ClassName, type HostName, type KernelParam, type PublicKey } from "./names.ts";
 import type { z } from "zod";
 import type { ClassInput, HostInput } from "./schema.ts";
 import { YamlDoc, zodIssues, type Path } from "./yaml-doc.ts";
@@ -153,6 +153,17 @@ export function kernelParamsOf(doc: YamlDoc, at: Path, label: string, params: st
     if (!p.ok) c.error(doc, [...at, "kernelParams", i], `${label}.kernelParams[${i}]`, p.message, p.hint);
     return p.ok ? p.value : undefined;
   });
+}
+
+/** `ssh.authorizedKeys` at `at`, each key checked where it is written (never repeated in a message). */
+export function authorizedKeysOf(doc: YamlDoc, at: Path, label: string, keys: readonly string[] | undefined, c: Collector): PublicKey[] {
+  const out: PublicKey[] = [];
+  (keys ?? []).forEach((raw, i) => {
+    const k = parsePublicKey(raw);
+    if (!k.ok) c.error(doc, [...at, "ssh", "authorizedKeys", i], `${label}.ssh.authorizedKeys[${i}]`, k.message, k.hint);
+    else if (!out.includes(k.value)) out.push(k.value);
+  });
+  return out;
 }
 
 export function validParams(params: readonly (KernelParam | undefined)[]): KernelParam[] {

@@ -131,3 +131,56 @@ export function reservedParam(key: string, flagPrefix: string): "provision" | "h
   if (k.startsWith(`${flagPrefix}.provision_`)) return "provision";
   return k === "hostname" || k === "talos.config" ? k : undefined;
 }
+
+export type PublicKey = Brand<string, "PublicKey">;
+
+/** The example classes' placeholder: a well-formed ed25519 key of 32 zero bytes, which no private key matches. */
+export const PLACEHOLDER_KEY_DATA = "AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/** Key types sshd takes, with how many length-prefixed fields their key blob holds (the type name included). */
+const KEY_FIELDS: Record<string, number> = {
+  "ssh-ed25519": 2,
+  "ssh-rsa": 3,
+  "ecdsa-sha2-nistp256": 3,
+  "ecdsa-sha2-nistp384": 3,
+  "ecdsa-sha2-nistp521": 3,
+  "sk-ssh-ed25519@openssh.com": 3,
+  "sk-ecdsa-sha2-nistp256@openssh.com": 4,
+};
+const KEY_TYPES = Object.keys(KEY_FIELDS);
+
+/** A key blob's length-prefixed fields (RFC 4253 strings), or undefined unless they fill it exactly. */
+function blobFields(bytes: Buffer): Buffer[] | undefined {
+  const fields: Buffer[] = [];
+  for (let at = 0; at < bytes.length; ) {
+    if (at + 4 > bytes.length) return undefined;
+    const len = bytes.readUInt32BE(at);
+    if (at + 4 + len > bytes.length) return undefined;
+    fields.push(bytes.subarray(at + 4, at + 4 + len));
+    at += 4 + len;
+  }
+  return fields;
+}
+
+/**
+ * An OpenSSH public key line (`ssh-ed25519 AAAA… comment`), as authorized_keys takes it without
+ * options. The key's own bytes must name the type the line gives (a truncated or pasted-wrong key
+ * is caught here, not when nobody can log in). Messages never repeat the value: what was pasted
+ * may be a private key.
+ */
+export function parsePublicKey(input: string): Parsed<PublicKey> {
+  const text = input.trim();
+  if (/PRIVATE KEY/.test(text) || /^-----BEGIN/.test(text)) {
+    return { ok: false, message: "this is a PRIVATE key (it is not repeated here): it must never be in the inventory, which ends up in the Nix store and the repository", hint: "remove it now and treat it as exposed; give the public key instead (the .pub file, or `ssh-keygen -y -f KEYFILE`)" };
+  }
+  const hint = "give one public key per entry, as in a .pub file: `ssh-ed25519 AAAAC3Nza… you@laptop` (authorized_keys options such as from= are not taken)";
+  if (/[\r\n]/.test(text)) return { ok: false, message: "a public key is one line; this value has several", hint };
+  const m = /^(\S+) ([A-Za-z0-9+/]+={0,3})(?: (.*))?$/.exec(text);
+  if (!m) return { ok: false, message: "not an OpenSSH public key (expected: type, base64 key, optional comment)", hint };
+  const [, type, data] = m;
+  if (!KEY_TYPES.includes(type!)) return { ok: false, message: `${quoted(type!.slice(0, 40))} is not a key type sshd takes`, hint: `expected one of ${KEY_TYPES.join(", ")}` };
+  const fields = blobFields(Buffer.from(data!, "base64"));
+  const whole = fields !== undefined && fields.length === KEY_FIELDS[type!] && fields[0]!.toString("latin1") === type && fields.slice(1).every((f) => f.length > 0) && (type !== "ssh-ed25519" || fields[1]!.length === 32);
+  if (!whole) return { ok: false, message: `the base64 part is not a ${type} key (cut short, or from another key)`, hint: "copy the whole line of the .pub file again" };
+  return { ok: true, value: text.replace(/\s+/g, " ") as PublicKey };
+}

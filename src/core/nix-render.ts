@@ -59,15 +59,24 @@ function renderClass(def: ClassDef, inv: Inventory): string {
   kernelParams = ${params};
 }`;
       break;
-    case "nixos":
+    case "nixos": {
+      // Who may log in as root: the site's and the class's keys on every machine of the class, a
+      // host's own keys on that machine only (chosen at boot by its hostname=). Public keys only.
+      const keys = [...new Set([...inv.site.sshAuthorizedKeys, ...def.sshAuthorizedKeys])];
+      const hosts = inv.hosts.filter((h) => h.className === def.name);
+      const hostKeys = hosts.filter((h) => h.sshAuthorizedKeys.length > 0).map((h) => `    ${nixString(h.name)} = ${nixList(h.sshAuthorizedKeys.map(nixString), "    ")};\n`);
       body = `netbuild.nixos {
   name = ${nixString(def.name)};
   system = ${nixString(def.system)};
   flagPrefix = ${nixString(inv.site.flagPrefix)};
   modules = ${nixList(def.modules.map(rootPath), "  ")};
   kernelParams = ${params};
+  authorizedKeys = ${nixList(keys.map(nixString), "  ")};
+  hostAuthorizedKeys = {${hostKeys.length === 0 ? " " : `\n${hostKeys.join("")}  `}};
+  hostsWithoutKeys = ${nixList(keys.length > 0 ? [] : hosts.filter((h) => h.sshAuthorizedKeys.length === 0).map((h) => nixString(h.name)), "  ")};
 }`;
       break;
+    }
   }
   return `${HEADER}# Class ${def.name} (${def.kind}), from ${def.file}.
 { netbuild, root }:
@@ -107,6 +116,8 @@ export interface NixLibrary {
   lib: string;
   /** The NixOS module nixos classes import. */
   module: string;
+  /** The shell scripts the module installs as they are (file name → text), next to it. */
+  scripts: Record<string, string>;
 }
 
 export function renderNix(inv: Inventory, library: NixLibrary, hasNpins: boolean): GeneratedFile[] {
@@ -114,6 +125,7 @@ export function renderNix(inv: Inventory, library: NixLibrary, hasNpins: boolean
     { path: "default.nix", content: renderIndex(inv, hasNpins) },
     { path: "lib.nix", content: library.lib },
     { path: "netbuild-module.nix", content: library.module },
+    ...Object.entries(library.scripts).map(([name, content]) => ({ path: name, content })),
   ];
   for (const def of inv.classes) files.push({ path: `classes/${def.name}.nix`, content: renderClass(def, inv) });
   return files.sort((a, b) => (a.path < b.path ? -1 : 1));

@@ -3,6 +3,10 @@
 // machine ends up booting without the flag its owner thought they set.
 import { z } from "zod";
 
+/** A provisioning round's id: a plain token, safe on the kernel command line and in a file name. */
+export const PROVISION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const PROVISION_ID_EXPECTED = "expected an id of letters, digits, '.', '_' or '-' (at most 64, starting with a letter or digit), like 2026-11-30, or a counter like 3";
+
 const kernelParams = z.array(z.string()).describe("Extra kernel command-line parameters, one per entry (no spaces inside an entry)");
 
 /** `sha256-` + base64 of 32 bytes: the SRI form Nix prints and accepts. */
@@ -17,6 +21,13 @@ export const ArtifactSchema = z
   })
   .describe("Either { path } or { url, hash }");
 
+/** Who may log in to NixOS machines (as root), from the site, a class and a host; the keys add up. */
+const sshSettings = z
+  .strictObject({
+    authorizedKeys: z.array(z.string()).default([]).describe("OpenSSH public keys (one `ssh-ed25519 AAAA… comment` line each) that may log in as root on NixOS machines; public keys only: they end up in the Nix store and the boot tree"),
+  })
+  .describe("SSH access to NixOS machines");
+
 const classCommon = {
   description: z.string().optional(),
   kernelParams: kernelParams.default([]),
@@ -27,6 +38,7 @@ export const NixosClassSchema = z.strictObject({
   ...classCommon,
   modules: z.array(z.string().min(1)).min(1, { error: "a nixos class needs at least one module" }).describe("NixOS modules, relative to the class file"),
   system: z.enum(["x86_64-linux", "aarch64-linux"]).default("x86_64-linux"),
+  ssh: sshSettings.optional(),
 });
 
 export const PrebuiltClassSchema = z.strictObject({
@@ -143,10 +155,19 @@ export const HostSchema = z.strictObject({
   provision: z
     .strictObject({
       disks: z.boolean().default(false).describe("Format this host's disks on its next boot (wipes them)"),
+      id: z
+        .union([z.string().regex(PROVISION_ID, { error: PROVISION_ID_EXPECTED }), z.number().int({ error: PROVISION_ID_EXPECTED }).min(0, { error: PROVISION_ID_EXPECTED }).max(Number.MAX_SAFE_INTEGER, { error: PROVISION_ID_EXPECTED })], { error: PROVISION_ID_EXPECTED })
+        .optional()
+        .describe("This round of provisioning: the host formats once per id (the id of its last successful provision is recorded on its disks). `netbuild provision HOST` writes a new one"),
+      force: z
+        .boolean()
+        .optional()
+        .describe("Also format disks that hold data whose last provision cannot be read (the class's mount script fails on them: disks of another install). Without it, only blank disks or disks provisioned with another id are formatted"),
     })
     .default({ disks: false }),
   kernelParams: kernelParams.default([]),
   description: z.string().optional(),
+  ssh: sshSettings.optional().describe("More keys that may log in as root on this machine (a host of a NixOS class), besides the site's and its class's"),
   talos: z
     .strictObject({
       ...talosMachineFields,
@@ -181,6 +202,7 @@ export const SiteSchema = z.strictObject({
     .default("strict")
     .describe("What a machine whose MAC is in no host boots: nothing (strict), or a named class"),
   out: z.string().min(1).default("out").describe("The output tree, relative to the inventory root"),
+  ssh: sshSettings.optional().describe("Keys that may log in as root on every NixOS machine"),
   talos: z
     .strictObject({
       factory: z.url({ protocol: /^https?$/ }).default("https://factory.talos.dev").describe("Image Factory base URL (or a mirror, or a self-hosted factory)"),

@@ -1,13 +1,13 @@
 // netbuild.yaml: the site's settings (flag prefix, links, unknown machines, output folder, Talos
 // factory and base configs, deploy targets), with their defaults when the file is absent.
 import path from "node:path";
-import { parseClassName, parseKernelParam, type ClassName } from "./names.ts";
+import { parseClassName, parseKernelParam, type ClassName, type PublicKey } from "./names.ts";
 import { SiteSchema, type SiteInput, type TalosRole } from "./schema.ts";
 import { fieldPath, quoted } from "./excerpt.ts";
 import type { YamlDoc } from "./yaml-doc.ts";
 import { parseTarget, type Target } from "./target.ts";
 import { fileIssue, type InventoryFile } from "./inventory-source.ts";
-import { docOf, resolveRef, validated, type Collector } from "./inventory-rules.ts";
+import { authorizedKeysOf, docOf, resolveRef, validated, type Collector } from "./inventory-rules.ts";
 
 export const SITE_FILE = "netbuild.yaml";
 
@@ -27,6 +27,8 @@ export interface Site {
   targets: Target[];
   /** Class generations a target keeps unless it says otherwise. */
   keep: number;
+  /** Public keys that may log in as root on every NixOS machine (`ssh.authorizedKeys`). */
+  sshAuthorizedKeys: PublicKey[];
 }
 
 function targetsOf(doc: YamlDoc, input: SiteInput, c: Collector): Target[] {
@@ -102,5 +104,6 @@ export function parseSite(given: InventoryFile | undefined, c: Collector): Site 
     talosBaseConfigs: baseConfigs,
     targets: file ? targetsOf(docOf(file, c), input, c) : [],
     keep: input.keep,
+    sshAuthorizedKeys: file ? authorizedKeysOf(docOf(file, c), [], "site", input.ssh?.authorizedKeys, c) : [],
   };
 }

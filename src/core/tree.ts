@@ -16,7 +16,7 @@ import type { ClassName, KernelParam } from "./names.ts";
 export interface IpxeTemplates {
   boot(data: { unknownClass: string | null }): string;
   /** `heldFrom`: the host's own class when it is held on another one (see hostEntries), else "". */
-  host(data: { name: string; className: string; file: string; wipe: boolean; params: string[]; heldFrom: string }): string;
+  host(data: { name: string; className: string; file: string; wipe: boolean; wipeId: string; wipeForce: boolean; params: string[]; heldFrom: string }): string;
   class(data: { name: string; kind: string; file: string; kernel: string; initrd: string; params: string[] }): string;
 }
 
@@ -123,7 +123,10 @@ export function artifactPaths(className: string, build: ClassBuild): { kernel: s
 /** The host's part of the kernel command line: hostname, provisioning flags, its own parameters. */
 export function hostParams(host: Host, flagPrefix: string): string[] {
   const params: string[] = [`hostname=${host.name}`];
-  if (host.provisionDisks) params.push(`${flagPrefix}.provision_disks=true`);
+  if (host.provisionDisks) {
+    params.push(`${flagPrefix}.provision_disks=true`, `${flagPrefix}.provision_id=${host.provisionId ?? ""}`);
+    if (host.provisionForce) params.push(`${flagPrefix}.provision_force=true`);
+  }
   if (host.talos) params.push(host.talos.configUrl);
   return [...params, ...host.kernelParams];
 }
@@ -138,8 +141,8 @@ export function hostEntries(host: Host, site: Inventory["site"], templates: Ipxe
   const entries: TreeEntry[] = [];
   const className = as?.className ?? host.className;
   const wipe = as ? false : host.provisionDisks;
-  const params = hostParams(as ? { ...host, provisionDisks: false } : host, site.flagPrefix);
-  const script = templates.host({ name: host.name, className, file: host.file, wipe, params, heldFrom: as ? host.className : "" });
+  const params = hostParams(as ? { ...host, provisionDisks: false, provisionForce: false } : host, site.flagPrefix);
+  const script = templates.host({ name: host.name, className, file: host.file, wipe, wipeId: wipe ? (host.provisionId ?? "") : "", wipeForce: wipe && host.provisionForce, params, heldFrom: as ? host.className : "" });
   entries.push({ kind: "file", layer: "host", path: `by-host/${host.name}/ipxe`, content: script });
   // "kept": the machine config stays as the target serves it (this checkout cannot render it).
   if (host.talos && config === undefined && !as) throw new Error(`internal: no machine config rendered for Talos host ${host.name}`);
@@ -158,7 +161,31 @@ export function scriptParams(script: string): string[] {
 
 /** Whether a host script as served sets the wipe flag. */
 export function scriptWipes(script: string, flagPrefix: string): boolean {
-  return scriptParams(script).includes(`${flagPrefix}.provision_disks=true`);
+  return scriptWipe(script, flagPrefix) !== undefined;
+}
+
+/**
+ * The wipe a host script as served arms: its provisioning id ("" when it sets the flag with no id,
+ * as scripts of netbuild before ids did), or undefined when it sets no wipe flag. The last
+ * occurrence of a key counts, as on the machine.
+ */
+export function scriptWipe(script: string, flagPrefix: string): string | undefined {
+  const params = scriptParams(script);
+  if (!params.includes(`${flagPrefix}.provision_disks=true`)) return undefined;
+  const key = `${flagPrefix}.provision_id=`;
+  let id = "";
+  for (const p of params) if (p.startsWith(key)) id = p.slice(key.length);
+  return id;
+}
+
+/** Whether a wiping host script as served forces its wipe (formats disks whose last provision cannot be read). */
+export function scriptWipeForced(script: string, flagPrefix: string): boolean {
+  return scriptWipe(script, flagPrefix) !== undefined && scriptParams(script).includes(`${flagPrefix}.provision_force=true`);
+}
+
+/** Whether a kernel parameter is one of the wipe's own (the flag, the id, force): plans show them as the wipe, not as parameters. */
+export function isWipeParam(param: string, flagPrefix: string): boolean {
+  return param === `${flagPrefix}.provision_disks=true` || param.startsWith(`${flagPrefix}.provision_id=`) || param.startsWith(`${flagPrefix}.provision_force=`);
 }
 
 /** The host whose script `rel` is (`by-host/<host>/ipxe`), if it is one. */

@@ -27,7 +27,7 @@ describe("RAM estimate", () => {
   });
 
   it("names only the hosts that declare less RAM than their class needs", () => {
-    const host = (name: string, ram: number | undefined): Host => ({ name: name as HostName, file: "hosts/x.yaml", className: "c" as ClassName, macs: [], ip: undefined, ramBytes: ram, provisionDisks: false, kernelParams: [], description: undefined, talos: undefined });
+    const host = (name: string, ram: number | undefined): Host => ({ name: name as HostName, file: "hosts/x.yaml", className: "c" as ClassName, macs: [], ip: undefined, ramBytes: ram, provisionDisks: false, provisionId: undefined, provisionForce: false, sshAuthorizedKeys: [], kernelParams: [], description: undefined, talos: undefined });
     const inv = { hosts: [host("small", 1024 * MiB), host("enough", 2048 * MiB), host("unknown", undefined)] } as unknown as Inventory;
     const short = hostsShortOfRam(inv, new Map([["c" as ClassName, build(10 * MiB, 300 * MiB)]]));
     expect(short.map((s) => s.host.name)).toEqual(["small"]);

@@ -1,5 +1,9 @@
-import { describe, expect, it } from "vitest";
-import { parseClassName, parseHostName, parseKernelParam, parseMac } from "../../src/core/names.ts";
+import { afterAll, describe, expect, it } from "vitest";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { parseClassName, parseHostName, parseKernelParam, parseMac, parsePublicKey } from "../../src/core/names.ts";
+import { cleanupTempDirs, tempDir } from "../support/inventory.ts";
 
 describe("MAC addresses", () => {
   it.each([
@@ -65,5 +69,45 @@ describe("kernel parameters written into iPXE scripts", () => {
     const r = parseKernelParam(p);
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.message).toContain(why);
+  });
+});
+
+describe("parsePublicKey: what ssh.authorizedKeys takes", () => {
+  // Real keys from OpenSSH's ssh-keygen, of every type people use.
+  const dir = tempDir("netbuild-keys-");
+  const key = (type: string, bits?: string) => {
+    const file = path.join(dir, type);
+    execFileSync("ssh-keygen", ["-q", "-t", type, ...(bits ? ["-b", bits] : []), "-N", "", "-C", "me@laptop two words", "-f", file]);
+    return { pub: readFileSync(`${file}.pub`, "utf8"), priv: readFileSync(file, "utf8") };
+  };
+  const keys = { ed25519: key("ed25519"), rsa: key("rsa", "2048"), ecdsa: key("ecdsa", "384") };
+  afterAll(() => cleanupTempDirs());
+
+  it("takes each type's .pub line as it is, its comment with spaces too, and trims the line break", () => {
+    for (const k of Object.values(keys)) {
+      const r = parsePublicKey(k.pub);
+      expect(r).toEqual({ ok: true, value: k.pub.trim() });
+    }
+  });
+
+  it("refuses a key cut short, a key whose type is another's, a private key (never repeated), and a line with options", () => {
+    const ed = keys.ed25519.pub.trim();
+    const [type, data] = ed.split(" ");
+    for (const cut of [`${type} ${data!.slice(0, 40)}`, `${type} ${data!.slice(0, -4)}`, `ssh-rsa ${data}`, `${type} ${keys.rsa.pub.split(" ")[1]}`]) {
+      const r = parsePublicKey(cut);
+      expect(r.ok, cut).toBe(false);
+    }
+    for (const priv of Object.values(keys).map((k) => k.priv)) {
+      const r = parsePublicKey(priv);
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(r.message).toContain("PRIVATE key");
+        expect(r.message + (r.hint ?? "")).not.toContain(priv.split("\n")[1]!.slice(0, 20));
+      }
+    }
+    const withOptions = parsePublicKey(`from="10.0.0.0/8" ${ed}`);
+    expect(withOptions.ok).toBe(false);
+    if (!withOptions.ok) expect(withOptions.hint).toContain("options such as from= are not taken");
+    expect(parsePublicKey(`${ed}\n${ed}`).ok).toBe(false);
   });
 });
