@@ -11,6 +11,7 @@ import path from "node:path";
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLMap } from "yaml";
 import { UserError } from "../errors.ts";
 import { quoted } from "../core/excerpt.ts";
+import { closestName } from "../core/names.ts";
 import { foldersOf } from "../core/paths.ts";
 import { PROVISION_ID } from "../core/schema.ts";
 import { MAX_ALIASES, parseYaml } from "../core/yaml-doc.ts";
@@ -312,29 +313,9 @@ async function loadForProvision(root: string, ctx: Context): Promise<{ inv: Inve
   }
 }
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
-}
-
 function unknownHost(name: string, hosts: readonly Host[]): UserError {
-  let best: string | undefined;
-  let score = Infinity;
-  for (const h of hosts) {
-    const d = editDistance(name, h.name);
-    if (d < score) [best, score] = [h.name, d];
-  }
-  const guess = best !== undefined && score <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
   const names = hosts.map((h) => h.name as string);
+  const guess = closestName(name, names);
   const hint = guess
     ? `did you mean ${quoted(guess)}? (hosts are defined by the files under hosts/)`
     : names.length === 0

@@ -1,7 +1,7 @@
 // hosts/**/*.yaml: one machine each (its MACs, class, flags), one host per file or many under
 // `hosts:`, and the rules across files (unique MACs, names and IPs; known classes).
 import { formatWhere } from "../errors.ts";
-import { macColons, parseClassName, parseHostName, parseMac, type ClassName, type KernelParam, type Mac, type HostName, type PublicKey } from "./names.ts";
+import { closestName, macColons, parseClassName, parseHostName, parseMac, type ClassName, type KernelParam, type Mac, type HostName, type PublicKey } from "./names.ts";
 import { HostSchema, HostsFileSchema } from "./schema.ts";
 import { described, fieldPath, quoted } from "./excerpt.ts";
 import { MAX_VALUES, parseHostChunk, YamlDoc, type Path } from "./yaml-doc.ts";
@@ -189,30 +189,6 @@ function bytesOf(size: string): number {
   return Math.round(Number(m[1]) * UNITS[m[2]!]!);
 }
 
-function closest(name: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestScore = Infinity;
-  for (const cand of candidates) {
-    const d = editDistance(name, cand);
-    if (d < bestScore) [best, bestScore] = [cand, d];
-  }
-  return bestScore <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
-}
-
 /** A MAC as a host lists it, and where: `mac`, or an entry of `macs`. */
 export interface PlacedMac {
   mac: Mac;
@@ -248,7 +224,7 @@ export function hostOf(raw: RawHost, placed: PlacedMac[], site: Site, classNames
   if (className && !className.ok) {
     c.error(doc, [...at, "class"], `${label}.class`, className.message, className.hint);
   } else if (className?.ok && !classNames.has(className.value)) {
-    const guess = closest(className.value, [...classNames]);
+    const guess = closestName(className.value, [...classNames]);
     c.error(
       doc,
       [...at, "class"],

@@ -184,3 +184,28 @@ export function parsePublicKey(input: string): Parsed<PublicKey> {
   if (!whole) return { ok: false, message: `the base64 part is not a ${type} key (cut short, or from another key)`, hint: "copy the whole line of the .pub file again" };
   return { ok: true, value: text.replace(/\s+/g, " ") as PublicKey };
 }
+
+/** The candidate closest to a misspelt `name` (edit distance), when it is close enough to suggest. */
+export function closestName(name: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestScore = Infinity;
+  for (const cand of candidates) {
+    const d = editDistance(name, cand);
+    if (d < bestScore) [best, bestScore] = [cand, d];
+  }
+  return bestScore <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
