@@ -4,11 +4,11 @@
 // FIFOs, devices, huge or unreadable files) are refused the same way, and no message quotes a
 // file's content whole.
 import { execFile, execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanupTempDirs, cli, inventory, REPO, tempDir, treeChecksum, type CliRun } from "./support/inventory.ts";
-import { hasCommand, missing } from "./support/tools.ts";
+import { cannotRun, hasCommand, missing } from "./support/tools.ts";
 
 const BASE: Record<string, string> = {
   "netbuild.yaml": "flagPrefix: homelab\n",
@@ -141,18 +141,18 @@ CASES.find((c) => c.name === "the same IP on two hosts")!.errors.push(["hosts/a.
 const notHere = missing({ commands: ["nix-build"] });
 
 describe.skipIf(notHere)("bad input: exit 2, file:line:field, nothing written", () => {
-  let out: string;
-  let outSum: string;
-  /** The case that changed the shared out/ (it was accepted): named in every later failure. */
-  let spoiledBy: string | undefined;
+  /** A real tree from BASE, built once: each case gets its own copy as its out/. */
+  let template: string;
+  let templateSum: string;
+  /** Each root's own out/ (made by rootWith): a case wrongly accepted changes its own out/ only, and fails under its own name. */
+  const outs = new Map<string, string>();
 
   beforeAll(async () => {
-    // A real tree from a valid inventory: every bad run below must leave it exactly as it is.
     const good = inventory(BASE);
-    out = path.join(good, "out");
+    template = path.join(good, "out");
     const r = await cli(["build"], good);
     expect(r.code, r.stderr).toBe(0);
-    outSum = treeChecksum(out);
+    templateSum = treeChecksum(template);
   });
   afterAll(cleanupTempDirs);
 
@@ -160,22 +160,20 @@ describe.skipIf(notHere)("bad input: exit 2, file:line:field, nothing written", 
 
   /**
    * build, generate and plan (and plan --json) in `root`: each exits 2, names every expected
-   * error, and writes nothing — neither the shared out/ nor the root's .netbuild/ changes.
+   * error, and writes nothing — neither the root's own out/ nor its .netbuild/ (the output of an
+   * earlier good generate in this same root, see rootWith) changes.
    */
   async function expectRefused(name: string, root: string, c: Pick<Case, "errors" | "hint" | "absent">, opts: { run?: Run; commands?: string[][]; summary?: RegExp } = {}): Promise<void> {
     const run = opts.run ?? ((args, cwd) => cli(args, cwd));
+    const out = outs.get(root)!;
+    const outBefore = treeChecksum(out);
     const genBefore = treeChecksum(path.join(root, ".netbuild"));
     const commands = opts.commands ?? [["build", "--out", out], ["generate"], ["plan", "--out", out], ["plan", "--json", "--out", out]];
     for (const command of commands) {
       const r = await run(command, root);
       const what = `case "${name}": netbuild ${command.join(" ")}`;
-      // Checked before anything else, so that a case wrongly accepted fails under its own name.
-      const outNow = treeChecksum(out);
-      if (outNow !== outSum) {
-        spoiledBy ??= name;
-        outSum = outNow;
-      }
-      expect({ code: r.code, outChanged: spoiledBy === name }, `${what} — exit ${r.code}, out/ ${spoiledBy === name ? "CHANGED" : "unchanged"}\n${r.stderr}`).toEqual({ code: 2, outChanged: false });
+      const outChanged = treeChecksum(out) !== outBefore;
+      expect({ code: r.code, outChanged }, `${what} — exit ${r.code}, out/ ${outChanged ? "CHANGED" : "unchanged"}\n${r.stderr}`).toEqual({ code: 2, outChanged: false });
       expect(r.stderr, what).not.toMatch(/internal error|^\s+at /m);
       expect(r.stderr).toMatch(opts.summary ?? /netbuild: the inventory has \d+ errors?; nothing was written/);
       for (const [where, text] of c.errors) {
@@ -190,29 +188,61 @@ describe.skipIf(notHere)("bad input: exit 2, file:line:field, nothing written", 
       }
       expect(treeChecksum(path.join(root, ".netbuild")), `${what}: .netbuild/ changed`).toBe(genBefore);
     }
-    expect(spoiledBy, `out/ was changed by the case "${spoiledBy}", which was accepted`).toBeUndefined();
   }
 
-  /** A root with BASE and the case's files (null: without that file of BASE), and an earlier good generate (which a failed run must not touch either). */
+  /**
+   * A root with BASE, generated (so its .netbuild/ holds the Nix and caches of a good run, which a
+   * failed run must not touch), then the case's files written over it (null: that file of BASE
+   * removed); and its own out/, a copy of the tree built from BASE.
+   */
   async function rootWith(files: Record<string, string | null>): Promise<string> {
-    const all: Record<string, string> = { ...BASE };
+    const root = inventory(BASE);
+    const gen = await cli(["generate"], root);
+    expect(gen.code, gen.stderr).toBe(0);
+    expect(existsSync(path.join(root, ".netbuild/nix/default.nix"))).toBe(true);
     for (const [k, v] of Object.entries(files)) {
-      if (v === null) delete all[k];
-      else all[k] = v;
+      const abs = path.join(root, k);
+      if (v === null) rmSync(abs, { force: true });
+      else {
+        mkdirSync(path.dirname(abs), { recursive: true });
+        writeFileSync(abs, v);
+      }
     }
-    const root = inventory(all);
-    const gen = await cli(["generate"], inventory(BASE));
-    expect(gen.code).toBe(0);
+    const out = path.join(tempDir(), "out");
+    cpSync(template, out, { recursive: true, verbatimSymlinks: true });
+    expect(treeChecksum(out), "the copy of out/ is the built tree").toBe(templateSum);
+    outs.set(root, out);
     return root;
   }
 
-  it("has at least 25 cases", () => expect(CASES.length).toBeGreaterThanOrEqual(25));
+  // The control for every case below: BASE alone, in a root and out/ made as theirs are, is
+  // accepted, and a build into the copied out/ is netbuild's own tree rebuilt (nothing changes);
+  // a valid edit does reach out/. So a refusal below is the case's doing, and an acceptance would show.
+  it("accepts BASE in a root made as the cases' are, and a valid edit changes out/", async () => {
+    const root = await rootWith({});
+    const out = outs.get(root)!;
+    const genBefore = treeChecksum(path.join(root, ".netbuild/nix"));
+    for (const command of [["build", "--out", out], ["generate"], ["plan", "--out", out]]) {
+      const r = await cli(command, root);
+      expect(r.code, `netbuild ${command.join(" ")}\n${r.stderr}`).toBe(0);
+      expect(r.stderr).not.toMatch(/error/i);
+    }
+    expect(treeChecksum(out), "rebuilding BASE into its own copied out/ changes nothing").toBe(templateSum);
+    expect(treeChecksum(path.join(root, ".netbuild/nix"))).toBe(genBefore);
+    writeFileSync(path.join(root, "hosts/a.yaml"), 'class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: [quiet]\n');
+    const edited = await cli(["build", "--out", out], root);
+    expect(edited.code, edited.stderr).toBe(0);
+    expect(treeChecksum(out)).not.toBe(templateSum);
+    expect(readFileSync(path.join(out, "by-host/a/ipxe"), "utf8")).toContain("quiet");
+  });
 
   for (const c of CASES) {
     it(`refuses ${c.name}`, async () => {
       const root = await rootWith(c.files);
       await expectRefused(c.name, root, c);
       rmSync(root, { recursive: true, force: true });
+      rmSync(path.dirname(outs.get(root)!), { recursive: true, force: true });
+      outs.delete(root);
     });
   }
 
@@ -327,8 +357,10 @@ describe.skipIf(notHere)("bad input: exit 2, file:line:field, nothing written", 
       }
     });
 
-    const asNobody = process.getuid?.() === 0 && hasCommand("setpriv") ? undefined : "needs root and setpriv";
-    it.skipIf(asNobody)("refuses a host file and a hosts/ folder the user cannot read (run as nobody)", async () => {
+    // Root makes the files nobody may read, and runs netbuild as nobody through setpriv (util-linux).
+    const asNobody = process.getuid?.() !== 0 ? "root (to run netbuild as nobody)" : !hasCommand("setpriv") ? "setpriv" : undefined;
+    it("refuses a host file and a hosts/ folder the user cannot read (run as nobody)", async (t) => {
+      if (asNobody) return cannotRun(t, `unreadable-files check: ${asNobody}`);
       const root = await rootWith({ "hosts/private.yaml": 'class: demo\nmac: "52:54:00:00:00:0c"\n' });
       mkdirSync(path.join(root, "hosts/locked"));
       writeFileSync(path.join(root, "hosts/locked/x.yaml"), 'class: demo\nmac: "52:54:00:00:00:0d"\n');

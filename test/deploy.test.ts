@@ -3,14 +3,14 @@
 // files internal-sftp logs as written, and the target folder itself.
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, readFileSync, readlinkSync, writeFileSync, statSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync, statSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { walkBootChain, macVariables } from "../src/core/boot-chain.ts";
 import { serveFolder } from "./support/http.ts";
 import { cleanupTempDirs, cli, cliProcess, inventory, REPO, treeChecksum } from "./support/inventory.ts";
 import { startSshd, type Sshd } from "./support/sshd.ts";
-import { missing } from "./support/tools.ts";
+import { cannotRun, missing } from "./support/tools.ts";
 import type { DeployedManifest } from "../src/core/deploy.ts";
 import { localTargetFs } from "../src/adapters/target-fs.ts";
 import { readDeployed } from "../src/adapters/target-tree.ts";
@@ -79,12 +79,14 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     const r = await ok(root, "deploy");
     expect(r.stderr).toContain("bet  id r1  (provision.disks: true in hosts/bet.yaml)");
     expect(r.stdout).toMatch(/deployed to boot \(sftp:\/\/.*\): 2 uploads .* 6 switches, 0 removals/);
-    expect(treeChecksum(served).length).toBe(64);
-    // Everything served equals out/, link for link.
+    // Everything served equals out/, link for link: the same paths, types, modes, bytes and link
+    // targets (each side's own records under .netbuild/ left out), and no leftover temporary file.
+    // The scripts first, compared as text (a readable diff); then the whole tree.
     const out = path.join(root, "out");
     for (const p of ["boot.ipxe", "by-host/aleph/ipxe", "by-host/bet/ipxe", "by-class/demo/ipxe"]) {
       expect(readFileSync(path.join(served, p), "utf8")).toBe(readFileSync(path.join(out, p), "utf8"));
     }
+    expect(treeListing(served, [".netbuild"]), "the served tree is the built tree").toEqual(treeListing(out, [".netbuild"]));
     expect(readlinkSync(path.join(served, "by-mac/52-54-00-00-00-01"))).toBe("../by-host/aleph");
     expect(readFileSync(path.join(served, "by-mac/52-54-00-00-00-02/ipxe"), "utf8")).toContain("homelab.provision_disks=true");
     // Artifacts and boot.ipxe went to a temporary name first and were renamed into place; scripts
@@ -409,11 +411,10 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     const { root, served } = site();
     mkdirSync(served);
     try {
-      execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", served], { stdio: "ignore" });
-    } catch {
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", served], { stdio: ["ignore", "ignore", "pipe"] });
+    } catch (e) {
       // A small file system is the only honest full disk; without mount(8) rights it cannot be made here.
-      console.warn("NOT RUN — full-disk deploy: cannot mount a small tmpfs on this machine");
-      return t.skip();
+      return cannotRun(t, `full-disk deploy: a small tmpfs (mount -t tmpfs failed: ${failure(e)})`);
     }
     try {
       await ok(root, "build");
@@ -441,10 +442,9 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     const folder = path.join(served, "by-host/aleph");
     try {
       // Root ignores file modes; an immutable folder refuses even root, as a read-only one refuses a normal user.
-      execFileSync("chattr", ["+i", folder], { stdio: "ignore" });
-    } catch {
-      console.warn("NOT RUN — permission-error deploy: chattr +i is not supported on this file system");
-      return t.skip();
+      execFileSync("chattr", ["+i", folder], { stdio: ["ignore", "ignore", "pipe"] });
+    } catch (e) {
+      return cannotRun(t, `permission-error deploy: an immutable folder (chattr +i failed: ${failure(e)})`);
     }
     try {
       const before = treeChecksum(served, [".netbuild"]);
@@ -534,6 +534,32 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(existsSync(served)).toBe(false);
   });
 });
+
+/** Every path under `dir` as a line (type, mode, sha256 of the content, link target), top-level names in `skip` left out: two trees' listings differ where the trees do. */
+function treeListing(dir: string, skip: string[] = []): string[] {
+  const lines: string[] = [];
+  const walk = (d: string, rel: string) => {
+    for (const name of readdirSync(d).sort()) {
+      if (rel === "" && skip.includes(name)) continue;
+      const abs = path.join(d, name);
+      const r = rel === "" ? name : `${rel}/${name}`;
+      const st = lstatSync(abs);
+      if (st.isSymbolicLink()) lines.push(`link ${r} -> ${readlinkSync(abs)}`);
+      else if (st.isDirectory()) {
+        lines.push(`dir  ${r} ${(st.mode & 0o7777).toString(8)}`);
+        walk(abs, r);
+      } else lines.push(`file ${r} ${(st.mode & 0o7777).toString(8)} ${createHash("sha256").update(readFileSync(abs)).digest("hex")}`);
+    }
+  };
+  walk(dir, "");
+  return lines;
+}
+
+/** What a failed command said (its stderr's first line), or its error. */
+function failure(e: unknown): string {
+  const stderr = (e as { stderr?: Buffer | string }).stderr?.toString().trim();
+  return stderr ? stderr.split("\n")[0]! : String((e as Error).message ?? e);
+}
 
 async function cliProcessKeygen(file: string, passphrase = ""): Promise<void> {
   const { execFileSync } = await import("node:child_process");

@@ -23,3 +23,14 @@ export function missing(needs: { commands?: string[]; files?: string[] }): strin
   console.warn(`NOT RUN — ${reason}`);
   return reason;
 }
+
+/**
+ * A test that cannot run here for want of something other than a command (rights to mount a tmpfs,
+ * `chattr +i`, root): as for a missing tool, skipped with a plain message on a developer's machine,
+ * and a failure in CI. `what` names what is missing.
+ */
+export function cannotRun(t: { skip(note?: string): void }, what: string): void {
+  if (inCI) throw new Error(`missing: ${what} (CI must provide it: see .ci/run)`);
+  console.warn(`NOT RUN — ${what}`);
+  t.skip(`NOT RUN — ${what}`);
+}
