@@ -23,7 +23,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, lstatSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { cleanupTempDirs, REPO, tempDir } from "./support/inventory.ts";
 import { LoopLab, mounts, sbinPath, sh } from "./support/loop.ts";
 import { inCI } from "./support/tools.ts";
@@ -57,6 +57,12 @@ function loopToolsMissing(): string | undefined {
   console.warn(`NOT RUN — ${reason}`);
   return reason;
 }
+
+// Every test here runs its scripts synchronously (spawnSync), and vitest runs one synchronous test
+// after another without the event loop turning: the worker then answers none of vitest's own
+// messages for the whole file, and vitest reports "Timeout calling onTaskUpdate" once that passes a
+// minute (a loaded machine). A turn of the event loop before each test keeps it answering.
+beforeEach(() => new Promise<void>((resolve) => setImmediate(resolve)));
 
 const ARMED = (id: string) => `initrd=initrd init=/nix/store/aaaa-nixos-system/init hostname=aleph homelab.provision_disks=true homelab.provision_id=${id} console=ttyS0`;
 const PLAIN = "initrd=initrd init=/nix/store/aaaa-nixos-system/init hostname=aleph console=ttyS0";
