@@ -743,7 +743,6 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
   const wipes = wipesOf(inv, prepared.wipes);
   if (!options.planOnly) announceWipes(ctx.reporter, wipes);
   const wipeHosts = new Set(prepared.wipes);
-  const wipeIdOf = new Map(inv.hosts.flatMap((h) => (h.provisionId === undefined ? [] : [[h.name as string, h.provisionId] as const])));
 
   // Ctrl-C (or a TERM) during a deploy: say, per target, what it serves now, what becomes of its
   // lock, and how it gets finished. The process exits at once (no lock is released on the way).
@@ -820,8 +819,9 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           const machines = await machinePlan(servedText, plan, deployed, targetContents, inv.site.flagPrefix);
           const unknownMachines = await unknownMachinesPlan(servedText, plan, targetContents);
           const servedWipes = new Set([...wipeHosts, ...followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" && scriptWipes(e.content, inv.site.flagPrefix) ? [e.path.split("/")[1]!] : []))]);
+          const served = new Map(wipesOf(inv, [...servedWipes].sort()).map((w) => [w.name, w]));
           for (const h of followed.entries.flatMap((e) => (e.kind === "file" && e.layer === "host" ? [e.path.split("/")[1]!] : []))) {
-            if (servedWipes.has(h) && !wipeHosts.has(h)) ctx.reporter.danger(`!!! [${t.name}] ${h} (class ${unbuiltHosts.find((x) => x.name === h)?.className}, not built here) will FORMAT (WIPE) ITS DISKS on the next boot (provision.disks: true, id ${wipeIdOf.get(h) ?? "?"} in ${hostFile.get(h)})`);
+            if (servedWipes.has(h) && !wipeHosts.has(h)) ctx.reporter.danger(`!!! [${t.name}] ${h} (class ${unbuiltHosts.find((x) => x.name === h)?.className}, not built here) will FORMAT (WIPE) ITS DISKS on the next boot (provision.disks: true, id ${served.get(h)!.id} in ${hostFile.get(h)})`);
           }
           for (const h of plan.held) {
             ctx.reporter.warn(`[${t.name}] class ${h.name} stays rolled back to ${h.current}: out/ holds ${h.built}, which was rolled back. To deploy it anyway: netbuild rollback --class ${h.name} --generation ${h.built}`);
@@ -842,8 +842,8 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
             classes: plan.classes,
             bytes: plan.bytes,
             drift,
-            wipes: [...servedWipes].sort(),
-            wipeIds: Object.fromEntries([...servedWipes].sort().map((h) => [h, wipeIdOf.get(h) ?? ""])),
+            wipes: [...served.keys()],
+            wipeIds: Object.fromEntries([...served.values()].map((w) => [w.name, w.id])),
             newWipes: arming,
             machines,
             ...(unknownMachines ? { unknownMachines } : {}),
