@@ -2,12 +2,12 @@
 // chosen step (the one thing mocked here: a crash cannot be scheduled otherwise), and the next
 // deploy must finish the job from what the target's manifest recorded, whatever changed meanwhile.
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { emptyManifest, planDeploy, type DeployPlan, type SourceTree } from "../src/core/deploy.ts";
 import { localTargetFs, type TargetFs } from "../src/adapters/target-fs.ts";
-import { applyDeploy, conflicts, readDeployed, verifyTarget } from "../src/adapters/target-tree.ts";
+import { acquireLock, applyDeploy, conflicts, readDeployed, verifyTarget } from "../src/adapters/target-tree.ts";
 import { cleanupTempDirs, tempDir } from "./support/inventory.ts";
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -292,5 +292,80 @@ describe("a few changes are recorded in a delta beside the record, not by rewrit
     const delta = JSON.parse(read(root, DELTA)) as { base: string };
     writeFileSync(path.join(root, DELTA), JSON.stringify({ ...delta, base: sha(text) }));
     await expect(readDeployed(fs)).rejects.toThrow(`${root}/${RECORD} is not a record netbuild can trust`);
+  });
+});
+
+describe("a host script that changes is replaced whole, never rewritten in place", () => {
+  afterAll(cleanupTempDirs);
+
+  // Guards the temporary name + rename of TargetFs.writeFile: a boot server sending the old script
+  // while the deploy runs must send all of it, and a new reader must get all of the new one. Written
+  // in place, the file keeps its inode and an open reader sees the new (or half-new) bytes.
+  it("writes the new script under another name and renames it over the old one (a new inode; an open reader keeps the old text)", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    const file = path.join(root, "by-host/h/ipxe");
+    await deploy(fs, built({ h: "" }));
+    const old = readFileSync(file, "utf8");
+    const before = statSync(file).ino;
+    const reader = openSync(file, "r");
+    try {
+      await deploy(fs, built({ h: "homelab.provision_disks=true" }));
+      expect(readFileSync(file, "utf8")).toContain("provision_disks");
+      expect(statSync(file).ino).not.toBe(before);
+      expect(readFileSync(reader, "utf8")).toBe(old);
+    } finally {
+      closeSync(reader);
+    }
+    expect(existsSync(path.join(root, "by-host/h/.ipxe.netbuild-tmp"))).toBe(false);
+  });
+});
+
+describe("the lock on a local folder", () => {
+  afterAll(cleanupTempDirs);
+
+  // Guards the exclusive create of .netbuild/lock and the judgement of a lock this very process
+  // holds: two deploys at once (two commands, or two target names for one folder) must not both go
+  // ahead. A lock of this pid is stale only when this process no longer holds it.
+  it("lets one holder at a time take it, from this process too: the second is DEPLOY_LOCKED until the first releases it", async () => {
+    const root = tempDir();
+    const first = await acquireLock(localTargetFs(root), "deploy", {});
+    const lock = readFileSync(path.join(root, ".netbuild/lock"), "utf8");
+    await expect(acquireLock(localTargetFs(root), "deploy", {})).rejects.toMatchObject({ code: "DEPLOY_LOCKED" });
+    await expect(acquireLock(localTargetFs(root), "gc", {})).rejects.toMatchObject({ code: "DEPLOY_LOCKED" });
+    expect(readFileSync(path.join(root, ".netbuild/lock"), "utf8")).toBe(lock);
+    await first.release();
+    expect(existsSync(path.join(root, ".netbuild/lock"))).toBe(false);
+    const second = await acquireLock(localTargetFs(root), "deploy", {});
+    await second.release();
+  });
+
+  // The moment between the lock file's creation and its taker counting it as held: another taker
+  // in this process (two target names for one folder) that reads the lock then must find it live,
+  // not left behind by a failed deploy of this pid, and must not break it. Made deterministic by
+  // running the second taker inside the first one's create.
+  it("is live from the moment its file exists: a second taker in this process that reads it then is DEPLOY_LOCKED and breaks nothing", async () => {
+    const root = tempDir();
+    const base = localTargetFs(root);
+    let second: Promise<unknown> | undefined;
+    const messages: string[] = [];
+    const slow: TargetFs = Object.assign(Object.create(base) as TargetFs, {
+      async createExclusive(rel: string, text: string) {
+        const made = await base.createExclusive(rel, text);
+        if (made && !second) {
+          second = acquireLock(base, "deploy", { onWait: (m) => messages.push(m) }).then(
+            (held) => held.release().then(() => "taken"),
+            (e: unknown) => (e as { code?: string }).code,
+          );
+          await second;
+        }
+        return made;
+      },
+    });
+    const first = await acquireLock(slow, "deploy", {});
+    expect(await second).toBe("DEPLOY_LOCKED");
+    expect(messages).toEqual([]);
+    await first.release();
+    expect(existsSync(path.join(root, ".netbuild/lock"))).toBe(false);
   });
 });

@@ -416,7 +416,12 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
-/** Locks this process holds now (by token): a lock of this pid that is not among them was left by a deploy that failed. */
+/**
+ * Locks this process holds or is taking now (by token): a lock of this pid that is not among them
+ * was left by a deploy that failed. A token is added before its lock file is created, never after:
+ * another caller in this process (two target names for one folder) could otherwise read the new
+ * lock in between, judge it left behind, and break it.
+ */
 const heldHere = new Set<string>();
 
 function describeLock(info: LockInfo | undefined, ageMs: number | undefined): { text: string; dead: boolean; quiet: boolean } {
@@ -440,47 +445,52 @@ function describeLock(info: LockInfo | undefined, ageMs: number | undefined): { 
 export async function acquireLock(fs: TargetFs, command: string, options: { wait?: boolean; breakLock?: boolean; onWait?: (message: string) => void }): Promise<HeldLock> {
   const info: LockInfo = { owner: os.userInfo().username, host: os.hostname(), pid: process.pid, command, started: new Date().toISOString(), token: randomBytes(8).toString("hex") };
   let announced = false;
-  for (;;) {
-    if (await fs.createExclusive(LOCK_PATH, `${JSON.stringify(info)}\n`)) break;
-    const st = await fs.stat(LOCK_PATH);
-    if (st === undefined) continue; // released in between
-    // Only a small regular file is a lock: a link, a FIFO or a device there is never read.
-    if (st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: LOCK_PATH, what: `${describeKind(st.kind)}, where netbuild keeps its lock (a regular file)` }]);
-    const raw = st.size <= 4096 ? await fs.readFile(LOCK_PATH) : Buffer.from("");
-    if (!raw) continue;
-    let held: LockInfo | undefined;
-    try {
-      held = JSON.parse(raw.toString("utf8")) as LockInfo;
-      if (typeof held?.token !== "string") held = undefined;
-    } catch {
-      held = undefined;
-    }
-    const described = describeLock(held, Date.now() - st.mtimeMs);
-    const { text, quiet } = described;
-    // A lock nobody can read (empty after a crash between its creation and its first write) is stale once it is quiet.
-    const dead = described.dead || (held === undefined && quiet);
-    if (dead || options.breakLock) {
-      // Provably stale (its process, on this machine, is gone), or the user said so. Break it by
-      // moving it aside and checking it is the lock we judged: two deploys breaking the same stale
-      // lock must not both go ahead.
-      options.onWait?.(dead ? `breaking the stale lock of ${text}: that process is gone` : `breaking the lock of ${text}`);
-      const aside = `${LOCK_PATH}.broken-${info.token}`;
-      await fs.rename(LOCK_PATH, aside).catch(() => undefined);
-      const moved = await fs.readFile(aside);
-      if (moved && moved.toString("utf8") !== raw.toString("utf8")) await fs.rename(aside, LOCK_PATH).catch(() => undefined);
-      else await fs.remove(aside);
-      continue;
-    }
-    if (!options.wait) {
-      throw new UserError("DEPLOY_LOCKED", `${fs.description} is locked by ${text}`, {
-        hint: quiet ? "it has not shown a heartbeat for a while, so it is probably stale: if that deploy is really gone, run again with --break-lock (this deploy then finishes its work)" : "wait for it (--wait), or, if that deploy is gone, --break-lock",
-      });
-    }
-    if (!announced) options.onWait?.(`waiting for the lock held by ${text}`);
-    announced = true;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
   heldHere.add(info.token);
+  try {
+    for (;;) {
+      if (await fs.createExclusive(LOCK_PATH, `${JSON.stringify(info)}\n`)) break;
+      const st = await fs.stat(LOCK_PATH);
+      if (st === undefined) continue; // released in between
+      // Only a small regular file is a lock: a link, a FIFO or a device there is never read.
+      if (st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: LOCK_PATH, what: `${describeKind(st.kind)}, where netbuild keeps its lock (a regular file)` }]);
+      const raw = st.size <= 4096 ? await fs.readFile(LOCK_PATH) : Buffer.from("");
+      if (!raw) continue;
+      let held: LockInfo | undefined;
+      try {
+        held = JSON.parse(raw.toString("utf8")) as LockInfo;
+        if (typeof held?.token !== "string") held = undefined;
+      } catch {
+        held = undefined;
+      }
+      const described = describeLock(held, Date.now() - st.mtimeMs);
+      const { text, quiet } = described;
+      // A lock nobody can read (empty after a crash between its creation and its first write) is stale once it is quiet.
+      const dead = described.dead || (held === undefined && quiet);
+      if (dead || options.breakLock) {
+        // Provably stale (its process, on this machine, is gone), or the user said so. Break it by
+        // moving it aside and checking it is the lock we judged: two deploys breaking the same stale
+        // lock must not both go ahead.
+        options.onWait?.(dead ? `breaking the stale lock of ${text}: that process is gone` : `breaking the lock of ${text}`);
+        const aside = `${LOCK_PATH}.broken-${info.token}`;
+        await fs.rename(LOCK_PATH, aside).catch(() => undefined);
+        const moved = await fs.readFile(aside);
+        if (moved && moved.toString("utf8") !== raw.toString("utf8")) await fs.rename(aside, LOCK_PATH).catch(() => undefined);
+        else await fs.remove(aside);
+        continue;
+      }
+      if (!options.wait) {
+        throw new UserError("DEPLOY_LOCKED", `${fs.description} is locked by ${text}`, {
+          hint: quiet ? "it has not shown a heartbeat for a while, so it is probably stale: if that deploy is really gone, run again with --break-lock (this deploy then finishes its work)" : "wait for it (--wait), or, if that deploy is gone, --break-lock",
+        });
+      }
+      if (!announced) options.onWait?.(`waiting for the lock held by ${text}`);
+      announced = true;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  } catch (e) {
+    heldHere.delete(info.token);
+    throw e;
+  }
   const timer = setInterval(() => void fs.touch(LOCK_PATH).catch(() => undefined), HEARTBEAT_MS);
   timer.unref();
   return {
