@@ -17,6 +17,8 @@ export interface BootOutcome {
   initrds: string[];
   /** `echo` lines, as the machine's console would show them. */
   console: string[];
+  /** `exit`'s status (iPXE's default 0): non-zero makes the firmware try its next boot device. */
+  exitStatus: number | undefined;
   problem: string | undefined;
 }
 
@@ -35,7 +37,7 @@ export function macVariables(hexhyp: string): Map<string, string> {
 }
 
 export async function walkBootChain(entryUrl: string, vars: Map<string, string>, fetch: FetchScript, maxScripts = 16): Promise<BootOutcome> {
-  const out: BootOutcome = { steps: [], result: "error", kernel: undefined, initrds: [], console: [], problem: undefined };
+  const out: BootOutcome = { steps: [], result: "error", kernel: undefined, initrds: [], console: [], exitStatus: undefined, problem: undefined };
   const images = new Map<string, { url: string; text: string }>();
   // Any failed fetch (a 404, a 403, a refused connection) is what iPXE's `|| goto` sees: a failure.
   const failures: string[] = [];
@@ -134,6 +136,7 @@ export async function walkBootChain(entryUrl: string, vars: Map<string, string>,
           return out;
         case "exit":
           out.result = "exit";
+          out.exitStatus = Number(args[0] ?? "0");
           return out;
         default:
           out.problem = `${current.url}: netbuild does not know the iPXE command \`${cmd}\``;
