@@ -53,6 +53,9 @@ const CASES: Case[] = [
   { name: "misspelt key in provision", files: host('class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disk: true }\n'), errors: [["hosts/a.yaml:3:14", 'hosts.a.provision.disk: unknown key "disk"']] },
   { name: "unknown key on a class", files: { "classes/demo.yaml": BASE["classes/demo.yaml"] + "kernelparams: [quiet]\n" }, errors: [["classes/demo.yaml:5:1", 'classes.demo.kernelparams: unknown key']] },
   { name: "unknown key in the site file", files: { "netbuild.yaml": "flagprefix: homelab\n" }, errors: [["netbuild.yaml:1:1", 'site.flagprefix: unknown key']] },
+  // Keeping one generation would delete, at the next deploy, the files machines mid-boot still fetch.
+  { name: "a site keeping fewer than 2 generations", files: { "netbuild.yaml": "flagPrefix: homelab\nkeep: 1\n" }, errors: [["netbuild.yaml:2:7", "site.keep: keep at least 2"]] },
+  { name: "a target keeping fewer than 2 generations", files: { "netbuild.yaml": "flagPrefix: homelab\ntargets:\n  local: { url: served, keep: 1 }\n" }, errors: [["netbuild.yaml:3:31", "site.targets.local.keep: keep at least 2"]] },
   { name: "a MAC YAML reads as a number", files: host("class: demo\nmac: 525400000001\n"), errors: [["hosts/a.yaml:2:6", "hosts.a.mac: expected string, got number 525400000001"]], hint: "put it in quotes" },
   { name: "kernelParams as a string", files: host('class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: quiet\n'), errors: [["hosts/a.yaml:3:15", "hosts.a.kernelParams: expected array"]] },
   { name: "provision.disks not a boolean", files: host('class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disks: "yes" }\n'), errors: [["hosts/a.yaml:3:21", "hosts.a.provision.disks: expected boolean"]] },

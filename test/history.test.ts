@@ -2,15 +2,19 @@
 // generations with when, by whom and from which commit they were deployed, the last change, and a
 // rollback's pin; `rollback --dry-run` changes nothing; a forward `--generation` is not called a
 // rollback; `plan --target` diffs the inventory with what the target serves, per machine, and
-// writes nothing; a deploy to two targets of which one fails says what happened on each.
+// writes nothing; a deploy to two targets of which one fails says what happened on each; gc keeps
+// the generation a rollback serves; verify --http checks served files by hash, not size alone.
 // Local folder targets (the SFTP side of the same code is in deploy.test.ts) and a real git.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cleanupTempDirs, cli, inventory, treeChecksum, type CliRun } from "./support/inventory.ts";
+import { serveFolder } from "./support/http.ts";
 import { missing } from "./support/tools.ts";
+import { localTargetFs } from "../src/adapters/target-fs.ts";
+import { readDeployed } from "../src/adapters/target-tree.ts";
 
 const noGit = missing({ commands: ["git"] });
 
@@ -301,5 +305,76 @@ describe("several targets, one failing", () => {
     const mixed = await cli(["deploy"], root);
     expect(mixed.code).toBe(1);
     expect(mixed.stderr).toContain("netbuild: all 2 targets failed: one, two\n");
+  });
+});
+
+describe("gc after a rollback", () => {
+  // Guards planGc's pin: after two rollbacks the class serves its oldest kept generation, which is
+  // beyond `gc --keep 2`; gc must keep that generation's files, not remove what machines boot now.
+  it("keeps the generation a rollback serves, even when it is older than --keep would keep", async () => {
+    const root = site();
+    const served = path.join(root, "served");
+    await ok(cli(["build"], root));
+    await ok(cli(["deploy", "--yes"], root));
+    for (const n of ["two", "three"]) {
+      writeFileSync(path.join(root, "classes/demo/initrd"), `initrd ${n}\n`);
+      await ok(cli(["build"], root));
+      await ok(cli(["deploy"], root));
+    }
+    await ok(cli(["rollback"], root));
+    await ok(cli(["rollback"], root));
+    const before = (await readDeployed(localTargetFs(served)))!.classes["demo"]!;
+    expect(before.generations.map((g) => g.id).indexOf(before.current), "serving the oldest of three").toBe(2);
+    const servedGen = before.generations[2]!;
+    const middle = before.generations[1]!;
+
+    const r = await ok(cli(["gc", "--keep", "2", "--json"], root));
+    const removed = (JSON.parse(r.stdout) as { targets: { removed: string[] }[] }).targets[0]!.removed;
+    expect(removed).not.toContain(servedGen.initrd);
+    expect(removed).toEqual([middle.initrd]); // the other one beyond keep goes
+    expect(existsSync(path.join(served, servedGen.initrd))).toBe(true);
+    // The class script still names files that are there, and the record keeps the served generation.
+    const script = readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8");
+    for (const m of script.matchAll(/^(?:kernel|initrd --name initrd) (\S+)/gm)) expect(existsSync(path.join(served, "by-class/demo", m[1]!)), m[1]).toBe(true);
+    const after = (await readDeployed(localTargetFs(served)))!.classes["demo"]!;
+    expect(after.current).toBe(servedGen.id);
+    expect(after.generations.map((g) => g.id)).toContain(servedGen.id);
+    await ok(cli(["verify"], root));
+  });
+});
+
+// verify --http against a local folder target served by the test HTTP server (the SFTP side, and a
+// tampered file of another size, are in deploy.test.ts).
+describe("verify --http over a local target", () => {
+  // Guards the sha256 comparison: a file replaced by one of the same size (a bit flip, a
+  // truncated-then-padded download) must fail verify as much as one of another size.
+  it("fails on a served initrd of the expected size but other content", async () => {
+    const root = site();
+    const served = path.join(root, "served");
+    await ok(cli(["build"], root));
+    await ok(cli(["deploy", "--yes"], root));
+    const server = await serveFolder(served);
+    try {
+      await ok(cli(["verify", "--http", server.url], root));
+      const initrd = (await readDeployed(localTargetFs(served)))!.classes["demo"]!.generations[0]!.initrd;
+      const file = path.join(served, initrd);
+      const was = readFileSync(file);
+      const same = Buffer.from(was.toString("latin1").toUpperCase(), "latin1");
+      expect(same.length).toBe(was.length);
+      expect(same.equals(was)).toBe(false);
+      // A new file renamed over it: out/ (which deploy may have linked from) keeps its copy.
+      writeFileSync(`${file}.new`, same);
+      renameSync(`${file}.new`, file);
+      const r = await cli(["verify", "--http", server.url, "--json"], root);
+      expect(r.code, r.stderr).toBe(1);
+      const machines = (JSON.parse(r.stdout) as { http: { machines: { host?: string; ok: boolean; problems: string[] }[] } }).http.machines;
+      for (const host of ["aleph", "bet"]) {
+        const m = machines.find((x) => x.host === host)!;
+        expect(m.ok, host).toBe(false);
+        expect(m.problems, host).toContainEqual(expect.stringMatching(new RegExp(`^${initrd}: sha256 [0-9a-f]{64} served, [0-9a-f]{64} expected$`)));
+      }
+    } finally {
+      await server.close();
+    }
   });
 });

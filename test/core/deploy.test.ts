@@ -91,6 +91,17 @@ describe("planning a deploy", () => {
     expect(third.deletions).toEqual([I1]);
   });
 
+  // keep is at least 2 whatever the caller passes (the site schema and `gc --keep` refuse 1; the
+  // planner does not rely on them): the generation switched away from keeps its files for machines
+  // that were fetching them mid-boot.
+  it("keeps at least 2 generations even when asked to keep 1", () => {
+    const m = deployOnce(emptyManifest(), built(I1, "s1", {}), 1).manifest;
+    const next = deployOnce(m, built(I2, "s2", {}), 1);
+    expect(next.manifest.classes["c"]!.generations.map((g) => g.id)).toEqual(["s20000000000", "s10000000000"]);
+    expect(next.deletions).toEqual([]);
+    expect(Object.keys(next.manifest.entries)).toEqual(expect.arrayContaining([I1, I2]));
+  });
+
   it("rolls back by rewriting the class script only, and goes forward again only when asked", () => {
     let m = deployOnce(emptyManifest(), built(I1, "s1", {})).manifest;
     m = deployOnce(m, built(I2, "s2", {})).manifest;

