@@ -1,0 +1,70 @@
+// The tests Stryker runs against each mutant (`npm run test:mutation`, stryker.config.mjs): the tests
+// that run netbuild's code in the test process and start nothing slow per file. Each mutant runs
+// only the tests that ran its code (perTest coverage), but a test file's own set-up (an sshd, a
+// built and deployed tree) runs again for every mutant it covers: with the whole suite, a mutant in
+// a module every command uses costs minutes, and 10,000 mutants cost days.
+//
+// Left out, and why:
+//  - QEMU boots (e2e-boot): every behaviour they prove is also checked by a fast test
+//    (test/core/tree.test.ts walks each MAC's chain through the planned tree).
+//  - The NixOS module's bash scripts (nixos-scripts): no TypeScript runs there.
+//  - Tests that run the CLI as a child process (deploy-interrupt, most of ssh-hints): the child
+//    runs the code unmutated, so they cannot kill a mutant.
+//  - Files that start an sshd or deploy a built tree before their tests (deploy, confinement,
+//    json-output, wipe-confirmation, ssh-hints, nix, nix-version, cli): seconds per mutant.
+//    `MUTATION_TESTS=all` runs with them too (hours).
+import path from "node:path";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
+import { defineConfig } from "vitest/config";
+import base from "./vitest.config.ts";
+
+// In the order they run: a mutant's run stops at its first failing test, so the files that check
+// the most in the least time come first (vitest's own order runs the slowest first).
+const FAST = [
+  "test/core/names.test.ts",
+  "test/core/tree.test.ts",
+  "test/core/deploy.test.ts",
+  "test/core/checks.test.ts",
+  "test/core/excerpt.test.ts",
+  "test/core/talos-config.test.ts",
+  "test/core/host-chunks.test.ts",
+  "test/core/inventory-scale.test.ts",
+  "test/core/talos-schematic.test.ts",
+  "test/core/records.test.ts",
+  "test/ui/reporter.test.ts",
+  "test/target-tree.test.ts",
+  "test/inventory-errors.test.ts",
+  "test/provision-command.test.ts",
+  "test/pin.test.ts",
+  "test/adapters/known-hosts.test.ts",
+  "test/bad-input.test.ts",
+  "test/inventory-cache.test.ts",
+  "test/adapters/sftp.test.ts",
+  "test/build-size.test.ts",
+  "test/history.test.ts",
+  "test/deploy-trusted-out.test.ts",
+  "test/tree.test.ts",
+];
+
+/** Runs the files in FAST's order (any other file after them, by path). */
+class FastFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const rank = (f: TestSpecification) => {
+      const i = FAST.indexOf(path.relative(import.meta.dirname, f.moduleId));
+      return i < 0 ? FAST.length : i;
+    };
+    return [...files].sort((a, b) => rank(a) - rank(b) || (a.moduleId < b.moduleId ? -1 : 1));
+  }
+}
+
+// Not mergeConfig: it would append these lists to the base config's `include`, not replace it.
+export default defineConfig({
+  ...base,
+  test: {
+    ...base.test,
+    ...(process.env.MUTATION_TESTS === "all"
+      ? { exclude: ["test/e2e-boot.test.ts", "test/nixos-scripts.test.ts", "test/deploy-interrupt.test.ts", "**/node_modules/**"] }
+      : { include: FAST }),
+    sequence: { sequencer: FastFirst },
+  },
+});
