@@ -29,7 +29,8 @@ function badPath(p: string): string | undefined {
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(p)) return "the path holds a control character";
   if (p.split("/").includes("..")) return "the path holds a `..` segment";
-  if (p === "" || p === "/") return "the path is the root of the file system";
+  // `//`, `/./` and the like name the root too (an SFTP server would otherwise get ".", the login folder).
+  if ((p === "" || p.startsWith("/")) && p.split("/").every((s) => s === "" || s === ".")) return "the path is the root of the file system";
   return undefined;
 }
 
@@ -46,7 +47,13 @@ export function parseTarget(spec: string): ParsedTarget {
   const url = /^sftp:\/\/(?:([^@/]+)@)?(\[[^\]]+\]|[^:/]+)(?::(\d+))?(\/.*)?$/.exec(spec);
   if (spec.startsWith("sftp:")) {
     if (!url) return { ok: false, message: `${quoted(spec)} is not an sftp:// URL`, hint: "sftp://user@host:port/path, e.g. sftp://admin@boot.example.org/srv/http/netboot" };
-    return remote(url[1], url[2]!, url[3] === undefined ? undefined : Number(url[3]), decodeURIComponent(url[4] ?? ""));
+    let path: string;
+    try {
+      path = decodeURIComponent(url[4] ?? "");
+    } catch {
+      return { ok: false, message: `${quoted(spec)} holds a %-escape that is not one`, hint: "write a % in a path as %25" };
+    }
+    return remote(url[1], url[2]!, url[3] === undefined ? undefined : Number(url[3]), path);
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) return { ok: false, message: `${quoted(spec)}: only sftp:// and local folders are supported`, hint: "sftp://user@host/path, user@host:/path, or a folder" };
   // scp style: [user@]host:path, where host holds no slash (a local path like ./a:b does not match).
