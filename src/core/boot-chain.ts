@@ -40,13 +40,16 @@ export async function walkBootChain(entryUrl: string, vars: Map<string, string>,
   const out: BootOutcome = { steps: [], result: "error", kernel: undefined, initrds: [], console: [], exitStatus: undefined, problem: undefined };
   const images = new Map<string, { url: string; text: string }>();
   // Any failed fetch (a 404, a 403, a refused connection) is what iPXE's `|| goto` sees: a failure.
-  const failures: string[] = [];
+  // Why the last fetch failed, when it threw (a 404 is just missing): messages name this fetch's
+  // reason, never an earlier one that a `|| goto` already handled.
+  let failure: string | undefined;
   const load = async (url: string): Promise<string | undefined> => {
     let text: string | undefined;
+    failure = undefined;
     try {
       text = await fetch(url);
     } catch (e) {
-      failures.push(e instanceof Error ? e.message : String(e));
+      failure = e instanceof Error ? e.message : String(e);
     }
     out.steps.push({ url, status: text === undefined ? "missing" : "ok" });
     return text;
@@ -54,7 +57,7 @@ export async function walkBootChain(entryUrl: string, vars: Map<string, string>,
   let current: { url: string; text: string | undefined } = { url: entryUrl, text: await load(entryUrl) };
   for (let scripts = 0; scripts < maxScripts; scripts++) {
     if (current.text === undefined) {
-      out.problem = `${current.url} is missing${failures.length > 0 ? ` (${failures.at(-1)})` : ""}`;
+      out.problem = `${current.url} is missing${failure !== undefined ? ` (${failure})` : ""}`;
       return out;
     }
     if (!current.text.startsWith("#!ipxe")) {
@@ -78,7 +81,7 @@ export async function walkBootChain(entryUrl: string, vars: Map<string, string>,
       const fallback = () => {
         const m = /^goto\s+(\S+)$/.exec(orElse ?? "");
         if (m) return jump(m[1]!);
-        out.problem = `${current.url}: \`${raw}\` failed${failures.length > 0 ? ` (${failures.at(-1)})` : ""}`;
+        out.problem = `${current.url}: \`${raw}\` failed${failure !== undefined ? ` (${failure})` : ""}`;
       };
       const resolve = (rel: string) => new URL(expand(rel, vars), current.url).toString();
       const [cmd, ...args] = words;
