@@ -368,4 +368,47 @@ describe("the lock on a local folder", () => {
     await first.release();
     expect(existsSync(path.join(root, ".netbuild/lock"))).toBe(false);
   });
+
+  // The same moment at the other end: while the holder releases (it reads the lock to check it is
+  // still its own, then removes it), a taker in this process that reads the lock then must find it
+  // live, and the release must not remove a lock someone else took meanwhile.
+  it("stays live until its release has removed it: a taker reading it mid-release is DEPLOY_LOCKED", async () => {
+    const root = tempDir();
+    const base = localTargetFs(root);
+    let second: Promise<unknown> | undefined;
+    const messages: string[] = [];
+    const slow: TargetFs = Object.assign(Object.create(base) as TargetFs, {
+      async readFile(rel: string) {
+        const got = await base.readFile(rel);
+        if (rel === ".netbuild/lock" && !second) {
+          second = acquireLock(base, "deploy", { onWait: (m) => messages.push(m) }).then(
+            (held) => held.release().then(() => "taken"),
+            (e: unknown) => (e as { code?: string }).code,
+          );
+          await second;
+        }
+        return got;
+      },
+    });
+    const first = await acquireLock(slow, "deploy", {});
+    await first.release();
+    expect(await second).toBe("DEPLOY_LOCKED");
+    expect(messages).toEqual([]);
+    expect(existsSync(path.join(root, ".netbuild/lock"))).toBe(false);
+  });
+
+  // --break-lock is for a deploy that is gone; two target names for one folder in one deploy with
+  // --break-lock must still not both go ahead.
+  it("is never broken by --break-lock from the process that holds it", async () => {
+    const root = tempDir();
+    const first = await acquireLock(localTargetFs(root), "deploy", {});
+    const lock = readFileSync(path.join(root, ".netbuild/lock"), "utf8");
+    await expect(acquireLock(localTargetFs(path.join(root, ".")), "deploy", { breakLock: true })).rejects.toMatchObject({ code: "DEPLOY_LOCKED" });
+    expect(readFileSync(path.join(root, ".netbuild/lock"), "utf8")).toBe(lock);
+    await first.release();
+    // A lock this process no longer holds (left by a deploy of this pid that failed) is broken as before.
+    writeFileSync(path.join(root, ".netbuild/lock"), lock);
+    const again = await acquireLock(localTargetFs(root), "deploy", {});
+    await again.release();
+  });
 });

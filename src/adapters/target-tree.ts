@@ -466,7 +466,10 @@ export async function acquireLock(fs: TargetFs, command: string, options: { wait
       const { text, quiet } = described;
       // A lock nobody can read (empty after a crash between its creation and its first write) is stale once it is quiet.
       const dead = described.dead || (held === undefined && quiet);
-      if (dead || options.breakLock) {
+      // --break-lock is for a deploy that is gone, never for one this process is running (two target
+      // names for one folder): that lock is live, whatever the user asked.
+      const ours = held !== undefined && held.host === info.host && held.pid === info.pid && heldHere.has(held.token);
+      if (!ours && (dead || options.breakLock)) {
         // Provably stale (its process, on this machine, is gone), or the user said so. Break it by
         // moving it aside and checking it is the lock we judged: two deploys breaking the same stale
         // lock must not both go ahead.
@@ -496,14 +499,17 @@ export async function acquireLock(fs: TargetFs, command: string, options: { wait
   return {
     async release() {
       clearInterval(timer);
-      heldHere.delete(info.token);
       // Only our own lock (someone may have broken it and taken the target meanwhile). After a lost
-      // connection this cannot reach the target; the lock is then stale, and provably so.
+      // connection this cannot reach the target; the lock is then stale, and provably so. The token
+      // stays counted as held until its file is gone: a taker in this process that reads the lock
+      // meanwhile must find it live, not left behind.
       try {
         const now = await fs.readFile(LOCK_PATH);
         if (now && (JSON.parse(now.toString("utf8")) as LockInfo).token === info.token) await fs.remove(LOCK_PATH);
       } catch {
         // unreadable or unreachable: left for the next deploy to judge
+      } finally {
+        heldHere.delete(info.token);
       }
     },
   };
