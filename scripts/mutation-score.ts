@@ -9,7 +9,7 @@
 //
 //   npx tsx scripts/mutation-score.ts [report.json ...]
 // Several reports (runs of different modules) are read as one; a file in a later one wins.
-import { readFileSync } from "node:fs";
+import { readFileSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { parse } from "yaml";
 
@@ -46,6 +46,8 @@ export interface Accepted {
   file: string;
   /** The source line the mutant starts on, trimmed. */
   line: string;
+  /** Where on that (trimmed) line the mutant starts, from 1: needed when the line holds the same code twice. */
+  column?: number;
   mutator: string;
   /** The code the mutant replaces, exactly as in the source (whitespace included). */
   original: string;
@@ -69,6 +71,9 @@ export interface Score {
   killed: number;
   missed: number;
   accepted: number;
+  /** Not counted: Ignored (static mutants, with ignoreStatic) and those that did not compile or run. */
+  ignored: number;
+  errors: number;
   /** Killed as a share of what counts (killed + missed, the accepted left out), in percent. */
   score: number;
 }
@@ -76,43 +81,54 @@ export interface Score {
 export interface Unaccepted {
   file: string;
   line: number;
-  /** The source line, trimmed (what an accepted entry names as its `line`). */
+  /** The source line, trimmed (what an accepted entry names as its `line`), and the mutant's column on it. */
   text: string;
+  column: number;
   mutator: string;
   original: string;
   replacement: string;
   status: string;
 }
 
-export function scoreReport(report: Report, accepted: Accepted[]): { files: Score[]; unaccepted: Unaccepted[]; stale: Accepted[] } {
-  const used = new Set<Accepted>();
+export function scoreReport(report: Report, accepted: Accepted[]): { files: Score[]; unaccepted: Unaccepted[]; stale: Accepted[]; ambiguous: Accepted[] } {
   const files: Score[] = [];
-  const unaccepted: Unaccepted[] = [];
+  const missed: { score: Score; u: Unaccepted }[] = [];
   for (const [file, { source, mutants }] of Object.entries(report.files).sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const s: Score = { file, killed: 0, missed: 0, accepted: 0, score: 100 };
+    const s: Score = { file, killed: 0, missed: 0, accepted: 0, ignored: 0, errors: 0, score: 100 };
     const lines = source.split("\n");
     for (const m of mutants) {
       if (KILLED.has(m.status)) s.killed++;
+      else if (m.status === "Ignored") s.ignored++;
+      else if (m.status === "CompileError" || m.status === "RuntimeError") s.errors++;
       if (!MISSED.has(m.status)) continue;
-      const original = originalOf(source, m);
-      const replacement = m.replacement ?? "";
-      const line = lines[m.location.start.line - 1]!.trim();
-      const entry = accepted.find((a) => a.file === file && a.line === line && a.mutator === m.mutatorName && a.original === original && a.replacement === replacement);
-      if (entry) {
-        used.add(entry);
-        s.accepted++;
-      } else {
-        s.missed++;
-        unaccepted.push({ file, line: m.location.start.line, text: line, mutator: m.mutatorName, original, replacement, status: m.status });
-      }
+      const raw = lines[m.location.start.line - 1]!;
+      const text = raw.trim();
+      const column = m.location.start.column - (raw.length - raw.trimStart().length);
+      missed.push({ score: s, u: { file, line: m.location.start.line, text, column, mutator: m.mutatorName, original: originalOf(source, m), replacement: m.replacement ?? "", status: m.status } });
     }
-    s.score = s.killed + s.missed === 0 ? 100 : (100 * s.killed) / (s.killed + s.missed);
     files.push(s);
   }
+  const matches = (a: Accepted, u: Unaccepted) => a.file === u.file && a.line === u.text && a.mutator === u.mutator && a.original === u.original && a.replacement === u.replacement && (a.column === undefined || a.column === u.column);
+  // An entry that matches survivors at two places on its line cannot say which one it accepts: it
+  // accepts none, and says so (give it a column).
+  const ambiguous = accepted.filter((a) => new Set(missed.filter(({ u }) => matches(a, u)).map(({ u }) => u.column)).size > 1);
+  const used = new Set<Accepted>();
+  const unaccepted: Unaccepted[] = [];
+  for (const { score, u } of missed) {
+    const entry = accepted.find((a) => matches(a, u) && !ambiguous.includes(a));
+    if (entry) {
+      used.add(entry);
+      score.accepted++;
+    } else {
+      score.missed++;
+      unaccepted.push(u);
+    }
+  }
+  for (const s of files) s.score = s.killed + s.missed === 0 ? 100 : (100 * s.killed) / (s.killed + s.missed);
   const covered = new Set(Object.keys(report.files));
   // An entry for a file this run mutated that no longer matches a survivor is stale (killed since, or the code changed).
-  const stale = accepted.filter((a) => covered.has(a.file) && !used.has(a));
-  return { files, unaccepted, stale };
+  const stale = accepted.filter((a) => covered.has(a.file) && !used.has(a) && !ambiguous.includes(a));
+  return { files, unaccepted, stale, ambiguous };
 }
 
 export function readAccepted(file: string): Accepted[] {
@@ -124,6 +140,7 @@ export function readAccepted(file: string): Accepted[] {
       if (typeof a[k] !== "string") throw new Error(`${file}: entry ${i + 1}: \`${k}\` must be a string`);
     }
     if (a.reason!.trim() === "") throw new Error(`${file}: entry ${i + 1}: an accepted survivor needs its reason`);
+    if (a.column !== undefined && !(Number.isInteger(a.column) && a.column >= 1)) throw new Error(`${file}: entry ${i + 1}: \`column\` must be a whole number from 1`);
     return a as Accepted;
   });
 }
@@ -138,16 +155,25 @@ function main(): number {
   const report: Report = { files: {} };
   for (const f of reportFiles) Object.assign(report.files, (JSON.parse(readFileSync(f, "utf8")) as Report).files);
   const accepted = readAccepted(path.join(root, "test/mutation-accepted.yaml"));
-  const { files, unaccepted, stale } = scoreReport(report, accepted);
+  const { files, unaccepted, stale, ambiguous } = scoreReport(report, accepted);
   let failed = false;
   console.log("mutation score per module (killed / (killed + survived + not covered), accepted survivors left out):");
-  for (const s of files) console.log(`  ${pct(s.score).padStart(6)}  ${s.file}  (${s.killed} killed, ${s.missed} survived or not covered${s.accepted > 0 ? `, ${s.accepted} accepted` : ""})`);
+  for (const s of files) {
+    const notCounted = [s.accepted > 0 ? `${s.accepted} accepted` : "", s.ignored > 0 ? `${s.ignored} ignored (static)` : "", s.errors > 0 ? `${s.errors} did not compile or run` : ""].filter(Boolean);
+    console.log(`  ${pct(s.score).padStart(6)}  ${s.file}  (${s.killed} killed, ${s.missed} survived or not covered${notCounted.map((n) => `; ${n}`).join("")})`);
+  }
   for (const { group, test, floor } of FLOORS) {
     const in_ = files.filter((s) => test(s.file));
     if (in_.length === 0) continue;
     const killed = in_.reduce((n, s) => n + s.killed, 0);
     const missed = in_.reduce((n, s) => n + s.missed, 0);
-    const score = killed + missed === 0 ? 100 : (100 * killed) / (killed + missed);
+    // A group where no mutant counted (all ignored, or none compiled) has no score, not 100%.
+    if (killed + missed === 0) {
+      failed = true;
+      console.log(`${group}: no mutant counted (all ignored or errors), so no score`);
+      continue;
+    }
+    const score = (100 * killed) / (killed + missed);
     const ok = score >= floor;
     failed ||= !ok;
     console.log(`${group}: ${pct(score)} (floor ${floor}%)${ok ? "" : " — UNDER THE FLOOR"}`);
@@ -155,14 +181,23 @@ function main(): number {
   if (unaccepted.length > 0) {
     failed = true;
     console.log(`\n${unaccepted.length} survivor(s) neither killed nor accepted (kill each with a test, or add it to test/mutation-accepted.yaml with the reason it is equivalent):`);
-    for (const u of unaccepted.slice(0, 200)) console.log(`  ${u.file}:${u.line} ${u.mutator} ${u.status}: ${JSON.stringify(u.original)} → ${JSON.stringify(u.replacement)}\n      in: ${u.text}`);
+    for (const u of unaccepted.slice(0, 200)) console.log(`  ${u.file}:${u.line} ${u.mutator} ${u.status}: ${JSON.stringify(u.original)} → ${JSON.stringify(u.replacement)}\n      in (column ${u.column}): ${u.text}`);
     if (unaccepted.length > 200) console.log(`  … and ${unaccepted.length - 200} more (reports/mutation/mutation.html shows each in its source)`);
   }
+  if (ambiguous.length > 0) {
+    failed = true;
+    console.log(`\n${ambiguous.length} accepted survivor(s) match the same code at several places on their line, so they accept none: give each a \`column\`:`);
+    for (const a of ambiguous) console.log(`  ${a.file} ${a.mutator}: ${JSON.stringify(a.original)} → ${JSON.stringify(a.replacement)}\n      in: ${a.line}`);
+  }
   if (stale.length > 0) {
+    // Left in, an entry could later accept a new survivor that happens to look the same.
+    failed = true;
     console.log(`\n${stale.length} accepted survivor(s) no longer survive (killed, or their code changed): remove them from test/mutation-accepted.yaml:`);
     for (const a of stale) console.log(`  ${a.file} ${a.mutator}: ${JSON.stringify(a.original)} → ${JSON.stringify(a.replacement)}\n      in: ${a.line}`);
   }
   return failed ? 1 : 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) process.exitCode = main();
+// Run as a script (not imported by its test). Compared as URLs of the real path: a checkout path with
+// a space or a symlink must not make the check silently not run.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) process.exitCode = main();

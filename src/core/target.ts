@@ -27,7 +27,7 @@ const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/;
 
 function badPath(p: string): string | undefined {
   // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(p)) return "the path holds a control character";
+  if (/[\x00-\x1f\x7f-\x9f]/.test(p)) return "the path holds a control character";
   if (p.split("/").includes("..")) return "the path holds a `..` segment";
   // `//`, `/./` and the like name the root too (an SFTP server would otherwise get ".", the login folder).
   if ((p === "" || p.startsWith("/")) && p.split("/").every((s) => s === "" || s === ".")) return "the path is the root of the file system";

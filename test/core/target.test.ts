@@ -40,6 +40,9 @@ describe("reading a target", () => {
     expect(parseTarget("boot:/srv\nrm")).toEqual({ ok: false, message: "the path holds a control character", hint: LOCAL_PATH_HINT });
     expect(parseTarget("served\tnew")).toEqual({ ok: false, message: "the path holds a control character", hint: LOCAL_PATH_HINT });
     expect(parseTarget("sftp://boot/srv%0Anew")).toEqual({ ok: false, message: "the path holds a control character", hint: REMOTE_PATH_HINT });
+    // C1 controls too (U+009B is a terminal's CSI: the path is printed in messages).
+    expect(parseTarget("sftp://boot/srv%C2%9B31m")).toEqual({ ok: false, message: "the path holds a control character", hint: REMOTE_PATH_HINT });
+    expect(parseTarget("served\u0085x")).toEqual({ ok: false, message: "the path holds a control character", hint: LOCAL_PATH_HINT });
   });
 
   it("refuses a target that names no folder: an empty spec, or a server with no path", () => {
