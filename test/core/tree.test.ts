@@ -172,6 +172,11 @@ describe("the planned tree's paths, layers and scripts", () => {
     }
   });
 
+  it("sorts a layer whose entries come in descending order", () => {
+    const tree = plan(load("", 'hosts:\n  a:\n    class: demo\n    mac: "52:54:00:00:00:02"\n  b:\n    class: demo\n    mac: "52:54:00:00:00:01"\n'));
+    expect(tree.entries.filter((e) => e.layer === "mac").map((e) => e.path)).toEqual(["by-mac/52-54-00-00-00-01", "by-mac/52-54-00-00-00-02"]);
+  });
+
   it("links each MAC to its host's folder (symlink mode) or copies the host's script (copy mode)", () => {
     const sym = plan(load("links: symlink\n", hostsFile(0)));
     const copy = plan(load("links: copy\n", hostsFile(0)));
