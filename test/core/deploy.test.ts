@@ -503,3 +503,22 @@ describe("a held rollback", () => {
     expect(again.switches).toEqual([{ kind: "file", layer: "host", path: "by-host/aleph/ipxe", sha256: "a2" }]);
   });
 });
+
+describe("plans' edges", () => {
+  it("starts from an empty record: no classes, no entries, nothing pending", () => {
+    expect(emptyManifest()).toEqual({ format: 2, classes: {}, entries: {}, pending: [] });
+  });
+
+  it("gives rollback and gc plans no class builds to record (they switch or delete only)", () => {
+    let m = deployOnce(emptyManifest(), built(I1, "s1", {})).manifest;
+    m = deployOnce(m, built(I2, "s2", {})).manifest;
+    expect(planRollback(m, [], undefined).plan.classes).toEqual([]);
+    expect(planGc(m, 2).plan.classes).toEqual([]);
+  });
+
+  it("refuses a built tree whose class has no script entry at all, with its own message", () => {
+    const b = built(I1, "s1", {});
+    delete b.source.entries["by-class/c/ipxe"];
+    expect(() => deployOnce(emptyManifest(), b)).toThrow("the built tree has no class script for c");
+  });
+});
