@@ -323,7 +323,7 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(existsSync(lock)).toBe(false);
 
     // A lock left by a process of this machine that is gone is stale for certain, and broken by itself.
-    writeFileSync(lock, JSON.stringify({ ...foreign, host: (await import("node:os")).hostname(), pid: 999_999 }));
+    writeFileSync(lock, JSON.stringify({ ...foreign, host: (await import("node:os")).hostname(), machine: readFileSync("/etc/machine-id", "utf8").trim(), pid: 999_999 }));
     const stale = await ok(root, "deploy");
     expect(stale.stderr).toContain("breaking the stale lock");
   });

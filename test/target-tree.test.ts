@@ -3,6 +3,7 @@
 // deploy must finish the job from what the target's manifest recorded, whatever changed meanwhile.
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { emptyManifest, planDeploy, type DeployPlan, type SourceTree } from "../src/core/deploy.ts";
@@ -395,6 +396,28 @@ describe("the lock on a local folder", () => {
     expect(await second).toBe("DEPLOY_LOCKED");
     expect(messages).toEqual([]);
     expect(existsSync(path.join(root, ".netbuild/lock"))).toBe(false);
+  });
+
+  // A pid is judged gone only on the machine that took the lock: host names repeat (two laptops
+  // both called `nixos`), so a lock of this host name from another machine, or from a netbuild that
+  // did not record the machine, is never broken by itself.
+  it.skipIf(!existsSync("/etc/machine-id"))("is judged left behind only by the machine that took it, not by another of the same host name", async () => {
+    const root = tempDir();
+    mkdirSync(path.join(root, ".netbuild"));
+    const lockFile = path.join(root, ".netbuild/lock");
+    const here = readFileSync("/etc/machine-id", "utf8").trim();
+    const gone = { owner: "ops", host: os.hostname(), pid: 999_999, command: "deploy", started: "2026-11-30T00:00:00.000Z", token: "t" };
+    for (const other of [{ ...gone, machine: "0".repeat(32) }, gone]) {
+      writeFileSync(lockFile, JSON.stringify(other));
+      await expect(acquireLock(localTargetFs(root), "deploy", {})).rejects.toMatchObject({ code: "DEPLOY_LOCKED" });
+      expect(readFileSync(lockFile, "utf8")).toBe(JSON.stringify(other));
+    }
+    writeFileSync(lockFile, JSON.stringify({ ...gone, machine: here }));
+    const messages: string[] = [];
+    const taken = await acquireLock(localTargetFs(root), "deploy", { onWait: (m) => messages.push(m) });
+    expect(messages).toEqual([expect.stringContaining("breaking the stale lock of `netbuild deploy` by ops")]);
+    expect(JSON.parse(readFileSync(lockFile, "utf8"))).toMatchObject({ host: os.hostname(), machine: here, pid: process.pid });
+    await taken.release();
   });
 
   // --break-lock is for a deploy that is gone; two target names for one folder in one deploy with

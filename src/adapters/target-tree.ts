@@ -2,6 +2,7 @@
 // holds the target's lock. Everything that touches the target for deploy, rollback, gc and verify
 // goes through here.
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -402,6 +403,8 @@ function asideOf(rel: string, which: "old" | "new"): string {
 export interface LockInfo {
   owner: string;
   host: string;
+  /** The machine's id (/etc/machine-id), when it has one: host names repeat (NixOS's default is `nixos`). */
+  machine?: string;
   pid: number;
   command: string;
   started: string;
@@ -424,10 +427,34 @@ export interface HeldLock {
  */
 const heldHere = new Set<string>();
 
+let machine: string | null | undefined;
+
+/** This machine's id (systemd's /etc/machine-id, or D-Bus's copy), or undefined when it has none. */
+function machineId(): string | undefined {
+  if (machine === undefined) {
+    machine = null;
+    for (const file of ["/etc/machine-id", "/var/lib/dbus/machine-id"]) {
+      try {
+        const id = readFileSync(file, "utf8").trim();
+        if (/^[0-9a-f]{32}$/.test(id)) {
+          machine = id;
+          break;
+        }
+      } catch {
+        // not there: try the next
+      }
+    }
+  }
+  return machine ?? undefined;
+}
+
 function describeLock(info: LockInfo | undefined, ageMs: number | undefined): { text: string; dead: boolean; quiet: boolean } {
   if (!info) return { text: "a lock file netbuild cannot read", dead: false, quiet: false };
   let dead = false;
-  if (info.host === os.hostname()) {
+  // Its pid means something here only when the lock is this very machine's: the same host name is
+  // not enough (two laptops both called `nixos` would judge each other's live deploys gone).
+  const here = machineId();
+  if (info.host === os.hostname() && here !== undefined && info.machine === here) {
     if (info.pid === process.pid) dead = !heldHere.has(info.token);
     else {
       try {
@@ -443,7 +470,8 @@ function describeLock(info: LockInfo | undefined, ageMs: number | undefined): { 
 }
 
 export async function acquireLock(fs: TargetFs, command: string, options: { wait?: boolean; breakLock?: boolean; onWait?: (message: string) => void }): Promise<HeldLock> {
-  const info: LockInfo = { owner: os.userInfo().username, host: os.hostname(), pid: process.pid, command, started: new Date().toISOString(), token: randomBytes(8).toString("hex") };
+  const id = machineId();
+  const info: LockInfo = { owner: os.userInfo().username, host: os.hostname(), ...(id ? { machine: id } : {}), pid: process.pid, command, started: new Date().toISOString(), token: randomBytes(8).toString("hex") };
   let announced = false;
   heldHere.add(info.token);
   try {
@@ -468,7 +496,7 @@ export async function acquireLock(fs: TargetFs, command: string, options: { wait
       const dead = described.dead || (held === undefined && quiet);
       // --break-lock is for a deploy that is gone, never for one this process is running (two target
       // names for one folder): that lock is live, whatever the user asked.
-      const ours = held !== undefined && held.host === info.host && held.pid === info.pid && heldHere.has(held.token);
+      const ours = held !== undefined && held.host === info.host && held.machine === info.machine && held.pid === info.pid && heldHere.has(held.token);
       if (!ours && (dead || options.breakLock)) {
         // Provably stale (its process, on this machine, is gone), or the user said so. Break it by
         // moving it aside and checking it is the lock we judged: two deploys breaking the same stale
