@@ -448,14 +448,16 @@ function machineId(): string | undefined {
   return machine ?? undefined;
 }
 
-function describeLock(info: LockInfo | undefined, ageMs: number | undefined): { text: string; dead: boolean; quiet: boolean } {
-  if (!info) return { text: "a lock file netbuild cannot read", dead: false, quiet: false };
+function describeLock(info: LockInfo | undefined, ageMs: number | undefined): { text: string; dead: boolean; quiet: boolean; ours: boolean } {
+  if (!info) return { text: "a lock file netbuild cannot read", dead: false, quiet: false, ours: false };
+  // A lock this process holds or is taking (its token is random: no other process has it).
+  const ours = heldHere.has(info.token);
   let dead = false;
   // Its pid means something here only when the lock is this very machine's: the same host name is
   // not enough (two laptops both called `nixos` would judge each other's live deploys gone).
   const here = machineId();
   if (info.host === os.hostname() && here !== undefined && info.machine === here) {
-    if (info.pid === process.pid) dead = !heldHere.has(info.token);
+    if (info.pid === process.pid) dead = !ours;
     else {
       try {
         process.kill(info.pid, 0);
@@ -466,7 +468,7 @@ function describeLock(info: LockInfo | undefined, ageMs: number | undefined): { 
   }
   const quiet = ageMs !== undefined && ageMs > STALE_MS;
   const age = ageMs === undefined ? "" : `, last heartbeat ${Math.round(ageMs / 1000)} s ago`;
-  return { text: `\`netbuild ${info.command}\` by ${info.owner} on ${info.host} (pid ${info.pid}), started ${info.started}${age}`, dead, quiet };
+  return { text: `\`netbuild ${info.command}\` by ${info.owner} on ${info.host} (pid ${info.pid}), started ${info.started}${age}`, dead, quiet, ours };
 }
 
 export async function acquireLock(fs: TargetFs, command: string, options: { wait?: boolean; breakLock?: boolean; onWait?: (message: string) => void }): Promise<HeldLock> {
@@ -491,12 +493,11 @@ export async function acquireLock(fs: TargetFs, command: string, options: { wait
         held = undefined;
       }
       const described = describeLock(held, Date.now() - st.mtimeMs);
-      const { text, quiet } = described;
+      const { text, quiet, ours } = described;
       // A lock nobody can read (empty after a crash between its creation and its first write) is stale once it is quiet.
       const dead = described.dead || (held === undefined && quiet);
       // --break-lock is for a deploy that is gone, never for one this process is running (two target
       // names for one folder): that lock is live, whatever the user asked.
-      const ours = held !== undefined && held.host === info.host && held.machine === info.machine && held.pid === info.pid && heldHere.has(held.token);
       if (!ours && (dead || options.breakLock)) {
         // Provably stale (its process, on this machine, is gone), or the user said so. Break it by
         // moving it aside and checking it is the lock we judged: two deploys breaking the same stale
