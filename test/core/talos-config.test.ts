@@ -2,7 +2,7 @@
 // configs shaped like `talosctl gen config` output (test/fixtures/talos/, fake secrets), through
 // the real inventory loader. Goldens are reviewed by eye when they change:
 // NETBUILD_UPDATE_GOLDEN=1 rewrites them.
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
@@ -10,10 +10,9 @@ import { loadInventory, type Host, type TalosClass, type TalosHost } from "../..
 import { renderMachineConfig, type ConfigFile } from "../../src/core/talos-config.ts";
 import { readInventorySource } from "../../src/adapters/inventory-files.ts";
 import { cleanupTempDirs, inventory, REPO } from "../support/inventory.ts";
-import { inCI } from "../support/tools.ts";
+import { expectGolden } from "../support/golden.ts";
 
 const FIXTURES = path.join(REPO, "test/fixtures/talos");
-const GOLDEN = path.join(REPO, "test/golden/talos");
 
 const SITE = "talos:\n  configBaseUrl: https://boot.example/tree\n  baseConfigs:\n    worker: secrets/worker.yaml\n    controlplane: secrets/controlplane.yaml\n";
 
@@ -43,27 +42,11 @@ async function render(s: Setup) {
   return { result: renderMachineConfig(host, cls, read(loaded.inventory.site.talosBaseConfigs[host.talos.role]!), host.talos.patches.map(read)) };
 }
 
-/**
- * The output compared with its golden file. A missing golden is never a pass: in CI it fails (a
- * golden is only ever written on a developer's machine, and reviewed); elsewhere it is written from
- * this output and the test fails, saying so, until it has been reviewed and the test run again.
- * NETBUILD_UPDATE_GOLDEN=1 rewrites goldens on purpose (never in CI, where it would compare the
- * output with itself).
- */
+/** The output compared with its golden file (test/support/golden.ts), once it reads as valid multi-document YAML. */
 function golden(name: string, text: string): void {
-  const file = path.join(GOLDEN, `${name}.yaml`);
-  const rel = path.relative(REPO, file);
   // Whatever the output says, it must be valid multi-document YAML (checked before any golden is written from it).
   for (const d of parseAllDocuments(text) as unknown as { errors: unknown[] }[]) expect(d.errors).toEqual([]);
-  if (process.env["NETBUILD_UPDATE_GOLDEN"]) {
-    if (inCI) expect.fail(`NETBUILD_UPDATE_GOLDEN is set with CI=true: CI compares with the goldens, it never rewrites them (${rel})`);
-    writeFileSync(file, text);
-  } else if (!existsSync(file)) {
-    if (inCI) expect.fail(`golden file ${rel} is missing (CI never writes one: run this test on a developer's machine, review the file it writes, and commit it)`);
-    writeFileSync(file, text);
-    expect.fail(`golden file ${rel} was missing: written from this output. Review it, then run the test again`);
-  }
-  expect(text).toBe(readFileSync(file, "utf8"));
+  expectGolden(`talos/${name}.yaml`, text);
 }
 
 async function rendered(s: Setup): Promise<string> {
