@@ -1,6 +1,5 @@
 // netbuild.yaml: the site's settings (flag prefix, links, unknown machines, output folder, Talos
 // factory and base configs, deploy targets), with their defaults when the file is absent.
-import path from "node:path";
 import { parseClassName, parseKernelParam, type ClassName, type PublicKey } from "./names.ts";
 import { SiteSchema, type SiteInput, type TalosRole } from "./schema.ts";
 import { fieldPath, quoted } from "./excerpt.ts";
@@ -62,8 +61,13 @@ export function parseSite(given: InventoryFile | undefined, c: Collector): Site 
     const parsed = doc.readable ? validated(SiteSchema, doc, doc.data ?? {}, [], "site", c) : undefined;
     if (parsed) input = parsed;
     else c.refuse(file.path, []);
-    if (input.out.startsWith("/") || path.posix.normalize(input.out).startsWith("..")) {
+    const out = resolveRef(SITE_FILE, input.out);
+    const top = out?.split("/")[0];
+    if (out === null) {
       c.error(doc, ["out"], "site.out", `${quoted(input.out)} leaves the inventory root`, "give a folder inside the root, or pass --out");
+    } else if (out === "." || top === "classes" || top === "hosts") {
+      // The tree's by-host/<host>/talos.yaml written under hosts/ would be read back as a host.
+      c.error(doc, ["out"], "site.out", out === "." ? `${quoted(input.out)} is the inventory root itself` : `${quoted(input.out)} is inside ${top}/, which netbuild reads as the inventory`, "give a folder of its own inside the root, such as out");
     }
   }
   const unknown = input.unknownMachines;

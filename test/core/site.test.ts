@@ -1,0 +1,124 @@
+// netbuild.yaml as the loader reads it (core/site.ts): its settings and defaults, where each error
+// is reported, and that a setting with an error of its own is not reported again by the rules that
+// need it (a Talos host is not also "without a config URL" when the URL is wrong).
+import { describe, expect, it } from "vitest";
+import { loadInventory, loadSite } from "../../src/core/inventory.ts";
+import type { InventoryFile } from "../../src/core/inventory-source.ts";
+
+const f = (path: string, text: string): InventoryFile => ({ path, text });
+const TALOS_CLASS = "kind: talos\ntalos:\n  version: v1.12.2\n  machine: { role: worker }\n";
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA site";
+
+/** Every issue as `file:line field: message`, or the inventory. */
+function load(site: InventoryFile | undefined, classes: Record<string, string> = {}, hosts = "") {
+  const r = loadInventory({
+    site,
+    classes: Object.entries(classes).map(([name, text]) => f(`classes/${name}.yaml`, text)),
+    hosts: hosts ? [f("hosts/all.yaml", hosts)] : [],
+    probe: () => "file",
+  });
+  return r.ok ? { inventory: r.inventory, issues: r.inventory.warnings.map(show) } : { inventory: undefined, issues: r.issues.map(show) };
+}
+const show = (i: { severity: string; where: { file: string; line?: number | undefined; field?: string | undefined }; message: string }) => `${i.severity === "warning" ? "warning " : ""}${i.where.file}:${i.where.line ?? "-"} ${i.where.field}: ${i.message}`;
+const site = (text: string) => f("netbuild.yaml", text);
+
+describe("the site's settings", () => {
+  it("with no netbuild.yaml: the defaults, no targets and no keys", () => {
+    const { inventory } = load(undefined);
+    expect(inventory!.site).toEqual({ file: undefined, flagPrefix: "homelab", links: "symlink", unknownClass: null, out: "out", talosFactory: "https://factory.talos.dev", talosConfigBaseUrl: undefined, talosBaseConfigs: {}, targets: [], keep: 3, sshAuthorizedKeys: [] });
+  });
+
+  it("an empty file: the same defaults, from that file", () => {
+    expect(load(site("")).inventory!.site).toMatchObject({ file: "netbuild.yaml", targets: [], sshAuthorizedKeys: [], unknownClass: null });
+  });
+
+  it("targets: sorted by name, each with its own keep or the site's", () => {
+    const { inventory } = load(site("keep: 5\ntargets:\n  zeta: /srv/z\n  alpha: { url: 'admin@boot:/srv/a', keep: 2 }\n  mid: { url: sftp://boot/srv/m }\n"));
+    expect(inventory!.site.targets.map((t) => [t.name, t.spec, t.keep, t.location.kind])).toEqual([
+      ["alpha", "admin@boot:/srv/a", 2, "sftp"],
+      ["mid", "sftp://boot/srv/m", 5, "sftp"],
+      ["zeta", "/srv/z", 5, "local"],
+    ]);
+  });
+
+  it("a target that cannot be reached is reported at its URL, written either way", () => {
+    const { issues } = load(site("targets:\n  a: 'sftp://boot//'\n  b:\n    keep: 4\n    url: 'sftp://boot//'\n"));
+    expect(issues.map((i) => i.replace(/: .*$/s, ""))).toEqual(["netbuild.yaml:2 site.targets.a", "netbuild.yaml:5 site.targets.b"]);
+  });
+
+  it("Talos: the factory and the config URL lose their trailing slashes; base configs resolve from the root", () => {
+    const { inventory } = load(site("talos:\n  factory: https://mirror.example/factory///\n  configBaseUrl: https://boot.example/tree//\n  baseConfigs: { worker: ./secrets/../secrets/w.yaml, controlplane: secrets/cp.yaml }\n"));
+    expect(inventory!.site).toMatchObject({ talosFactory: "https://mirror.example/factory", talosConfigBaseUrl: "https://boot.example/tree", talosBaseConfigs: { worker: "secrets/w.yaml", controlplane: "secrets/cp.yaml" } });
+  });
+
+  it("keys that may log in everywhere", () => {
+    expect(load(site(`ssh:\n  authorizedKeys: ["${KEY}"]\n`)).inventory!.site.sshAuthorizedKeys).toEqual([KEY]);
+  });
+});
+
+describe("the output folder", () => {
+  for (const out of ["out", "served/", "./a/../b", "a..", "..a", ".netbuild/tree", "hosts-tree"]) {
+    it(`${JSON.stringify(out)} is inside the root`, () => {
+      expect(load(site(`out: ${JSON.stringify(out)}\n`)).issues).toEqual([]);
+    });
+  }
+  for (const out of ["/srv/tree", "..", "../x", "a/../../x"]) {
+    it(`${JSON.stringify(out)} leaves it`, () => {
+      expect(load(site(`\nout: ${JSON.stringify(out)}\n`)).issues).toEqual([`netbuild.yaml:2 site.out: ${JSON.stringify(out)} leaves the inventory root`]);
+    });
+  }
+  it("the root itself, or a folder netbuild reads the inventory from, is refused", () => {
+    expect(load(site("out: .\n")).issues).toEqual(['netbuild.yaml:1 site.out: "." is the inventory root itself']);
+    expect(load(site("out: a/..\n")).issues).toEqual(['netbuild.yaml:1 site.out: "a/.." is the inventory root itself']);
+    expect(load(site("out: hosts\n")).issues).toEqual(['netbuild.yaml:1 site.out: "hosts" is inside hosts/, which netbuild reads as the inventory']);
+    expect(load(site("out: ./classes/tree\n")).issues).toEqual(['netbuild.yaml:1 site.out: "./classes/tree" is inside classes/, which netbuild reads as the inventory']);
+  });
+});
+
+describe("a setting with an error is reported once, where it is written", () => {
+  const talosHost = "hosts:\n  t1: { class: tal, mac: 52:54:00:00:00:01 }\n";
+
+  it("a config URL that cannot go on a kernel command line: at the URL, not again at each Talos host", () => {
+    const { issues } = load(site("talos:\n  configBaseUrl: 'https://boot.example/a b'\n  baseConfigs: { worker: w.yaml }\n"), { tal: TALOS_CLASS }, talosHost);
+    expect(issues.filter((i) => !i.startsWith("warning"))).toEqual([expect.stringMatching(/^netbuild\.yaml:2 site\.talos\.configBaseUrl: the URL cannot go on a kernel command line: .+/)]);
+  });
+
+  it("a config URL with a query: at the URL only", () => {
+    const { issues } = load(site("talos:\n  configBaseUrl: 'https://boot.example/tree?x=1'\n  baseConfigs: { worker: w.yaml }\n"), { tal: TALOS_CLASS }, talosHost);
+    expect(issues.filter((i) => !i.startsWith("warning"))).toEqual(["netbuild.yaml:2 site.talos.configBaseUrl: the URL has a query or fragment"]);
+  });
+
+  it("a base config outside the root: at the base config only", () => {
+    const { issues } = load(site("talos:\n  configBaseUrl: https://boot.example/tree\n  baseConfigs:\n    worker: ../w.yaml\n"), { tal: TALOS_CLASS }, talosHost);
+    expect(issues.filter((i) => !i.startsWith("warning"))).toEqual(['netbuild.yaml:4 site.talos.baseConfigs.worker: "../w.yaml" points outside the inventory root']);
+  });
+
+  it("without those settings, each Talos host says what it misses", () => {
+    expect(load(site("{}\n"), { tal: TALOS_CLASS }, talosHost).issues.filter((i) => !i.startsWith("warning"))).toEqual([
+      "hosts/all.yaml:2 hosts.t1.talos: host t1 boots Talos, which fetches its machine config from a URL, and netbuild.yaml does not say where the tree is served",
+    ]);
+    expect(load(site("talos: { configBaseUrl: https://b/t }\n"), { tal: TALOS_CLASS }, talosHost).issues.filter((i) => !i.startsWith("warning"))).toEqual(["hosts/all.yaml:2 hosts.t1.talos.role: role worker has no base config"]);
+  });
+
+  it("a site file that is not a mapping: one error; its settings are unknown, so Talos hosts say nothing of them", () => {
+    const { issues } = load(site("- a\n- b\n"), { tal: TALOS_CLASS }, talosHost);
+    expect(issues.filter((i) => !i.startsWith("warning"))).toEqual([expect.stringMatching(/^netbuild\.yaml:1 site: /)]);
+  });
+
+  it("a site file that cannot be read: one error naming it; the same silence", () => {
+    const { issues } = load({ path: "netbuild.yaml", text: "", problem: { kind: "denied" } }, { tal: TALOS_CLASS }, talosHost);
+    expect(issues.filter((i) => !i.startsWith("warning"))).toEqual(['netbuild.yaml:- site: "netbuild.yaml" cannot be read: permission denied']);
+  });
+
+  it("an unknown machines class that is no class name", () => {
+    expect(load(site("unknownMachines: { class: 'Bad Name' }\n")).issues).toEqual([expect.stringMatching(/^netbuild\.yaml:1 site\.unknownMachines\.class: /)]);
+  });
+});
+
+describe("loadSite (targets before the inventory is read)", () => {
+  it("the site, or undefined when it has an error", () => {
+    expect(loadSite(site("targets: { boot: /srv/b }\n"))!.targets.map((t) => t.name)).toEqual(["boot"]);
+    expect(loadSite(site("targets: { boot: 'sftp://boot//' }\n"))).toBeUndefined();
+    expect(loadSite(undefined)!.targets).toEqual([]);
+  });
+});
