@@ -54,13 +54,14 @@ export function parseSite(given: InventoryFile | undefined, c: Collector): Site 
     c.refuse(given.path, []);
   }
   const file = given?.problem ? undefined : given;
-  if (file) {
-    const doc = docOf(file, c);
+  // Parsed once (the messages below all point into it).
+  const doc = file ? docOf(file, c) : undefined;
+  if (doc) {
     c.issues.push(...doc.syntaxIssues);
     // Fields with errors fall back to their defaults and are refused; the rest of the file still counts.
     const parsed = doc.readable ? validated(SiteSchema, doc, doc.data ?? {}, [], "site", c) : undefined;
     if (parsed) input = parsed;
-    else c.refuse(file.path, []);
+    else c.refuse(doc.file, []);
     const out = resolveRef(SITE_FILE, input.out);
     const top = out?.split("/")[0];
     if (out === null) {
@@ -72,29 +73,29 @@ export function parseSite(given: InventoryFile | undefined, c: Collector): Site 
   }
   const unknown = input.unknownMachines;
   let unknownClass: ClassName | null = null;
-  if (unknown !== "strict" && file) {
+  if (unknown !== "strict" && doc) {
     const parsed = parseClassName(unknown.class);
     if (parsed.ok) unknownClass = parsed.value;
     // Not strict by accident: a name that cannot be a class is an error, like an unknown class.
-    else c.error(docOf(file, c), ["unknownMachines", "class"], "site.unknownMachines.class", parsed.message, parsed.hint);
+    else c.error(doc, ["unknownMachines", "class"], "site.unknownMachines.class", parsed.message, parsed.hint);
   }
   const baseConfigs: Partial<Record<TalosRole, string>> = {};
   for (const role of ["controlplane", "worker"] as const) {
     const ref = input.talos.baseConfigs?.[role];
-    if (ref === undefined || !file) continue;
+    if (ref === undefined || !doc) continue;
     const rel = resolveRef(SITE_FILE, ref);
     if (rel === null) {
-      c.error(docOf(file, c), ["talos", "baseConfigs", role], `site.talos.baseConfigs.${role}`, `${quoted(ref)} points outside the inventory root`, "keep base configs inside the root (and out of git: add them to .gitignore, or encrypt them)");
-      c.refuse(file.path, ["talos", "baseConfigs", role]);
+      c.error(doc, ["talos", "baseConfigs", role], `site.talos.baseConfigs.${role}`, `${quoted(ref)} points outside the inventory root`, "keep base configs inside the root (and out of git: add them to .gitignore, or encrypt them)");
+      c.refuse(doc.file, ["talos", "baseConfigs", role]);
     } else baseConfigs[role] = rel;
   }
   let talosConfigBaseUrl: string | undefined;
-  if (input.talos.configBaseUrl !== undefined && file) {
+  if (input.talos.configBaseUrl !== undefined && doc) {
     const url = input.talos.configBaseUrl.replace(/\/+$/, "");
     const probe = parseKernelParam(`talos.config=${url}/by-host/x/talos.yaml`);
     if (!probe.ok || /[?#]/.test(url)) {
-      c.error(docOf(file, c), ["talos", "configBaseUrl"], "site.talos.configBaseUrl", probe.ok ? "the URL has a query or fragment" : `the URL cannot go on a kernel command line: ${probe.message}`, "give the plain base URL the boot server serves this tree at, e.g. https://boot.example/nixos");
-      c.refuse(file.path, ["talos", "configBaseUrl"]);
+      c.error(doc, ["talos", "configBaseUrl"], "site.talos.configBaseUrl", probe.ok ? "the URL has a query or fragment" : `the URL cannot go on a kernel command line: ${probe.message}`, "give the plain base URL the boot server serves this tree at, e.g. https://boot.example/nixos");
+      c.refuse(doc.file, ["talos", "configBaseUrl"]);
     } else talosConfigBaseUrl = url;
   }
   return {
@@ -106,8 +107,8 @@ export function parseSite(given: InventoryFile | undefined, c: Collector): Site 
     talosFactory: input.talos.factory.replace(/\/+$/, ""),
     talosConfigBaseUrl,
     talosBaseConfigs: baseConfigs,
-    targets: file ? targetsOf(docOf(file, c), input, c) : [],
+    targets: doc ? targetsOf(doc, input, c) : [],
     keep: input.keep,
-    sshAuthorizedKeys: file ? authorizedKeysOf(docOf(file, c), [], "site", input.ssh?.authorizedKeys, c) : [],
+    sshAuthorizedKeys: doc ? authorizedKeysOf(doc, [], "site", input.ssh?.authorizedKeys, c) : [],
   };
 }
