@@ -32,11 +32,12 @@ export default {
   // told apart only by reloading every test file and running every related test, i.e. about the
   // whole suite once per mutant. They are reported as Ignored. `--ignoreStatic false` tests them.
   ignoreStatic: true,
-  // One worker (one vitest process, one test file at a time), as vitest itself runs on 2 cores: the
-  // other core is for the sshd, QEMU and nix-build the tests start. Two workers make QEMU boots slow
-  // enough to hit vitest's own test timeout, which would count as killing the mutant. Tests of pure
-  // code only (`--testFiles 'test/core/**/*.test.ts'`) can take `--concurrency 2`.
-  concurrency: 1,
+  // Two workers (two vitest processes, one mutant each), one per core of the development machine:
+  // the default test set starts no QEMU and no nix-build (vitest.mutation.config.ts). With
+  // MUTATION_TESTS=all it does (a PXE boot in wipe-confirmation, nix-build in nix.test.ts), and two
+  // workers could slow a boot past vitest's own test timeout, which would count as killing the
+  // mutant: one worker then.
+  concurrency: process.env.MUTATION_TESTS === "all" ? 1 : 2,
   // Tests that start sshd, QEMU or nix-build take seconds to minutes, and a busy machine slows them:
   // a mutant times out after 2x its tests' dry-run time plus a minute.
   timeoutFactor: 2,
