@@ -108,8 +108,8 @@ const talosMachineFields = {
   installDisk: z.string().regex(/^\/dev\/[A-Za-z0-9._\/-]+$/, { error: "expected a device path like /dev/sda or /dev/disk/by-id/..." }).optional().describe("machine.install.disk"),
   volumes: z
     // Keys checked by a pattern, not an enum: zod reports a key outside an enum as unknown, without
-    // this message naming the two there are.
-    .record(z.string().regex(/^(EPHEMERAL|IMAGE-CACHE)$/, { error: "expected a system volume Talos lets VolumeConfig size: EPHEMERAL or IMAGE-CACHE" }), TalosVolumeSchema)
+    // this message naming the two there are. The names are listed for editors to complete.
+    .record(z.string().regex(/^(EPHEMERAL|IMAGE-CACHE)$/, { error: "expected a system volume Talos lets VolumeConfig size: EPHEMERAL or IMAGE-CACHE" }).meta({ enum: ["EPHEMERAL", "IMAGE-CACHE"] }), TalosVolumeSchema)
     .optional()
     .describe("VolumeConfig documents by volume name, e.g. EPHEMERAL: { maxSize: 100GB }"),
   patches: z.array(z.string().min(1)).optional().describe("Strategic merge patch files (YAML, multi-document), relative to this file"),

@@ -65,10 +65,10 @@ export function parseSite(given: InventoryFile | undefined, c: Collector): Site 
     const out = resolveRef(SITE_FILE, input.out);
     const top = out?.split("/")[0];
     if (out === null) {
-      c.error(doc, ["out"], "site.out", `${quoted(input.out)} leaves the inventory root`, "give a folder inside the root, or pass --out");
-    } else if (out === "." || top === "classes" || top === "hosts") {
+      c.error(doc, ["out"], "site.out", `${quoted(input.out)} leaves the inventory root`, "give a folder inside the root (a tree elsewhere: `--out DIR` on the command line)");
+    } else if (top === "." || top === "classes" || top === "hosts") {
       // The tree's by-host/<host>/talos.yaml written under hosts/ would be read back as a host.
-      c.error(doc, ["out"], "site.out", out === "." ? `${quoted(input.out)} is the inventory root itself` : `${quoted(input.out)} is inside ${top}/, which netbuild reads as the inventory`, "give a folder of its own inside the root, such as out");
+      c.error(doc, ["out"], "site.out", top === "." ? `${quoted(input.out)} is the inventory root itself` : `${quoted(input.out)} is inside ${top}/, which netbuild reads as the inventory`, "give a folder of its own inside the root, such as out");
     }
   }
   const unknown = input.unknownMachines;

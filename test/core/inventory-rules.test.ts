@@ -154,3 +154,14 @@ describe("the parse cache", () => {
     expect(parsed).toEqual([["classes/c.yaml", { kind: "prebuilt", kernel: { path: "./k" }, initrd: { path: "./i" } }]]);
   });
 });
+
+describe("a record key its check refuses", () => {
+  it("a Talos volume of another name: that entry reported, and every other setting next to it still checked", () => {
+    const host = 'class: tw\nmac: "52:54:00:00:00:01"\ntalos:\n  volumes:\n    STATE: { maxSize: 10GB }\n    EPHEMERAL: { maxSize: 10GB }\n  patches: [../classes/nope]\n';
+    const { errors } = load({ site: "talos: { configBaseUrl: https://b/t, baseConfigs: { worker: w.yaml } }\n", classes: { tw: TALOS }, hosts: { "h1.yaml": host } });
+    expect(errors).toEqual([
+      'hosts/h1.yaml:5:5 hosts.h1.talos.volumes.STATE: expected a system volume Talos lets VolumeConfig size: EPHEMERAL or IMAGE-CACHE (got "STATE")',
+      'hosts/h1.yaml:7:13 hosts.h1.talos.patches[0]: "../classes/nope" does not exist (looked for "classes/nope")',
+    ]);
+  });
+});

@@ -70,6 +70,8 @@ describe("the output folder", () => {
   it("the root itself, or a folder netbuild reads the inventory from, is refused", () => {
     expect(load(site("out: .\n")).issues).toEqual(['netbuild.yaml:1 site.out: "." is the inventory root itself']);
     expect(load(site("out: a/..\n")).issues).toEqual(['netbuild.yaml:1 site.out: "a/.." is the inventory root itself']);
+    expect(load(site("out: ./\n")).issues).toEqual(['netbuild.yaml:1 site.out: "./" is the inventory root itself']);
+    expect(load(site("out: a/../\n")).issues).toEqual(['netbuild.yaml:1 site.out: "a/../" is the inventory root itself']);
     expect(load(site("out: hosts\n")).issues).toEqual(['netbuild.yaml:1 site.out: "hosts" is inside hosts/, which netbuild reads as the inventory']);
     expect(load(site("out: ./classes/tree\n")).issues).toEqual(['netbuild.yaml:1 site.out: "./classes/tree" is inside classes/, which netbuild reads as the inventory']);
   });
