@@ -3,7 +3,7 @@
 // reported at each host's entry naming the other, an error in a list points at its entry, and
 // hosts written without `hosts:` get one error that says so. Each case runs the CLI as a user
 // would, exits 2, names exactly these file:line:col positions, and writes nothing.
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { formatIssue, type Issue } from "../src/errors.ts";
@@ -280,5 +280,35 @@ describe("inventory errors: all of them, in the right place", () => {
     it("still reads a host with a misspelt key as one host (an unknown key, not hosts without `hosts:`)", async () => {
       await expectErrors({ "hosts/aleph.yaml": 'class: demo\nmac: "52:54:00:00:00:01"\nextra: { class: demo }\n' }, ['hosts/aleph.yaml:3:1  hosts.aleph.extra: unknown key "extra"']);
     });
+  });
+});
+
+describe("a tree inside the inventory's own folders", () => {
+  // A Talos host's by-host/<host>/talos.yaml written under hosts/ would be read back as a host.
+  const HOST = { "hosts/aleph.yaml": 'class: demo\nmac: "52:54:00:00:00:01"\n' };
+  const refused = (r: { code: number; stderr: string }, what: string, folder: string) => {
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`^netbuild: ${what}: \\S+ is in the inventory's ${folder}/ folder`, "m"));
+  };
+
+  it("--out under hosts/ or classes/: refused before anything is built or written", async () => {
+    const root = inventory({ ...DEMO, ...HOST });
+    refused(await cli(["build", "--out", "hosts/tree"], root), "--out", "hosts");
+    refused(await cli(["build", "--out", path.join(root, "classes/demo/tree")], root), "--out", "classes");
+    expect(readdirSync(path.join(root, "hosts"))).toEqual(["aleph.yaml"]);
+    expect(readdirSync(path.join(root, "classes/demo")).sort()).toEqual(["initrd", "kernel"]);
+  });
+
+  it("out: through a symlink into hosts/: refused, nothing written there", async () => {
+    const root = inventory({ ...DEMO, ...HOST, "hosts/sub/.keep": "", "netbuild.yaml": "out: tree\n" });
+    symlinkSync("hosts/sub", path.join(root, "tree"));
+    refused(await cli(["build"], root), "out \\(netbuild.yaml\\)", "hosts");
+    expect(readdirSync(path.join(root, "hosts/sub"))).toEqual([".keep"]);
+  });
+
+  it("a local deploy target under hosts/: refused", async () => {
+    const root = inventory({ ...DEMO, ...HOST, "netbuild.yaml": "targets:\n  local: hosts/served\n" });
+    refused(await cli(["deploy", "--target", "local", "--yes"], root), "target local", "hosts");
+    expect(existsSync(path.join(root, "hosts/served"))).toBe(false);
   });
 });

@@ -524,3 +524,47 @@ export function hasNpinsNixpkgs(root: string): boolean {
     return false;
   }
 }
+
+/**
+ * The inventory folder (`hosts` or `classes`) that `dir` is, or lies in, however it is reached (a
+ * symlink on the way, another spelling of the name on a case-insensitive disk): the folders are
+ * compared by device and inode with `dir`'s nearest existing ancestor and those above it. A tree
+ * written there would be read back as inventory (a Talos host's by-host/<host>/talos.yaml under
+ * hosts/). Undefined when it is in neither.
+ */
+export function inventoryFolderHolding(root: string, dir: string): "hosts" | "classes" | undefined {
+  const ids = new Map<string, "hosts" | "classes">();
+  for (const name of ["hosts", "classes"] as const) {
+    try {
+      const s = statSync(path.join(root, name));
+      if (s.isDirectory()) ids.set(`${s.dev}:${s.ino}`, name);
+    } catch {
+      // No such folder: nothing can be written into it.
+    }
+  }
+  if (ids.size === 0) return undefined;
+  // The nearest ancestor that exists, by its real path: the folders above it are then the real ones.
+  let at = path.resolve(dir);
+  for (;;) {
+    try {
+      at = realpathSync(at);
+      break;
+    } catch {
+      const up = path.dirname(at);
+      if (up === at) return undefined;
+      at = up;
+    }
+  }
+  for (;;) {
+    try {
+      const s = statSync(at);
+      const hit = ids.get(`${s.dev}:${s.ino}`);
+      if (hit) return hit;
+    } catch {
+      // Unreadable on the way up: the folders above still decide.
+    }
+    const up = path.dirname(at);
+    if (up === at) return undefined;
+    at = up;
+  }
+}

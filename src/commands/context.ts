@@ -4,6 +4,7 @@ import path from "node:path";
 import { UserError } from "../errors.ts";
 import type { Inventory } from "../core/inventory.ts";
 import type { Reporter } from "../ui/reporter.ts";
+import { inventoryFolderHolding } from "../adapters/inventory-files.ts";
 
 export interface Context {
   cwd: string;
@@ -26,7 +27,15 @@ export function rootOf(options: RootOptions, ctx: Context): string {
 }
 
 export function outOf(options: OutOptions, ctx: Context, root: string, inv: Inventory): string {
-  return options.out !== undefined ? path.resolve(ctx.cwd, options.out) : path.resolve(root, inv.site.out);
+  const out = options.out !== undefined ? path.resolve(ctx.cwd, options.out) : path.resolve(root, inv.site.out);
+  refuseInventoryFolder(root, out, options.out !== undefined ? "--out" : "out (netbuild.yaml)");
+  return out;
+}
+
+/** A tree (the output, a local target) inside hosts/ or classes/ would be read back as inventory: refused, exit 2. */
+export function refuseInventoryFolder(root: string, dir: string, what: string): void {
+  const folder = inventoryFolderHolding(root, dir);
+  if (folder) throw new UserError("USAGE", `${what}: ${dir} is in the inventory's ${folder}/ folder (by its path, a symlink, or another spelling of its name), which netbuild reads as inventory`, { hint: "give a folder of its own, outside classes/ and hosts/" });
 }
 
 /** Inventories already loaded in a run (`plan --target` runs a deploy's dry run): read, and warned about, once. */

@@ -16,7 +16,7 @@ import { sha256 } from "../adapters/files.ts";
 import { applyTree, checkOutFolder, outFileReader, withOutLock } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
-import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
+import { loadRoot, outOf, refuseInventoryFolder, rootOf, type Context, type OutOptions } from "./context.ts";
 import type { TargetFs } from "../adapters/target-fs.ts";
 import { forEachTarget, openTarget, selectTargets, targetLabel, type TargetOptions } from "./targets.ts";
 import type { Wipe } from "./out-tree.ts";
@@ -712,6 +712,12 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
   for (const t of targets) {
     if (t.location.kind !== "local") continue;
     const dir = path.resolve(root, t.location.path);
+    try {
+      refuseInventoryFolder(root, dir, `target ${t.name}`);
+    } catch (e) {
+      await closeAll();
+      throw e;
+    }
     const within = (a: string, b: string) => a === b || a.startsWith(b + path.sep);
     if (within(dir, out) || within(out, dir)) {
       await closeAll();
