@@ -130,7 +130,10 @@ function parseFile(f: ConfigFile, what: "base config" | "patch"): ParsedDoc[] {
       throw new RenderError({ severity: "error", where: { file: f.file, line: lines.linePos(err.pos[0]).line }, message: `this ${what} is not valid YAML (${err.code})` });
     }
     const source = { file: f.file, doc, lines };
-    if (doc.contents === null) continue;
+    // An empty document (a trailing `---`, or two in a row): nothing to merge. The parser gives it a
+    // null scalar of no text, not null contents. A written `null` or `~` is not empty.
+    const c = doc.contents;
+    if (c === null || (isScalar(c) && c.value === null && c.range?.[0] === c.range?.[1])) continue;
     if (isSeq(doc.contents)) {
       fail(source, [], `a ${what} that is a list: JSON patches (lists of operations) are not supported`, "write a strategic merge patch instead: the part of the config to change, as YAML (see README, Talos)");
     }

@@ -50,6 +50,29 @@ describe("schematic IDs the Image Factory published", () => {
   });
 });
 
+describe("zero values the factory omits, and what netbuild refuses", () => {
+  const raw = (s: unknown) => canonicalSchematic(s as SchematicInput);
+  it.each<[string, unknown]>([
+    ["bootloader none (the enum's zero value)", { customization: { bootloader: "none" } }],
+    ["an empty enrollKeys", { customization: { secureboot: { enrollKeys: "" } } }],
+    ["sector size 0", { customization: { diskImage: { sectorSize: 0 } } }],
+    ["an overlay with no image, name or options", { overlay: { image: "", name: "", options: {} } }],
+  ])("%s is the empty schematic", (_what, s) => {
+    const r = raw(s);
+    expect(r.ok && r.value.id).toBe(EMPTY_SCHEMATIC_ID);
+  });
+
+  it("names the overlay option it cannot spell", () => {
+    expect(raw({ overlay: { image: "i", name: "n", options: { a: 1.5 } } })).toEqual({ ok: false, message: "overlay.options.a: 1.5 is not a whole number; netbuild cannot be sure how the factory spells it (quote it to make it a string)" });
+  });
+
+  it("lets an error that is not about spelling through (here the stack running out)", () => {
+    let options: unknown = 1;
+    for (let i = 0; i < 20000; i++) options = { a: options };
+    expect(() => raw({ overlay: { image: "i", name: "n", options } })).toThrow(RangeError);
+  });
+});
+
 // Every spelling yaml.v3 resolves to a bool, null, or number (resolve.go's table in all its cases,
 // YAML 1.1's y/n/yes/no/on/off that its encoder still quotes, Go-parsable integers and floats) must
 // be double-quoted, or the factory's bytes (and so the ID) differ; their near misses stay plain.
@@ -134,6 +157,23 @@ describe.skipIf(!oracleHere)("the canonical YAML, byte for byte against gopkg.in
     const theirs = oracle(cases);
     cases.forEach((c, i) => {
       const r = canonicalSchematic(c);
+      expect(r.ok && r.value.yaml, JSON.stringify(c)).toBe(theirs[i]);
+    });
+  });
+
+  it("omits zero values and empty overlays as yaml.v3's omitempty does, and writes an overlay's empty image or name", () => {
+    const cases: unknown[] = [
+      { customization: { bootloader: "none" } },
+      { customization: { bootloader: "grub", secureboot: { enrollKeys: "" }, diskImage: { sectorSize: 0 } } },
+      { overlay: { image: "", name: "x" } },
+      { overlay: { image: "x", name: "" } },
+      { overlay: { image: "", name: "", options: { a: 1 } } },
+      { overlay: { image: "", name: "" } },
+      { overlay: { image: "x", name: "y", options: {} } },
+    ];
+    const theirs = oracle(cases);
+    cases.forEach((c, i) => {
+      const r = canonicalSchematic(c as SchematicInput);
       expect(r.ok && r.value.yaml, JSON.stringify(c)).toBe(theirs[i]);
     });
   });
