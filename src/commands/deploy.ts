@@ -707,17 +707,19 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
       opening.set(t.name, p);
     }
   }
-  const out = outOf(options, ctx, root, inv);
+  let out: string;
+  try {
+    out = outOf(options, ctx, root, inv);
+    for (const t of targets) if (t.location.kind === "local") refuseInventoryFolder(root, path.resolve(root, t.location.path), `target ${t.name}`);
+  } catch (e) {
+    // The connections started above would keep the process alive.
+    await closeAll();
+    throw e;
+  }
   // A local target must not be the build output (or inside it, or hold it): deploy would copy a tree onto itself.
   for (const t of targets) {
     if (t.location.kind !== "local") continue;
     const dir = path.resolve(root, t.location.path);
-    try {
-      refuseInventoryFolder(root, dir, `target ${t.name}`);
-    } catch (e) {
-      await closeAll();
-      throw e;
-    }
     const within = (a: string, b: string) => a === b || a.startsWith(b + path.sep);
     if (within(dir, out) || within(out, dir)) {
       await closeAll();
