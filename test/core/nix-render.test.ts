@@ -115,8 +115,9 @@ netbuild.nixos {
 `);
   });
 
-  it("a NixOS class nobody could log in to names its hosts without keys (the module refuses to build them with sshd)", () => {
-    const bare = load("{}\n", { nix: "kind: nixos\nmodules: [./nix/c.nix]\nkernelParams: []\n" }, `hosts:\n  b2: { class: nix, mac: 52:54:00:00:00:02, ssh: { authorizedKeys: ["${key("b2")}"] } }\n  a1: { class: nix, mac: 52:54:00:00:00:01 }\n  c3: { class: nix, mac: 52:54:00:00:00:03 }\n`);
+  it("a NixOS class nobody could log in to names its hosts without keys, its own only (the module refuses to build them with sshd)", () => {
+    // d4 and e5 boot another class: neither is named in this one's expression.
+    const bare = load("{}\n", { nix: "kind: nixos\nmodules: [./nix/c.nix]\nkernelParams: []\n", other: "kind: nixos\nmodules: [./nix/c.nix]\n" }, `hosts:\n  b2: { class: nix, mac: 52:54:00:00:00:02, ssh: { authorizedKeys: ["${key("b2")}"] } }\n  a1: { class: nix, mac: 52:54:00:00:00:01 }\n  c3: { class: nix, mac: 52:54:00:00:00:03 }\n  d4: { class: other, mac: 52:54:00:00:00:04 }\n  e5: { class: other, mac: 52:54:00:00:00:05, ssh: { authorizedKeys: ["${key("e5", "E")}"] } }\n`);
     const text = render(bare).get("classes/nix.nix")!;
     expect(text).toContain(`  flagPrefix = "homelab";\n  modules = [\n    (root + "/classes/nix/c.nix")\n  ];\n  kernelParams = [ ];\n  authorizedKeys = [ ];\n  hostAuthorizedKeys = {\n    "b2" = [\n      "${key("b2")}"\n    ];\n  };\n  hostsWithoutKeys = [\n    "a1"\n    "c3"\n  ];\n}\n`);
     const none = load("{}\n", { nix: "kind: nixos\nmodules: [./nix/c.nix]\nkernelParams: []\n" }, "hosts:\n  a1: { class: nix, mac: 52:54:00:00:00:01 }\n");

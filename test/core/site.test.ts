@@ -39,6 +39,8 @@ describe("the site's settings", () => {
       ["mid", "sftp://boot/srv/m", 5, "sftp"],
       ["zeta", "/srv/z", 5, "local"],
     ]);
+    // The URL as written, whichever form holds it.
+    expect(inventory!.site.targets.map((t) => t.location.kind === "local" ? t.location.path : `${t.location.host}:${t.location.path}`)).toEqual(["boot:/srv/a", "boot:/srv/m", "/srv/z"]);
   });
 
   it("a target that cannot be reached is reported at its URL, written either way", () => {
