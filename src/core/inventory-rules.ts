@@ -116,7 +116,7 @@ export function validated<T>(schema: z.ZodType<T>, doc: YamlDoc, data: unknown, 
     const p = issue.path as (string | number)[];
     if (issue.code === "unrecognized_keys") for (const key of issue.keys) rest = without(rest, [...p, key]) as Record<string, unknown>;
     // A record's key its own check refuses (a Talos volume's name): that entry goes, the rest stays.
-    else if (issue.code === "invalid_key" && p.length > 1) rest = without(rest, p) as Record<string, unknown>;
+    else if (issue.code === "invalid_key") rest = without(rest, p) as Record<string, unknown>;
     else if (p.length === 0) return undefined;
     else dropped.add(String(p[0]));
   }
