@@ -235,6 +235,34 @@ export const SiteSchema = z.strictObject({
     .default({})
     .describe("Where `netbuild deploy` puts the tree: name → sftp://user@host:port/path, user@host:/path, or a local folder"),
   keep: z.number().int().min(2, { error: "keep at least 2: the generation just switched away from stays for machines that were booting it" }).max(100).default(3).describe("Class generations kept on deploy targets, for `netbuild rollback` (the current one included)"),
+  url: z
+    .url({ protocol: /^https?$/, error: "expected the http:// or https:// URL machines fetch this tree at, like http://192.168.1.10:8080" })
+    .optional()
+    .describe("Where machines fetch this tree over HTTP(S): iPXE gets <url>/boot.ipxe from DHCP, and Talos hosts their machine configs (unless talos.configBaseUrl says otherwise)"),
+  dhcp: z
+    .strictObject({
+      interface: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,14}$/, { error: "expected a network interface name like eth0 or br0" }).optional().describe("The interface the DHCP server answers on (dnsmasq, Kea, ISC)"),
+      subnet: z.cidrv4({ error: "expected an IPv4 network with its prefix length, like 192.168.1.0/24" }).optional().describe("The LAN machines boot on"),
+      tftpServer: z.ipv4({ error: "expected an IPv4 address" }).optional().describe("The TFTP server PXE firmware fetches the iPXE binaries from (default: the host of `url`, when it is an IPv4 address)"),
+      tftpRoot: z.string().regex(/^\/[A-Za-z0-9._\/+-]*$/, { error: "expected an absolute folder path of letters, digits, '.', '_', '+', '-' and '/'" }).optional().describe("dnsmasq and OpenWrt serve TFTP themselves: the folder holding the iPXE binaries on that machine (default: ipxe.binaries)"),
+      server: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/, { error: "expected a DHCP server name like dhcp1" }).optional().describe("RouterOS: the name of the router's DHCP server (/ip dhcp-server) the boot options go on"),
+      range: z
+        .strictObject({ start: z.ipv4({ error: "expected an IPv4 address" }), end: z.ipv4({ error: "expected an IPv4 address" }) })
+        .optional()
+        .describe("--mode full: the addresses handed out to machines without a reservation"),
+      router: z.ipv4({ error: "expected an IPv4 address" }).optional().describe("--mode full: the default gateway machines get"),
+      dns: z.array(z.ipv4({ error: "expected an IPv4 address" })).optional().describe("--mode full: the DNS servers machines get"),
+      leaseTime: z.string().regex(/^[1-9][0-9]{0,6}[smhd]$/, { error: "expected a duration like 1h, 30m or 12h" }).default("1h").describe("--mode full: how long a lease lasts"),
+    })
+    .optional()
+    .describe("What `netbuild dhcp` needs to write a DHCP server's configuration"),
+  ipxe: z
+    .strictObject({
+      binaries: z.string().min(1).optional().describe("The folder holding undionly.kpxe, snponly.efi and ipxe.efi (default: /usr/lib/ipxe, where Debian's ipxe package puts them; nixpkgs: ${pkgs.ipxe})"),
+      efi: z.enum(["snponly.efi", "ipxe.efi"], { error: "expected snponly.efi or ipxe.efi" }).default("snponly.efi").describe("What UEFI firmware gets: snponly.efi (uses the firmware's network driver, works on most machines) or ipxe.efi (iPXE's own drivers)"),
+    })
+    .optional()
+    .describe("The iPXE binaries PXE firmware is given over TFTP"),
 });
 
 export type SchematicInput = z.infer<typeof SchematicSchema>;

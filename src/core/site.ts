@@ -28,6 +28,78 @@ export interface Site {
   keep: number;
   /** Public keys that may log in as root on every NixOS machine (`ssh.authorizedKeys`). */
   sshAuthorizedKeys: PublicKey[];
+  /** Where machines fetch the tree (`url`), without a trailing slash: boot.ipxe is <url>/boot.ipxe. */
+  url: string | undefined;
+  /** What `netbuild dhcp` writes from (`dhcp:`); each field is checked, none is required until a format needs it. */
+  dhcp: DhcpSettings;
+  ipxe: { binaries: string | undefined; efi: "snponly.efi" | "ipxe.efi" };
+}
+
+export interface DhcpSettings {
+  interface: string | undefined;
+  /** The LAN, as network address and prefix length (the network address itself, host bits zero). */
+  subnet: { address: string; prefix: number } | undefined;
+  tftpServer: string | undefined;
+  tftpRoot: string | undefined;
+  server: string | undefined;
+  range: { start: string; end: string } | undefined;
+  router: string | undefined;
+  dns: string[];
+  leaseSeconds: number;
+}
+
+/** An IPv4 address as a number (the address was checked by the schema). */
+export function ipv4Number(ip: string): number {
+  return ip.split(".").reduce((n, part) => n * 256 + Number(part), 0);
+}
+
+export function ipv4String(n: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join(".");
+}
+
+/** Whether `ip` is inside the subnet. */
+export function inSubnet(ip: string, subnet: { address: string; prefix: number }): boolean {
+  const size = 2 ** (32 - subnet.prefix);
+  return Math.floor(ipv4Number(ip) / size) === Math.floor(ipv4Number(subnet.address) / size);
+}
+
+/** A URL every DHCP server's configuration and iPXE take as it is: no quotes, spaces, commas, `$`, query or user info. */
+const PLAIN_URL = /^https?:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(\/[A-Za-z0-9._~%+\/-]*)?$/;
+
+const NO_DHCP: DhcpSettings = { interface: undefined, subnet: undefined, tftpServer: undefined, tftpRoot: undefined, server: undefined, range: undefined, router: undefined, dns: [], leaseSeconds: 3600 };
+
+const SECONDS = { s: 1, m: 60, h: 3600, d: 86400 } as const;
+
+function dhcpOf(doc: YamlDoc, input: SiteInput, c: Collector): DhcpSettings {
+  const d = input.dhcp;
+  let subnet: DhcpSettings["subnet"];
+  if (d?.subnet !== undefined) {
+    const [address, bits] = d.subnet.split("/") as [string, string];
+    const prefix = Number(bits);
+    const network = ipv4String(Math.floor(ipv4Number(address) / 2 ** (32 - prefix)) * 2 ** (32 - prefix));
+    if (prefix < 8 || prefix > 30) c.error(doc, ["dhcp", "subnet"], "site.dhcp.subnet", `a /${prefix} network cannot be a boot LAN`, "give the LAN's network with a prefix from /8 to /30, like 192.168.1.0/24");
+    else if (network !== address) c.error(doc, ["dhcp", "subnet"], "site.dhcp.subnet", `${quoted(d.subnet)} has host bits set`, `give the network address: ${network}/${prefix}`);
+    else subnet = { address, prefix };
+  }
+  const inside = (ip: string | undefined, at: (string | number)[], what: string): void => {
+    if (ip !== undefined && subnet && !inSubnet(ip, subnet)) c.error(doc, ["dhcp", ...at], `site.dhcp.${at.join(".")}`, `${what} ${ip} is not in dhcp.subnet ${subnet.address}/${subnet.prefix}`, "give an address of the LAN the machines boot on");
+  };
+  inside(d?.range?.start, ["range", "start"], "the range's first address");
+  inside(d?.range?.end, ["range", "end"], "the range's last address");
+  inside(d?.router, ["router"], "the router");
+  if (d?.range && ipv4Number(d.range.start) > ipv4Number(d.range.end)) c.error(doc, ["dhcp", "range", "end"], "site.dhcp.range.end", `the range ends (${d.range.end}) before it starts (${d.range.start})`, "give start ≤ end");
+  const lease = d?.leaseTime ?? "1h";
+  return {
+    interface: d?.interface,
+    subnet,
+    tftpServer: d?.tftpServer,
+    tftpRoot: d?.tftpRoot?.replace(/(.)\/+$/, "$1"),
+    server: d?.server,
+    range: d?.range,
+    router: d?.router,
+    dns: d?.dns ?? [],
+    leaseSeconds: Number(lease.slice(0, -1)) * SECONDS[lease.slice(-1) as keyof typeof SECONDS],
+  };
 }
 
 function targetsOf(doc: YamlDoc, input: SiteInput, c: Collector): Target[] {
@@ -89,8 +161,18 @@ export function parseSite(given: InventoryFile | undefined, c: Collector): Site 
       c.refuse(doc.file, ["talos", "baseConfigs", role]);
     } else baseConfigs[role] = rel;
   }
+  let url: string | undefined;
+  if (input.url !== undefined && doc) {
+    const plain = input.url.replace(/\/+$/, "");
+    if (PLAIN_URL.test(plain)) url = plain;
+    else {
+      c.error(doc, ["url"], "site.url", "the URL cannot go into a DHCP configuration or an iPXE script as it is", "give a plain URL of letters, digits and . _ ~ % + - / after the host, with no user info, query or fragment, like http://192.168.1.10:8080/netboot");
+      c.refuse(doc.file, ["url"]);
+    }
+  }
   let talosConfigBaseUrl: string | undefined;
-  if (input.talos.configBaseUrl !== undefined && doc) {
+  if (input.talos.configBaseUrl === undefined) talosConfigBaseUrl = url;
+  else if (doc) {
     const url = input.talos.configBaseUrl.replace(/\/+$/, "");
     const probe = parseKernelParam(`talos.config=${url}/by-host/x/talos.yaml`);
     if (!probe.ok || /[?#]/.test(url)) {
@@ -110,5 +192,8 @@ export function parseSite(given: InventoryFile | undefined, c: Collector): Site 
     targets: doc ? targetsOf(doc, input, c) : [],
     keep: input.keep,
     sshAuthorizedKeys: doc ? authorizedKeysOf(doc, [], "site", input.ssh?.authorizedKeys, c) : [],
+    url,
+    dhcp: doc ? dhcpOf(doc, input, c) : NO_DHCP,
+    ipxe: { binaries: input.ipxe?.binaries, efi: input.ipxe?.efi ?? "snponly.efi" },
   };
 }

@@ -151,7 +151,7 @@ export function talosHostOf(raw: RawHost, name: HostName, cls: TalosClass | (Cla
     ready = false;
   }
   if (site.talosConfigBaseUrl === undefined) {
-    if (!siteRefused(["talos", "configBaseUrl"])) c.error(doc, at, `${label}.talos`, `host ${name} boots Talos, which fetches its machine config from a URL, and netbuild.yaml does not say where the tree is served`, "set `talos: { configBaseUrl: https://boot.example/path }` in netbuild.yaml (the URL the boot server serves this tree at)");
+    if (!siteRefused(["talos", "configBaseUrl"]) && !siteRefused(["url"])) c.error(doc, at, `${label}.talos`, `host ${name} boots Talos, which fetches its machine config from a URL, and netbuild.yaml does not say where the tree is served`, "set `url: https://boot.example/path` in netbuild.yaml (the URL the boot server serves this tree at; `talos.configBaseUrl` overrides it for Talos)");
     ready = false;
   } else if (role !== undefined && site.talosBaseConfigs[role] === undefined) {
     if (!siteRefused(["talos", "baseConfigs", role])) c.error(doc, t?.role !== undefined ? [...at, "talos", "role"] : [...at, "class"], `${label}.talos.role`, `role ${role} has no base config`, `set \`talos: { baseConfigs: { ${role}: secrets/${role}.yaml } }\` in netbuild.yaml (the file \`talosctl gen config\` writes; keep it out of git or encrypted)`);

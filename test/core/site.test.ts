@@ -25,7 +25,11 @@ const site = (text: string) => f("netbuild.yaml", text);
 describe("the site's settings", () => {
   it("with no netbuild.yaml: the defaults, no targets and no keys", () => {
     const { inventory } = load(undefined);
-    expect(inventory!.site).toEqual({ file: undefined, flagPrefix: "homelab", links: "symlink", unknownClass: null, out: "out", talosFactory: "https://factory.talos.dev", talosConfigBaseUrl: undefined, talosBaseConfigs: {}, targets: [], keep: 3, sshAuthorizedKeys: [] });
+    expect(inventory!.site).toEqual({ file: undefined, flagPrefix: "homelab", links: "symlink", unknownClass: null, out: "out", talosFactory: "https://factory.talos.dev", talosConfigBaseUrl: undefined, talosBaseConfigs: {}, targets: [], keep: 3, sshAuthorizedKeys: [],
+      url: undefined,
+      dhcp: { interface: undefined, subnet: undefined, tftpServer: undefined, tftpRoot: undefined, server: undefined, range: undefined, router: undefined, dns: [], leaseSeconds: 3600 },
+      ipxe: { binaries: undefined, efi: "snponly.efi" },
+    });
   });
 
   it("an empty file: the same defaults, from that file", () => {
@@ -124,5 +128,47 @@ describe("loadSite (targets before the inventory is read)", () => {
     expect(loadSite(site("targets: { boot: /srv/b }\n"))!.targets.map((t) => t.name)).toEqual(["boot"]);
     expect(loadSite(site("targets: { boot: 'sftp://boot//' }\n"))).toBeUndefined();
     expect(loadSite(undefined)!.targets).toEqual([]);
+  });
+});
+
+describe("the site's DHCP settings (`url`, `dhcp:`, `ipxe:`)", () => {
+  it("read as given: the URL without its trailing slash, the subnet split, the lease in seconds", () => {
+    const { inventory, issues } = load(site("url: http://192.168.77.1:8080/netboot/\ndhcp:\n  interface: br0\n  subnet: 192.168.77.0/24\n  tftpServer: 192.168.77.1\n  tftpRoot: /srv/tftp/\n  server: dhcp1\n  range: { start: 192.168.77.100, end: 192.168.77.200 }\n  router: 192.168.77.254\n  dns: [192.168.77.254, 9.9.9.9]\n  leaseTime: 12h\nipxe: { binaries: /opt/ipxe, efi: ipxe.efi }\n"));
+    expect(issues).toEqual([]);
+    expect(inventory!.site).toMatchObject({
+      url: "http://192.168.77.1:8080/netboot",
+      dhcp: { interface: "br0", subnet: { address: "192.168.77.0", prefix: 24 }, tftpServer: "192.168.77.1", tftpRoot: "/srv/tftp", server: "dhcp1", range: { start: "192.168.77.100", end: "192.168.77.200" }, router: "192.168.77.254", dns: ["192.168.77.254", "9.9.9.9"], leaseSeconds: 43200 },
+      ipxe: { binaries: "/opt/ipxe", efi: "ipxe.efi" },
+    });
+    expect(["90s", "30m", "2d"].map((t) => load(site(`dhcp: { leaseTime: ${t} }\n`)).inventory!.site.dhcp.leaseSeconds)).toEqual([90, 1800, 172800]);
+    // The root folder as the TFTP root keeps its slash.
+    expect(load(site("dhcp: { tftpRoot: / }\n")).inventory!.site.dhcp.tftpRoot).toBe("/");
+  });
+
+  it("a URL that would break a DHCP configuration or an iPXE script is refused at its line", () => {
+    const refused = "site.url: the URL cannot go into a DHCP configuration or an iPXE script as it is";
+    for (const url of ["http://u:p@h/x", "http://h/x?y=1", "http://h/x#f", "http://h/a,b", "http://h/a;b", "http://h/${x}", "'http://h/a\"b'"]) {
+      expect(load(site(`flagPrefix: lab\nurl: ${url}\n`)).issues, url).toEqual([`netbuild.yaml:2 ${refused}`]);
+    }
+    expect(load(site("url: ftp://h/x\n")).issues).toEqual(["netbuild.yaml:1 site.url: expected the http:// or https:// URL machines fetch this tree at, like http://192.168.1.10:8080 (got \"ftp://h/x\")"]);
+    for (const url of ["https://boot.example", "http://[fd00::1]:8080/a/b", "http://h/a_b~c%20d+e-f.g"]) expect(load(site(`url: ${url}\n`)).issues, url).toEqual([]);
+  });
+
+  it("a subnet with host bits, an odd prefix, or addresses outside it: refused where each is written", () => {
+    expect(load(site("dhcp:\n  subnet: 192.168.77.5/24\n")).issues).toEqual(["netbuild.yaml:2 site.dhcp.subnet: \"192.168.77.5/24\" has host bits set"]);
+    expect(load(site("dhcp:\n  subnet: 10.0.0.0/31\n")).issues).toEqual(["netbuild.yaml:2 site.dhcp.subnet: a /31 network cannot be a boot LAN"]);
+    expect(load(site("dhcp:\n  subnet: 10.0.0.0/7\n")).issues).toEqual(["netbuild.yaml:2 site.dhcp.subnet: a /7 network cannot be a boot LAN"]);
+    expect(load(site("dhcp:\n  subnet: 10.0.0.0/8\n")).inventory!.site.dhcp.subnet).toEqual({ address: "10.0.0.0", prefix: 8 });
+    expect(load(site("dhcp:\n  subnet: 10.1.2.0/30\n  router: 10.1.2.3\n")).issues).toEqual([]);
+    expect(load(site("dhcp:\n  subnet: 192.168.77.0/24\n  range:\n    start: 192.168.78.1\n    end: 192.168.77.1\n  router: 192.168.76.255\n")).issues).toEqual([
+      "netbuild.yaml:4 site.dhcp.range.start: the range's first address 192.168.78.1 is not in dhcp.subnet 192.168.77.0/24",
+      "netbuild.yaml:5 site.dhcp.range.end: the range ends (192.168.77.1) before it starts (192.168.78.1)",
+      "netbuild.yaml:6 site.dhcp.router: the router 192.168.76.255 is not in dhcp.subnet 192.168.77.0/24",
+    ]);
+    expect(load(site("dhcp:\n  subnet: 192.168.77.0/24\n  range: { start: 192.168.77.9, end: 192.168.77.9 }\n")).issues).toEqual([]);
+    expect(load(site("dhcp:\n  interface: 'br0;x'\n  leaseTime: 0h\n")).issues).toEqual([
+      "netbuild.yaml:2 site.dhcp.interface: expected a network interface name like eth0 or br0 (got \"br0;x\")",
+      "netbuild.yaml:3 site.dhcp.leaseTime: expected a duration like 1h, 30m or 12h (got \"0h\")",
+    ]);
   });
 });

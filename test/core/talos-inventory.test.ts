@@ -353,9 +353,21 @@ describe("a host of a Talos class", () => {
     it("the URL the tree is served at: without netbuild.yaml's `talos.configBaseUrl` (or without netbuild.yaml), refused at each host", () => {
       const hosts = "hosts:\n  t1: { class: tal, mac: 52:54:00:00:00:01 }\n";
       const error =
-        "hosts/all.yaml:2:7 hosts.t1.talos: host t1 boots Talos, which fetches its machine config from a URL, and netbuild.yaml does not say where the tree is served (hint: set `talos: { configBaseUrl: https://boot.example/path }` in netbuild.yaml (the URL the boot server serves this tree at))";
+        "hosts/all.yaml:2:7 hosts.t1.talos: host t1 boots Talos, which fetches its machine config from a URL, and netbuild.yaml does not say where the tree is served (hint: set `url: https://boot.example/path` in netbuild.yaml (the URL the boot server serves this tree at; `talos.configBaseUrl` overrides it for Talos))";
       expect(errorsOf({ site: "talos: { baseConfigs: { worker: w.yaml } }\n", classes: { tal: WORKER }, hosts })).toEqual([error]);
       expect(errorsOf({ site: null, classes: { tal: WORKER }, hosts })).toEqual([error]);
+    });
+
+    it("the site's `url` is where Talos hosts fetch their configs too, unless `talos.configBaseUrl` says otherwise; a refused `url` is not reported again at each host", () => {
+      const hosts = "hosts:\n  t1: { class: tal, mac: 52:54:00:00:00:01 }\n";
+      const served = load({ site: "url: http://10.0.0.1:8080/nb/\ntalos: { baseConfigs: { worker: w.yaml } }\n", classes: { tal: WORKER }, hosts });
+      expect(served.errors).toEqual([]);
+      expect(served.inventory!.hosts[0]!.talos?.configUrl).toBe("talos.config=http://10.0.0.1:8080/nb/by-host/t1/talos.yaml");
+      const own = load({ site: "url: http://10.0.0.1:8080/nb\ntalos: { configBaseUrl: https://cfg.example/x, baseConfigs: { worker: w.yaml } }\n", classes: { tal: WORKER }, hosts });
+      expect(own.inventory!.hosts[0]!.talos?.configUrl).toBe("talos.config=https://cfg.example/x/by-host/t1/talos.yaml");
+      expect(errorsOf({ site: "url: http://10.0.0.1:8080/a,b\ntalos: { baseConfigs: { worker: w.yaml } }\n", classes: { tal: WORKER }, hosts })).toEqual([
+        "netbuild.yaml:1:6 site.url: the URL cannot go into a DHCP configuration or an iPXE script as it is (hint: give a plain URL of letters, digits and . _ ~ % + - / after the host, with no user info, query or fragment, like http://192.168.1.10:8080/netboot)",
+      ]);
     });
 
     it("a site setting with an error of its own is reported there only, not again at each host", () => {
