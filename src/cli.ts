@@ -311,6 +311,22 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
   });
 
   program
+    .command("dhcp")
+    .description("print a DHCP server's configuration that gets machines to boot.ipxe: iPXE binaries over TFTP for PXE firmware by architecture, then boot.ipxe for iPXE; reservations for hosts with an ip in --mode full")
+    .addOption(new Option("--format <server>", "the DHCP server").choices(["dnsmasq", "kea", "isc", "routeros", "openwrt"]).makeOptionMandatory())
+    .addOption(new Option("--mode <mode>", "proxy: boot information only, next to (or added to) the LAN's DHCP server; full: also addresses and reservations").choices(["proxy", "full"]).default("proxy"))
+    .addOption(rootOption())
+    .addOption(jsonOption())
+    .action(async (o: { format: "dnsmasq" | "kea" | "isc" | "routeros" | "openwrt"; mode: "proxy" | "full"; root?: string; json?: boolean }) => {
+      json = Boolean(o.json);
+      const { dhcp } = await import("./commands/dhcp.ts");
+      const r = await dhcp({ format: o.format, mode: o.mode, root: o.root }, ctx);
+      // The configuration itself, byte for byte (printable() would not change it: every value in it was checked).
+      if (json) print(io, json, r, () => "");
+      else io.stdout.write(r.config);
+    });
+
+  program
     .command("schema")
     .description("print the JSON Schemas of the inventory files (for editors); always JSON")
     .addOption(new Option("--json", "accepted: the output is JSON anyway"))

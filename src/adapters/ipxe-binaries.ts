@@ -1,0 +1,43 @@
+// The iPXE binaries PXE firmware is given over TFTP: read from the folder the site names
+// (`ipxe.binaries`), or Debian's /usr/lib/ipxe. Never downloaded.
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { lstat, readFile } from "node:fs/promises";
+import path from "node:path";
+import { UserError } from "../errors.ts";
+import type { IpxeBinary } from "../core/dhcp.ts";
+
+/** Where Debian's `ipxe` package installs undionly.kpxe, ipxe.efi and snponly.efi. */
+export const DEBIAN_IPXE = "/usr/lib/ipxe";
+
+/** The folder the binaries are read from: the site's (relative to the root), or /usr/lib/ipxe where it exists. */
+export function ipxeFolder(root: string, binaries: string | undefined): string | undefined {
+  if (binaries !== undefined) return path.resolve(root, binaries);
+  return existsSync(DEBIAN_IPXE) ? DEBIAN_IPXE : undefined;
+}
+
+const HINT = "install Debian's `ipxe` package (apt install ipxe: /usr/lib/ipxe), or set `ipxe: { binaries: DIR }` in netbuild.yaml to a folder holding undionly.kpxe, snponly.efi and ipxe.efi (nixpkgs: the `ipxe` package's output)";
+
+/** Reads `names` from the folder: each a regular file (a symlink to one is followed: /usr/lib/ipxe and the Nix store use them). */
+export async function readIpxeBinaries(folder: string | undefined, names: readonly string[]): Promise<IpxeBinary[]> {
+  if (folder === undefined) throw new UserError("IPXE_NOT_FOUND", `there are no iPXE binaries: ${DEBIAN_IPXE} does not exist and netbuild.yaml names no folder`, { hint: HINT });
+  const found: IpxeBinary[] = [];
+  const missing: string[] = [];
+  for (const name of names) {
+    const file = path.join(folder, name);
+    try {
+      const data = await readFile(file);
+      found.push({ name, sha256: createHash("sha256").update(data).digest("hex"), size: data.length });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") missing.push(name);
+      else if (code === "EISDIR") throw new UserError("IPXE_NOT_FOUND", `${file} is a folder, not an iPXE binary`, { hint: HINT });
+      else throw new UserError("IPXE_NOT_FOUND", `cannot read ${file}: ${(e as Error).message}`, { hint: HINT });
+    }
+  }
+  if (missing.length > 0) {
+    const there = await lstat(folder).then((s) => s.isDirectory(), () => false);
+    throw new UserError("IPXE_NOT_FOUND", there ? `${folder} has no ${missing.join(" and no ")}` : `the iPXE binaries' folder ${folder} does not exist`, { hint: HINT });
+  }
+  return found;
+}
