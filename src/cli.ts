@@ -327,6 +327,22 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     });
 
   program
+    .command("serve")
+    .description("serve the built tree over HTTP (range requests, no listings, nothing outside the tree), logging each request to .netbuild/serve/access.log; with --dhcp proxy --interface IF, also run dnsmasq for proxy DHCP and TFTP of the iPXE binaries. Ctrl-C stops it")
+    .addOption(new Option("--listen <addr:port>", "where to listen: ADDR:PORT, :PORT or PORT (default: 0.0.0.0:8080, every address)"))
+    .addOption(new Option("--dhcp <mode>", "also answer DHCP: proxy (boot information only, next to the LAN's DHCP server) with dnsmasq").choices(["proxy"]))
+    .addOption(new Option("--interface <if>", "with --dhcp: the LAN interface to answer on"))
+    .addOption(rootOption())
+    .addOption(outOption())
+    .addOption(jsonOption())
+    .action(async (o: { listen?: string; dhcp?: "proxy"; interface?: string; root?: string; out?: string; json?: boolean }) => {
+      json = Boolean(o.json);
+      const { serve } = await import("./commands/serve.ts");
+      const r = await serve({ listen: o.listen, dhcp: o.dhcp, interface: o.interface, root: o.root, out: o.out }, ctx);
+      print(io, json, r, () => `stopped: ${r.requests} request${r.requests === 1 ? "" : "s"} served from ${r.url}/\n`);
+    });
+
+  program
     .command("schema")
     .description("print the JSON Schemas of the inventory files (for editors); always JSON")
     .addOption(new Option("--json", "accepted: the output is JSON anyway"))

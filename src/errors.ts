@@ -33,7 +33,9 @@ export type ErrorCode =
   | "VERIFY_FAILED"
   | "PIN_FAILED"
   | "SITE_INCOMPLETE"
-  | "IPXE_NOT_FOUND";
+  | "IPXE_NOT_FOUND"
+  | "ROOT_CONFLICT"
+  | "SERVE_FAILED";
 
 /** One target of a command run on several: what it did, or why it failed. */
 export type TargetOutcome = { name: string; ok: true; result: unknown } | { name: string; ok: false; error: { code: string; message: string; hint?: string | undefined } };
@@ -57,7 +59,7 @@ export interface Issue {
 /** Exit code 2: the input (inventory, flags) is wrong; 1: something failed while doing the work. */
 // A Nix evaluation error is the input's (a class's modules, the nixpkgs given): the same input fails
 // the same way every time. A Nix too old for the nixpkgs, or a path that is no nixpkgs, is the setup's.
-const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(["INVENTORY_INVALID", "USAGE", "OUT_NOT_A_TREE", "OUT_CONFLICT", "NOT_PINNED", "TARGET_NOT_A_TREE", "TARGET_CONFLICT", "WIPE_NOT_CONFIRMED", "CLASS_NOT_SERVED", "NIX_EVAL_FAILED", "NIX_TOO_OLD", "NIXPKGS_NOT_FOUND", "SITE_INCOMPLETE"]);
+const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(["INVENTORY_INVALID", "USAGE", "OUT_NOT_A_TREE", "OUT_CONFLICT", "NOT_PINNED", "TARGET_NOT_A_TREE", "TARGET_CONFLICT", "WIPE_NOT_CONFIRMED", "CLASS_NOT_SERVED", "NIX_EVAL_FAILED", "NIX_TOO_OLD", "NIXPKGS_NOT_FOUND", "SITE_INCOMPLETE", "ROOT_CONFLICT"]);
 
 export class UserError extends Error {
   readonly code: ErrorCode;

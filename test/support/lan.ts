@@ -1,5 +1,7 @@
 // A boot LAN's settings and hosts, shared by the tests of `netbuild dhcp` (addresses of the
-// virtual LAN the LAN test builds: 192.168.77.0/24).
+// virtual LAN the LAN test builds: 192.168.77.0/24), and that LAN.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+
 export const LAN_SITE = `url: http://192.168.77.1:8099
 dhcp:
   interface: br0
@@ -18,3 +20,70 @@ export const LAN_HOSTS = `hosts:
   d4: { class: demo, mac: 52:54:00:00:00:05, ip: "fd00::5" }
   e5: { class: demo, mac: 52:54:00:00:00:06 }
 `;
+
+/**
+ * A virtual LAN (../shared/notes/environment.md, "A virtual LAN"): network namespace `lan` with a
+ * bridge br0 (192.168.77.1/24) and a tap for QEMU, and a `router` namespace joined to it by a veth,
+ * running its own plain DHCP server (dnsmasq with no boot options: addresses only, like a home
+ * router). Only addresses inside the namespaces; everything is removed by `remove()`.
+ */
+export interface Lan {
+  netns: string;
+  tap: string;
+  /** Runs a command inside the LAN namespace. */
+  spawnIn(cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
+  remove(): Promise<void>;
+}
+
+const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
+
+export function createLan(dir: string): Lan {
+  const id = `${process.pid}`;
+  const netns = `nb-lan-${id}`;
+  const router = `nb-rtr-${id}`;
+  const children: ChildProcess[] = [];
+  const remove = async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once("exit", r)) : undefined)));
+    for (const ns of [netns, router]) {
+      try {
+        ip("netns", "del", ns);
+      } catch {
+        // Not made.
+      }
+    }
+  };
+  try {
+    ip("netns", "add", netns);
+    ip("netns", "add", router);
+    const inLan = (...args: string[]) => ip("-n", netns, ...args);
+    inLan("link", "set", "lo", "up");
+    inLan("link", "add", "br0", "type", "bridge");
+    inLan("addr", "add", "192.168.77.1/24", "dev", "br0");
+    inLan("tuntap", "add", "dev", "tap0", "mode", "tap");
+    inLan("link", "set", "tap0", "master", "br0");
+    inLan("link", "set", "tap0", "up");
+    inLan("link", "set", "br0", "up");
+    inLan("link", "add", "vr0", "type", "veth", "peer", "name", "vr1", "netns", router);
+    inLan("link", "set", "vr0", "master", "br0");
+    inLan("link", "set", "vr0", "up");
+    ip("-n", router, "link", "set", "lo", "up");
+    ip("-n", router, "addr", "add", "192.168.77.254/24", "dev", "vr1");
+    ip("-n", router, "link", "set", "vr1", "up");
+    const dhcp = spawn("ip", ["netns", "exec", router, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0", "--interface=vr1", "--bind-interfaces", "--dhcp-range=192.168.77.100,192.168.77.200,255.255.255.0,1h", `--dhcp-leasefile=${dir}/router.leases`, `--pid-file=${dir}/router.pid`, "--log-facility=-"], { stdio: ["ignore", "ignore", "pipe"] });
+    children.push(dhcp);
+  } catch (e) {
+    void remove();
+    throw e;
+  }
+  return {
+    netns,
+    tap: "tap0",
+    spawnIn(cmd, args, env) {
+      const c = spawn("ip", ["netns", "exec", netns, cmd, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+      children.push(c);
+      return c;
+    },
+    remove,
+  };
+}

@@ -12,8 +12,14 @@ export const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 export interface BootOptions {
   mac: string;
   firmware: "bios" | "uefi";
-  /** The boot file DHCP hands out, e.g. http://10.0.2.2:PORT/boot.ipxe */
+  /** The boot file QEMU's own DHCP server hands out, e.g. http://10.0.2.2:PORT/boot.ipxe; unused with `lan`. */
   bootFile: string;
+  /**
+   * On a virtual LAN instead of QEMU's user network: QEMU runs in network namespace `netns`, on its
+   * tap device `tap`, and DHCP comes from the servers there. `noRom`: no iPXE option ROM on the NIC,
+   * so the firmware's own PXE client boots (OVMF's, as on real UEFI hardware).
+   */
+  lan?: { netns: string; tap: string; noRom?: boolean };
   /** Stop as soon as the console shows this (QEMU is killed). */
   stopWhen?: RegExp;
   timeoutMs?: number;
@@ -36,8 +42,9 @@ export async function pxeBoot(opts: BootOptions): Promise<BootResult> {
     copyFileSync(OVMF_VARS, vars);
     args.push("-drive", `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`, "-drive", `if=pflash,format=raw,file=${vars}`);
   }
-  args.push("-netdev", `user,id=n0,bootfile=${opts.bootFile}`, "-device", `virtio-net-pci,netdev=n0,mac=${opts.mac}`, "-boot", "n");
-  const child = spawn("qemu-system-x86_64", args, { stdio: ["ignore", "pipe", "pipe"] });
+  if (opts.lan) args.push("-netdev", `tap,id=n0,ifname=${opts.lan.tap},script=no,downscript=no`, "-device", `virtio-net-pci,netdev=n0,mac=${opts.mac}${opts.lan.noRom ? ",romfile=" : ""}`, "-boot", "n");
+  else args.push("-netdev", `user,id=n0,bootfile=${opts.bootFile}`, "-device", `virtio-net-pci,netdev=n0,mac=${opts.mac}`, "-boot", "n");
+  const child = opts.lan ? spawn("ip", ["netns", "exec", opts.lan.netns, "qemu-system-x86_64", ...args], { stdio: ["ignore", "pipe", "pipe"] }) : spawn("qemu-system-x86_64", args, { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let stoppedBy: BootResult["stoppedBy"] = "poweroff";
   const timeout = setTimeout(() => {

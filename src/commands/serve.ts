@@ -1,0 +1,176 @@
+// netbuild serve: the built tree over HTTP, with an access log (which `discovered` reads), and with
+// `--dhcp proxy --interface IF` a real dnsmasq as a child process: proxy DHCP next to the LAN's own
+// DHCP server, and TFTP of the iPXE binaries. Runs until Ctrl-C (or SIGTERM), then stops both.
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, constants, openSync, writeSync } from "node:fs";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { UserError } from "../errors.ts";
+import { renderDhcp } from "../core/dhcp.ts";
+import { escaped } from "../core/excerpt.ts";
+import { ConfinedRoot } from "../adapters/confine.ts";
+import { writeFileAtomic } from "../adapters/files.ts";
+import { combinedLogLine, logEscaped, serveTree } from "../adapters/http-serve.ts";
+import { onInterrupt } from "../adapters/interrupt.ts";
+import { ipxeFolder, readIpxeBinaries } from "../adapters/ipxe-binaries.ts";
+import { localKind } from "../adapters/target-fs.ts";
+import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
+
+export interface ServeOptions extends OutOptions {
+  /** ADDR:PORT, :PORT or PORT (default 0.0.0.0:8080). */
+  listen?: string | undefined;
+  dhcp?: "proxy" | undefined;
+  interface?: string | undefined;
+}
+
+export interface ServeResult {
+  url: string;
+  out: string;
+  accessLog: string;
+  requests: number;
+  dhcp: { interface: string; subnet: string; tftpRoot: string } | undefined;
+}
+
+/** Where serve keeps its access log and dnsmasq's configuration, inside the root's .netbuild/. */
+export const SERVE_DIR = ".netbuild/serve";
+export const ACCESS_LOG = `${SERVE_DIR}/access.log`;
+
+export function parseListen(spec: string | undefined): { host: string; port: number } {
+  const text = spec ?? "0.0.0.0:8080";
+  const m = /^(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):)?(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new UserError("USAGE", `--listen ${escaped(text)}: expected ADDR:PORT, :PORT or PORT`, { hint: "e.g. --listen 0.0.0.0:8080 (all addresses), --listen 192.168.1.10:8080 or --listen [::]:8080" });
+  const host = (m[1] ?? "").replace(/^\[|\]$/g, "");
+  return { host: host === "" ? "0.0.0.0" : host, port };
+}
+
+/** The interface's IPv4 address and network, from the kernel. */
+function interfaceAddress(name: string): { address: string; subnet: { address: string; prefix: number } } {
+  const entry = os.networkInterfaces()[name]?.find((a) => a.family === "IPv4" && !a.internal);
+  if (!entry?.cidr) throw new UserError("USAGE", `--interface ${escaped(name)}: this machine has no such interface with an IPv4 address`, { hint: `interfaces with one: ${Object.entries(os.networkInterfaces()).filter(([, as]) => as?.some((a) => a.family === "IPv4" && !a.internal)).map(([n]) => n).join(", ") || "none"}` });
+  const prefix = Number(entry.cidr.split("/")[1]);
+  const n = entry.address.split(".").reduce((v, p) => v * 256 + Number(p), 0);
+  const net = Math.floor(n / 2 ** (32 - prefix)) * 2 ** (32 - prefix);
+  return { address: entry.address, subnet: { address: [24, 16, 8, 0].map((s) => Math.floor(net / 2 ** s) % 256).join("."), prefix } };
+}
+
+/** `.netbuild/serve/` under the root: real folders only (the confinement rule), made when missing. */
+async function serveFolder(root: string): Promise<void> {
+  const confined = new ConfinedRoot(root, { lstat: async (rel) => localKind(await fs.lstat(path.join(root, rel)).catch(() => undefined)), mkdir: (rel) => fs.mkdir(path.join(root, rel)) }, "ROOT_CONFLICT");
+  await confined.prepare(`${SERVE_DIR}/x`);
+}
+
+/** Appends to the access log; a link where the log should be is refused (O_NOFOLLOW), never written through. */
+function openAccessLog(file: string): number {
+  try {
+    return openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o640);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ELOOP") throw new UserError("ROOT_CONFLICT", `${file} is a symlink, where netbuild keeps its access log (a regular file); nothing was changed`, { hint: "move the link away, then run again" });
+    throw e;
+  }
+}
+
+/** Starts dnsmasq: the child at once (to stop it whatever happens next), and `ready` once it says it started (or its own words, if it exits first). */
+function startDnsmasq(conf: string, pidFile: string, onLine: (line: string) => void): { child: ChildProcess; ready: Promise<void> } {
+  const child = spawn("dnsmasq", ["--keep-in-foreground", `--conf-file=${conf}`, `--pid-file=${pidFile}`, "--log-facility=-"], { stdio: ["ignore", "ignore", "pipe"] });
+  const lines: string[] = [];
+  let buffered = "";
+  let started: () => void = () => undefined;
+  child.stderr!.setEncoding("utf8");
+  child.stderr!.on("data", (chunk: string) => {
+    buffered += chunk;
+    const parts = buffered.split("\n");
+    buffered = parts.pop()!;
+    for (const l of parts) {
+      lines.push(l);
+      onLine(l);
+      // Its last line at start in proxy mode; the DHCP and TFTP sockets are bound by then.
+      if (/^dnsmasq-tftp(\[\d+\])?: TFTP root is /.test(l)) started();
+    }
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    started = resolve;
+    child.once("error", (e: NodeJS.ErrnoException) => {
+      reject(e.code === "ENOENT" ? new UserError("COMMAND_NOT_FOUND", "dnsmasq is not installed: --dhcp runs it for proxy DHCP and TFTP", { hint: "install it (Debian: apt install dnsmasq-base), or serve without --dhcp and point your DHCP server at the tree (netbuild dhcp)" }) : e);
+    });
+    child.once("exit", (code, signal) => {
+      reject(new UserError("SERVE_FAILED", `dnsmasq stopped at start (${signal ?? `exit ${code}`})`, { detail: lines.slice(-5).map(escaped).join("\n"), hint: "another DHCP server on this machine (port 67), or not root: proxy DHCP needs root (or CAP_NET_BIND_SERVICE and CAP_NET_RAW)" }));
+    });
+  });
+  return { child, ready };
+}
+
+export async function serve(options: ServeOptions, ctx: Context): Promise<ServeResult> {
+  if (options.dhcp !== undefined && options.interface === undefined) throw new UserError("USAGE", "--dhcp proxy needs --interface: the LAN interface to answer DHCP on", { hint: "e.g. --dhcp proxy --interface eth0" });
+  if (options.interface !== undefined && options.dhcp === undefined) throw new UserError("USAGE", "--interface is for --dhcp proxy", { hint: "add --dhcp proxy, or leave --interface out" });
+  const root = rootOf(options, ctx);
+  const inv = await loadRoot(root, ctx);
+  const out = outOf(options, ctx, root, inv);
+  const boot = await fs.lstat(path.join(out, "boot.ipxe")).catch(() => undefined);
+  if (!boot?.isFile()) throw new UserError("OUT_NOT_BUILT", `${path.relative(ctx.cwd, out) || "."} has no boot.ipxe: there is no built tree to serve`, { hint: "run `netbuild build` first" });
+  const { host, port } = parseListen(options.listen);
+
+  let dhcp: { conf: string; interface: string; address: string; subnet: string; tftpRoot: string } | undefined;
+  if (options.dhcp !== undefined) {
+    const lan = interfaceAddress(options.interface!);
+    if (host !== "0.0.0.0" && host !== "::" && host !== lan.address) throw new UserError("USAGE", `--listen ${host}: machines on ${options.interface} are sent to ${lan.address}, where this server would not answer`, { hint: `listen on ${lan.address} or on 0.0.0.0` });
+    const folder = ipxeFolder(root, inv.site.ipxe.binaries);
+    const [bios, efi] = await readIpxeBinaries(folder, ["undionly.kpxe", inv.site.ipxe.efi]);
+    const subnet = inv.site.dhcp.subnet ?? lan.subnet;
+    const url = `http://${lan.address}:${port}`;
+    if (inv.site.url !== undefined && inv.site.url !== url) ctx.reporter.warn(`machines on ${options.interface} are sent to this server's ${url}/boot.ipxe, not to the site's url (${inv.site.url})`);
+    const site = { ...inv.site, url, dhcp: { ...inv.site.dhcp, interface: options.interface!, subnet } };
+    const r = renderDhcp({ format: "dnsmasq", mode: "proxy", site, hosts: inv.hosts, binaries: { bios: bios!, efi: efi! }, defaultTftpRoot: folder });
+    if (!r.ok) throw new UserError("SITE_INCOMPLETE", `cannot configure dnsmasq: ${r.missing.map((m) => m.field).join(", ")} missing`);
+    dhcp = { conf: r.text, interface: options.interface!, address: lan.address, subnet: `${subnet.address}/${subnet.prefix}`, tftpRoot: inv.site.dhcp.tftpRoot ?? folder! };
+  }
+
+  await serveFolder(root);
+  const logFile = path.join(root, ACCESS_LOG);
+  const logFd = openAccessLog(logFile);
+  let requests = 0;
+  let server: Awaited<ReturnType<typeof serveTree>> | undefined;
+  let dnsmasq: ChildProcess | undefined;
+  // Ctrl-C or SIGTERM from here on stops the servers (and dnsmasq, whatever state it is in) and returns.
+  let interrupted: () => void = () => undefined;
+  const interruption = new Promise<void>((resolve) => (interrupted = resolve));
+  const stopHandling = onInterrupt(() => interrupted());
+  try {
+    server = await serveTree(out, host, port, (e) => {
+      requests++;
+      writeSync(logFd, combinedLogLine(e));
+      ctx.reporter.info(`${logEscaped(e.remote)} ${logEscaped(e.method)} ${logEscaped(e.target)} ${e.status}`);
+    });
+    const shownHost = server.host.includes(":") ? `[${server.host}]` : server.host;
+    const url = `http://${shownHost}:${server.port}`;
+    const every = server.host === "0.0.0.0" || server.host === "::" ? " on every address of this machine" : "";
+    const shownLog = path.relative(ctx.cwd, logFile).startsWith("..") ? logFile : path.relative(ctx.cwd, logFile);
+    ctx.reporter.info(`serving ${out} at ${url}/${every} (boot.ipxe: ${url}/boot.ipxe); access log ${shownLog}. Ctrl-C stops it.`);
+    let failure: Promise<UserError> = new Promise(() => undefined);
+    if (dhcp) {
+      const confFile = path.join(root, SERVE_DIR, "dnsmasq.conf");
+      await writeFileAtomic(confFile, dhcp.conf);
+      const started = startDnsmasq(confFile, path.join(root, SERVE_DIR, "dnsmasq.pid"), (l) => ctx.reporter.info(`dnsmasq: ${escaped(l)}`));
+      dnsmasq = started.child;
+      const first = await Promise.race([started.ready.then(() => "ready" as const), interruption.then(() => "interrupted" as const)]);
+      if (first === "ready") ctx.reporter.info(`proxy DHCP on ${dhcp.interface} (${dhcp.subnet}), next to the LAN's DHCP server; TFTP of the iPXE binaries from ${dhcp.tftpRoot}`);
+      const child = started.child;
+      failure = new Promise((resolve) => child.once("exit", (code, signal) => resolve(new UserError("SERVE_FAILED", `dnsmasq stopped (${signal ?? `exit ${code}`}): no more proxy DHCP or TFTP`, { hint: "see its last lines above; the HTTP server was stopped too" }))));
+    }
+    const stop = await Promise.race([interruption.then(() => undefined), failure]);
+    if (stop) throw stop;
+    return { url, out, accessLog: logFile, requests, dhcp: dhcp && { interface: dhcp.interface, subnet: dhcp.subnet, tftpRoot: dhcp.tftpRoot } };
+  } finally {
+    stopHandling();
+    const child = dnsmasq;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    }
+    await server?.close();
+    closeSync(logFd);
+  }
+}
