@@ -134,7 +134,10 @@ export async function serveTree(out: string, host: string, port: number, onAcces
 }
 
 async function answer(out: string, req: http.IncomingMessage, res: http.ServerResponse, entry: AccessEntry): Promise<void> {
-  const notFound = () => void res.writeHead(404, { "content-type": "text/plain; charset=utf-8", "content-length": 10 }).end("not found\n");
+  const notFound = () => {
+    entry.bytes = 10;
+    res.writeHead(404, { "content-type": "text/plain; charset=utf-8", "content-length": 10 }).end("not found\n");
+  };
   if (req.method !== "GET" && req.method !== "HEAD") {
     res.writeHead(405, { allow: "GET, HEAD", "content-length": 0 }).end();
     return;
