@@ -77,7 +77,11 @@ describe.skipIf(notHere)("PXE boot of the built demo tree (iPXE in QEMU, tree ov
     expect(boot.console).toContain("netbuild: unknown machine 52:54:00:99:99:99, booting nothing");
     expect(boot.cmdline).toBeUndefined();
     const fetched = server.requests.slice(before).map((r) => `${r.status} ${r.path}`);
-    expect(fetched).toEqual(["200 /boot.ipxe", "404 /by-mac/52-54-00-99-99-99/ipxe"]);
+    expect(fetched).toEqual(["200 /boot.ipxe", "404 /by-mac/52-54-00-99-99-99/ipxe", "404 /discover/52-54-00-99-99-99"]);
+    // The discovery request, as real iPXE sends it: what it knows of the machine, URL-encoded.
+    const discover = new URLSearchParams(server.requests.at(-1)!.target.split("?")[1]);
+    expect(Object.fromEntries(discover)).toMatchObject({ uuid: expect.stringMatching(/^[0-9a-f-]{36}$/), platform: "pcbios", manufacturer: "QEMU", buildarch: expect.stringMatching(/^(i386|x86_64)$/), chip: "virtio-net" });
+    expect([...discover.keys()]).toEqual(["uuid", "serial", "manufacturer", "product", "asset", "platform", "buildarch", "chip"]);
   });
 });
 

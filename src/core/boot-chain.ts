@@ -105,6 +105,13 @@ export async function walkBootChain(entryUrl: string, vars: Map<string, string>,
           break;
         case "imgfetch": {
           const { name, rest } = named(args);
+          // boot.ipxe's discovery request is never sent by a walk: the access log would record a
+          // machine that never booted. It fails as on a static server (a 404): the script goes on.
+          if (rest[0]!.startsWith("discover/")) {
+            fallback();
+            if (out.problem) return out;
+            break;
+          }
           const url = resolve(rest[0]!);
           const text = await load(url);
           if (text === undefined) fallback();
@@ -112,6 +119,9 @@ export async function walkBootChain(entryUrl: string, vars: Map<string, string>,
           if (out.problem) return out;
           break;
         }
+        case "imgfree":
+          images.delete(args[0]!);
+          break;
         case "imgexec": {
           const image = images.get(args[0]!);
           if (!image) fallback();

@@ -373,3 +373,22 @@ describe("the reason a broken chain gives", () => {
     expect(thrown.problem).toBe(`${BASE}boot.ipxe: \`chain second.ipxe\` failed (HTTP 403)`);
   });
 });
+
+describe("boot.ipxe's discovery request", () => {
+  it("an unknown machine's walk of the real boot.ipxe never sends it (the access log would record a machine that never booted), and still boots nothing", async () => {
+    const { ipxeTemplates } = await import("../../src/templates.ts");
+    const boot = ipxeTemplates().boot({ unknownClass: null });
+    expect(boot).toContain("imgfetch --name netbuild-discover discover/${mac:hexhyp}?uuid=${uuid}&serial=${serial:uristring}&manufacturer=${manufacturer:uristring}&product=${product:uristring}&asset=${asset:uristring}&platform=${platform:uristring}&buildarch=${buildarch:uristring}&chip=${netX/chip:uristring} || goto discovered");
+    const r = await walk({ ...TREE, "boot.ipxe": boot, "discover/52-54-00-99-99-99": "#!ipxe\necho served anyway" }, "52-54-00-99-99-99");
+    expect(r.steps.map((s) => s.url)).toEqual([`${BASE}boot.ipxe`, `${BASE}by-mac/52-54-00-99-99-99/ipxe`]);
+    expect(r).toMatchObject({ result: "exit", exitStatus: 1, problem: undefined, console: ["netbuild: unknown machine 52:54:00:99:99:99, booting nothing", "netbuild: to boot it, add a host with this MAC under hosts/"] });
+    // With an unknown-machines class, the request is made too, then the class boots.
+    const withClass = await walk({ ...TREE, "boot.ipxe": ipxeTemplates().boot({ unknownClass: "demo" }) }, "52-54-00-99-99-99");
+    expect(withClass).toMatchObject({ result: "boot", problem: undefined });
+  });
+
+  it("imgfree forgets a fetched image: imgexec of it then fails", async () => {
+    const r = await walk({ "boot.ipxe": ipxe("imgfetch --name x a", "imgfree x", "imgexec x || goto gone", "exit 0", ":gone", "exit 3"), a: "#!ipxe\nexit 0" });
+    expect(r).toMatchObject({ result: "exit", exitStatus: 3 });
+  });
+});

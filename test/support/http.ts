@@ -9,7 +9,8 @@ import path from "node:path";
 export interface StaticServer {
   port: number;
   url: string;
-  requests: { path: string; status: number }[];
+  /** `path`: decoded, without the query; `target`: the request target exactly as sent. */
+  requests: { path: string; status: number; target: string }[];
   close(): Promise<void>;
 }
 
@@ -21,7 +22,7 @@ export async function serveFolder(root: string, onPost?: PostHandler): Promise<S
   const requests: StaticServer["requests"] = [];
   const server = http.createServer(async (req, res) => {
     const urlPath = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname);
-    const done = (status: number) => requests.push({ path: urlPath, status });
+    const done = (status: number) => requests.push({ path: urlPath, status, target: req.url ?? "" });
     if (req.method === "POST" && onPost) {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
