@@ -343,6 +343,37 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     });
 
   program
+    .command("discovered")
+    .description("list machines that booted and are not in the inventory (boot.ipxe makes each one request discover/<mac>), from netbuild serve's access log or --log FILE")
+    .addOption(new Option("--log <file>", "a web server's access log: nginx/Apache combined or common, lighttpd, Caddy JSON, Python's http.server (repeatable; default: netbuild serve's)").argParser(collect))
+    .addOption(rootOption())
+    .addOption(jsonOption())
+    .action(async (o: { log?: string[]; root?: string; json?: boolean }) => {
+      json = Boolean(o.json);
+      const { discovered, discoveredSummary } = await import("./commands/discovered.ts");
+      const r = await discovered({ logs: o.log ?? [], root: o.root }, ctx);
+      print(io, json, r, () => discoveredSummary(r, io.cwd));
+    });
+
+  program
+    .command("enrol")
+    .description("add a machine to the inventory (a discovered one, usually): a new file hosts/NAME.yaml, or an entry under `hosts:` in --file; every inventory check runs on the result first")
+    .argument("<mac>", "the machine's MAC (from `netbuild discovered`)")
+    .requiredOption("--name <name>", "its hostname (one RFC 1123 label)")
+    .requiredOption("--class <class>", "the class it boots")
+    .addOption(new Option("--provision-disks", "arm its one-shot disk wipe (FORMATS ITS DISKS on its next boot after a deploy)"))
+    .addOption(new Option("--file <file>", "a file of many hosts under hosts/ to add it to (made when missing), instead of hosts/NAME.yaml"))
+    .addOption(rootOption())
+    .addOption(jsonOption())
+    .action(async (mac: string, o: { name: string; class: string; provisionDisks?: boolean; file?: string; root?: string; json?: boolean }) => {
+      json = Boolean(o.json);
+      const { enrol, enrolSummary } = await import("./commands/enrol.ts");
+      const r = await enrol({ mac, name: o.name, className: o.class, provisionDisks: Boolean(o.provisionDisks), file: o.file, root: o.root }, ctx);
+      if (r.wipe && !json) reporter.danger(`!!! host ${r.host} will FORMAT (WIPE) ITS DISKS on its next boot after a deploy (provision id ${r.provisionId})`);
+      print(io, json, r, () => enrolSummary(r));
+    });
+
+  program
     .command("schema")
     .description("print the JSON Schemas of the inventory files (for editors); always JSON")
     .addOption(new Option("--json", "accepted: the output is JSON anyway"))

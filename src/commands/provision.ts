@@ -86,14 +86,14 @@ interface Splice {
   text: string;
 }
 
-interface Source {
+export interface Source {
   text: string;
   lines: LineCounter;
   eol: string;
 }
 
 /** The edit could not be made on the text alone: nothing is written. */
-class CannotEdit extends Error {}
+export class CannotEdit extends Error {}
 
 type Range = [number, number, number];
 
@@ -103,7 +103,7 @@ function rangeOf(node: unknown): Range {
   return r as Range;
 }
 
-function pairOf(map: YAMLMap, key: string): Pair | undefined {
+export function pairOf(map: YAMLMap, key: string): Pair | undefined {
   return map.items.find((p) => isScalar(p.key) && String(p.key.value) === key) as Pair | undefined;
 }
 
@@ -126,7 +126,7 @@ function endOfLineAfter(text: string, end: number): number {
 }
 
 /** New entries at the end of a mapping: in a flow mapping after its last entry, in a block mapping as lines at its entries' indentation. */
-function addPairs(src: Source, map: YAMLMap, entries: [string, string][]): Splice[] {
+export function addPairs(src: Source, map: YAMLMap, entries: [string, string][]): Splice[] {
   const written = entries.map(([k, v]) => `${k}: ${v}`);
   const [start, valueEnd] = rangeOf(map);
   if (map.flow) {
@@ -186,7 +186,7 @@ function disarmSplices(host: YAMLMap): Splice[] {
   return [replaceValue(pairOf(map, "disks")!.value, "false"), ...(forced ? [replaceValue(forced.value, "false")] : [])];
 }
 
-function applySplices(text: string, splices: Splice[]): string {
+export function applySplices(text: string, splices: Splice[]): string {
   const sorted = [...splices].sort((a, b) => b.start - a.start);
   let out = text;
   let limit = Infinity;
@@ -199,14 +199,14 @@ function applySplices(text: string, splices: Splice[]): string {
 }
 
 /** A hosts file parsed with positions (the loader's limits), or undefined when it is not valid YAML. */
-function parsedFile(text: string): { doc: Document.Parsed; lines: LineCounter } | undefined {
+export function parsedFile(text: string): { doc: Document.Parsed; lines: LineCounter } | undefined {
   const lines = new LineCounter();
   const parsed = parseYaml(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false, strict: true }, false);
   if (!("docs" in parsed) || parsed.docs[0].errors.length > 0) return undefined;
   return { doc: parsed.docs[0], lines };
 }
 
-function dataOf(doc: Document.Parsed): unknown {
+export function dataOf(doc: Document.Parsed): unknown {
   try {
     return doc.toJS({ maxAliasCount: MAX_ALIASES });
   } catch {
@@ -226,7 +226,7 @@ function hostNodes(doc: Document.Parsed, file: string): { name: string; at: stri
   return [{ name: path.posix.basename(file).replace(/\.ya?ml$/, ""), at: [], node: top }];
 }
 
-function sameData(a: unknown, b: unknown): boolean {
+export function sameData(a: unknown, b: unknown): boolean {
   const canon = (v: unknown): unknown =>
     Array.isArray(v) ? v.map(canon) : v && typeof v === "object" ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon((v as Record<string, unknown>)[k])])) : v;
   return JSON.stringify(canon(a)) === JSON.stringify(canon(b));
@@ -328,7 +328,7 @@ function unknownHost(name: string, hosts: readonly Host[]): UserError {
  * The host's own file, as netbuild may write it: a regular file under the root's hosts/ folder,
  * reached through real folders only (never a symlink, the file included; the root itself may be one).
  */
-function checkOwnFile(root: string, rel: string): void {
+export function checkOwnFile(root: string, rel: string): void {
   const refuse = (at: string, what: string) =>
     new UserError("USAGE", `${quoted(rel)} cannot be written: ${at === rel ? "it" : quoted(at)} ${what}; netbuild provision writes only a host's own regular file under hosts/, never through a link; nothing was written`, {
       hint: "set `provision: { disks: true, id: NEW }` in the file yourself, or replace the link with the file and run again",
@@ -343,7 +343,7 @@ function checkOwnFile(root: string, rel: string): void {
   }
 }
 
-function readOwnFile(root: string, rel: string): string {
+export function readOwnFile(root: string, rel: string): string {
   const r = readInsideRoot(root, realpathSync(root), rel);
   if ("problem" in r) throw new UserError("USAGE", `${quoted(rel)} cannot be read any more; nothing was written`, { hint: "check the file, then run again" });
   return r.text;

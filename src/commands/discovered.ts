@@ -1,0 +1,59 @@
+// netbuild discovered: machines that booted and are not in the inventory, from access logs (the
+// one `netbuild serve` keeps for this root, or --log FILE: nginx, Apache, lighttpd, Caddy JSON,
+// Python's http.server), read line by line (a log of gigabytes is never held whole).
+import { createReadStream } from "node:fs";
+import fs from "node:fs/promises";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { UserError } from "../errors.ts";
+import { DiscoveryLog, type DiscoveredMachine } from "../core/discovery.ts";
+import { escaped } from "../core/excerpt.ts";
+import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
+import { ACCESS_LOG } from "./serve.ts";
+
+export interface DiscoveredOptions extends RootOptions {
+  /** Access logs to read (default: netbuild serve's, in .netbuild/serve/). */
+  logs: string[];
+}
+
+export interface DiscoveredResult {
+  logs: string[];
+  machines: DiscoveredMachine[];
+  malformed: number;
+  known: number;
+}
+
+export async function discovered(options: DiscoveredOptions, ctx: Context): Promise<DiscoveredResult> {
+  const root = rootOf(options, ctx);
+  const inv = await loadRoot(root, ctx);
+  const known = new Set<string>(inv.hosts.flatMap((h) => h.macs));
+  const logs = options.logs.length > 0 ? options.logs.map((l) => path.resolve(ctx.cwd, l)) : [path.join(root, ACCESS_LOG)];
+  const collected = new DiscoveryLog(known);
+  for (const log of logs) {
+    const st = await fs.stat(log).catch((e: NodeJS.ErrnoException) => e);
+    if (st instanceof Error) {
+      if (st.code === "ENOENT" && options.logs.length === 0) throw new UserError("USAGE", `there is no access log to read: ${path.relative(ctx.cwd, log)} does not exist (netbuild serve writes it)`, { hint: "run `netbuild serve`, or name your web server's access log: --log /var/log/nginx/access.log" });
+      throw new UserError("USAGE", `cannot read ${escaped(log)}: ${st.code === "ENOENT" ? "it does not exist" : st.message}`, { hint: "name a web server's access log: --log FILE" });
+    }
+    if (!st.isFile()) throw new UserError("USAGE", `${escaped(log)} is not a regular file`, { hint: "name a web server's access log: --log FILE" });
+    const lines = createInterface({ input: createReadStream(log, { encoding: "utf8" }), crlfDelay: Infinity });
+    for await (const line of lines) collected.add(line);
+  }
+  const r = collected.result();
+  return { logs, ...r };
+}
+
+/** The result, for people: one machine per line, then the next step. */
+export function discoveredSummary(r: DiscoveredResult, cwd: string): string {
+  const from = r.logs.map((l) => path.relative(cwd, l) || l).join(", ");
+  const skipped = r.malformed > 0 ? `; ${r.malformed} line${r.malformed === 1 ? "" : "s"} in no known log format skipped` : "";
+  if (r.machines.length === 0) return `no machine outside the inventory has booted (read ${from}${skipped})\n`;
+  const lines = [`${r.machines.length} machine${r.machines.length === 1 ? "" : "s"} not in the inventory booted (read ${from}${skipped}):`];
+  for (const m of r.machines) {
+    const what = [m.firmware, m.arch, m.vendor, m.product].filter(Boolean).join(" ") || "unknown hardware";
+    const ids = [m.serial !== undefined ? `serial ${m.serial}${m.placeholders.includes("serial") ? " (placeholder)" : ""}` : undefined, m.uuid !== undefined ? `uuid ${m.uuid}${m.placeholders.includes("uuid") ? " (placeholder)" : ""}` : undefined].filter(Boolean).join(", ");
+    lines.push(`  ${m.mac}  ${what}${ids ? `  ${ids}` : ""}`, `      from ${m.ip}, ${m.boots} boot${m.boots === 1 ? "" : "s"}, first ${m.firstSeen ?? "?"}, last ${m.lastSeen ?? "?"}`);
+  }
+  lines.push("", "to boot one: netbuild enrol MAC --name NAME --class CLASS, then netbuild build and deploy");
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,83 @@
+// `netbuild discovered`'s core (core/discovery.ts): access-log lines of every server it reads,
+// boot.ipxe's discovery requests in them, and what it makes of hostile or odd values.
+import { describe, expect, it } from "vitest";
+import { clientValue, discoveryOf, DiscoveryLog, isPlaceholder, parseLogLine } from "../../src/core/discovery.ts";
+
+const Q = "uuid=4c4c4544-0042-3510-8052-b4c04f4e4d32&serial=ABC123&manufacturer=Dell%20Inc.&product=PowerEdge%20R640&asset=&platform=efi&buildarch=x86_64&chip=bnxt";
+
+describe("access-log lines", () => {
+  it("nginx/Apache combined and common, lighttpd (a virtual host in the second field), Python's http.server, Caddy's JSON", () => {
+    const want = { remote: "10.0.0.7", method: "GET", target: `/nb/discover/aa-bb-cc-dd-ee-01?${Q}`, status: 404 };
+    expect(parseLogLine(`10.0.0.7 - - [30/Nov/2026:13:00:02 +0100] "GET /nb/discover/aa-bb-cc-dd-ee-01?${Q} HTTP/1.1" 404 153 "-" "iPXE/1.21.1"`)).toEqual({ ...want, time: new Date("2026-11-30T12:00:02Z") });
+    expect(parseLogLine(`10.0.0.7 - - [30/Nov/2026:13:00:02 -0030] "GET /nb/discover/aa-bb-cc-dd-ee-01?${Q} HTTP/1.0" 404 -`)).toEqual({ ...want, time: new Date("2026-11-30T13:30:02Z") });
+    expect(parseLogLine(`10.0.0.7 boot.example - [30/Nov/2026:13:00:02 +0000] "GET /nb/discover/aa-bb-cc-dd-ee-01?${Q} HTTP/1.1" 404 345 "-" "iPXE/1.21.1"`)).toEqual({ ...want, time: new Date("2026-11-30T13:00:02Z") });
+    expect(parseLogLine(`10.0.0.7 - - [30/Nov/2026 13:00:02] "GET /nb/discover/aa-bb-cc-dd-ee-01?${Q} HTTP/1.1" 404 -`)).toEqual({ ...want, time: new Date("2026-11-30T13:00:02Z") });
+    const caddy = JSON.stringify({ level: "info", ts: 1795957202.5, logger: "http.log.access", msg: "handled request", request: { remote_ip: "10.0.0.7", method: "GET", uri: `/nb/discover/aa-bb-cc-dd-ee-01?${Q}` }, status: 404 });
+    expect(parseLogLine(caddy)).toEqual({ ...want, time: new Date(1795957202500) });
+    // Caddy 2.7 and later: client_ip (after trusted proxies) first.
+    const proxied = JSON.stringify({ ts: 1, request: { remote_ip: "10.0.0.1", client_ip: "10.0.0.9", method: "GET", uri: "/x" }, status: 200 });
+    expect(parseLogLine(proxied)?.remote).toBe("10.0.0.9");
+  });
+
+  it("anything else is no line: garbage, a broken request, JSON of another shape, a bad date (kept as a request without a time)", () => {
+    for (const line of ["garbage", '10.0.0.7 - - [x] "GET" 200 1', '10.0.0.7 - - [30/Nov/2026:13:00:02 +0000] "GET /a b c HTTP/1.1" 200 1', "{", '{"request":{"method":"GET"},"status":200}', '{"request":{"remote_ip":"a","method":"GET","uri":"/x"},"status":"200"}', '"GET / HTTP/1.1" 200 1']) {
+      expect(parseLogLine(line), line).toBeUndefined();
+    }
+    expect(parseLogLine('10.0.0.7 - - [31/Foo/2026:13:00:02 +0000] "GET /x HTTP/1.1" 200 1')).toMatchObject({ time: undefined, target: "/x" });
+    expect(parseLogLine('10.0.0.7 - - [30/Nov/2026:13:00:02 +0000] "GET /a\\"b HTTP/1.1" 200 1')).toMatchObject({ target: '/a\\"b' });
+  });
+});
+
+describe("discovery requests", () => {
+  it("the MAC and the fields boot.ipxe sends, under any prefix; other requests are not discoveries", () => {
+    expect(discoveryOf(`/nb/discover/AA-BB-CC-DD-EE-01?${Q}`)).toEqual({
+      mac: "aa-bb-cc-dd-ee-01",
+      fields: { uuid: "4c4c4544-0042-3510-8052-b4c04f4e4d32", serial: "ABC123", manufacturer: "Dell Inc.", product: "PowerEdge R640", platform: "efi", buildarch: "x86_64", chip: "bnxt" },
+    });
+    expect(discoveryOf("discover/aa-bb-cc-dd-ee-01")).toEqual({ mac: "aa-bb-cc-dd-ee-01", fields: {} });
+    for (const t of ["/boot.ipxe", "/by-mac/aa-bb-cc-dd-ee-01/ipxe", "/xdiscover/aa-bb-cc-dd-ee-01", "/discover/aa-bb-cc-dd-ee", "/discover/aa:bb:cc:dd:ee:01", "/discover/aa-bb-cc-dd-ee-01/x", "/discover/01-00-5e-00-00-01", "/discover/00-00-00-00-00-00"]) {
+      expect(discoveryOf(t), t).toBeUndefined();
+    }
+  });
+
+  it("hostile values: decoded, control characters and bidi overrides dropped, cut at 64 characters; a literal + stays a +; unknown keys ignored", () => {
+    const d = discoveryOf("/discover/aa-bb-cc-dd-ee-01?manufacturer=%1b%5b31mRed%07&product=a+b%2Bc&serial=%E2%80%AEgnp.exe&asset=%ZZ&x=1&uuid=" + "9".repeat(100));
+    expect(d?.fields).toEqual({ manufacturer: "[31mRed", product: "a+b+c", serial: "gnp.exe", asset: "%ZZ", uuid: `${"9".repeat(63)}…` });
+    expect(clientValue("%0a%0d%09")).toBe("");
+  });
+
+  it("placeholder UUIDs and serials", () => {
+    expect(["00000000-0000-0000-0000-000000000000", "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"].every((u) => isPlaceholder("uuid", u))).toBe(true);
+    expect(isPlaceholder("uuid", "4c4c4544-0042-3510-8052-b4c04f4e4d32")).toBe(false);
+    expect(isPlaceholder("uuid", "Default string")).toBe(false);
+    for (const s of ["To be filled by O.E.M.", "Default string", "System Serial Number", "0", "000000", "Not Specified"]) expect(isPlaceholder("serial", s), s).toBe(true);
+    expect(isPlaceholder("serial", "CZ12345678")).toBe(false);
+  });
+});
+
+describe("the machines of a log", () => {
+  const line = (ip: string, time: string, target: string, method = "GET") => `${ip} - - [${time} +0000] "${method} ${target} HTTP/1.1" 404 10 "-" "iPXE"`;
+
+  it("one per MAC: boots counted, first and last seen, what the latest request says; known MACs and other requests left out; malformed lines counted", () => {
+    const log = new DiscoveryLog(new Set(["aa-bb-cc-dd-ee-99"]));
+    for (const l of [
+      line("10.0.0.5", "30/Nov/2026:13:00:00", "/discover/aa-bb-cc-dd-ee-01?platform=pcbios&buildarch=i386&manufacturer=QEMU&serial=0"),
+      line("10.0.0.6", "30/Nov/2026:15:00:00", "/discover/aa-bb-cc-dd-ee-01?platform=efi&buildarch=x86_64"),
+      line("10.0.0.4", "30/Nov/2026:12:00:00", "/discover/aa-bb-cc-dd-ee-01?platform=pcbios"),
+      line("10.0.0.9", "30/Nov/2026:14:00:00", "/discover/aa-bb-cc-dd-ee-99?platform=efi"),
+      line("10.0.0.7", "30/Nov/2026:14:30:00", "/discover/aa-bb-cc-dd-ee-02"),
+      line("10.0.0.7", "30/Nov/2026:14:30:00", "/discover/aa-bb-cc-dd-ee-03", "HEAD"),
+      line("10.0.0.7", "30/Nov/2026:14:30:00", "/boot.ipxe"),
+      "not a log line",
+      "",
+      `x${"y".repeat(20_000)}`,
+    ]) log.add(l);
+    const r = log.result();
+    expect(r.malformed).toBe(2);
+    expect(r.known).toBe(1);
+    expect(r.machines).toEqual([
+      { mac: "aa:bb:cc:dd:ee:01", firstSeen: "2026-11-30T12:00:00.000Z", lastSeen: "2026-11-30T15:00:00.000Z", boots: 3, firmware: "UEFI", arch: "x86_64", vendor: "QEMU", product: undefined, serial: "0", uuid: undefined, asset: undefined, chip: undefined, placeholders: ["serial"], ip: "10.0.0.6" },
+      { mac: "aa:bb:cc:dd:ee:02", firstSeen: "2026-11-30T14:30:00.000Z", lastSeen: "2026-11-30T14:30:00.000Z", boots: 1, firmware: undefined, arch: undefined, vendor: undefined, product: undefined, serial: undefined, uuid: undefined, asset: undefined, chip: undefined, placeholders: [], ip: "10.0.0.7" },
+    ]);
+  });
+});
