@@ -3,7 +3,9 @@
 // the LAN (its own HTTP server, and dnsmasq as proxy DHCP and TFTP of Debian's iPXE binaries), and
 // QEMU on a tap: a UEFI machine with no iPXE ROM (OVMF's own PXE, as on real hardware) and a BIOS
 // machine (QEMU's iPXE ROM). Each must get its address from the router, iPXE from netbuild, then
-// boot.ipxe over HTTP, and boot its host's kernel with its command line. Root only (namespaces).
+// boot.ipxe over HTTP, and boot its host's kernel with its command line. An unknown machine boots
+// nothing, is listed by `netbuild discovered`, enrolled, and boots as its host after a rebuild.
+// Root only (namespaces).
 import type { ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -74,6 +76,26 @@ describe.skipIf(notHere)("a bare LAN: netbuild serve --dhcp proxy next to the ro
       expect(log).toMatch(/^192\.168\.77\.(1\d\d|200) - - \[[^\]]+\] "GET \/by-mac\/52-54-00-12-34-56\/ipxe HTTP\/1\.1" 200 \d+ "-" "iPXE\/[^"]+"$/m);
     }, 300_000);
   }
+
+  it("an unknown machine boots nothing but is recorded; `netbuild discovered` lists it (UEFI), `netbuild enrol` adds it, and after a build it boots as that host — serve picks up the new tree live", async (t) => {
+    if (why) return cannotRun(t, why);
+    const mac = "52:54:00:77:00:01";
+    const unknown = await pxeBoot({ mac, firmware: "uefi", bootFile: "", lan: { netns: lan!.netns, tap: lan!.tap, noRom: true }, stopWhen: /booting nothing/, timeoutMs: 240_000 });
+    expect(unknown.console).toContain(`netbuild: unknown machine ${mac}, booting nothing`);
+    const listed = await cli(["discovered", "--json"], root);
+    expect(listed.code, listed.stderr).toBe(0);
+    const doc = JSON.parse(listed.stdout);
+    expect(doc.machines).toEqual([expect.objectContaining({ mac, firmware: "UEFI", arch: "x86_64", vendor: "QEMU", boots: 1, ip: expect.stringMatching(/^192\.168\.77\.(1\d\d|200)$/) })]);
+    const enrolled = await cli(["enrol", mac, "--name", "newcomer", "--class", "demo"], root);
+    expect(enrolled.code, enrolled.stderr).toBe(0);
+    const rebuilt = await cli(["build", "--class", "demo"], root);
+    expect(rebuilt.code, rebuilt.stderr).toBe(0);
+    const boot = await pxeBoot({ mac, firmware: "uefi", bootFile: "", lan: { netns: lan!.netns, tap: lan!.tap, noRom: true }, timeoutMs: 240_000 });
+    expect(boot.cmdline, boot.console.slice(-2000)).toBeDefined();
+    expect(boot.cmdline!.split(/\s+/)).toContain("hostname=newcomer");
+    expect(boot.cmdline).not.toContain("provision");
+    expect(JSON.parse((await cli(["discovered", "--json"], root)).stdout).machines).toEqual([]);
+  }, 600_000);
 
   it("Ctrl-C stops serve and its dnsmasq: exit 0, the request count on stdout, no dnsmasq left", async (t) => {
     if (why) return cannotRun(t, why);
