@@ -31,6 +31,14 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
+/** A whole number of at least 1, for an option. */
+function positiveInt(option: string): (value: string) => number {
+  return (value) => {
+    if (!/^[1-9]\d{0,6}$/.test(value)) throw new InvalidArgumentError(`${option} takes a whole number of at least 1`);
+    return Number(value);
+  };
+}
+
 /** The version in package.json (next to src/ and dist/ alike). */
 function version(): string {
   try {
@@ -371,6 +379,36 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       const r = await enrol({ mac, name: o.name, className: o.class, provisionDisks: Boolean(o.provisionDisks), file: o.file, root: o.root }, ctx);
       if (r.wipe && !json) reporter.danger(`!!! host ${r.host} will FORMAT (WIPE) ITS DISKS on its next boot after a deploy (provision id ${r.provisionId})`);
       print(io, json, r, () => enrolSummary(r));
+    });
+
+  program
+    .command("try")
+    .description("boot one host in a local VM (QEMU, through the real iPXE, the built tree served on loopback), its serial console on stderr; prints the kernel command line it received")
+    .argument("<host>", "a host of the inventory (its first MAC is the VM's)")
+    .addOption(new Option("--firmware <firmware>", "the VM's firmware").choices(["bios", "uefi"]).default("bios"))
+    .addOption(new Option("--timeout <seconds>", "the longest the VM runs").default("120").argParser(positiveInt("--timeout")))
+    .addOption(new Option("--memory <MiB>", "the VM's memory (default: what netbuild estimates the class needs, at least 512)").argParser(positiveInt("--memory")))
+    .addOption(rootOption())
+    .addOption(outOption())
+    .addOption(jsonOption())
+    .action(async (host: string, o: { firmware: "bios" | "uefi"; timeout: string | number; memory?: number; root?: string; out?: string; json?: boolean }) => {
+      json = Boolean(o.json);
+      const { tryHost } = await import("./commands/try.ts");
+      const r = await tryHost({ host, firmware: o.firmware, timeout: Number(o.timeout), memoryMiB: o.memory, root: o.root, out: o.out, console: (t) => void io.stderr.write(t) }, ctx);
+      if (r.stoppedBy === "interrupted") {
+        const message = `netbuild try ${r.host} interrupted`;
+        if (json) io.stdout.write(errorDocument({ code: "INTERRUPTED", message, hint: undefined, issues: [], detail: undefined, targets: undefined }));
+        io.stderr.write(`\n${message}\n`);
+        exitCode = 130;
+        return;
+      }
+      print(io, json, r, () =>
+        [
+          r.cmdline !== undefined ? `${r.host} booted a kernel with the command line:\n  ${r.cmdline}` : `${r.host} booted a kernel (it did not print its command line: \`quiet\`, or no console=ttyS0?)`,
+          r.stoppedBy === "poweroff" ? `it powered off by itself after ${r.seconds} s` : `it was still running after --timeout ${Number(o.timeout)} s: stopped (that is how a class that runs on ends a try)`,
+          "",
+        ].join("\n"),
+      );
     });
 
   program

@@ -35,7 +35,8 @@ export type ErrorCode =
   | "SITE_INCOMPLETE"
   | "IPXE_NOT_FOUND"
   | "ROOT_CONFLICT"
-  | "SERVE_FAILED";
+  | "SERVE_FAILED"
+  | "TRY_FAILED";
 
 /** One target of a command run on several: what it did, or why it failed. */
 export type TargetOutcome = { name: string; ok: true; result: unknown } | { name: string; ok: false; error: { code: string; message: string; hint?: string | undefined } };
