@@ -6,8 +6,9 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-export const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-export const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+import { OVMF_CODE, OVMF_VARS } from "../../src/adapters/qemu.ts";
+
+export { OVMF_CODE, OVMF_VARS };
 
 export interface BootOptions {
   mac: string;
