@@ -329,7 +329,7 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
       json = Boolean(o.json);
       const { dhcp } = await import("./commands/dhcp.ts");
       const r = await dhcp({ format: o.format, mode: o.mode, root: o.root }, ctx);
-      // The configuration itself, byte for byte (printable() would not change it: every value in it was checked).
+      // The configuration itself, byte for byte: every value in it was checked (core/dhcp.ts), none holds a control character.
       if (json) print(io, json, r, () => "");
       else io.stdout.write(r.config);
     });

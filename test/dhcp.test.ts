@@ -177,6 +177,23 @@ describe.skipIf(missing({ commands: ["dnsmasq", "kea-dhcp4", "dhcpd"], files: [`
     expect(gone.stderr).toMatch(/the iPXE binaries' folder \S+\/nowhere does not exist/);
   });
 
+  it("a binaries folder whose path a configuration cannot hold (a comma, a line break) is refused (2), never written into tftp-root; with settings and binaries both missing, the settings are named (2)", async () => {
+    const odd = path.join(dir, "bin\ndhcp-script=evil.sh\n#,x");
+    mkdirSync(odd);
+    for (const name of ["undionly.kpxe", "snponly.efi"]) writeFileSync(path.join(odd, name), readFileSync(path.join(IPXE, name)));
+    const site = `url: http://192.168.77.1:8099\ndhcp: { interface: br0, subnet: 192.168.77.0/24 }\nipxe: { binaries: ${JSON.stringify(odd)} }\n`;
+    const r = await cli(["dhcp", "--format", "dnsmasq"], lan(site));
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain("site.dhcp.tftpRoot: dnsmasq serves the iPXE binaries over TFTP from a folder, and the one ipxe.binaries names has characters a configuration cannot hold as they are");
+    // With dhcp.tftpRoot set, the binaries are only read (their hashes shown): fine.
+    const given = await cli(["dhcp", "--format", "dnsmasq"], lan(site.replace("subnet: 192.168.77.0/24", "subnet: 192.168.77.0/24, tftpRoot: /srv/tftp")));
+    expect(given.code, given.stderr).toBe(0);
+    expect(given.stdout).not.toContain("evil");
+    const both = await cli(["dhcp", "--format", "kea"], lan(`ipxe: { binaries: ${JSON.stringify(path.join(dir, "none"))} }\n`));
+    expect([both.code, both.stderr]).toEqual([2, expect.stringContaining("netbuild.yaml lacks 2 settings that --format kea --mode proxy needs: url, dhcp.tftpServer")]);
+  });
+
   it("an unknown format or mode is a usage error (exit 2) naming the choices", async () => {
     const r = await cli(["dhcp", "--format", "pfsense"], lan());
     expect(r.code).toBe(2);

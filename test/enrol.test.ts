@@ -82,6 +82,9 @@ describe("netbuild discovered and netbuild enrol", () => {
     await refused(["52:54:00:99:99:99", "--name", "he", "--class", "demo", "--file", "../x.yaml"], '--file "../x.yaml": expected a .yaml file under hosts/');
     await refused(["52:54:00:99:99:99", "--name", "he", "--class", "demo", "--file", "hosts/../netbuild.yaml"], "expected a .yaml file under hosts/");
     await refused(["52:54:00:99:99:99", "--name", "he", "--class", "demo", "--file", "hosts/aleph.yaml"], "hosts/aleph.yaml is not a file of many hosts");
+    // Hidden files and folders are never read as inventory: a host written there would not exist.
+    await refused(["52:54:00:99:99:99", "--name", "he", "--class", "demo", "--file", "hosts/.hidden.yaml"], "expected a .yaml file under hosts/");
+    await refused(["52:54:00:99:99:99", "--name", "he", "--class", "demo", "--file", "hosts/.d/x.yaml"], "expected a .yaml file under hosts/");
     symlinkSync(tempDir(), path.join(root, "hosts/linked"));
     const was2 = listing();
     const r = await cli(["enrol", "52:54:00:99:99:99", "--name", "he", "--class", "demo", "--file", "hosts/linked/x.yaml"], root);

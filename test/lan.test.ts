@@ -109,4 +109,42 @@ describe.skipIf(notHere)("a bare LAN: netbuild serve --dhcp proxy next to the ro
     expect(stdout).toMatch(/^stopped: \d+ requests served from http:\/\/0\.0\.0\.0:8099\/\n$/);
     expect(existsSync(`/proc/${pid}`)).toBe(false);
   });
+
+  it("a serve killed with SIGKILL leaves its dnsmasq running; the next serve of the root stops it first, then runs its own", async (t) => {
+    if (why) return cannotRun(t, why);
+    const start = async () => {
+      const child = lan!.spawnIn(process.execPath, [path.join(REPO, "bin/netbuild.js"), "serve", "--listen", "0.0.0.0:8099", "--dhcp", "proxy", "--interface", "br0", "--root", root], { NO_COLOR: "1" });
+      let log = "";
+      child.stderr!.setEncoding("utf8");
+      await new Promise<void>((resolve, reject) => {
+        child.stderr!.on("data", (c: string) => {
+          log += c;
+          if (log.includes("proxy DHCP on br0")) resolve();
+        });
+        child.once("exit", (code) => reject(new Error(`serve exited (${code}):\n${log}`)));
+      });
+      return { child, log: () => log };
+    };
+    const first = await start();
+    const pid = Number(readFileSync(path.join(root, ".netbuild/serve/dnsmasq.pid"), "utf8"));
+    await new Promise((resolve) => {
+      first.child.once("exit", resolve);
+      first.child.kill("SIGKILL");
+    });
+    expect(readFileSync(`/proc/${pid}/cmdline`, "utf8")).toMatch(/^dnsmasq\0/);
+    const second = await start();
+    expect(second.log()).toContain(`a dnsmasq an earlier netbuild serve left running (pid ${pid}) is stopped first`);
+    // Gone, or a zombie waiting for its reaper (an empty command line).
+    const after = (() => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      } catch {
+        return "";
+      }
+    })();
+    expect(after.startsWith("dnsmasq")).toBe(false);
+    const exited = new Promise<number | null>((resolve) => second.child.once("exit", (code) => resolve(code)));
+    second.child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+  }, 120_000);
 });

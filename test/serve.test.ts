@@ -158,6 +158,25 @@ describe.skipIf(notHere)("netbuild serve", () => {
     await new Promise((resolve) => again.close(resolve));
   });
 
+  it("Ctrl-C while a client is downloading (and has stopped reading): still exit 0, and that request is in the log", async () => {
+    const run = await startServe(root);
+    const kernelPath = /kernel (\S+)/.exec(readFileSync(path.join(root, "out/by-class/demo/ipxe"), "utf8"))![1]!;
+    const u = new URL(`${run.url}/by-class/demo/${kernelPath}`);
+    const got = new Promise<void>((resolve) => {
+      const req = http.get({ host: u.hostname, port: u.port, path: u.pathname }, (res) => {
+        res.pause();
+        resolve();
+      });
+      req.on("error", () => undefined);
+    });
+    await got;
+    const { code, stdout } = await run.stop();
+    expect(code, run.stderr()).toBe(0);
+    expect(stdout).toMatch(/^stopped: 1 request served/);
+    expect(run.stderr()).not.toContain("Error");
+    expect(readFileSync(path.join(root, ".netbuild/serve/access.log"), "utf8")).toContain(`"GET /by-class/demo/${kernelPath} HTTP/1.1" 200 `);
+  });
+
   it("--json: one JSON document on stdout when it stops", async () => {
     const run = await startServe(root, ["--json"]);
     await request(`${run.url}/boot.ipxe`);

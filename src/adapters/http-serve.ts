@@ -100,11 +100,19 @@ export function byteRange(header: string | undefined, size: number): { start: nu
 
 /** Serves `out` on host:port until closed; `onAccess` gets every request once it is answered. */
 export async function serveTree(out: string, host: string, port: number, onAccess: (e: AccessEntry) => void): Promise<TreeServer> {
+  // Responses not yet closed: close() waits for them (each is logged as it closes).
+  let active = 0;
+  let drained: () => void = () => undefined;
   const server = http.createServer((req, res) => {
     const entry: AccessEntry = { time: new Date(), remote: req.socket.remoteAddress ?? "-", method: req.method ?? "-", target: req.url ?? "-", protocol: `HTTP/${req.httpVersion}`, status: 0, bytes: 0, referer: req.headers.referer, userAgent: req.headers["user-agent"] };
+    active++;
     res.on("close", () => {
       entry.status = res.statusCode;
-      onAccess(entry);
+      try {
+        onAccess(entry);
+      } finally {
+        if (--active === 0) drained();
+      }
     });
     answer(out, req, res, entry).catch(() => {
       if (!res.headersSent) res.writeHead(500).end();
@@ -112,6 +120,12 @@ export async function serveTree(out: string, host: string, port: number, onAcces
     });
   });
   server.on("clientError", (_e, socket) => socket.destroy());
+  // A client that stops reading (or never sends its request) is dropped after two idle minutes:
+  // each connection holds a file open. A 1 GB initrd over 100 Mbit/s is never idle that long.
+  server.timeout = 120_000;
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 60_000;
+  server.maxConnections = 512;
   await new Promise<void>((resolve, reject) => {
     server.once("error", (e: NodeJS.ErrnoException) => {
       if (e.code === "EADDRINUSE") reject(new UserError("SERVE_FAILED", `${host}:${port} is in use: another server listens there`, { hint: "stop it, or give another address: --listen ADDR:PORT" }));
@@ -125,11 +139,12 @@ export async function serveTree(out: string, host: string, port: number, onAcces
   return {
     host: address.address,
     port: address.port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const idle = active === 0 ? Promise.resolve() : new Promise<void>((resolve) => (drained = resolve));
+      server.closeAllConnections();
+      await Promise.all([closed, idle]);
+    },
   };
 }
 
@@ -182,6 +197,8 @@ async function answer(out: string, req: http.IncomingMessage, res: http.ServerRe
     }
     const stream = handle.createReadStream({ start, end, autoClose: false });
     stream.on("data", (chunk) => (entry.bytes += chunk.length));
+    // A read error (the disk) ends this response, not the server.
+    stream.on("error", () => res.destroy());
     await new Promise<void>((resolve) => {
       stream.pipe(res);
       res.on("close", () => {

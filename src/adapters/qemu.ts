@@ -35,7 +35,8 @@ export interface VmResult {
 /** Terminal control sequences and other control characters from the guest's console: dropped. */
 export function consoleText(s: string): string {
   // eslint-disable-next-line no-control-regex
-  return s.replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, "").replace(/\x1b[^[]/g, "").replace(/[\x00-\x08\x0b-\x1f\x7f]/g, "");
+  // The console is read as latin1: bytes 0x80-0x9f (C1 controls, 0x9b an 8-bit CSI) are U+0080-U+009F.
+  return s.replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, "").replace(/\x1b[^[]/g, "").replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, "");
 }
 
 export async function runVm(o: VmOptions): Promise<VmResult> {

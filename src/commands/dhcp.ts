@@ -1,6 +1,6 @@
 // netbuild dhcp: a DHCP server's configuration, from the site settings and the hosts, on stdout.
 import { UserError, type Issue } from "../errors.ts";
-import { renderDhcp, type DhcpFormat, type DhcpMode, type IpxeBinary, type Reservation } from "../core/dhcp.ts";
+import { renderDhcp, settingsOf, type DhcpFormat, type DhcpMode, type IpxeBinary, type MissingSetting, type Reservation } from "../core/dhcp.ts";
 import { SITE_FILE } from "../core/inventory.ts";
 import { ipxeFolder, readIpxeBinaries } from "../adapters/ipxe-binaries.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
@@ -23,17 +23,21 @@ export interface DhcpOutput {
   notCovered: string[];
 }
 
+function incomplete(file: string, options: DhcpOptions, missing: readonly MissingSetting[]): UserError {
+  const issues: Issue[] = missing.map((m) => ({ severity: "error", where: { file, field: `site.${m.field}` }, message: m.unusable ? m.why : `not set: ${m.why}`, hint: `add to ${file}:  ${m.example}` }));
+  return new UserError("SITE_INCOMPLETE", `${file} lacks ${missing.length === 1 ? "a setting" : `${missing.length} settings`} that --format ${options.format} --mode ${options.mode} needs: ${missing.map((m) => m.field).join(", ")}`, { issues });
+}
+
 export async function dhcp(options: DhcpOptions, ctx: Context): Promise<DhcpOutput> {
   const root = rootOf(options, ctx);
   const inv = await loadRoot(root, ctx);
   const folder = ipxeFolder(root, inv.site.ipxe.binaries);
+  // The settings first: a site that lacks some is the input's fault (exit 2), whatever the binaries.
+  const settings = settingsOf({ format: options.format, mode: options.mode, site: inv.site, defaultTftpRoot: folder });
+  if (!settings.ok) throw incomplete(inv.site.file ?? SITE_FILE, options, settings.missing);
   const [bios, efi] = await readIpxeBinaries(folder, ["undionly.kpxe", inv.site.ipxe.efi]);
   const result = renderDhcp({ format: options.format, mode: options.mode, site: inv.site, hosts: inv.hosts, binaries: { bios: bios!, efi: efi! }, defaultTftpRoot: folder });
-  if (!result.ok) {
-    const file = inv.site.file ?? SITE_FILE;
-    const issues: Issue[] = result.missing.map((m) => ({ severity: "error", where: { file, field: `site.${m.field}` }, message: `not set: ${m.why}`, hint: `add to ${file}:  ${m.example}` }));
-    throw new UserError("SITE_INCOMPLETE", `${file} lacks ${result.missing.length === 1 ? "a setting" : `${result.missing.length} settings`} that --format ${options.format} --mode ${options.mode} needs: ${result.missing.map((m) => m.field).join(", ")}`, { issues });
-  }
+  if (!result.ok) throw incomplete(inv.site.file ?? SITE_FILE, options, result.missing);
   for (const s of result.skipped) ctx.reporter.warn(`host ${s.host} (ip ${s.ip}) ${s.why}`);
   return { format: options.format, mode: options.mode, config: result.text, binaries: [bios!, efi!].map((b) => ({ ...b, folder: folder! })), reservations: result.reservations, skipped: result.skipped, covered: result.covered, notCovered: result.notCovered };
 }

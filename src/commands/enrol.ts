@@ -43,10 +43,11 @@ export function enrolSummary(r: EnrolResult): string {
   ].join("\n");
 }
 
-/** A file under hosts/ that netbuild may write: relative, no `.` or `..` parts, .yaml or .yml. */
+/** A file under hosts/ that netbuild may write and the loader reads: relative, no part starting with a dot, .yaml or .yml. */
 function hostsFile(file: string): string {
   const rel = file.replace(/\\/g, "/");
-  if (!/^hosts\/([A-Za-z0-9._-]+\/)*[A-Za-z0-9._-]+\.ya?ml$/.test(rel) || rel.split("/").some((p) => p === "." || p === "..")) {
+  // No part starting with a dot: the loader never reads hidden files or folders.
+  if (!/^hosts\/([A-Za-z0-9_-][A-Za-z0-9._-]*\/)*[A-Za-z0-9_-][A-Za-z0-9._-]*\.ya?ml$/.test(rel)) {
     throw new UserError("USAGE", `--file ${quoted(file)}: expected a .yaml file under hosts/, relative to the root`, { hint: "e.g. --file hosts/rack1.yaml" });
   }
   return rel;

@@ -7,7 +7,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { UserError } from "../errors.ts";
-import { renderDhcp } from "../core/dhcp.ts";
+import { renderDhcp, SAFE_FOLDER, type IpxeBinary } from "../core/dhcp.ts";
 import { escaped } from "../core/excerpt.ts";
 import { ConfinedRoot } from "../adapters/confine.ts";
 import { writeFileAtomic } from "../adapters/files.ts";
@@ -72,6 +72,26 @@ function openAccessLog(file: string): number {
   }
 }
 
+/**
+ * A dnsmasq an earlier `netbuild serve` of this root left running (it was killed with SIGKILL):
+ * found by its pid file and its command line naming this root's configuration, and stopped.
+ */
+async function stopLeftover(pidFile: string, confFile: string, ctx: Context): Promise<void> {
+  const pid = Number((await fs.readFile(pidFile, "utf8").catch(() => "")).trim());
+  // The pid file is dnsmasq's to write: whatever is there (a link planted meanwhile) goes first.
+  await fs.rm(pidFile, { force: true });
+  if (!Number.isSafeInteger(pid) || pid <= 1) return;
+  const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+  if (!cmdline.startsWith("dnsmasq\0") || !cmdline.split("\0").includes(`--conf-file=${confFile}`)) return;
+  ctx.reporter.warn(`a dnsmasq an earlier netbuild serve left running (pid ${pid}) is stopped first`);
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 50 && (await fs.stat(`/proc/${pid}`).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+}
+
 /** Starts dnsmasq: the child at once (to stop it whatever happens next), and `ready` once it says it started (or its own words, if it exits first). */
 function startDnsmasq(conf: string, pidFile: string, onLine: (line: string) => void): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn("dnsmasq", ["--keep-in-foreground", `--conf-file=${conf}`, `--pid-file=${pidFile}`, "--log-facility=-"], { stdio: ["ignore", "ignore", "pipe"] });
@@ -112,47 +132,70 @@ export async function serve(options: ServeOptions, ctx: Context): Promise<ServeR
   if (!boot?.isFile()) throw new UserError("OUT_NOT_BUILT", `${path.relative(ctx.cwd, out) || "."} has no boot.ipxe: there is no built tree to serve`, { hint: "run `netbuild build` first" });
   const { host, port } = parseListen(options.listen);
 
-  let dhcp: { conf: string; interface: string; address: string; subnet: string; tftpRoot: string } | undefined;
+  // Checked before anything listens; the configuration is written once the port is known (--listen :0).
+  let lan: { iface: string; address: string; subnet: { address: string; prefix: number }; folder: string; binaries: IpxeBinary[] } | undefined;
   if (options.dhcp !== undefined) {
-    const lan = interfaceAddress(options.interface!);
-    if (host !== "0.0.0.0" && host !== "::" && host !== lan.address) throw new UserError("USAGE", `--listen ${host}: machines on ${options.interface} are sent to ${lan.address}, where this server would not answer`, { hint: `listen on ${lan.address} or on 0.0.0.0` });
+    const found = interfaceAddress(options.interface!);
+    if (host !== "0.0.0.0" && host !== "::" && host !== found.address) throw new UserError("USAGE", `--listen ${host}: machines on ${options.interface} are sent to ${found.address}, where this server would not answer`, { hint: `listen on ${found.address} or on 0.0.0.0` });
+    // dnsmasq runs here: it serves the binaries from the folder they are read (and their hashes shown) from, never dhcp.tftpRoot (a folder of the DHCP server's machine).
     const folder = ipxeFolder(root, inv.site.ipxe.binaries);
-    const [bios, efi] = await readIpxeBinaries(folder, ["undionly.kpxe", inv.site.ipxe.efi]);
-    const subnet = inv.site.dhcp.subnet ?? lan.subnet;
-    const url = `http://${lan.address}:${port}`;
-    if (inv.site.url !== undefined && inv.site.url !== url) ctx.reporter.warn(`machines on ${options.interface} are sent to this server's ${url}/boot.ipxe, not to the site's url (${inv.site.url})`);
-    const site = { ...inv.site, url, dhcp: { ...inv.site.dhcp, interface: options.interface!, subnet } };
-    const r = renderDhcp({ format: "dnsmasq", mode: "proxy", site, hosts: inv.hosts, binaries: { bios: bios!, efi: efi! }, defaultTftpRoot: folder });
-    if (!r.ok) throw new UserError("SITE_INCOMPLETE", `cannot configure dnsmasq: ${r.missing.map((m) => m.field).join(", ")} missing`);
-    dhcp = { conf: r.text, interface: options.interface!, address: lan.address, subnet: `${subnet.address}/${subnet.prefix}`, tftpRoot: inv.site.dhcp.tftpRoot ?? folder! };
+    const binaries = await readIpxeBinaries(folder, ["undionly.kpxe", inv.site.ipxe.efi]);
+    if (!SAFE_FOLDER.test(folder!)) throw new UserError("USAGE", `the iPXE binaries' folder ${escaped(folder!)} has characters dnsmasq's configuration cannot hold as they are (a space, a comma, a quote…)`, { hint: "set `ipxe: { binaries: DIR }` in netbuild.yaml to a folder with a plain path, holding undionly.kpxe, snponly.efi and ipxe.efi" });
+    lan = { iface: options.interface!, address: found.address, subnet: inv.site.dhcp.subnet ?? found.subnet, folder: folder!, binaries };
   }
 
   await serveFolder(root);
   const logFile = path.join(root, ACCESS_LOG);
   const logFd = openAccessLog(logFile);
+  // Requests still answered while the server stops are logged too; the log is closed after them. A
+  // log that cannot be written (a full disk) is said once, and serving goes on.
+  let logOpen = true;
+  let logFailed = false;
   let requests = 0;
   let server: Awaited<ReturnType<typeof serveTree>> | undefined;
   let dnsmasq: ChildProcess | undefined;
-  // Ctrl-C or SIGTERM from here on stops the servers (and dnsmasq, whatever state it is in) and returns.
+  // Ctrl-C, SIGTERM or SIGHUP (the terminal closed) from here on stops the servers (and dnsmasq, whatever state it is in) and returns.
   let interrupted: () => void = () => undefined;
   const interruption = new Promise<void>((resolve) => (interrupted = resolve));
   const stopHandling = onInterrupt(() => interrupted());
+  const onHangup = () => interrupted();
+  process.on("SIGHUP", onHangup);
+  // A crash or process.exit() on the way out: dnsmasq stops with it (only SIGKILL of netbuild leaves it; the next serve stops it).
+  const onExit = () => void dnsmasq?.kill("SIGTERM");
+  process.on("exit", onExit);
+  let url = "";
+  let dhcp: ServeResult["dhcp"];
   try {
     server = await serveTree(out, host, port, (e) => {
       requests++;
-      writeSync(logFd, combinedLogLine(e));
+      if (logOpen) {
+        try {
+          writeSync(logFd, combinedLogLine(e));
+        } catch (err) {
+          if (!logFailed) ctx.reporter.warn(`the access log ${logFile} cannot be written (${(err as Error).message}): requests are not recorded until it can`);
+          logFailed = true;
+        }
+      }
       ctx.reporter.info(`${logEscaped(e.remote)} ${logEscaped(e.method)} ${logEscaped(e.target)} ${e.status}`);
     });
     const shownHost = server.host.includes(":") ? `[${server.host}]` : server.host;
-    const url = `http://${shownHost}:${server.port}`;
+    url = `http://${shownHost}:${server.port}`;
     const every = server.host === "0.0.0.0" || server.host === "::" ? " on every address of this machine" : "";
     const shownLog = path.relative(ctx.cwd, logFile).startsWith("..") ? logFile : path.relative(ctx.cwd, logFile);
     ctx.reporter.info(`serving ${out} at ${url}/${every} (boot.ipxe: ${url}/boot.ipxe); access log ${shownLog}. Ctrl-C stops it.`);
     let failure: Promise<UserError> = new Promise(() => undefined);
-    if (dhcp) {
+    if (lan) {
+      const bootUrl = `http://${lan.address}:${server.port}`;
+      if (inv.site.url !== undefined && inv.site.url !== bootUrl) ctx.reporter.warn(`machines on ${lan.iface} are sent to this server's ${bootUrl}/boot.ipxe, not to the site's url (${inv.site.url})`);
+      const site = { ...inv.site, url: bootUrl, dhcp: { ...inv.site.dhcp, interface: lan.iface, subnet: lan.subnet, tftpRoot: lan.folder } };
+      const r = renderDhcp({ format: "dnsmasq", mode: "proxy", site, hosts: inv.hosts, binaries: { bios: lan.binaries[0]!, efi: lan.binaries[1]! }, defaultTftpRoot: lan.folder });
+      if (!r.ok) throw new UserError("SITE_INCOMPLETE", `cannot configure dnsmasq: ${r.missing.map((m) => m.field).join(", ")}`);
+      dhcp = { interface: lan.iface, subnet: `${lan.subnet.address}/${lan.subnet.prefix}`, tftpRoot: lan.folder };
       const confFile = path.join(root, SERVE_DIR, "dnsmasq.conf");
-      await writeFileAtomic(confFile, dhcp.conf);
-      const started = startDnsmasq(confFile, path.join(root, SERVE_DIR, "dnsmasq.pid"), (l) => ctx.reporter.info(`dnsmasq: ${escaped(l)}`));
+      const pidFile = path.join(root, SERVE_DIR, "dnsmasq.pid");
+      await stopLeftover(pidFile, confFile, ctx);
+      await writeFileAtomic(confFile, r.text);
+      const started = startDnsmasq(confFile, pidFile, (l) => ctx.reporter.info(`dnsmasq: ${escaped(l)}`));
       dnsmasq = started.child;
       const first = await Promise.race([started.ready.then(() => "ready" as const), interruption.then(() => "interrupted" as const)]);
       if (first === "ready") ctx.reporter.info(`proxy DHCP on ${dhcp.interface} (${dhcp.subnet}), next to the LAN's DHCP server; TFTP of the iPXE binaries from ${dhcp.tftpRoot}`);
@@ -161,16 +204,21 @@ export async function serve(options: ServeOptions, ctx: Context): Promise<ServeR
     }
     const stop = await Promise.race([interruption.then(() => undefined), failure]);
     if (stop) throw stop;
-    return { url, out, accessLog: logFile, requests, dhcp: dhcp && { interface: dhcp.interface, subnet: dhcp.subnet, tftpRoot: dhcp.tftpRoot } };
   } finally {
     stopHandling();
+    process.off("SIGHUP", onHangup);
     const child = dnsmasq;
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGTERM");
       await exited;
     }
+    process.off("exit", onExit);
+    // Resolves once every response has closed, and so been logged.
     await server?.close();
+    logOpen = false;
     closeSync(logFd);
   }
+  // Counted once the server has stopped: requests it was still answering are in.
+  return { url, out, accessLog: logFile, requests, dhcp };
 }

@@ -7,8 +7,9 @@
 //   full   also addresses: dnsmasq, Kea and ISC get a range, the router and DNS options, and a
 //          reservation for every host with an `ip:` in the subnet; RouterOS and OpenWrt (whose
 //          own DHCP server already has its range) get those reservations as static leases.
-// Every value written comes from a checked setting (site.ts) or a checked name, MAC or address, so
-// none can break out of the syntax it is written into. The output is the same bytes for the same input.
+// Every value written comes from a checked setting (site.ts), a checked name, MAC or address, or a
+// folder checked here (SAFE_FOLDER), so none can break out of the syntax it is written into. The
+// output is the same bytes for the same input.
 import type { Host } from "./hosts.ts";
 import { macColons, type Mac } from "./names.ts";
 import { inSubnet, ipv4String, type Site } from "./site.ts";
@@ -25,6 +26,9 @@ export interface IpxeBinary {
   size: number;
 }
 
+/** A folder every format takes as it is (what the site's dhcp.tftpRoot must be): no space, quote, comma or line break. */
+export const SAFE_FOLDER = /^\/[A-Za-z0-9._\/+-]*$/;
+
 export interface DhcpInput {
   format: DhcpFormat;
   mode: DhcpMode;
@@ -39,6 +43,8 @@ export interface DhcpInput {
 /** A setting a format needs and the site does not give: what to write, and where. */
 export interface MissingSetting {
   field: string;
+  /** Given, but not usable as it is (the default TFTP root), rather than not set. */
+  unusable?: true;
   why: string;
   example: string;
 }
@@ -73,8 +79,8 @@ function netmaskOf(prefix: number): string {
   return ipv4String(2 ** 32 - 2 ** (32 - prefix));
 }
 
-/** The settings this format and mode need, or every one that is missing. */
-function settingsOf(input: DhcpInput): { ok: true; s: Partial<Settings> } | { ok: false; missing: MissingSetting[] } {
+/** The settings this format and mode need, or every one that is missing (or cannot be written as it is). */
+export function settingsOf(input: Omit<DhcpInput, "binaries" | "hosts">): { ok: true; s: Partial<Settings> } | { ok: false; missing: MissingSetting[] } {
   const { site, format, mode } = input;
   const d = site.dhcp;
   const missing: MissingSetting[] = [];
@@ -87,8 +93,12 @@ function settingsOf(input: DhcpInput): { ok: true; s: Partial<Settings> } | { ok
   // dnsmasq and OpenWrt serve TFTP themselves; the others name the machine that does.
   const servesTftp = format === "dnsmasq" || format === "openwrt";
   if (!servesTftp) need(tftpServer, "dhcp.tftpServer", `PXE firmware fetches the iPXE binaries over TFTP, and ${site.url === undefined ? "there is no `url`" : "the host of `url` is not an IPv4 address"} to take the server from`, "dhcp: { tftpServer: 192.168.1.10 }");
-  const tftpRoot = d.tftpRoot ?? (format === "dnsmasq" ? input.defaultTftpRoot : undefined);
-  if (servesTftp) need(tftpRoot, "dhcp.tftpRoot", `${format === "openwrt" ? "the router" : "dnsmasq"} serves the iPXE binaries over TFTP from this folder`, "dhcp: { tftpRoot: /srv/tftp }");
+  let tftpRoot = d.tftpRoot ?? (format === "dnsmasq" ? input.defaultTftpRoot : undefined);
+  if (servesTftp && tftpRoot !== undefined && !SAFE_FOLDER.test(tftpRoot)) {
+    // The default (ipxe.binaries, resolved) is a path of this machine: it may hold anything.
+    missing.push({ field: "dhcp.tftpRoot", unusable: true, why: "dnsmasq serves the iPXE binaries over TFTP from a folder, and the one ipxe.binaries names has characters a configuration cannot hold as they are (a space, a comma, a quote, a line break…)", example: "dhcp: { tftpRoot: /srv/tftp } (a folder holding the binaries)" });
+    tftpRoot = undefined;
+  } else if (servesTftp) need(tftpRoot, "dhcp.tftpRoot", `${format === "openwrt" ? "the router" : "dnsmasq"} serves the iPXE binaries over TFTP from this folder`, "dhcp: { tftpRoot: /srv/tftp }");
   if (format === "dnsmasq" || (format === "kea" && mode === "full")) need(d.interface, "dhcp.interface", "the server answers only on this interface", "dhcp: { interface: eth0 }");
   if (format === "routeros") need(d.server, "dhcp.server", "the boot options and leases go on this DHCP server of the router", "dhcp: { server: dhcp1 }");
   const needsSubnet = mode === "full" || (format === "dnsmasq" || format === "routeros");

@@ -52,8 +52,9 @@ function caddyLine(line: string): LogRequest | undefined {
   const r = o?.request;
   const remote = r?.client_ip ?? r?.remote_ip;
   if (typeof r !== "object" || r === null || typeof remote !== "string" || typeof r.method !== "string" || typeof r.uri !== "string" || typeof o.status !== "number") return undefined;
-  const time = typeof o.ts === "number" ? new Date(o.ts * 1000) : undefined;
-  return { remote, time: time && !Number.isNaN(time.getTime()) ? time : undefined, method: r.method, target: r.uri, status: o.status };
+  // Seconds since 1970, up to the year 9999 (a later one would not sort as ISO text).
+  const time = typeof o.ts === "number" && o.ts >= 0 && o.ts < 253_402_300_800 ? new Date(o.ts * 1000) : undefined;
+  return { remote, time, method: r.method, target: r.uri, status: o.status };
 }
 
 /** A value from the client, as it may be shown: decoded (`+` is a plus), no control characters, at most 64 characters. */
@@ -66,7 +67,9 @@ export function clientValue(raw: string): string {
   }
   // eslint-disable-next-line no-control-regex
   s = s.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, "").trim();
-  return s.length > 64 ? `${s.slice(0, 63)}…` : s;
+  // Cut by code points: never half of a surrogate pair.
+  const points = Array.from(s);
+  return points.length > 64 ? `${points.slice(0, 63).join("")}…` : s;
 }
 
 export const DISCOVERY_FIELDS = ["uuid", "serial", "manufacturer", "product", "asset", "platform", "buildarch", "chip"] as const;

@@ -17,6 +17,9 @@ describe("access-log lines", () => {
     // Caddy 2.7 and later: client_ip (after trusted proxies) first.
     const proxied = JSON.stringify({ ts: 1, request: { remote_ip: "10.0.0.1", client_ip: "10.0.0.9", method: "GET", uri: "/x" }, status: 200 });
     expect(parseLogLine(proxied)?.remote).toBe("10.0.0.9");
+    // A time past the year 9999 (or before 1970) is no time: it would not sort.
+    expect(parseLogLine(JSON.stringify({ ts: 1e12, request: { remote_ip: "a", method: "GET", uri: "/x" }, status: 200 }))?.time).toBeUndefined();
+    expect(parseLogLine(JSON.stringify({ ts: -1, request: { remote_ip: "a", method: "GET", uri: "/x" }, status: 200 }))?.time).toBeUndefined();
   });
 
   it("anything else is no line: garbage, a broken request, JSON of another shape, a bad date (kept as a request without a time)", () => {
@@ -44,6 +47,8 @@ describe("discovery requests", () => {
     const d = discoveryOf("/discover/aa-bb-cc-dd-ee-01?manufacturer=%1b%5b31mRed%07&product=a+b%2Bc&serial=%E2%80%AEgnp.exe&asset=%ZZ&x=1&uuid=" + "9".repeat(100));
     expect(d?.fields).toEqual({ manufacturer: "[31mRed", product: "a+b+c", serial: "gnp.exe", asset: "%ZZ", uuid: `${"9".repeat(63)}…` });
     expect(clientValue("%0a%0d%09")).toBe("");
+    // Cut by code points, never inside a surrogate pair.
+    expect(clientValue(`${"a".repeat(62)}%F0%9F%98%80%F0%9F%98%80x`)).toBe(`${"a".repeat(62)}\u{1F600}…`);
   });
 
   it("placeholder UUIDs and serials", () => {

@@ -43,8 +43,13 @@ export function createLan(dir: string): Lan {
   const router = `nb-rtr-${id}`;
   const children: ChildProcess[] = [];
   const remove = async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once("exit", r)) : undefined)));
+    // SIGTERM first, as a user would stop them (netbuild serve then stops its dnsmasq); SIGKILL after 10 s.
+    const running = children.filter((c) => c.exitCode === null && c.signalCode === null);
+    const exited = running.map((c) => new Promise((r) => c.once("exit", r)));
+    for (const c of running) c.kill("SIGTERM");
+    const late = setTimeout(() => running.forEach((c) => c.kill("SIGKILL")), 10_000);
+    await Promise.all(exited);
+    clearTimeout(late);
     for (const ns of [netns, router]) {
       try {
         ip("netns", "del", ns);
