@@ -140,7 +140,7 @@ function header(input: DhcpInput, lines: string[], comment: string): string {
     `${bios.name}: sha256 ${bios.sha256} (${bios.size} bytes)`,
     `${efi.name}: sha256 ${efi.sha256} (${efi.size} bytes)`,
   ];
-  return all.map((l) => `${comment} ${l}`.trimEnd()).join("\n");
+  return all.map((l) => `${comment} ${l}`).join("\n");
 }
 
 function dnsmasq(input: DhcpInput, s: Partial<Settings>, reservations: Reservation[]): string {
@@ -335,13 +335,12 @@ function openwrt(input: DhcpInput, s: Partial<Settings>, reservations: Reservati
     "set dhcp.netbuild_boot_ipxe.networkid='ipxe'",
     `set dhcp.netbuild_boot_ipxe.filename='${s.bootUrl}'`,
   ];
-  if (input.mode === "full") {
-    const byHost = new Map<string, Reservation[]>();
-    for (const r of reservations) byHost.set(r.host, [...(byHost.get(r.host) ?? []), r]);
-    for (const [host, rs] of byHost) {
-      const id = `netbuild_host_${host.replaceAll("-", "_")}`;
-      lines.push(`set dhcp.${id}=host`, `set dhcp.${id}.name='${host}'`, `set dhcp.${id}.mac='${rs.map((r) => r.mac).join(" ")}'`, `set dhcp.${id}.ip='${rs[0]!.ip}'`);
-    }
+  // Static leases (none in proxy mode: there are no reservations then).
+  const byHost = new Map<string, Reservation[]>();
+  for (const r of reservations) byHost.set(r.host, [...(byHost.get(r.host) ?? []), r]);
+  for (const [host, rs] of byHost) {
+    const id = `netbuild_host_${host.replaceAll("-", "_")}`;
+    lines.push(`set dhcp.${id}=host`, `set dhcp.${id}.name='${host}'`, `set dhcp.${id}.mac='${rs.map((r) => r.mac).join(" ")}'`, `set dhcp.${id}.ip='${rs[0]!.ip}'`);
   }
   return `${lines.join("\n")}\n`;
 }

@@ -132,7 +132,7 @@ export interface Discovery {
 
 /** Collects discovery requests line by line; `result()` lists the MACs not in `known`, most recently seen first. */
 export class DiscoveryLog {
-  private readonly byMac = new Map<string, DiscoveredMachine>();
+  private readonly byMac = new Map<string, Omit<DiscoveredMachine, "placeholders">>();
   private malformed = 0;
   private knownRequests = 0;
 
@@ -159,13 +159,14 @@ export class DiscoveryLog {
     const f = d.fields;
     const platform = f.platform === "pcbios" ? "BIOS" : f.platform === "efi" ? "UEFI" : undefined;
     if (!m) {
-      this.byMac.set(mac, { mac, firstSeen: time, lastSeen: time, boots: 1, firmware: platform, arch: f.buildarch, vendor: f.manufacturer, product: f.product, serial: f.serial, uuid: f.uuid, asset: f.asset, chip: f.chip, placeholders: [], ip });
+      this.byMac.set(mac, { mac, firstSeen: time, lastSeen: time, boots: 1, firmware: platform, arch: f.buildarch, vendor: f.manufacturer, product: f.product, serial: f.serial, uuid: f.uuid, asset: f.asset, chip: f.chip, ip });
       return;
     }
     m.boots++;
     if (time !== undefined && (m.firstSeen === undefined || time < m.firstSeen)) m.firstSeen = time;
-    // The latest request says what the machine is now (its firmware may have been switched).
-    if (time === undefined || m.lastSeen === undefined || time >= m.lastSeen) {
+    // The latest request says what the machine is now (its firmware may have been switched). One
+    // without a readable time is the latest only for a machine never seen at one.
+    if (time === undefined ? m.lastSeen === undefined : m.lastSeen === undefined || time >= m.lastSeen) {
       if (time !== undefined) m.lastSeen = time;
       m.ip = ip;
       m.firmware = platform ?? m.firmware;

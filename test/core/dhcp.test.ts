@@ -68,7 +68,7 @@ describe("netbuild dhcp: the configuration of each server", () => {
     expect(lines).toContain("dhcp-range=192.168.77.100,192.168.77.200,255.255.255.0,7200");
     expect(lines).toContain("dhcp-option=option:router,192.168.77.254");
     expect(lines).toContain("dhcp-option=option:dns-server,192.168.77.254,192.168.77.253");
-    expect(lines.filter((l) => l.startsWith("dhcp-host="))).toEqual(["dhcp-host=52:54:00:00:00:01,192.168.77.10,a1", "dhcp-host=52:54:00:00:00:02,52:54:00:00:00:03,192.168.77.11,b2"]);
+    expect(lines.filter((l) => l.startsWith("dhcp-host="))).toEqual(["dhcp-host=52:54:00:00:00:01,192.168.77.10,a1", "dhcp-host=52:54:00:ab:cd:02,52:54:00:ab:cd:03,192.168.77.11,web-2"]);
     expect(lines.filter((l) => l.startsWith("dhcp-boot="))).toEqual(["dhcp-boot=tag:!ipxe,tag:bios,undionly.kpxe", "dhcp-boot=tag:!ipxe,tag:efi64,snponly.efi", "dhcp-boot=tag:ipxe,http://192.168.77.1:8099/boot.ipxe"]);
     expect(lines.filter((l) => l.startsWith("dhcp-match="))).toEqual(["dhcp-match=set:ipxe,175", "dhcp-match=set:bios,option:client-arch,0", "dhcp-match=set:efi64,option:client-arch,7", "dhcp-match=set:efi64,option:client-arch,9"]);
     // No router or DNS given: no such option.
@@ -80,19 +80,40 @@ describe("netbuild dhcp: the configuration of each server", () => {
     const r = renderDhcp(inputOf("kea", "full"));
     expect(r.ok && r.reservations).toEqual([
       { host: "a1", mac: "52:54:00:00:00:01", ip: "192.168.77.10" },
-      { host: "b2", mac: "52:54:00:00:00:02", ip: "192.168.77.11" },
-      { host: "b2", mac: "52:54:00:00:00:03", ip: "192.168.77.11" },
+      { host: "web-2", mac: "52:54:00:ab:cd:02", ip: "192.168.77.11" },
+      { host: "web-2", mac: "52:54:00:ab:cd:03", ip: "192.168.77.11" },
     ]);
     expect(r.ok && r.skipped).toEqual([
       { host: "c3", ip: "10.0.0.1", why: "gets no reservation: it is not in dhcp.subnet 192.168.77.0/24" },
       { host: "d4", ip: "fd00::5", why: "gets no reservation: it is an IPv6 address (this configuration is DHCPv4)" },
+      // An IPv4-mapped IPv6 address is IPv6 all the same.
+      { host: "f6", ip: "::ffff:192.168.77.12", why: "gets no reservation: it is an IPv6 address (this configuration is DHCPv4)" },
     ]);
+    // Sorted by host whatever order the hosts come in.
+    const reversed = inputOf("dnsmasq", "full");
+    const again = renderDhcp({ ...reversed, hosts: [...reversed.hosts].reverse() });
+    expect(again.ok && again.reservations.map((x) => x.host)).toEqual(["a1", "web-2", "web-2"]);
     const ros = renderDhcp(inputOf("routeros", "full"));
-    expect(ros.ok && ros.reservations.map((x) => x.mac)).toEqual(["52:54:00:00:00:01", "52:54:00:00:00:02"]);
-    expect(ros.ok && ros.skipped[2]).toEqual({ host: "b2", ip: "192.168.77.11", why: "has a static lease on its first MAC only, not on 52:54:00:00:00:03: RouterOS holds one lease per address" });
+    expect(ros.ok && ros.reservations.map((x) => x.mac)).toEqual(["52:54:00:00:00:01", "52:54:00:ab:cd:02"]);
+    expect(ros.ok && ros.skipped[3]).toEqual({ host: "web-2", ip: "192.168.77.11", why: "has a static lease on its first MAC only, not on 52:54:00:ab:cd:03: RouterOS holds one lease per address" });
     // Proxy mode hands out no address: no reservations, nothing skipped.
     const proxy = renderDhcp(inputOf("dnsmasq", "proxy"));
     expect(proxy.ok && [proxy.reservations, proxy.skipped]).toEqual([[], []]);
+  });
+
+  it("RouterOS leases name MACs in upper case; OpenWrt host sections are named with _ for -", () => {
+    expect(body(text("routeros", "full"))).toContain('add server=dhcp1 mac-address=52:54:00:AB:CD:02 address=192.168.77.11 comment="netbuild: web-2"');
+    expect(body(text("openwrt", "full"))).toEqual(expect.arrayContaining(["set dhcp.netbuild_host_web_2=host", "set dhcp.netbuild_host_web_2.name='web-2'", "set dhcp.netbuild_host_web_2.mac='52:54:00:ab:cd:02 52:54:00:ab:cd:03'"]));
+    expect(body(text("openwrt", "proxy")).some((l) => l.includes("=host"))).toBe(false);
+  });
+
+  it("Kea: the router and DNS options only as given", () => {
+    const noOptions = LAN_SITE.replace(/ {2}router:.*\n {2}dns:.*\n/, "");
+    expect(text("kea", "full", noOptions)).not.toContain("option-data");
+    const dnsOnly = JSON.parse(body(text("kea", "full", LAN_SITE.replace(/ {2}router:.*\n/, ""))).join("\n"));
+    expect(dnsOnly.Dhcp4.subnet4[0]["option-data"]).toEqual([{ name: "domain-name-servers", data: "192.168.77.254, 192.168.77.253" }]);
+    const routerOnly = JSON.parse(body(text("kea", "full", LAN_SITE.replace(/ {2}dns:.*\n/, ""))).join("\n"));
+    expect(routerOnly.Dhcp4.subnet4[0]["option-data"]).toEqual([{ name: "routers", data: "192.168.77.254" }]);
   });
 
   it("Kea: several MACs with one address need ip-reservations-unique false; one MAC per host does not", () => {
@@ -102,7 +123,7 @@ describe("netbuild dhcp: the configuration of each server", () => {
 
   it("ISC: one host block per MAC; no router or DNS given, no such option", () => {
     const t = text("isc", "full", LAN_SITE.replace(/ {2}router:.*\n {2}dns:.*\n/, ""));
-    expect(t.match(/^host .*$/gm)).toEqual(["host netbuild-a1-1 {", "host netbuild-b2-1 {", "host netbuild-b2-2 {"]);
+    expect(t.match(/^host .*$/gm)).toEqual(["host netbuild-a1-1 {", "host netbuild-web-2-1 {", "host netbuild-web-2-2 {"]);
     expect(t).not.toMatch(/option (routers|domain-name-servers)/);
   });
 
@@ -131,6 +152,30 @@ describe("netbuild dhcp: the settings each server needs", () => {
       "openwrt proxy": ["url", "dhcp.tftpRoot"],
       "openwrt full": ["url", "dhcp.tftpRoot", "dhcp.subnet"],
     });
+  });
+
+  it("every missing setting of every format and mode, with why and what to write: the reviewed list", () => {
+    const all = Object.fromEntries(DHCP_FORMATS.flatMap((format) => DHCP_MODES.map((mode) => {
+      const r = renderDhcp({ ...inputOf(format, mode, ""), defaultTftpRoot: undefined });
+      return [`${format} ${mode}`, r.ok ? [] : r.missing];
+    })));
+    expectGolden("dhcp/missing.json", `${JSON.stringify(all, null, 2)}\n`);
+  });
+
+  it("a default TFTP root (ipxe.binaries) a configuration cannot hold is unusable for the formats that serve TFTP, and no matter for the others; dhcp.tftpRoot given, it is not used", () => {
+    const site = "url: http://10.1.2.3\ndhcp: { interface: eth0, subnet: 10.1.2.0/24, server: r1 }\n";
+    const odd = (format: DhcpFormat, s = site) => renderDhcp({ ...inputOf(format, "proxy", s), defaultTftpRoot: "/opt/my ipxe,x" });
+    const r = odd("dnsmasq");
+    expect(!r.ok && r.missing).toEqual([{ field: "dhcp.tftpRoot", unusable: true, why: "dnsmasq serves the iPXE binaries over TFTP from a folder, and the one ipxe.binaries names has characters a configuration cannot hold as they are (a space, a comma, a quote, a line break…)", example: "dhcp: { tftpRoot: /srv/tftp } (a folder holding the binaries)" }]);
+    for (const format of ["kea", "isc", "routeros"] as const) expect(odd(format).ok, format).toBe(true);
+    const given = odd("dnsmasq", "url: http://10.1.2.3\ndhcp: { interface: eth0, subnet: 10.1.2.0/24, tftpRoot: /srv/tftp }\n");
+    expect(given.ok && body(given.text)).toContain("tftp-root=/srv/tftp");
+  });
+
+  it("the TFTP server from `url` only when its host is exactly an IPv4 address", () => {
+    expect(text("isc", "proxy", "url: http://10.1.2.34:8080\n")).toContain("next-server 10.1.2.34;");
+    const named = renderDhcp({ ...inputOf("isc", "proxy", "url: http://1.2.3.4.example/nb\n"), defaultTftpRoot: undefined });
+    expect(!named.ok && named.missing.map((m) => m.field)).toEqual(["dhcp.tftpServer"]);
   });
 
   it("each missing setting says why it is needed and what to write", () => {

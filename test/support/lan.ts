@@ -14,11 +14,12 @@ dhcp:
   tftpRoot: /srv/tftp
 `;
 export const LAN_HOSTS = `hosts:
-  b2: { class: demo, macs: [52:54:00:00:00:02, 52:54:00:00:00:03], ip: 192.168.77.11 }
+  web-2: { class: demo, macs: [52:54:00:ab:cd:02, 52:54:00:ab:cd:03], ip: 192.168.77.11 }
   a1: { class: demo, mac: 52:54:00:00:00:01, ip: 192.168.77.10 }
   c3: { class: demo, mac: 52:54:00:00:00:04, ip: 10.0.0.1 }
   d4: { class: demo, mac: 52:54:00:00:00:05, ip: "fd00::5" }
   e5: { class: demo, mac: 52:54:00:00:00:06 }
+  f6: { class: demo, mac: 52:54:00:00:00:07, ip: "::ffff:192.168.77.12" }
 `;
 
 /**
