@@ -9,6 +9,7 @@ import path from "node:path";
 import { UserError } from "../errors.ts";
 import { renderDhcp, SAFE_FOLDER, type IpxeBinary } from "../core/dhcp.ts";
 import { escaped } from "../core/excerpt.ts";
+import { ipv4Number, ipv4String } from "../core/site.ts";
 import { ConfinedRoot } from "../adapters/confine.ts";
 import { writeFileAtomic } from "../adapters/files.ts";
 import { combinedLogLine, logEscaped, serveTree } from "../adapters/http-serve.ts";
@@ -50,9 +51,8 @@ function interfaceAddress(name: string): { address: string; subnet: { address: s
   const entry = os.networkInterfaces()[name]?.find((a) => a.family === "IPv4" && !a.internal);
   if (!entry?.cidr) throw new UserError("USAGE", `--interface ${escaped(name)}: this machine has no such interface with an IPv4 address`, { hint: `interfaces with one: ${Object.entries(os.networkInterfaces()).filter(([, as]) => as?.some((a) => a.family === "IPv4" && !a.internal)).map(([n]) => n).join(", ") || "none"}` });
   const prefix = Number(entry.cidr.split("/")[1]);
-  const n = entry.address.split(".").reduce((v, p) => v * 256 + Number(p), 0);
-  const net = Math.floor(n / 2 ** (32 - prefix)) * 2 ** (32 - prefix);
-  return { address: entry.address, subnet: { address: [24, 16, 8, 0].map((s) => Math.floor(net / 2 ** s) % 256).join("."), prefix } };
+  const size = 2 ** (32 - prefix);
+  return { address: entry.address, subnet: { address: ipv4String(Math.floor(ipv4Number(entry.address) / size) * size), prefix } };
 }
 
 /** `.netbuild/serve/` under the root: real folders only (the confinement rule), made when missing. */

@@ -46,7 +46,7 @@ export async function tryHost(options: TryOptions, ctx: Context): Promise<TryRes
   const manifest = await readManifest(out);
   const built = manifest?.classes[host.className];
   if (!built || !manifest?.entries[`by-host/${host.name}/ipxe`]) throw new UserError("OUT_NOT_BUILT", `host ${host.name}'s class ${host.className} is not built in ${path.relative(ctx.cwd, out) || "."}`, { hint: `run \`netbuild build --class ${host.className}\`` });
-  const memoryMiB = options.memoryMiB ?? Math.max(512, Math.ceil(ramNeeded({ kernel: { storeFile: "", size: built.kernel.size }, initrd: { storeFile: "", size: built.initrd.size }, kernelParams: [] }) / MIB / 64) * 64);
+  const memoryMiB = options.memoryMiB ?? Math.max(512, Math.ceil(ramNeeded(built) / MIB / 64) * 64);
   const mac = macColons(host.macs[0]!);
   const server = await serveTree(out, "127.0.0.1", 0, () => undefined);
   let interrupted: () => void = () => undefined;

@@ -32,7 +32,7 @@ export function oversizedImages(builds: ReadonlyMap<ClassName, ClassBuild>): Siz
  * the initrd's contents are unpacked into RAM as well (the existing setup measured first-boot RAM
  * at about twice the store image), plus headroom to run.
  */
-export function ramNeeded(build: ClassBuild): number {
+export function ramNeeded(build: { kernel: { size: number }; initrd: { size: number } }): number {
   return build.kernel.size + 2 * build.initrd.size + RAM_HEADROOM_BYTES;
 }
 

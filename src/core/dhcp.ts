@@ -26,6 +26,9 @@ export interface IpxeBinary {
   size: number;
 }
 
+/** An IPv4 address as the schema checked it (dotted quad): not an IPv6 one, IPv4-mapped or not, nor a host name. */
+const IPV4 = /^\d+\.\d+\.\d+\.\d+$/;
+
 /** A folder every format takes as it is (what the site's dhcp.tftpRoot must be): no space, quote, comma or line break. */
 export const SAFE_FOLDER = /^\/[A-Za-z0-9._\/+-]*$/;
 
@@ -89,7 +92,7 @@ export function settingsOf(input: Omit<DhcpInput, "binaries" | "hosts">): { ok: 
   };
   need(site.url, "url", "iPXE fetches <url>/boot.ipxe", "url: http://192.168.1.10:8080");
   const host = site.url === undefined ? undefined : new URL(site.url).hostname;
-  const tftpServer = d.tftpServer ?? (host !== undefined && /^\d+\.\d+\.\d+\.\d+$/.test(host) ? host : undefined);
+  const tftpServer = d.tftpServer ?? (host !== undefined && IPV4.test(host) ? host : undefined);
   // dnsmasq and OpenWrt serve TFTP themselves; the others name the machine that does.
   const servesTftp = format === "dnsmasq" || format === "openwrt";
   if (!servesTftp) need(tftpServer, "dhcp.tftpServer", `PXE firmware fetches the iPXE binaries over TFTP, and ${site.url === undefined ? "there is no `url`" : "the host of `url` is not an IPv4 address"} to take the server from`, "dhcp: { tftpServer: 192.168.1.10 }");
@@ -122,7 +125,7 @@ function reservationsOf(hosts: readonly Host[], subnet: { address: string; prefi
   const skipped: { host: string; ip: string; why: string }[] = [];
   for (const h of [...hosts].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     if (h.ip === undefined) continue;
-    if (!/^\d+\.\d+\.\d+\.\d+$/.test(h.ip)) skipped.push({ host: h.name, ip: h.ip, why: "gets no reservation: it is an IPv6 address (this configuration is DHCPv4)" });
+    if (!IPV4.test(h.ip)) skipped.push({ host: h.name, ip: h.ip, why: "gets no reservation: it is an IPv6 address (this configuration is DHCPv4)" });
     else if (subnet && !inSubnet(h.ip, subnet)) skipped.push({ host: h.name, ip: h.ip, why: `gets no reservation: it is not in dhcp.subnet ${subnet.address}/${subnet.prefix}` });
     else for (const mac of h.macs) reservations.push({ host: h.name, mac: macColons(mac as Mac), ip: h.ip });
   }
