@@ -67,15 +67,15 @@ const COVERED = (bios: string, efi: string) => [`BIOS x86 (client architecture 0
 const NOT_COVERED = ["32-bit UEFI (6)", "arm64 UEFI (11: it needs an arm64 iPXE build, which ipxe.binaries does not have)", "UEFI HTTP boot (16)"];
 
 interface Settings {
-  url: string;
+  url: string | undefined;
   bootUrl: string;
-  tftpServer: string;
-  tftpRoot: string;
-  interface: string;
-  subnet: { address: string; prefix: number };
-  netmask: string;
-  range: { start: string; end: string };
-  server: string;
+  tftpServer: string | undefined;
+  tftpRoot: string | undefined;
+  interface: string | undefined;
+  subnet: { address: string; prefix: number } | undefined;
+  netmask: string | undefined;
+  range: { start: string; end: string } | undefined;
+  server: string | undefined;
 }
 
 function netmaskOf(prefix: number): string {
@@ -108,14 +108,8 @@ export function settingsOf(input: Omit<DhcpInput, "binaries" | "hosts">): { ok: 
   if (needsSubnet) need(d.subnet, "dhcp.subnet", mode === "full" ? "the network the addresses are handed out in" : "the network the boot information is for", "dhcp: { subnet: 192.168.1.0/24 }");
   if (mode === "full" && (format === "dnsmasq" || format === "kea" || format === "isc")) need(d.range, "dhcp.range", "the addresses handed out to machines without a reservation", "dhcp: { range: { start: 192.168.1.100, end: 192.168.1.200 } }");
   if (missing.length > 0) return { ok: false, missing };
-  const s: Partial<Settings> = {};
-  if (site.url !== undefined) (s.url = site.url), (s.bootUrl = `${site.url}/boot.ipxe`);
-  if (tftpServer !== undefined) s.tftpServer = tftpServer;
-  if (tftpRoot !== undefined) s.tftpRoot = tftpRoot;
-  if (d.interface !== undefined) s.interface = d.interface;
-  if (d.subnet !== undefined) (s.subnet = d.subnet), (s.netmask = netmaskOf(d.subnet.prefix));
-  if (d.range !== undefined) s.range = d.range;
-  if (d.server !== undefined) s.server = d.server;
+  // What this format and mode do not need may be undefined: its renderer does not read it.
+  const s: Partial<Settings> = { url: site.url, bootUrl: `${site.url}/boot.ipxe`, tftpServer, tftpRoot, interface: d.interface, subnet: d.subnet, netmask: d.subnet && netmaskOf(d.subnet.prefix), range: d.range, server: d.server };
   return { ok: true, s };
 }
 
@@ -123,7 +117,8 @@ export function settingsOf(input: Omit<DhcpInput, "binaries" | "hosts">): { ok: 
 function reservationsOf(hosts: readonly Host[], subnet: { address: string; prefix: number } | undefined) {
   const reservations: Reservation[] = [];
   const skipped: { host: string; ip: string; why: string }[] = [];
-  for (const h of [...hosts].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+  // Host names are unique: no two compare equal.
+  for (const h of [...hosts].sort((a, b) => (a.name < b.name ? -1 : 1))) {
     if (h.ip === undefined) continue;
     if (!IPV4.test(h.ip)) skipped.push({ host: h.name, ip: h.ip, why: "gets no reservation: it is an IPv6 address (this configuration is DHCPv4)" });
     else if (subnet && !inSubnet(h.ip, subnet)) skipped.push({ host: h.name, ip: h.ip, why: `gets no reservation: it is not in dhcp.subnet ${subnet.address}/${subnet.prefix}` });
@@ -132,10 +127,11 @@ function reservationsOf(hosts: readonly Host[], subnet: { address: string; prefi
   return { reservations, skipped };
 }
 
+/** The header: what made it and from what (a site file: every format needs its url), what is covered, the binaries' hashes. */
 function header(input: DhcpInput, lines: string[], comment: string): string {
   const { bios, efi } = input.binaries;
   const all = [
-    `netbuild dhcp --format ${input.format} --mode ${input.mode}, from ${input.site.file ?? "the default site settings"}. Generated: run it again after changing the inventory rather than editing this.`,
+    `netbuild dhcp --format ${input.format} --mode ${input.mode}, from ${input.site.file!}. Generated: run it again after changing the inventory rather than editing this.`,
     ...lines,
     "Covered:",
     ...COVERED(bios.name, efi.name).map((l) => `  ${l}`),

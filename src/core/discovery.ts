@@ -18,8 +18,9 @@ const MONTHS: Record<string, number> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4,
 /** `30/Nov/2026:13:06:35 +0100` (nginx, Apache, lighttpd, netbuild serve) or `30/Nov/2026 13:06:35` (Python's http.server: local time, taken as UTC). */
 function clfTime(s: string): Date | undefined {
   const m = /^(\d{2})\/([A-Z][a-z]{2})\/(\d{4})[: ](\d{2}):(\d{2}):(\d{2})(?: ([+-])(\d{2})(\d{2}))?$/.exec(s);
-  if (!m || MONTHS[m[2]!] === undefined) return undefined;
-  const utc = Date.UTC(Number(m[3]), MONTHS[m[2]!]!, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
+  if (!m) return undefined;
+  // An unknown month is no month: Date.UTC gives NaN, and the time is undefined below.
+  const utc = Date.UTC(Number(m[3]), MONTHS[m[2]!] ?? NaN, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
   const offset = m[7] ? (m[7] === "-" ? -1 : 1) * (Number(m[8]) * 60 + Number(m[9])) * 60_000 : 0;
   const t = new Date(utc - offset);
   return Number.isNaN(t.getTime()) ? undefined : t;
@@ -49,9 +50,10 @@ function caddyLine(line: string): LogRequest | undefined {
     return undefined;
   }
   const o = v as { ts?: unknown; status?: unknown; request?: { remote_ip?: unknown; client_ip?: unknown; method?: unknown; uri?: unknown } };
-  const r = o?.request;
+  // The line starts with "{": o is an object; its request may be anything.
+  const r = o.request;
   const remote = r?.client_ip ?? r?.remote_ip;
-  if (typeof r !== "object" || r === null || typeof remote !== "string" || typeof r.method !== "string" || typeof r.uri !== "string" || typeof o.status !== "number") return undefined;
+  if (typeof remote !== "string" || typeof r?.method !== "string" || typeof r.uri !== "string" || typeof o.status !== "number") return undefined;
   // Seconds since 1970, up to the year 9999 (a later one would not sort as ISO text).
   const time = typeof o.ts === "number" && o.ts >= 0 && o.ts < 253_402_300_800 ? new Date(o.ts * 1000) : undefined;
   return { remote, time, method: r.method, target: r.uri, status: o.status };

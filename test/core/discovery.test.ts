@@ -43,6 +43,7 @@ describe("access-log lines", () => {
     expect(parseLogLine("null")).toBeUndefined();
     expect(parseLogLine('{"request":{"remote_ip":"a","method":"GET","uri":"/x"},"status":200}')).toMatchObject({ time: undefined });
     expect(caddy({ ...ok, ts: 253_402_300_799 })?.time).toEqual(new Date(253_402_300_799_000));
+    expect(caddy({ ...ok, ts: "5" })?.time).toBeUndefined();
     expect(caddy({ ...ok, ts: 253_402_300_800 })?.time).toBeUndefined();
   });
 
@@ -134,6 +135,16 @@ describe("the order of the machines, and their times", () => {
     expect(log.result().machines[0]).toMatchObject({ boots: 2, firstSeen: "2026-11-30T10:00:00.000Z", lastSeen: "2026-11-30T10:00:00.000Z", firmware: "BIOS" });
     log.add(at("aa-bb-cc-dd-ee-01", "30/Nov/2026:10:00:00", "efi"));
     expect(log.result().machines[0]).toMatchObject({ boots: 3, firmware: "UEFI" });
+    // A later line leaves the first time as it was.
+    const ordered = new DiscoveryLog(new Set());
+    ordered.add(at("aa-bb-cc-dd-ee-01", "30/Nov/2026:10:00:00"));
+    ordered.add(at("aa-bb-cc-dd-ee-01", "30/Nov/2026:11:00:00"));
+    expect(ordered.result().machines[0]).toMatchObject({ firstSeen: "2026-11-30T10:00:00.000Z", lastSeen: "2026-11-30T11:00:00.000Z" });
+    // Never a readable time: each line is the latest there is.
+    const timeless = new DiscoveryLog(new Set());
+    timeless.add(at("aa-bb-cc-dd-ee-01", undefined, "pcbios"));
+    timeless.add(at("aa-bb-cc-dd-ee-01", undefined, "efi"));
+    expect(timeless.result().machines[0]).toMatchObject({ boots: 2, firstSeen: undefined, lastSeen: undefined, firmware: "UEFI" });
     const late = new DiscoveryLog(new Set());
     late.add(at("aa-bb-cc-dd-ee-01", undefined, "pcbios"));
     late.add(at("aa-bb-cc-dd-ee-01", "30/Nov/2026:09:00:00", "efi"));
