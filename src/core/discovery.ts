@@ -50,13 +50,13 @@ function caddyLine(line: string): LogRequest | undefined {
     return undefined;
   }
   const o = v as { ts?: unknown; status?: unknown; request?: { remote_ip?: unknown; client_ip?: unknown; method?: unknown; uri?: unknown } };
-  // The line starts with "{": o is an object; its request may be anything.
+  // The line starts with "{": o is an object; its request may be anything (a remote found in it makes it an object).
   const r = o.request;
   const remote = r?.client_ip ?? r?.remote_ip;
-  if (typeof remote !== "string" || typeof r?.method !== "string" || typeof r.uri !== "string" || typeof o.status !== "number") return undefined;
+  if (typeof remote !== "string" || typeof r!.method !== "string" || typeof r!.uri !== "string" || typeof o.status !== "number") return undefined;
   // Seconds since 1970, up to the year 9999 (a later one would not sort as ISO text).
   const time = typeof o.ts === "number" && o.ts >= 0 && o.ts < 253_402_300_800 ? new Date(o.ts * 1000) : undefined;
-  return { remote, time, method: r.method, target: r.uri, status: o.status };
+  return { remote, time, method: r!.method, target: r!.uri, status: o.status };
 }
 
 /** A value from the client, as it may be shown: decoded (`+` is a plus), no control characters, at most 64 characters. */
@@ -178,7 +178,9 @@ export class DiscoveryLog {
 
   result(): Discovery {
     const machines = [...this.byMac.values()].map((m) => ({ ...m, placeholders: (["serial", "uuid", "asset"] as const).filter((k) => m[k] !== undefined && isPlaceholder(k, m[k]!)) }));
-    machines.sort((a, b) => ((b.lastSeen ?? "") < (a.lastSeen ?? "") ? -1 : (b.lastSeen ?? "") > (a.lastSeen ?? "") ? 1 : a.mac < b.mac ? -1 : 1));
+    // Latest first ("" for never at a readable time: last), then by MAC (unique).
+    const seen = (m: DiscoveredMachine) => m.lastSeen ?? "";
+    machines.sort((a, b) => (seen(b) < seen(a) ? -1 : seen(b) > seen(a) ? 1 : a.mac < b.mac ? -1 : 1));
     return { machines, malformed: this.malformed, known: this.knownRequests };
   }
 }

@@ -76,6 +76,7 @@ describe("discovery requests", () => {
     expect(clientValue("%0a%0d%09")).toBe("");
     expect(clientValue("a%E2%81%A6b%E2%81%A9c")).toBe("abc");
     expect(clientValue("x".repeat(64))).toBe("x".repeat(64));
+    expect(clientValue("%20%20x%20")).toBe("x");
     // Cut by code points, never inside a surrogate pair.
     expect(clientValue(`${"a".repeat(62)}%F0%9F%98%80%F0%9F%98%80x`)).toBe(`${"a".repeat(62)}\u{1F600}…`);
   });
