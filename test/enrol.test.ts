@@ -89,7 +89,7 @@ describe("netbuild discovered and netbuild enrol", () => {
     const was2 = listing();
     const r = await cli(["enrol", "52:54:00:99:99:99", "--name", "he", "--class", "demo", "--file", "hosts/linked/x.yaml"], root);
     expect([r.code, listing()]).toEqual([2, was2]);
-    expect(r.stderr).toContain('"hosts/linked" is not a real folder');
+    expect(r.stderr).toContain("hosts/linked is a symlink, where netbuild needs a real folder (to reach hosts/linked/x.yaml); nothing was changed");
   });
 
   it("refuses a host the inventory checks reject (an IP another host has, here), naming the issue; nothing written", async () => {

@@ -66,9 +66,15 @@ export function localKind(st: Pick<Stats, "isSymbolicLink" | "isDirectory" | "is
   return st === undefined ? undefined : st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
 }
 
+/** The confinement rule (adapters/confine.ts) for a local folder: lstat and mkdir below `root`. */
+export function localConfinedRoot(root: string, code: ErrorCode): ConfinedRoot {
+  const abs = (rel: string) => path.join(root, checkRel(rel));
+  return new ConfinedRoot(root, { lstat: async (rel) => localKind(await lstatOrUndefined(abs(rel))), mkdir: (rel) => fs.mkdir(abs(rel)) }, code);
+}
+
 export function localTargetFs(root: string, code: ErrorCode = "TARGET_CONFLICT"): TargetFs {
   const abs = (rel: string) => path.join(root, checkRel(rel));
-  const confined = new ConfinedRoot(root, { lstat: async (rel) => localKind(await lstatOrUndefined(abs(rel))), mkdir: (rel) => fs.mkdir(abs(rel)) }, code);
+  const confined = localConfinedRoot(root, code);
   /** The target folder itself is made when missing (with its parents: it is a local folder the user named). */
   const prepare = async (rel: string) => {
     await fs.mkdir(root, { recursive: true });

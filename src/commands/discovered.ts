@@ -8,8 +8,7 @@ import { createInterface } from "node:readline";
 import { UserError } from "../errors.ts";
 import { DiscoveryLog, type DiscoveredMachine } from "../core/discovery.ts";
 import { escaped } from "../core/excerpt.ts";
-import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
-import { ACCESS_LOG } from "./serve.ts";
+import { ACCESS_LOG, loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
 
 export interface DiscoveredOptions extends RootOptions {
   /** Access logs to read (default: netbuild serve's, in .netbuild/serve/). */

@@ -2,16 +2,16 @@
 // inventory in git instead of a database (the Talos setup's pending/approve flow). Writes a new file
 // hosts/NAME.yaml, or adds the host under `hosts:` in --file (keeping every other byte of it, as
 // `provision` does). Every inventory check runs on the result before anything is written.
-import { lstatSync, mkdirSync, writeFileSync } from "node:fs";
+import { lstatSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { isMap } from "yaml";
 import { UserError } from "../errors.ts";
 import { quoted } from "../core/excerpt.ts";
 import { loadInventory } from "../core/inventory.ts";
 import { closestName, macColons, parseHostName, parseMac } from "../core/names.ts";
-import { foldersOf } from "../core/paths.ts";
 import { readInventorySource } from "../adapters/inventory-files.ts";
 import { writeFileAtomic } from "../adapters/files.ts";
+import { localConfinedRoot } from "../adapters/target-fs.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
 import { addPairs, applySplices, CannotEdit, checkOwnFile, dataOf, pairOf, parsedFile, readOwnFile, sameData, todayUtc, type Source } from "./provision.ts";
 
@@ -98,12 +98,8 @@ export async function enrol(options: EnrolOptions, ctx: Context): Promise<EnrolR
   if (!host || host.className !== options.className || !host.macs.includes(mac.value)) throw new UserError("INVENTORY_INVALID", `${rel} would not hold host ${name.value} as asked; nothing was written`);
 
   if (before === undefined) {
-    // New: every folder on the way a real one (made when missing), the file created, never replaced.
-    for (const dir of foldersOf(rel)) {
-      const st = lstatSync(path.join(root, dir), { throwIfNoEntry: false });
-      if (st === undefined) mkdirSync(path.join(root, dir));
-      else if (!st.isDirectory() || st.isSymbolicLink()) throw new UserError("USAGE", `${quoted(dir)} is not a real folder (a link or a file); netbuild enrol writes only under real folders; nothing was written`, { hint: "replace it with a folder, or give another --file" });
-    }
+    // New: every folder on the way a real one (made when missing: the confinement rule), the file created, never replaced.
+    await localConfinedRoot(root, "ROOT_CONFLICT").prepare(rel);
     try {
       writeFileSync(abs, text, { flag: "wx", mode: 0o644 });
     } catch (e) {

@@ -313,7 +313,7 @@ async function loadForProvision(root: string, ctx: Context): Promise<{ inv: Inve
   }
 }
 
-function unknownHost(name: string, hosts: readonly Host[]): UserError {
+export function unknownHost(name: string, hosts: readonly Host[]): UserError {
   const names = hosts.map((h) => h.name as string);
   const guess = closestName(name, names);
   const hint = guess

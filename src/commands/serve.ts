@@ -10,13 +10,12 @@ import { UserError } from "../errors.ts";
 import { renderDhcp, SAFE_FOLDER, type IpxeBinary } from "../core/dhcp.ts";
 import { escaped } from "../core/excerpt.ts";
 import { ipv4Number, ipv4String } from "../core/site.ts";
-import { ConfinedRoot } from "../adapters/confine.ts";
 import { writeFileAtomic } from "../adapters/files.ts";
 import { combinedLogLine, logEscaped, serveTree } from "../adapters/http-serve.ts";
 import { onInterrupt } from "../adapters/interrupt.ts";
 import { ipxeFolder, readIpxeBinaries } from "../adapters/ipxe-binaries.ts";
-import { localKind } from "../adapters/target-fs.ts";
-import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
+import { localConfinedRoot } from "../adapters/target-fs.ts";
+import { ACCESS_LOG, loadRoot, outOf, rootOf, SERVE_DIR, type Context, type OutOptions } from "./context.ts";
 
 export interface ServeOptions extends OutOptions {
   /** ADDR:PORT, :PORT or PORT (default 0.0.0.0:8080). */
@@ -33,9 +32,6 @@ export interface ServeResult {
   dhcp: { interface: string; subnet: string; tftpRoot: string } | undefined;
 }
 
-/** Where serve keeps its access log and dnsmasq's configuration, inside the root's .netbuild/. */
-export const SERVE_DIR = ".netbuild/serve";
-export const ACCESS_LOG = `${SERVE_DIR}/access.log`;
 
 export function parseListen(spec: string | undefined): { host: string; port: number } {
   const text = spec ?? "0.0.0.0:8080";
@@ -57,8 +53,7 @@ function interfaceAddress(name: string): { address: string; subnet: { address: s
 
 /** `.netbuild/serve/` under the root: real folders only (the confinement rule), made when missing. */
 async function serveFolder(root: string): Promise<void> {
-  const confined = new ConfinedRoot(root, { lstat: async (rel) => localKind(await fs.lstat(path.join(root, rel)).catch(() => undefined)), mkdir: (rel) => fs.mkdir(path.join(root, rel)) }, "ROOT_CONFLICT");
-  await confined.prepare(`${SERVE_DIR}/x`);
+  await localConfinedRoot(root, "ROOT_CONFLICT").prepare(`${SERVE_DIR}/x`);
 }
 
 /** Appends to the access log; a link where the log should be is refused (O_NOFOLLOW), never written through. */

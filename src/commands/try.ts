@@ -11,6 +11,7 @@ import { serveTree } from "../adapters/http-serve.ts";
 import { onInterrupt } from "../adapters/interrupt.ts";
 import { runVm } from "../adapters/qemu.ts";
 import { loadRoot, outOf, rootOf, type Context, type OutOptions } from "./context.ts";
+import { unknownHost } from "./provision.ts";
 
 export interface TryOptions extends OutOptions {
   host: string;
@@ -40,7 +41,7 @@ export async function tryHost(options: TryOptions, ctx: Context): Promise<TryRes
   const root = rootOf(options, ctx);
   const inv = await loadRoot(root, ctx);
   const host = inv.hosts.find((h) => h.name === options.host);
-  if (!host) throw new UserError("USAGE", `unknown host ${JSON.stringify(options.host)}`, { hint: `hosts: ${inv.hosts.slice(0, 10).map((h) => h.name).join(", ")}${inv.hosts.length > 10 ? ", …" : ""}` });
+  if (!host) throw unknownHost(options.host, inv.hosts);
   if (host.macs.length === 0) throw new UserError("USAGE", `host ${host.name} has no MAC: a VM cannot boot as it`, { hint: "give it `mac:` in its file under hosts/" });
   const out = outOf(options, ctx, root, inv);
   const manifest = await readManifest(out);
