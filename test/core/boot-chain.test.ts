@@ -392,3 +392,11 @@ describe("boot.ipxe's discovery request", () => {
     expect(r).toMatchObject({ result: "exit", exitStatus: 3 });
   });
 });
+
+describe("a discovery request without a fallback", () => {
+  it("is a broken chain at that line: nothing after it runs (a walk never sends it, so it fails there as on a static server)", async () => {
+    const r = await walk({ "boot.ipxe": ipxe("imgfetch --name d discover/${mac:hexhyp}", "echo after", "exit 0") }, "52-54-00-99-99-99");
+    expect(r).toMatchObject({ result: "error", console: [], exitStatus: undefined, problem: `${BASE}boot.ipxe: \`imgfetch --name d discover/\${mac:hexhyp}\` failed` });
+    expect(r.steps).toEqual([{ url: `${BASE}boot.ipxe`, status: "ok" }]);
+  });
+});
