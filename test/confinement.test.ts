@@ -413,6 +413,29 @@ describe.skipIf(noNix)("confinement: netbuild touches only what it recorded, ins
     });
   });
 
+  // The checkout's own .netbuild/ (generated Nix, the inventory cache, the GC roots) is under the same
+  // rule: `generate` once cleared a linked .netbuild/nix, deleting the files of the folder it led to.
+  describe("the checkout's .netbuild/: every folder on the way is a real folder", () => {
+    const cases = [
+      { link: ".netbuild", command: ["generate"] },
+      { link: ".netbuild/nix", command: ["generate"] },
+      { link: ".netbuild/nix", command: ["build"] },
+      { link: ".netbuild/cache", command: ["plan"] },
+      { link: ".netbuild/gcroots", command: ["build"] },
+    ];
+    for (const c of cases) {
+      it(`refuses ${c.command.join(" ")} with ${c.link} a symlink to a foreign folder, and leaves that folder untouched`, async () => {
+        const w = freshWorld({ deployed: false });
+        swapForLink(w.root, c.link, w.victim);
+        const victim = treeChecksum(w.victim);
+        const r = await cli(c.command, w.root);
+        expect.soft(treeChecksum(w.victim), "the victim folder is untouched").toBe(victim);
+        expect.soft(readlinkSync(path.join(w.root, c.link)), "the link is left as it was").toBe(w.victim);
+        expectRefusal(r, [c.link, A_LINK]);
+      });
+    }
+  });
+
   it("never writes through a link planted at a fixed temporary name (a local target)", async () => {
     const w = freshWorld();
     for (const rel of ["by-host/h1/.ipxe.netbuild-tmp", ".netbuild/.deployed.json.netbuild-tmp"]) symlinkSync(path.join(w.victim, "file"), path.join(w.served, rel));

@@ -9,6 +9,7 @@
 // renames or removes itself is forgotten. Not a defence against someone swapping folders while a
 // run is in progress (nothing short of openat(2) on every step is), but against every tree that a
 // mistake, an edit or a hostile record leaves behind.
+import type { Stats } from "node:fs";
 import { UserError, type ErrorCode } from "../errors.ts";
 import { escaped } from "../core/excerpt.ts";
 import { foldersOf, relPathProblem } from "../core/paths.ts";
@@ -20,6 +21,11 @@ export interface FolderProbe {
   lstat(rel: string): Promise<PathKind | undefined>;
   /** Makes one folder whose parent exists; may fail when something appeared there meanwhile. */
   mkdir(rel: string): Promise<void>;
+}
+
+/** What a local lstat found. */
+export function localKind(st: Pick<Stats, "isSymbolicLink" | "isDirectory" | "isFile"> | undefined): PathKind | undefined {
+  return st === undefined ? undefined : st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
 }
 
 /** What stands where a folder should be. */
@@ -45,6 +51,29 @@ export function checkRel(rel: string): string {
   const problem = relPathProblem(rel);
   if (problem) throw new Error(`refusing a path that ${problem}: ${JSON.stringify(rel)}`);
   return rel;
+}
+
+/**
+ * The same rule for a caller that must stay synchronous (the inventory cache, read and written
+ * around a synchronous load), with `lstat` and `mkdir` of one folder at a time: with `mkdir`, makes
+ * every missing folder on the way to `rel`, all real; without, a missing folder ends the check.
+ * Throws the conflict error on anything else in the way.
+ */
+export function prepareSync(description: string, probe: { lstat(rel: string): PathKind | undefined; mkdir?(rel: string): void }, code: ErrorCode, rel: string): void {
+  for (const dir of foldersOf(checkRel(rel))) {
+    let kind = probe.lstat(dir);
+    if (kind === undefined) {
+      if (!probe.mkdir) return;
+      try {
+        probe.mkdir(dir);
+      } catch (e) {
+        // Nothing there and mkdir failed: the reason is mkdir's (permission, full disk), not a conflict.
+        if (probe.lstat(dir) === undefined) throw e;
+      }
+      kind = probe.lstat(dir) ?? "other";
+    }
+    if (kind !== "dir") throw conflictError(code, description, [{ path: dir, what: `${describeKind(kind)}, where netbuild needs a real folder (to reach ${rel})` }]);
+  }
 }
 
 export class ConfinedRoot {

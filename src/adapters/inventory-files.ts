@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
 import { UserError } from "../errors.ts";
 import { codeHash } from "./code-hash.ts";
+import { localKind, prepareSync } from "./confine.ts";
 // From the light modules, not core/inventory.ts: deploy reads the site file through here before zod
 // loads, and a run whose inventory is unchanged never loads zod or yaml for it.
 import { fileProblemMessage, MAX_FILE_BYTES, type FileProblem, type InventoryFile, type InventorySource } from "../core/inventory-source.ts";
@@ -263,7 +264,14 @@ function sha256(data: string | Buffer): string {
   return createHash("sha256").update(data).digest("base64url");
 }
 
+/** The confinement rule (adapters/confine.ts) on the way to a cache file: a link or a file where a folder should be is a conflict (exit 2), never followed. */
+function cacheFolders(root: string, rel: string, make: boolean): void {
+  const kind = (r: string) => localKind(lstatSync(path.join(root, r), { throwIfNoEntry: false }));
+  prepareSync(root, make ? { lstat: kind, mkdir: (r) => mkdirSync(path.join(root, r)) } : { lstat: kind }, "ROOT_CONFLICT", rel);
+}
+
 function readCacheFile(root: string, rel: string): Buffer | undefined {
+  cacheFolders(root, rel, false);
   try {
     const r = readBytesInsideRoot(root, realpathSync(root), rel, MAX_CACHE_BYTES);
     return "bytes" in r ? r.bytes : undefined;
@@ -277,7 +285,12 @@ function writeCacheFile(root: string, rel: string, parts: (string | Buffer)[]): 
   const file = path.join(root, rel);
   const tmp = `${file}.tmp-${process.pid}`;
   try {
-    mkdirSync(path.dirname(file), { recursive: true });
+    cacheFolders(root, rel, true);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    return;
+  }
+  try {
     const fd = openSync(tmp, "w");
     try {
       // writeFileSync on a descriptor writes all of each part, one after the other.

@@ -152,7 +152,7 @@ export async function runNix(cmd: Command, options: RunNixOptions): Promise<RunR
 
 export interface BuildClassesOptions extends NixOptions {
   classes: readonly ClassName[];
-  /** Where GC roots go (<root>/.netbuild/gcroots), so `nix-collect-garbage` keeps the current builds. */
+  /** Where GC roots go (<root>/.netbuild/gcroots, a real folder the caller made), so `nix-collect-garbage` keeps the current builds. */
   gcroots: string;
   onLine?: (line: string) => void;
   /** Pinned downloads of the classes, to explain a hash mismatch. */
@@ -194,7 +194,6 @@ export async function buildClasses(opts: BuildClassesOptions): Promise<Map<Class
   });
   const outs = result.stdout.split("\n").filter((l) => l.startsWith("/nix/store/"));
   const builds = new Map<ClassName, ClassBuild & { kind: string }>();
-  await fs.mkdir(opts.gcroots, { recursive: true });
   for (const out of outs) {
     const manifest = BundleManifest.parse(JSON.parse(await fs.readFile(path.join(out, "manifest.nix"), "utf8")));
     const className = manifest.class as ClassName;

@@ -3,17 +3,17 @@
 // through the confinement rule (adapters/confine.ts): nothing that leaves the target, and nothing
 // written, renamed, linked or removed through a link or a file where a folder should be.
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream, type Stats } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { ErrorCode } from "../errors.ts";
 import { tempName } from "../core/paths.ts";
-import { checkRel, ConfinedRoot, conflictError, type Blocked } from "./confine.ts";
+import { checkRel, ConfinedRoot, conflictError, localKind, type Blocked } from "./confine.ts";
 import { lstatOrUndefined } from "./files.ts";
 
 export { tempName } from "../core/paths.ts";
-export { checkRel } from "./confine.ts";
+export { checkRel, localKind } from "./confine.ts";
 
 export interface TargetStat {
   kind: "file" | "dir" | "symlink" | "other";
@@ -59,11 +59,6 @@ export interface TargetFs {
   /** sha256 of a file as the target holds it. */
   sha256(rel: string): Promise<string>;
   close(): Promise<void>;
-}
-
-/** What a local lstat found, in the targets' words. */
-export function localKind(st: Pick<Stats, "isSymbolicLink" | "isDirectory" | "isFile"> | undefined): TargetStat["kind"] | undefined {
-  return st === undefined ? undefined : st.isSymbolicLink() ? "symlink" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
 }
 
 /** The confinement rule (adapters/confine.ts) for a local folder: lstat and mkdir below `root`. */

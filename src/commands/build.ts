@@ -12,12 +12,13 @@ import type { ClassBuild, Tree } from "../core/tree.ts";
 import { hasNpinsNixpkgs } from "../adapters/inventory-files.ts";
 import { applyTree, checkOutFolder, withOutLock, type ApplyResult } from "../adapters/local-tree.ts";
 import { buildClasses } from "../adapters/nix.ts";
+import { localConfinedRoot } from "../adapters/target-fs.ts";
 import { checkNixpkgsTree, checkNixVersion, describeNixpkgs, nixpkgsFromOptions, type NixpkgsSource } from "../adapters/nix-version.ts";
 import { formatBytes } from "../ui/reporter.ts";
 import { announceWipes, keptBuilds, placeholderKeyWarning, treeOf, wipesOf, type Wipe } from "./out-tree.ts";
 import { writeGenerated } from "./generate.ts";
 import { announceInstalls, renderTalosConfigs, secretsNotice, type TalosInstall } from "./talos.ts";
-import { loadRoot, outOf, rootOf, selectClasses, type Context, type OutOptions } from "./context.ts";
+import { GC_ROOTS, loadRoot, outOf, rootOf, selectClasses, type Context, type OutOptions } from "./context.ts";
 
 export interface BuildOptions extends OutOptions {
   /** Classes to build; empty = all. */
@@ -115,12 +116,13 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
   ctx.reporter.info(`generate: ${gen.written.length} written, ${gen.unchanged.length} unchanged (${path.relative(ctx.cwd, gen.dir) || "."})`);
 
   const names = selected.map((c) => c.name);
+  await localConfinedRoot(root, "ROOT_CONFLICT").prepare(`${GC_ROOTS}/x`);
   ctx.reporter.info(`build: ${names.join(", ")} (nix-build)`);
   const fresh = await buildClasses({
     generated: path.join(root, GENERATED_DIR),
     nixpkgs,
     classes: names,
-    gcroots: path.join(root, ".netbuild", "gcroots"),
+    gcroots: path.join(root, GC_ROOTS),
     onLine: (l) => ctx.reporter.nix(l),
     env: ctx.env,
     ...(nixpkgsSource ? { nixpkgsLabel: describeNixpkgs(nixpkgsSource) } : {}),

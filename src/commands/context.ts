@@ -6,6 +6,8 @@ import type { Inventory } from "../core/inventory.ts";
 import type { Reporter } from "../ui/reporter.ts";
 import { inventoryFolderHolding } from "../adapters/inventory-files.ts";
 
+/** Where build keeps its GC roots (a link per class and artifact), so `nix-collect-garbage` keeps the current builds. */
+export const GC_ROOTS = ".netbuild/gcroots";
 /** Where `netbuild serve` keeps its access log (which `discovered` reads) and dnsmasq's configuration, inside the root's .netbuild/. */
 export const SERVE_DIR = ".netbuild/serve";
 export const ACCESS_LOG = `${SERVE_DIR}/access.log`;

@@ -7,6 +7,7 @@ import { GENERATED_DIR, ROOT_DEFAULT_NIX, renderNix, type NixLibrary } from "../
 import type { Inventory } from "../core/inventory.ts";
 import { hasNpinsNixpkgs } from "../adapters/inventory-files.ts";
 import { writeFileAtomic, writeIfChanged } from "../adapters/files.ts";
+import { localConfinedRoot } from "../adapters/target-fs.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
 
 export type GenerateOptions = RootOptions;
@@ -56,6 +57,10 @@ export async function writeGenerated(root: string, inv: Inventory): Promise<Gene
   const dir = path.join(root, GENERATED_DIR);
   const files = renderNix(inv, await nixLibrary(), hasNpinsNixpkgs(root));
   const result: GenerateResult = { dir, written: [], unchanged: [], removed: [], wroteRootDefault: false };
+  // The confinement rule (adapters/confine.ts): every folder on the way is made here, real, or the
+  // run is refused before anything is written; never written (or cleared) through a link.
+  const confined = localConfinedRoot(root, "ROOT_CONFLICT");
+  for (const f of files) await confined.prepare(`${GENERATED_DIR}/${f.path}`);
   for (const f of files) {
     if (await writeIfChanged(path.join(dir, f.path), f.content)) result.written.push(f.path);
     else result.unchanged.push(f.path);
