@@ -15,7 +15,7 @@ import type { DeployedManifest } from "../src/core/deploy.ts";
 import { localTargetFs } from "../src/adapters/target-fs.ts";
 import { readDeployed } from "../src/adapters/target-tree.ts";
 
-const notHere = missing({ commands: ["nix-build", "ssh", "ssh-keygen", "ssh-agent", "ssh-add"], files: ["/usr/sbin/sshd", "/usr/lib/openssh/sftp-server"] });
+const notHere = missing({ commands: ["nix-build", "ssh", "ssh-keygen", "ssh-agent", "ssh-add"], files: ["/usr/sbin/sshd", "/usr/lib/openssh/sftp-server", "/usr/lib/ipxe/undionly.kpxe", "/usr/lib/ipxe/snponly.efi"] });
 
 const CLASS = "kind: prebuilt\nkernel: { path: ./demo/kernel }\ninitrd: { path: ./demo/initrd }\nkernelParams: [console=ttyS0]\n";
 
@@ -78,7 +78,8 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     const mark = sshd.mark();
     const r = await ok(root, "deploy");
     expect(r.stderr).toContain("bet  id r1  (provision.disks: true in hosts/bet.yaml)");
-    expect(r.stdout).toMatch(/deployed to boot \(sftp:\/\/.*\): 2 uploads .* 6 switches, 0 removals/);
+    // 6 scripts and links, and the 2 iPXE binaries the build copied from /usr/lib/ipxe.
+    expect(r.stdout).toMatch(/deployed to boot \(sftp:\/\/.*\): 2 uploads .* 8 switches, 0 removals/);
     // Everything served equals out/, link for link: the same paths, types, modes, bytes and link
     // targets (each side's own records under .netbuild/ left out), and no leftover temporary file.
     // The scripts first, compared as text (a readable diff); then the whole tree.
@@ -89,10 +90,12 @@ describe.skipIf(notHere)("deploy over SFTP to a real sshd", () => {
     expect(treeListing(served, [".netbuild"]), "the served tree is the built tree").toEqual(treeListing(out, [".netbuild"]));
     expect(readlinkSync(path.join(served, "by-mac/52-54-00-00-00-01"))).toBe("../by-host/aleph");
     expect(readFileSync(path.join(served, "by-mac/52-54-00-00-00-02/ipxe"), "utf8")).toContain("homelab.provision_disks=true");
+    // The iPXE binaries arrive byte for byte (binary, not text: any re-encoding would break them).
+    for (const name of ["undionly.kpxe", "snponly.efi"]) expect(readFileSync(path.join(served, "ipxe", name)).equals(readFileSync(path.join("/usr/lib/ipxe", name))), name).toBe(true);
     // Artifacts and boot.ipxe went to a temporary name first and were renamed into place; scripts
     // nothing could reach yet (the links and boot.ipxe that lead to them come later) were written in place.
     const sent = contentWritten(mark, served).map((w) => w.path.replace(/\w{32}/, "HASH")).sort();
-    expect(sent).toEqual([".boot.ipxe.netbuild-tmp", "by-class/demo/HASH/.initrd.netbuild-tmp", "by-class/demo/HASH/.kernel.netbuild-tmp", "by-class/demo/ipxe", "by-host/aleph/ipxe", "by-host/bet/ipxe"]);
+    expect(sent).toEqual([".boot.ipxe.netbuild-tmp", "by-class/demo/HASH/.initrd.netbuild-tmp", "by-class/demo/HASH/.kernel.netbuild-tmp", "by-class/demo/ipxe", "by-host/aleph/ipxe", "by-host/bet/ipxe", "ipxe/.snponly.efi.netbuild-tmp", "ipxe/.undionly.kpxe.netbuild-tmp"]);
     expect(existsSync(path.join(served, ".netbuild/lock"))).toBe(false);
   });
 

@@ -2,7 +2,8 @@
 // contract, what changes when the inventory changes (and what does not), copy mode, kept
 // generations, and refusal to write into a folder netbuild did not make.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, linkSync, lstatSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, mkdirSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, closeSync, existsSync, openSync, readSync, linkSync, lstatSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { checkOutFolder } from "../src/adapters/local-tree.ts";
@@ -15,6 +16,10 @@ const FILES: Record<string, string> = {
   "classes/demo/initrd": "initrd v1\n",
   "hosts/aleph.yaml": 'class: demo\nmac: "AA:BB:CC:00:00:01"\n',
   "hosts/rack.yaml": 'hosts:\n  bet:\n    class: demo\n    macs: ["aabb.cc00.0002", "aa-bb-cc-00-00-03"]\n    provision: { disks: true, id: r1 }\n',
+  // The iPXE binaries the tree copies (stand-ins: their bytes are all that counts here).
+  "netbuild.yaml": "ipxe: { binaries: ./ipxe-bin }\n",
+  "ipxe-bin/undionly.kpxe": "undionly v1\n",
+  "ipxe-bin/snponly.efi": "snponly v1\n",
 };
 
 const notHere = missing({ commands: ["nix-build"] });
@@ -132,6 +137,85 @@ describe.skipIf(notHere)("the served tree", () => {
   });
 });
 
+// The iPXE binaries PXE firmware fetches over TFTP: copied from the site's folder into out/ipxe/,
+// recorded, and deployed like everything else, as bytes (never as text).
+describe.skipIf(notHere)("the iPXE binaries: copied into out/ipxe/ and deployed", () => {
+  afterAll(cleanupTempDirs);
+  /** Every byte value, invalid UTF-8 included. */
+  const binary = (seed: number, length: number) => Buffer.from(Array.from({ length }, (_, i) => (i * 31 + seed) % 256));
+  const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+  function site() {
+    const root = inventory({ ...FILES, "netbuild.yaml": "ipxe: { binaries: ./ipxe-bin, efi: ipxe.efi }\ntargets:\n  here: served\n" });
+    const bin = path.join(root, "ipxe-bin");
+    rmSync(path.join(bin, "snponly.efi"));
+    writeFileSync(path.join(bin, "undionly.kpxe"), binary(1, 70_001));
+    writeFileSync(path.join(bin, "ipxe.efi"), binary(2, 200_003));
+    return { root, bin, out: path.join(root, "out"), served: path.join(root, "served") };
+  }
+
+  it("copies the two the site's DHCP hands out, byte for byte, recorded with their sha256; a changed one is replaced by rename and deployed", async () => {
+    const { root, bin, out, served } = site();
+    const r = (await build(root)) as unknown as { ipxe: { folder: string; files: { path: string; sha256: string; size: number }[] } };
+    expect(r.ipxe).toEqual({ folder: bin, files: [{ path: "ipxe/undionly.kpxe", sha256: sha(binary(1, 70_001)), size: 70_001 }, { path: "ipxe/ipxe.efi", sha256: sha(binary(2, 200_003)), size: 200_003 }] });
+    expect(readdirSync(path.join(out, "ipxe")).sort()).toEqual(["ipxe.efi", "undionly.kpxe"]);
+    for (const name of ["undionly.kpxe", "ipxe.efi"]) expect(readFileSync(path.join(out, "ipxe", name)).equals(readFileSync(path.join(bin, name))), name).toBe(true);
+    const manifest = JSON.parse(readFileSync(path.join(out, ".netbuild/manifest.json"), "utf8")) as { entries: Record<string, { kind: string; sha256: string }> };
+    expect(manifest.entries["ipxe/ipxe.efi"]).toMatchObject({ kind: "file", sha256: sha(binary(2, 200_003)) });
+    const deployed = await cli(["deploy", "--yes"], root);
+    expect(deployed.code, deployed.stderr).toBe(0);
+    for (const name of ["undionly.kpxe", "ipxe.efi"]) expect(readFileSync(path.join(served, "ipxe", name)).equals(readFileSync(path.join(bin, name))), name).toBe(true);
+
+    // A new undionly.kpxe (an upgraded package): rewritten by rename, so a TFTP transfer holding the old file reads it whole.
+    const reader = openSync(path.join(out, "ipxe/undionly.kpxe"), "r");
+    try {
+      writeFileSync(path.join(bin, "undionly.kpxe"), binary(3, 70_002));
+      expect((await build(root)).tree.written).toEqual(["ipxe/undionly.kpxe"]);
+      const old = Buffer.alloc(70_001);
+      expect(readSync(reader, old, 0, old.length, 0)).toBe(70_001);
+      expect(old.equals(binary(1, 70_001))).toBe(true);
+    } finally {
+      closeSync(reader);
+    }
+    const again = await cli(["deploy", "--yes"], root);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain("0 uploads (0 B), 1 switch, 0 removals");
+    expect(readFileSync(path.join(served, "ipxe/undionly.kpxe")).equals(binary(3, 70_002))).toBe(true);
+    const verified = await cli(["verify"], root);
+    expect(verified.code, verified.stderr).toBe(0);
+  });
+
+  it("refuses a build whose named folder lacks one, naming it, and writes nothing", async () => {
+    const { root, bin, out } = site();
+    await build(root);
+    const before = treeChecksum(out);
+    rmSync(path.join(bin, "ipxe.efi"));
+    writeFileSync(path.join(root, "hosts/gimel.yaml"), 'class: demo\nmac: "AA:BB:CC:00:00:09"\n');
+    const r = await cli(["build"], root);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain(`${bin} has no ipxe.efi`);
+    expect(treeChecksum(out)).toBe(before);
+  });
+
+  it("refuses to deploy an out/ipxe/ binary that is not the one the build wrote, as the tree stands or planned again, and leaves the target as it was", async () => {
+    const { root, out, served } = site();
+    await build(root);
+    writeFileSync(path.join(out, "ipxe/ipxe.efi"), binary(9, 200_003));
+    const refusal = `${path.join(out, "ipxe/ipxe.efi")} is not what netbuild wrote there (changed since), so nothing was deployed`;
+    // out/ as it stands (the inventory is the one built): refused before anything is sent.
+    const asBuilt = await cli(["deploy", "--yes"], root);
+    expect(asBuilt.code, asBuilt.stderr).toBe(2);
+    expect(asBuilt.stderr).toContain(refusal);
+    expect(readdirSync(served).filter((n) => n !== ".netbuild"), "nothing of the tree reached the target").toEqual([]);
+    // Planned again (a host changed since the build): the same.
+    writeFileSync(path.join(root, "hosts/gimel.yaml"), 'class: demo\nmac: "AA:BB:CC:00:00:09"\n');
+    const replanned = await cli(["deploy", "--yes"], root);
+    expect(replanned.code, replanned.stderr).toBe(2);
+    expect(replanned.stderr).toContain(refusal);
+    expect(readdirSync(served).filter((n) => n !== ".netbuild"), "nothing of the tree reached the target").toEqual([]);
+  });
+});
+
 // What a build trusts without reading: a file recorded in out/'s manifest with the size, mtime and
 // inode lstat still finds, and a link recorded with the target it should have. Everything else is
 // read back; `build --verify` reads back everything. A killed build's paths are never trusted.
@@ -163,7 +247,7 @@ describe.skipIf(notHere)("incremental builds: what a build trusts, and what it r
     await build(root);
     const out = path.join(root, "out");
     const files = Object.entries(manifestOf(out).entries).filter(([, e]) => e.kind === "file");
-    expect(files.map(([rel]) => rel).sort()).toEqual(["boot.ipxe", "by-class/demo/ipxe", "by-host/aleph/ipxe", "by-host/bet/ipxe"]);
+    expect(files.map(([rel]) => rel).sort()).toEqual(["boot.ipxe", "by-class/demo/ipxe", "by-host/aleph/ipxe", "by-host/bet/ipxe", "ipxe/snponly.efi", "ipxe/undionly.kpxe"]);
     for (const [rel, e] of files) {
       const st = lstatSync(path.join(out, rel), { bigint: true });
       expect({ rel, size: e.size, mtimeNs: e.mtimeNs, ino: e.ino }).toEqual({ rel, size: Number(st.size), mtimeNs: String(st.mtimeNs), ino: String(st.ino) });

@@ -85,7 +85,7 @@ export function stampOf(st: BigIntStats): FileStamp {
  * included) and returns where it stands, from the open file itself. A reader may see it half
  * written: only for a path nothing reaches yet, or a temporary name.
  */
-export function createFileSync(file: string, content: string, mode = 0o644): FileStamp {
+export function createFileSync(file: string, content: string | Uint8Array, mode = 0o644): FileStamp {
   const fd = openSync(file, "wx", mode);
   let stamp: FileStamp | undefined;
   try {
@@ -100,7 +100,7 @@ export function createFileSync(file: string, content: string, mode = 0o644): Fil
 }
 
 /** Writes `file` under the temporary name `tmp`, renamed over whatever is at `file`: a reader sees the old file or the new one. */
-export function replaceFileSync(file: string, content: string, tmp: string, mode = 0o644): FileStamp {
+export function replaceFileSync(file: string, content: string | Uint8Array, tmp: string, mode = 0o644): FileStamp {
   rmSync(tmp, { force: true });
   try {
     const stamp = createFileSync(tmp, content, mode);
@@ -128,13 +128,16 @@ export function lstatSyncOrUndefined(p: string): BigIntStats | undefined {
   return lstatSync(p, { bigint: true, throwIfNoEntry: false });
 }
 
-export function readSyncIfExists(file: string): string | undefined {
+/** Whether `file` holds exactly `content` (false when it is missing). */
+export function holdsSync(file: string, content: string | Uint8Array): boolean {
+  let bytes: Buffer;
   try {
-    return readFileSync(file, "utf8");
+    bytes = readFileSync(file);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
     throw e;
   }
+  return bytes.equals(typeof content === "string" ? Buffer.from(content) : content);
 }
 
 export async function lstatOrUndefined(p: string) {

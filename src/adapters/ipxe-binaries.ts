@@ -6,6 +6,7 @@ import { lstat, readFile } from "node:fs/promises";
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import type { IpxeBinary } from "../core/dhcp.ts";
+import type { IpxeFile } from "../core/tree.ts";
 
 /** Where Debian's `ipxe` package installs undionly.kpxe, ipxe.efi and snponly.efi. */
 export const DEBIAN_IPXE = "/usr/lib/ipxe";
@@ -20,14 +21,19 @@ const HINT = "install Debian's `ipxe` package (apt install ipxe: /usr/lib/ipxe),
 
 /** Reads `names` from the folder: each a regular file (a symlink to one is followed: /usr/lib/ipxe and the Nix store use them). */
 export async function readIpxeBinaries(folder: string | undefined, names: readonly string[]): Promise<IpxeBinary[]> {
+  return (await readIpxeFiles(folder, names)).map(({ name, sha256, size }) => ({ name, sha256, size }));
+}
+
+/** As readIpxeBinaries, with each file's bytes. */
+export async function readIpxeFiles(folder: string | undefined, names: readonly string[]): Promise<(IpxeBinary & IpxeFile)[]> {
   if (folder === undefined) throw new UserError("IPXE_NOT_FOUND", `there are no iPXE binaries: ${DEBIAN_IPXE} does not exist and netbuild.yaml names no folder`, { hint: HINT });
-  const found: IpxeBinary[] = [];
+  const found: (IpxeBinary & IpxeFile)[] = [];
   const missing: string[] = [];
   for (const name of names) {
     const file = path.join(folder, name);
     try {
-      const data = await readFile(file);
-      found.push({ name, sha256: createHash("sha256").update(data).digest("hex"), size: data.length });
+      const content = await readFile(file);
+      found.push({ name, sha256: createHash("sha256").update(content).digest("hex"), size: content.length, content });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === "ENOENT" || code === "ENOTDIR") missing.push(name);

@@ -19,7 +19,7 @@ import { isLeftoverName, tempName } from "../core/paths.ts";
 import { parseTreeManifest } from "../core/records.ts";
 import { LAYERS, layerOf, sealInputs, type FileStamp, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { checkRel, conflictError, ConfinedRoot, describeKind, type Blocked, type PathKind } from "./confine.ts";
-import { copyFileAtomic, createFileSync, lstatOrUndefined, lstatSyncOrUndefined, readIfExists, readSyncIfExists, replaceFileSync, replaceLinkSync, sha256, stampOf, writeFileAtomic } from "./files.ts";
+import { copyFileAtomic, createFileSync, lstatOrUndefined, lstatSyncOrUndefined, holdsSync, readIfExists, replaceFileSync, replaceLinkSync, sha256, stampOf, writeFileAtomic } from "./files.ts";
 import { localKind, localTargetFs } from "./target-fs.ts";
 import { acquireLock } from "./target-tree.ts";
 
@@ -366,7 +366,7 @@ async function writeEntry(w: Writer, entry: TreeEntry, leaf: PathKind | undefine
     if (same && !w.verify && !isPending(old, entry.path) && sameStamp(recorded, st)) return { changed: false, manifest: recorded };
     // Otherwise read back (unless its size already tells); the stamp is the one lstat gave before
     // the read, so an edit after it shows next time.
-    if (st?.isFile() && st.size === BigInt(Buffer.byteLength(entry.content)) && readSyncIfExists(abs) === entry.content) {
+    if (st?.isFile() && st.size === BigInt(typeof entry.content === "string" ? Buffer.byteLength(entry.content) : entry.content.byteLength) && holdsSync(abs, entry.content)) {
       const fresh: ManifestEntry = { kind: "file", sha256: sha, ...stampOf(st) };
       return { changed: false, manifest: same ? recorded : fresh, restamped: fresh };
     }
@@ -382,7 +382,7 @@ async function writeEntry(w: Writer, entry: TreeEntry, leaf: PathKind | undefine
 }
 
 /** Creates a file where nothing was (O_EXCL); undefined when something appeared there since the scan. */
-function createdFile(abs: string, content: string): FileStamp | undefined {
+function createdFile(abs: string, content: string | Uint8Array): FileStamp | undefined {
   try {
     return createFileSync(abs, content);
   } catch (e) {
@@ -621,6 +621,12 @@ async function removeEmptyFolders(out: string, rel: string): Promise<void> {
  * there is not read). Undefined for anything else, or nothing.
  */
 export function outFileReader(out: string): (rel: string) => Promise<string | undefined> {
+  const read = outBytesReader(out);
+  return async (rel) => (await read(rel))?.toString("utf8");
+}
+
+/** As outFileReader, as bytes. */
+export function outBytesReader(out: string): (rel: string) => Promise<Buffer | undefined> {
   const root = outRoot(out);
   return async (rel) => {
     if ((await root.blockedAt(rel)) !== undefined) return undefined;
@@ -631,7 +637,7 @@ export function outFileReader(out: string): (rel: string) => Promise<string | un
       return undefined;
     }
     try {
-      return (await handle.stat()).isFile() ? await handle.readFile("utf8") : undefined;
+      return (await handle.stat()).isFile() ? await handle.readFile() : undefined;
     } finally {
       await handle.close();
     }

@@ -40,7 +40,7 @@ export interface TargetFs {
    * Writes under a temporary name next to `rel`, then renames over it (atomic replace). `direct`:
    * write `rel` itself, for a new path nothing reaches yet (saves a round trip per file).
    */
-  writeFile(rel: string, content: string, options?: { direct?: boolean }): Promise<void>;
+  writeFile(rel: string, content: string | Uint8Array, options?: { direct?: boolean }): Promise<void>;
   /** Copies a local file to a temporary name, checks the size that arrived, renames it into place. */
   upload(localFile: string, rel: string, size: number, progress?: TransferProgress): Promise<void>;
   /** Creates a symlink under a temporary name and renames it over `rel`; `direct`: creates `rel` itself (which must not exist). */

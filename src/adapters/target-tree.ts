@@ -301,7 +301,7 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
           if (folder?.kind === "dir") await replaceFolderWithLink(fs, s.path, s.target);
           else await fs.symlink(s.target, s.path, { direct });
         } else {
-          const content = s.content ?? (await readSource(sourceDir, s.path));
+          const content = s.content ?? (await readSource(sourceDir, s.path, s.sha256));
           // Links → copy mode: by-mac/<mac>/ipxe must never be written through the old link into by-host/.
           const parent = path.posix.dirname(s.path);
           const link = parent.startsWith("by-mac/") && (recorded(parent)?.kind === "symlink" || unsure.has(parent)) ? await fs.stat(parent) : undefined;
@@ -356,7 +356,7 @@ async function replaceFolderWithLink(fs: TargetFs, rel: string, target: string):
 }
 
 /** by-mac/<mac> (a link) becomes a copy-mode folder: folder made complete aside, link removed, folder renamed in. */
-async function replaceLinkWithFolder(fs: TargetFs, rel: string, content: string): Promise<void> {
+async function replaceLinkWithFolder(fs: TargetFs, rel: string, content: string | Uint8Array): Promise<void> {
   const aside = asideOf(rel, "new");
   await fs.remove(`${aside}/ipxe`);
   await fs.removeDir(aside);
@@ -365,8 +365,15 @@ async function replaceLinkWithFolder(fs: TargetFs, rel: string, content: string)
   await fs.rename(aside, rel);
 }
 
-function readSource(sourceDir: string, rel: string): Promise<string> {
-  return readFile(path.join(sourceDir, rel), "utf8");
+/** A file of out/ the plan did not hold in memory (an iPXE binary, a script of a tree deployed as it stands), checked against the sha256 it was planned with. */
+async function readSource(sourceDir: string, rel: string, planned: string): Promise<Buffer> {
+  const bytes = await readFile(path.join(sourceDir, rel));
+  if (sha256(bytes) !== planned) {
+    throw new UserError("OUT_CONFLICT", `${path.join(sourceDir, rel)} changed since the deploy was planned (its content is not the one the plan records): it was not sent`, {
+      hint: "something wrote into out/ during the deploy; run `netbuild build` again, then deploy",
+    });
+  }
+  return bytes;
 }
 
 /** Removes the temporary files of interrupted deploys (gc). */

@@ -8,7 +8,9 @@ import { talosArtifactUrl, TALOS_ARTIFACTS, unpinnedArtifacts, type Inventory, t
 import type { PinnedDownload } from "../adapters/nix.ts";
 import { GENERATED_DIR } from "../core/nix-render.ts";
 import { reservedParam, type ClassName } from "../core/names.ts";
-import type { ClassBuild, Tree } from "../core/tree.ts";
+import { IPXE_BIOS, IPXE_DIR, type ClassBuild, type IpxeFile, type Tree } from "../core/tree.ts";
+import type { IpxeBinary } from "../core/dhcp.ts";
+import { DEBIAN_IPXE, ipxeFolder, readIpxeFiles } from "../adapters/ipxe-binaries.ts";
 import { hasNpinsNixpkgs } from "../adapters/inventory-files.ts";
 import { applyTree, checkOutFolder, withOutLock, type ApplyResult } from "../adapters/local-tree.ts";
 import { buildClasses } from "../adapters/nix.ts";
@@ -43,6 +45,8 @@ export interface BuildResult {
   talosInstalls: TalosInstall[];
   /** Machine configs written into the tree (they hold cluster secrets). */
   machineConfigs: string[];
+  /** The iPXE binaries in the tree (ipxe/), and the folder they were read from; undefined when the tree has none. */
+  ipxe: { folder: string; files: { path: string; sha256: string; size: number }[] } | undefined;
   warnings: string[];
 }
 
@@ -59,6 +63,28 @@ export function talosDownloads(inv: Inventory, c: TalosClass): PinnedDownload[] 
     file: c.file,
     fix: `if the factory's file changed and you trust it (or you changed the schematic, version, platform or factory), run \`netbuild pin --class ${c.name}\`; otherwise check the factory setting in netbuild.yaml`,
   }));
+}
+
+/**
+ * The iPXE binaries the tree serves (ipxe/: undionly.kpxe and the site's ipxe.efi choice), read
+ * before Nix runs: from the folder netbuild.yaml names (missing ones are an error), or from
+ * /usr/lib/ipxe where it exists. Without either the tree has no ipxe/, and a deploy leaves what a
+ * target serves there as it is.
+ */
+async function ipxeOfTree(root: string, inv: Inventory, ctx: Context): Promise<{ folder: string; files: (IpxeBinary & IpxeFile)[] } | undefined> {
+  const folder = ipxeFolder(root, inv.site.ipxe.binaries);
+  const names = [IPXE_BIOS, inv.site.ipxe.efi];
+  if (folder === undefined) {
+    ctx.reporter.info(`ipxe: the tree holds no iPXE binaries (${DEBIAN_IPXE} does not exist and netbuild.yaml sets no ipxe.binaries)`);
+    return undefined;
+  }
+  try {
+    return { folder, files: await readIpxeFiles(folder, names) };
+  } catch (e) {
+    if (inv.site.ipxe.binaries !== undefined || !(e instanceof UserError)) throw e;
+    ctx.reporter.warn(`ipxe: ${e.message}: the tree holds no iPXE binaries (set ipxe.binaries in netbuild.yaml to a folder that has ${names.join(" and ")})`);
+    return undefined;
+  }
 }
 
 export async function build(options: BuildOptions, ctx: Context): Promise<BuildResult> {
@@ -94,6 +120,7 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
     });
   }
   const downloads = talos.flatMap((c) => talosDownloads(inv, c));
+  const ipxe = await ipxeOfTree(root, inv, ctx);
 
   // Only for NixOS classes (the others need no nixpkgs, and no extra Nix process): a Nix older than
   // the nixpkgs' lib/minver.nix would fail deep in its evaluation, and `nix-shell` cannot bring a
@@ -146,7 +173,8 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
     const kept = keptBuilds(inv, current, new Set(names));
     const builds = new Map<ClassName, ClassBuild>([...kept, ...fresh]);
     const configs = await renderTalosConfigs(root, inv, builds, ctx);
-    const tree = treeOf(inv, builds, current, configs.texts);
+    const tree = treeOf(inv, builds, current, configs.texts, ipxe?.files);
+    if (ipxe) ctx.reporter.info(`ipxe: ${ipxe.files.map((f) => `${IPXE_DIR}/${f.name} (${formatBytes(f.size)}, sha256 ${f.sha256})`).join(", ")}, from ${ipxe.folder}`);
     trace("tree planned");
 
     const warnings: string[] = [];
@@ -198,6 +226,7 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
       wipes,
       talosInstalls: configs.installs,
       machineConfigs: [...configs.texts.keys()].map((h) => `by-host/${h}/talos.yaml`),
+      ipxe: ipxe && { folder: ipxe.folder, files: ipxe.files.map((f) => ({ path: `${IPXE_DIR}/${f.name}`, sha256: f.sha256, size: f.size })) },
       warnings,
     };
   });

@@ -11,9 +11,9 @@ import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployedManif
 import { parseTarget, type Target } from "../core/target.ts";
 import type { Host, Inventory } from "../core/inventory.ts";
 import { formatMachineChange, machineChanges, type MachineChange, type ServedHost } from "../core/machines.ts";
-import { hostEntries, hostOfScript, scriptClass, scriptHeld, scriptWipe, scriptWipeForced, scriptWipes, sealInputs, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
+import { hostEntries, hostOfScript, isBinaryPath, scriptClass, scriptHeld, scriptWipe, scriptWipeForced, scriptWipes, sealInputs, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
-import { applyTree, checkOutFolder, outFileReader, withOutLock } from "../adapters/local-tree.ts";
+import { applyTree, checkOutFolder, outBytesReader, outFileReader, withOutLock } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
 import { loadRoot, outOf, refuseInventoryFolder, rootOf, type Context, type OutOptions } from "./context.ts";
@@ -309,7 +309,7 @@ async function prepare(root: string, inv: Inventory, out: string, manifest: Tree
 }
 
 async function prepareFrom(root: string, inv: Inventory, out: string, manifest: TreeManifest, write: boolean, ctx: Context): Promise<Prepared> {
-  const { keptBuilds, treeOf, treeInputs, recordedClasses } = await import("./out-tree.ts");
+  const { keptBuilds, treeOf, treeInputs, recordedClasses, recordedIpxe } = await import("./out-tree.ts");
   const builds = keptBuilds(inv, manifest, new Set());
   let contents: Contents;
   let wipes: string[];
@@ -335,13 +335,13 @@ async function prepareFrom(root: string, inv: Inventory, out: string, manifest: 
   } else {
     // Talos hosts' machine configs follow the inventory (and the base configs) like host scripts do.
     const configs = inv.hosts.some((h) => h.talos) ? (await (await import("./talos.ts")).renderTalosConfigs(root, inv, builds, ctx)).texts : undefined;
-    const tree = treeOf(inv, builds, manifest, configs);
+    const tree = treeOf(inv, builds, manifest, configs, await recordedIpxe(out, manifest));
     ({ source, classScripts } = sourceOf(tree, manifest.entries));
     if (write && !outIsCurrent(source, manifest.entries)) {
       refreshed = (await applyTree(out, tree, manifest)).written;
       if (refreshed.length > 0) ctx.reporter.info(`out: ${refreshed.length} script${refreshed.length === 1 ? "" : "s"} updated from the inventory`);
     }
-    contents = inMemory(new Map(tree.entries.flatMap((e) => (e.kind === "file" ? [[e.path, e.content] as const] : []))));
+    contents = inMemory(new Map(tree.entries.flatMap((e) => (e.kind === "file" && typeof e.content === "string" ? [[e.path, e.content] as const] : []))));
     wipes = tree.wipes;
   }
   for (const [name, c] of Object.entries(source.classes)) {
@@ -384,6 +384,17 @@ function outReader(out: string, manifest: TreeManifest): Contents {
       return text;
     },
   };
+}
+
+/** An iPXE binary of out/, as bytes, checked against the sha256 the plan has for it (as outReader checks scripts). */
+async function outBinary(out: string, rel: string, sha: string): Promise<Buffer> {
+  const bytes = await outBytesReader(out)(rel);
+  if (bytes === undefined || sha256(bytes) !== sha) {
+    throw new UserError("OUT_NOT_A_TREE", `${path.join(out, rel)} is not what netbuild wrote there (${bytes === undefined ? "missing, or not a plain file in a real folder" : "changed since"}), so nothing was deployed`, {
+      hint: "run `netbuild build`: it writes the tree again",
+    });
+  }
+  return bytes;
 }
 
 /**
@@ -491,6 +502,11 @@ async function followUnbuilt(servedText: ServedText, deployed: DeployedManifest,
   return out;
 }
 
+/** A switch's script text, when the plan holds it (an iPXE binary's bytes are no script). */
+function scriptOf(s: DeployPlan["switches"][number]): string | undefined {
+  return s.kind === "file" && typeof s.content === "string" ? s.content : undefined;
+}
+
 /**
  * Machines this plan makes the target serve a wipe to that it did not serve one to before: a host
  * whose script gains the flag (or a new host with it), and a MAC that now leads to a wiping script
@@ -505,7 +521,7 @@ async function newWipes(servedText: ServedText, servedLink: ServedText, plan: De
   for (const s of plan.switches) {
     const host = hostOfScript(s.path);
     if (host && s.kind === "file") {
-      const script = s.content ?? (await contents.get(s.path)) ?? "";
+      const script = scriptOf(s) ?? (await contents.get(s.path)) ?? "";
       const id = scriptWipe(script, flagPrefix);
       if (id === undefined) continue;
       if (isNew(await servedText(s.path), id, scriptWipeForced(script, flagPrefix))) found.add(host);
@@ -515,13 +531,13 @@ async function newWipes(servedText: ServedText, servedLink: ServedText, plan: De
     if (!mac) continue;
     // Where this MAC leads now (a link to a host, or a copy of a host script) and where it led before.
     const now = s.kind === "symlink" ? /^\.\.\/by-host\/([^/]+)$/.exec(s.target)?.[1] : undefined;
-    const scriptNow = s.kind === "symlink" ? (now === undefined ? "" : await willServe(`by-host/${now}/ipxe`)) : (s.content ?? (await contents.get(s.path)) ?? "");
+    const scriptNow = s.kind === "symlink" ? (now === undefined ? "" : await willServe(`by-host/${now}/ipxe`)) : (scriptOf(s) ?? (await contents.get(s.path)) ?? "");
     const idNow = scriptWipe(scriptNow, flagPrefix);
     if (idNow === undefined) continue;
     // What the MAC leads to on the target itself (a link repaired by --verify, or left half-switched by a killed deploy, may differ from the record).
     const target = await servedLink(`by-mac/${mac}`);
     const before = target !== undefined ? (/^\.\.\/by-host\/([^/]+)$/.test(target) ? await servedText(`by-host/${target.slice("../by-host/".length)}/ipxe`) : undefined) : await servedText(`by-mac/${mac}/ipxe`);
-    if (isNew(before, idNow, scriptWipeForced(scriptNow, flagPrefix))) found.add(`${now ?? (/^# netbuild host (\S+)/m.exec(s.kind === "file" ? (s.content ?? "") : "")?.[1] ?? "?")} (MAC ${mac.replace(/-/g, ":")})`);
+    if (isNew(before, idNow, scriptWipeForced(scriptNow, flagPrefix))) found.add(`${now ?? (/^# netbuild host (\S+)/m.exec(scriptOf(s) ?? "")?.[1] ?? "?")} (MAC ${mac.replace(/-/g, ":")})`);
   }
   // A host already listed needs no second line for each of its MACs.
   const hosts = new Set([...found].filter((f) => !f.includes(" ")));
@@ -812,13 +828,14 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           }
           const extra = entriesOf(followed.entries, {}).entries;
           // (Copied only when this target adds to them: a 10,000-host tree is 20,000 entries.)
-          const followedContents = new Map(followed.entries.flatMap((e) => (e.kind === "file" ? [[e.path, e.content] as const] : [])));
+          const followedContents = new Map(followed.entries.flatMap((e) => (e.kind === "file" && typeof e.content === "string" ? [[e.path, e.content] as const] : [])));
           const targetContents: Contents = followedContents.size === 0 ? contents : { get: async (rel) => followedContents.get(rel) ?? contents.get(rel) };
           const entries = followed.entries.length === 0 ? source.entries : { ...source.entries, ...extra };
           const plan = planDeploy({ source: { classes: source.classes, entries }, classScripts, deployed, keep: t.keep, drifted, keepAsDeployed: new Set([...keepAsDeployed, ...followed.keep]), origin: await origin });
           trace(`[${t.name}] planned`);
           // Scripts go from memory (the trees just planned hold them), not read back from out/.
-          for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined) sw.content = await targetContents.get(sw.path);
+          // (The iPXE binaries are bytes, not text: read from out/ and checked here, before anything is sent.)
+          for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined) sw.content = isBinaryPath(sw.path) ? await outBinary(out, sw.path, sw.sha256) : await targetContents.get(sw.path);
           // A path kept as the target serves it (a class not built here) that drifted: this checkout has nothing to rewrite it with.
           const unwritable = plan.switches.filter((sw) => sw.kind === "file" && sw.content === undefined && sw.layer !== "class" && !existsSync(path.join(out, sw.path)));
           for (const sw of unwritable) ctx.reporter.warn(`[${t.name}] ${sw.path} differs from what was deployed, and this checkout cannot write it again (its class is not built here): left as it is; deploy from a checkout that builds it`);

@@ -1,6 +1,7 @@
 // netbuild dhcp: a DHCP server's configuration, from the site settings and the hosts, on stdout.
 import { UserError, type Issue } from "../errors.ts";
 import { renderDhcp, settingsOf, type DhcpFormat, type DhcpMode, type IpxeBinary, type MissingSetting, type Reservation } from "../core/dhcp.ts";
+import { IPXE_BIOS } from "../core/tree.ts";
 import { SITE_FILE } from "../core/inventory.ts";
 import { ipxeFolder, readIpxeBinaries } from "../adapters/ipxe-binaries.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
@@ -35,7 +36,7 @@ export async function dhcp(options: DhcpOptions, ctx: Context): Promise<DhcpOutp
   // The settings first: a site that lacks some is the input's fault (exit 2), whatever the binaries.
   const settings = settingsOf({ format: options.format, mode: options.mode, site: inv.site, defaultTftpRoot: folder });
   if (!settings.ok) throw incomplete(inv.site.file ?? SITE_FILE, options, settings.missing);
-  const [bios, efi] = await readIpxeBinaries(folder, ["undionly.kpxe", inv.site.ipxe.efi]);
+  const [bios, efi] = await readIpxeBinaries(folder, [IPXE_BIOS, inv.site.ipxe.efi]);
   const result = renderDhcp({ format: options.format, mode: options.mode, site: inv.site, hosts: inv.hosts, binaries: { bios: bios!, efi: efi! }, defaultTftpRoot: folder });
   if (!result.ok) throw incomplete(inv.site.file ?? SITE_FILE, options, result.missing);
   for (const s of result.skipped) ctx.reporter.warn(`host ${s.host} (ip ${s.ip}) ${s.why}`);

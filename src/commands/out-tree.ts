@@ -8,8 +8,9 @@ import { fileURLToPath } from "node:url";
 import type { Inventory } from "../core/inventory.ts";
 import { codeHash } from "../adapters/code-hash.ts";
 import { parseKernelParam, PLACEHOLDER_KEY_DATA, type ClassName, type KernelParam } from "../core/names.ts";
-import { planTree, type ClassBuild, type PlanTreeInput, type Tree } from "../core/tree.ts";
-import type { TreeManifest } from "../adapters/local-tree.ts";
+import { IPXE_DIR, IPXE_NAMES, planTree, type ClassBuild, type IpxeFile, type PlanTreeInput, type Tree } from "../core/tree.ts";
+import { outBytesReader, type TreeManifest } from "../adapters/local-tree.ts";
+import { UserError } from "../errors.ts";
 import { ipxeTemplates, TEMPLATE_DIR } from "../templates.ts";
 import type { Reporter } from "../ui/reporter.ts";
 
@@ -31,13 +32,33 @@ export function keptBuilds(inv: Inventory, manifest: TreeManifest | undefined, s
 }
 
 /** The tree for these builds, continuing the generations the out/ manifest records. */
-export function treeOf(inv: Inventory, builds: ReadonlyMap<ClassName, ClassBuild>, manifest: TreeManifest | undefined, machineConfigs?: ReadonlyMap<string, string>): Tree {
+export function treeOf(inv: Inventory, builds: ReadonlyMap<ClassName, ClassBuild>, manifest: TreeManifest | undefined, machineConfigs?: ReadonlyMap<string, string>, ipxe?: readonly IpxeFile[]): Tree {
   const before: PlanTreeInput["before"] = new Map(
     Object.entries(manifest?.classes ?? {}).map(([name, rec]) => [name as ClassName, { kernel: rec.kernel.path, initrd: rec.initrd.path, previous: rec.previous }]),
   );
-  const tree = planTree({ inventory: inv, builds, before, templates: ipxeTemplates(), ...(machineConfigs ? { machineConfigs } : {}) });
+  const tree = planTree({ inventory: inv, builds, before, templates: ipxeTemplates(), ...(machineConfigs ? { machineConfigs } : {}), ...(ipxe ? { ipxe } : {}) });
   tree.inputs = treeInputs(inv, tree.classes);
   return tree;
+}
+
+/**
+ * The iPXE binaries out/'s manifest records (ipxe/<name>), read back from out/ and checked against
+ * it: a deploy that plans the tree again serves the ones the build wrote, never a folder's newer ones.
+ */
+export async function recordedIpxe(out: string, manifest: TreeManifest): Promise<IpxeFile[]> {
+  const read = outBytesReader(out);
+  const found: IpxeFile[] = [];
+  for (const name of IPXE_NAMES) {
+    const rel = `${IPXE_DIR}/${name}`;
+    const e = manifest.entries[rel];
+    if (e?.kind !== "file") continue;
+    const content = await read(rel);
+    if (content === undefined || createHash("sha256").update(content).digest("hex") !== e.sha256) {
+      throw new UserError("OUT_NOT_A_TREE", `${path.join(out, rel)} is not what netbuild wrote there (${content === undefined ? "missing, or not a plain file in a real folder" : "changed since"}), so nothing was deployed`, { hint: "run `netbuild build`: it writes the tree again" });
+    }
+    found.push({ name, content });
+  }
+  return found;
 }
 
 /** A host that will format its disks, for messages and --json: its name, its file, its provisioning id. */

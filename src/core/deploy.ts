@@ -8,7 +8,7 @@
 // so an HTTP client following boot.ipxe → by-mac → by-host → by-class finds, at every instant,
 // either the old chain or the new one, each complete.
 import { foldersOf } from "./paths.ts";
-import { LAYERS, layerOf, type Layer, type ManifestEntry, type TreeManifest } from "./tree.ts";
+import { IPXE_BIOS, IPXE_DIR, IPXE_NAMES, LAYERS, layerOf, type Layer, type ManifestEntry, type TreeManifest } from "./tree.ts";
 
 export const DEPLOYED_MANIFEST = ".netbuild/deployed.json";
 /**
@@ -82,7 +82,7 @@ export interface Upload {
 }
 
 export type Switch =
-  | { kind: "file"; layer: Layer; path: string; sha256: string; /** The text, when known (the tree just planned, a kept generation); otherwise read from out/. */ content?: string }
+  | { kind: "file"; layer: Layer; path: string; sha256: string; /** The text (or an iPXE binary's bytes), when known (the tree just planned, a kept generation, read from out/ and checked); otherwise read from out/. */ content?: string | Uint8Array }
   | { kind: "symlink"; layer: Layer; path: string; target: string };
 
 export interface ClassChange {
@@ -195,6 +195,15 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
   for (const p of keepAsDeployed ?? []) {
     const e = deployed.entries[p];
     if (e && !wanted.has(p)) wanted.set(p, e);
+  }
+  // A tree without iPXE binaries (built where there were none to copy) leaves the target's as they
+  // are: another checkout's deploy must not take away what every PXE boot fetches first.
+  if (!(`${IPXE_DIR}/${IPXE_BIOS}` in source.entries)) {
+    for (const name of IPXE_NAMES) {
+      const p = `${IPXE_DIR}/${name}`;
+      const e = deployed.entries[p];
+      if (e && !wanted.has(p)) wanted.set(p, e);
+    }
   }
 
   // Generations: a class whose script changed gets a new generation in front (or an existing one

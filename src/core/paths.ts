@@ -19,16 +19,31 @@ export function relPathProblem(rel: string): string | undefined {
   return undefined;
 }
 
+/** Where the tree holds the iPXE binaries (ipxe/undionly.kpxe, …): a TFTP server's root, or fetched over HTTP. */
+export const IPXE_DIR = "ipxe";
+
+/** What BIOS firmware gets (UEFI gets the site's ipxe.efi: snponly.efi or ipxe.efi). */
+export const IPXE_BIOS = "undionly.kpxe";
+
+/** The iPXE binaries a tree may hold: BIOS's, and the two UEFI builds a site chooses from (ipxe.efi). */
+export const IPXE_NAMES: readonly string[] = [IPXE_BIOS, "snponly.efi", "ipxe.efi"];
+
+/** Whether a tree path holds bytes rather than text (an iPXE binary). */
+export function isBinaryPath(p: string): boolean {
+  return p.startsWith(`${IPXE_DIR}/`);
+}
+
 /** The top-level names of the served tree; a record naming anything else is not netbuild's. */
 const TREE_TOP = ["by-mac", "by-host", "by-class"];
 
-/** Why `rel` is not a path of the served tree (boot.ipxe, by-mac/…, by-host/…, by-class/…), or undefined. */
+/** Why `rel` is not a path of the served tree (boot.ipxe, ipxe/<binary>, by-mac/…, by-host/…, by-class/…), or undefined. */
 export function treePathProblem(rel: string): string | undefined {
   const problem = relPathProblem(rel);
   if (problem) return problem;
   if (rel === "boot.ipxe") return undefined;
   const [top, ...rest] = rel.split("/");
-  if (!TREE_TOP.includes(top!) || rest.length === 0) return "is not a path of the tree (boot.ipxe, by-mac/, by-host/ or by-class/)";
+  if (top === IPXE_DIR) return rest.length === 1 && IPXE_NAMES.includes(rest[0]!) ? undefined : `is not one of the tree's iPXE binaries (${IPXE_NAMES.map((n) => `${IPXE_DIR}/${n}`).join(", ")})`;
+  if (!TREE_TOP.includes(top!) || rest.length === 0) return "is not a path of the tree (boot.ipxe, ipxe/, by-mac/, by-host/ or by-class/)";
   return undefined;
 }
 

@@ -6,12 +6,16 @@
 //   by-host/<host>/talos.yaml              a Talos host's machine config (its talos.config= URL)
 //   by-class/<class>/ipxe                  kernel + initrd of the class's current build
 //   by-class/<class>/<store-hash>/{kernel,initrd}   immutable once written
+//   ipxe/{undionly.kpxe,snponly.efi|ipxe.efi}       the iPXE binaries PXE firmware gets over TFTP
 // A class rebuild writes new hash-named artifacts and then swaps only the class script, so host
 // scripts never change because their class was rebuilt, and nothing a script names is ever
 // rewritten in place.
 import { createHash } from "node:crypto";
 import type { ClassDef, Host, Inventory } from "./inventory.ts";
 import type { ClassName, KernelParam } from "./names.ts";
+import { IPXE_DIR, isBinaryPath } from "./paths.ts";
+
+export { IPXE_BIOS, IPXE_DIR, IPXE_NAMES, isBinaryPath } from "./paths.ts";
 
 export interface IpxeTemplates {
   boot(data: { unknownClass: string | null }): string;
@@ -41,7 +45,8 @@ export type Layer = (typeof LAYERS)[number];
 
 /** The layer a tree path belongs to (its place in the write order). */
 export function layerOf(p: string): Layer {
-  if (p === "boot.ipxe") return "entry";
+  // The iPXE binaries lead (through DHCP) to boot.ipxe: they are the first thing a machine fetches.
+  if (p === "boot.ipxe" || isBinaryPath(p)) return "entry";
   if (p.startsWith("by-mac/")) return "mac";
   // A Talos host's machine config is in place before the script that names its URL.
   if (p.startsWith("by-host/") && p.endsWith("/talos.yaml")) return "config";
@@ -49,11 +54,17 @@ export function layerOf(p: string): Layer {
   return p.split("/").length === 3 ? "class" : "artifact";
 }
 
+/** A script or a machine config. */
+export type TextEntry = { kind: "file"; layer: Layer; path: string; content: string };
+/** An iPXE binary (ipxe/<name>), as read from the site's folder when the tree was built: replaced whole, by a rename, when it changes. */
+export type BinaryEntry = { kind: "file"; layer: "entry"; path: string; content: Uint8Array };
+export type LinkEntry = { kind: "symlink"; layer: Layer; path: string; target: string };
 export type TreeEntry =
-  | { kind: "file"; layer: Layer; path: string; content: string }
+  | TextEntry
+  | BinaryEntry
   /** An immutable artifact copied from the Nix store; `source` is undefined for one kept from an earlier build. */
   | { kind: "artifact"; layer: "artifact"; path: string; source: string | undefined; size: number }
-  | { kind: "symlink"; layer: Layer; path: string; target: string };
+  | LinkEntry;
 
 export interface TreeClass {
   name: ClassName;
@@ -137,8 +148,8 @@ export function hostParams(host: Host, flagPrefix: string): string[] {
  * inventory wherever its class script is served. `as`: another class to chain (and no wipe flag),
  * for a host whose own class cannot be served.
  */
-export function hostEntries(host: Host, site: Inventory["site"], templates: IpxeTemplates, config: string | "kept" | undefined, as?: { className: string; wipe: false }): TreeEntry[] {
-  const entries: TreeEntry[] = [];
+export function hostEntries(host: Host, site: Inventory["site"], templates: IpxeTemplates, config: string | "kept" | undefined, as?: { className: string; wipe: false }): (TextEntry | LinkEntry)[] {
+  const entries: (TextEntry | LinkEntry)[] = [];
   const className = as?.className ?? host.className;
   const wipe = as ? false : host.provisionDisks;
   const params = hostParams(as ? { ...host, provisionDisks: false, provisionForce: false } : host, site.flagPrefix);
@@ -203,6 +214,12 @@ export function scriptClass(script: string): string | undefined {
   return /^chain \.\.\/\.\.\/by-class\/([^/\s]+)\/ipxe$/m.exec(script)?.[1];
 }
 
+/** An iPXE binary the tree serves: its file name (undionly.kpxe, snponly.efi, ipxe.efi) and bytes. */
+export interface IpxeFile {
+  name: string;
+  content: Uint8Array;
+}
+
 export interface PlanTreeInput {
   inventory: Inventory;
   /** Every class that has a build: built now, or kept from the tree's manifest. */
@@ -212,9 +229,11 @@ export interface PlanTreeInput {
   templates: IpxeTemplates;
   /** Rendered Talos machine configs by host (by-host/<host>/talos.yaml, the file its talos.config= names). */
   machineConfigs?: ReadonlyMap<string, string>;
+  /** The iPXE binaries, when the tree serves them (none: the tree has no ipxe/, and a target keeps what it serves there). */
+  ipxe?: readonly IpxeFile[];
 }
 
-export function planTree({ inventory, builds, before, templates, machineConfigs }: PlanTreeInput): Tree {
+export function planTree({ inventory, builds, before, templates, machineConfigs, ipxe }: PlanTreeInput): Tree {
   const { site } = inventory;
   const entries: TreeEntry[] = [];
   const classes: TreeClass[] = [];
@@ -264,6 +283,7 @@ export function planTree({ inventory, builds, before, templates, machineConfigs 
 
   const unknownClass = site.unknownClass !== null && builds.has(site.unknownClass) ? site.unknownClass : null;
   entries.push({ kind: "file", layer: "entry", path: "boot.ipxe", content: templates.boot({ unknownClass }) });
+  for (const b of ipxe ?? []) entries.push({ kind: "file", layer: "entry", path: `${IPXE_DIR}/${b.name}`, content: b.content });
 
   return { entries: inWriteOrder(entries), classes, skippedHosts, wipes };
 }

@@ -54,6 +54,26 @@ function deployOnce(deployed: DeployedManifest, b: ReturnType<typeof built>, kee
 }
 
 describe("planning a deploy", () => {
+  it("sends the iPXE binaries after boot.ipxe, replaces one that changed, removes one the tree dropped, and keeps the target's when the tree has none", () => {
+    const withIpxe = (b: ReturnType<typeof built>, files: Record<string, string>) => {
+      for (const [name, sha] of Object.entries(files)) b.source.entries[`ipxe/${name}`] = { kind: "file", sha256: sha };
+      return b;
+    };
+    const first = deployOnce(emptyManifest(), withIpxe(built(I1, "s1", {}), { "undionly.kpxe": "u1", "snponly.efi": "s1" }));
+    expect(first.switches.map((s) => [s.path, s.layer])).toEqual([["by-class/c/ipxe", "class"], ["boot.ipxe", "entry"], ["ipxe/snponly.efi", "entry"], ["ipxe/undionly.kpxe", "entry"]]);
+    // Not text the plan holds: read from out/ (as bytes) when written.
+    expect(first.switches.filter((s) => s.path.startsWith("ipxe/")).map((s) => s.kind === "file" && s.content)).toEqual([undefined, undefined]);
+    // A new undionly.kpxe, and ipxe.efi instead of snponly.efi.
+    const next = deployOnce(first.manifest, withIpxe(built(I1, "s1", {}), { "undionly.kpxe": "u2", "ipxe.efi": "e1" }));
+    expect(next.switches.map((s) => s.path)).toEqual(["ipxe/ipxe.efi", "ipxe/undionly.kpxe"]);
+    expect(next.deletions).toEqual(["ipxe/snponly.efi"]);
+    // A tree built where there were no binaries to copy: the target keeps serving its own.
+    const none = deployOnce(next.manifest, built(I1, "s1", {}));
+    expect([none.switches, none.deletions]).toEqual([[], []]);
+    expect(Object.keys(none.manifest.entries).filter((p) => p.startsWith("ipxe/"))).toEqual(["ipxe/ipxe.efi", "ipxe/undionly.kpxe"]);
+    expect(none.manifest.entries["ipxe/undionly.kpxe"]).toEqual({ kind: "file", sha256: "u2" });
+  });
+
   it("uploads artifacts first and switches scripts class → host → mac → boot.ipxe on a first deploy", () => {
     const plan = deployOnce(emptyManifest(), built(I1, "s1", { aleph: "a1" }));
     expect(plan.uploads.map((u) => u.path)).toEqual([K1, I1]);

@@ -90,9 +90,17 @@ describe("treePathProblem: paths a record may name in the served tree", () => {
   it.each([["manifest.json"], ["deployed.json"], ["by-mac"], ["by-host"], ["by-class"], ["boot.ipxe/x"], ["by-other/x"], ["By-Mac/x"], ["x/by-mac/y"], ["netbuild.yaml"]])(
     "refuses %j, which is not netbuild's",
     (rel) => {
-      expect(treePathProblem(rel)).toBe("is not a path of the tree (boot.ipxe, by-mac/, by-host/ or by-class/)");
+      expect(treePathProblem(rel)).toBe("is not a path of the tree (boot.ipxe, ipxe/, by-mac/, by-host/ or by-class/)");
     },
   );
+
+  it.each([["ipxe/undionly.kpxe"], ["ipxe/snponly.efi"], ["ipxe/ipxe.efi"]])("accepts the iPXE binary %j", (rel) => {
+    expect(treePathProblem(rel)).toBeUndefined();
+  });
+
+  it.each([["ipxe"], ["ipxe/ipxe.lkrn"], ["ipxe/x/undionly.kpxe"], ["ipxe/.undionly.kpxe.netbuild-tmp"], ["ipxe/UNDIONLY.KPXE"]])("refuses %j, which is not one of the iPXE binaries netbuild copies", (rel) => {
+    expect(treePathProblem(rel)).toBe("is not one of the tree's iPXE binaries (ipxe/undionly.kpxe, ipxe/snponly.efi, ipxe/ipxe.efi)");
+  });
 
   it("refuses what relPathProblem refuses, with its reason, even under a tree folder", () => {
     expect(treePathProblem("")).toBe("is empty");

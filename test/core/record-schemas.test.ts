@@ -16,7 +16,7 @@ describe("schema messages: the records' own rules as issues", () => {
     expect(r.success ? [] : r.error.issues.map((i) => ({ code: i.code, path: i.path, message: i.message }))).toEqual([
       { code: "custom", path: ["entries", "../x"], message: "the path has a `..` part (it would leave the folder)" },
       { code: "custom", path: ["entries", "by-mac/m/x/y"], message: "netbuild never writes a link there" },
-      { code: "custom", path: ["pending", 1], message: "the path is not a path of the tree (boot.ipxe, by-mac/, by-host/ or by-class/)" },
+      { code: "custom", path: ["pending", 1], message: "the path is not a path of the tree (boot.ipxe, ipxe/, by-mac/, by-host/ or by-class/)" },
     ]);
   });
 

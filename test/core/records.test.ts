@@ -373,7 +373,7 @@ describe("a target's record: read exactly, refused with the first bad entries", 
       'entries["by-mac/52-54-00-00-00-09"]: netbuild never writes a file there',
       'entries["/etc/passwd"]: the path is absolute',
     ]);
-    expect(problemsOf(await parseDeployedManifest(edited(doc, ["pending"], ["by-host/h1/ipxe", "etc/passwd"])))).toEqual(["pending[1]: the path is not a path of the tree (boot.ipxe, by-mac/, by-host/ or by-class/)"]);
+    expect(problemsOf(await parseDeployedManifest(edited(doc, ["pending"], ["by-host/h1/ipxe", "etc/passwd"])))).toEqual(["pending[1]: the path is not a path of the tree (boot.ipxe, ipxe/, by-mac/, by-host/ or by-class/)"]);
     expect(problemsOf(await parseDeployedManifest(edited(doc, ["classes", "demo", "generations", 1, "kernel"], "by-class/demo/../../x")))).toEqual(["classes.demo.generations[1].kernel: the path has a `..` part (it would leave the folder)"]);
   });
 
@@ -411,7 +411,7 @@ describe("the pending journal", () => {
   it("refuses paths outside the tree, naming each", () => {
     expect(parsePendingJournal(JSON.stringify({ format: 1, pending: ["by-host/h1/ipxe", "../x", 5, "etc/x", null] }))).toEqual({
       ok: false,
-      problems: ["pending[1]: the path has a `..` part (it would leave the folder)", "pending[2]: expected a path", "pending[3]: the path is not a path of the tree (boot.ipxe, by-mac/, by-host/ or by-class/)", "pending[4]: expected a path"],
+      problems: ["pending[1]: the path has a `..` part (it would leave the folder)", "pending[2]: expected a path", "pending[3]: the path is not a path of the tree (boot.ipxe, ipxe/, by-mac/, by-host/ or by-class/)", "pending[4]: expected a path"],
     });
   });
 });

@@ -50,7 +50,7 @@ async function boot(tree: Tree, mac: string) {
       rel = new URL(link.target, `http://boot/${parts.slice(0, at + 1).join("/")}`).pathname.slice(1) + (at + 1 < parts.length ? `/${parts.slice(at + 1).join("/")}` : "");
     }
     const e = byPath.get(rel);
-    return e?.kind === "file" ? e.content : undefined;
+    return e?.kind === "file" && typeof e.content === "string" ? e.content : undefined;
   };
   return walkBootChain("http://boot/boot.ipxe", macVariables(mac.replace(/:/g, "-")), fetch);
 }
@@ -62,6 +62,22 @@ const macOf = (i: number) => `52:54:00:00:00:${(0x50 + [3, 0, 4, 1, 2][i]!).toSt
 function hostsFile(armed: number | undefined, force = false): string {
   return `hosts:\n${NAMES.map((n, i) => `  ${n}:\n    class: demo\n    mac: "${macOf(i)}"\n    kernelParams: [k${i}=v]\n${i === armed ? `    provision: { disks: true, id: w${i}${force ? ", force: true" : ""} }\n` : ""}`).join("")}`;
 }
+
+describe("the iPXE binaries in the tree", () => {
+  it("puts each under ipxe/, byte for byte, in the last layer (a machine fetches it first, and it leads to boot.ipxe); none without them", () => {
+    const inventory = load("", hostsFile(undefined));
+    const builds = new Map<ClassName, ClassBuild>(inventory.classes.map((c) => [c.name, BUILD]));
+    // Every byte value, invalid UTF-8 included: nothing may treat them as text.
+    const bytes = Uint8Array.from({ length: 512 }, (_, i) => (i * 7) % 256);
+    const tree = planTree({ inventory, builds, before: new Map(), templates: ipxeTemplates(), ipxe: [{ name: "undionly.kpxe", content: bytes }, { name: "snponly.efi", content: bytes.subarray(3) }] });
+    const ipxe = tree.entries.filter((e) => e.path.startsWith("ipxe/"));
+    expect(ipxe.map((e) => [e.kind, e.layer, e.path])).toEqual([["file", "entry", "ipxe/snponly.efi"], ["file", "entry", "ipxe/undionly.kpxe"]]);
+    expect(ipxe.map((e) => e.kind === "file" && Buffer.from(e.content as Uint8Array).equals(e.path.endsWith("kpxe") ? bytes : bytes.subarray(3)))).toEqual([true, true]);
+    expect(tree.entries.slice(-3).map((e) => e.path)).toEqual(["boot.ipxe", "ipxe/snponly.efi", "ipxe/undionly.kpxe"]);
+    expect(layerOf("ipxe/undionly.kpxe")).toBe("entry");
+    expect(plan(inventory).entries.filter((e) => e.path.startsWith("ipxe"))).toEqual([]);
+  });
+});
 
 describe("what each machine boots, walked through the planned tree", () => {
   for (const links of ["symlink", "copy"] as const) {
@@ -194,7 +210,7 @@ describe("the planned tree's paths, layers and scripts", () => {
   it("writes the class script with the artifacts' paths relative to it, the class's parameters and the host's ${cmdline}, and records the class", () => {
     const tree = plan(load("", hostsFile(undefined)));
     const cls = tree.entries.find((e) => e.path === "by-class/demo/ipxe");
-    expect(cls?.kind === "file" && cls.content.split("\n").filter((l) => !l.startsWith("#"))).toEqual([
+    expect(cls?.kind === "file" && typeof cls.content === "string" && cls.content.split("\n").filter((l) => !l.startsWith("#"))).toEqual([
       "kernel 0123456789abcdfghijklmnpqrsvwxyz/kernel initrd=initrd console=ttyS0 panic=-1 ${cmdline}",
       "initrd --name initrd zyxwvsrqpnmlkjihgfdcba9876543210/initrd",
       "boot",
