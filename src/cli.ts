@@ -26,6 +26,10 @@ const targetOptions = () => [
   new Option("--accept-new", "record an unknown host key in known_hosts (like StrictHostKeyChecking=accept-new); a changed key is always refused"),
 ];
 
+// The SSH options of a command whose --target is optional (plan, discovered).
+const sshConfigOption = () => new Option("-F, --ssh-config <file>", "with --target: an ssh_config to use instead of ~/.ssh/config (like ssh -F)");
+const acceptNewOption = () => new Option("--accept-new", "with --target: record an unknown host key in known_hosts (like StrictHostKeyChecking=accept-new)");
+
 /** A repeatable option's values (commander's default would print "(default: [])" in the help). */
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -122,8 +126,8 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
     .command("plan")
     .description("show what each machine will boot (hosts, kernel command lines, disk wipes); with --target, what a deploy would change there, per machine, against what the target serves; builds and writes nothing")
     .addOption(new Option("--target <name>", "also plan against this target from the site file (repeatable): machines added, removed or changed, wipes armed or disarmed, then the files").argParser(collect))
-    .addOption(new Option("-F, --ssh-config <file>", "with --target: an ssh_config to use instead of ~/.ssh/config (like ssh -F)"))
-    .addOption(new Option("--accept-new", "with --target: record an unknown host key in known_hosts (like StrictHostKeyChecking=accept-new)"))
+    .addOption(sshConfigOption())
+    .addOption(acceptNewOption())
     .addOption(rootOption())
     .addOption(outOption())
     .addOption(jsonOption())
@@ -352,14 +356,17 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
 
   program
     .command("discovered")
-    .description("list machines that booted and are not in the inventory (boot.ipxe makes each one request discover/<mac>), from netbuild serve's access log or --log FILE")
+    .description("list machines that booted and are not in the inventory (boot.ipxe makes each one request discover/<mac>), from netbuild serve's access log, --log FILE, or --target NAME (the access log the target names)")
     .addOption(new Option("--log <file>", "a web server's access log: nginx/Apache combined or common, lighttpd, Caddy JSON, Python's http.server (repeatable; default: netbuild serve's)").argParser(collect))
+    .addOption(new Option("--target <name>", "read the access log the target names (its accessLog in netbuild.yaml), over SFTP for a remote target"))
+    .addOption(sshConfigOption())
+    .addOption(acceptNewOption())
     .addOption(rootOption())
     .addOption(jsonOption())
-    .action(async (o: { log?: string[]; root?: string; json?: boolean }) => {
+    .action(async (o: { log?: string[]; target?: string; sshConfig?: string; acceptNew?: boolean; root?: string; json?: boolean }) => {
       json = Boolean(o.json);
       const { discovered, discoveredSummary } = await import("./commands/discovered.ts");
-      const r = await discovered({ logs: o.log ?? [], root: o.root }, ctx);
+      const r = await discovered({ logs: o.log ?? [], target: o.target, sshConfig: o.sshConfig, acceptNew: o.acceptNew, root: o.root }, ctx);
       print(io, json, r, () => discoveredSummary(r, io.cwd));
     });
 

@@ -5,6 +5,8 @@ import { mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { cleanupTempDirs, cli, exampleInventory, tempDir } from "./support/inventory.ts";
+import { startSshd } from "./support/sshd.ts";
+import { missing } from "./support/tools.ts";
 
 const LOG = [
   '192.168.77.150 - - [30/Nov/2026:13:00:02 +0000] "GET /discover/52-54-00-99-99-99?uuid=00000000-0000-0000-0000-000000000000&serial=&manufacturer=QEMU&product=Standard%20PC%20(Q35%20+%20ICH9,%202009)&asset=&platform=efi&buildarch=x86_64&chip=virtio-net HTTP/1.1" 404 10 "-" "iPXE/1.21.1+"',
@@ -106,5 +108,64 @@ describe("netbuild discovered and netbuild enrol", () => {
     expect([none.code, none.stderr]).toEqual([2, expect.stringContaining("there is no access log to read: .netbuild/serve/access.log does not exist (netbuild serve writes it)")]);
     const gone = await cli(["discovered", "--log", "nope.log"], root);
     expect([gone.code, gone.stderr]).toEqual([2, expect.stringContaining("nope.log: it does not exist")]);
+  });
+});
+
+// A boot server's own web server: its access log, named by the target (accessLog), read where it is.
+describe("netbuild discovered --target: the access log a target names", () => {
+  afterAll(cleanupTempDirs);
+  const noSsh = missing({ commands: ["ssh", "ssh-keygen"], files: ["/usr/sbin/sshd", "/usr/lib/openssh/sftp-server"] });
+
+  /** The example inventory with one more target, `boot` (its spec and accessLog as given). */
+  function withTarget(spec: string, accessLog: string | undefined): string {
+    const root = exampleInventory();
+    const site = readFileSync(path.join(root, "netbuild.yaml"), "utf8");
+    const entry = accessLog === undefined ? `  boot: ${spec}\n` : `  boot: { url: ${JSON.stringify(spec)}, accessLog: ${accessLog} }\n`;
+    writeFileSync(path.join(root, "netbuild.yaml"), site.replace(/^targets:\n/m, `targets:\n${entry}`));
+    return root;
+  }
+
+  it("reads a local target's log, and refuses a target that names none, a log that is not there, and --log with --target", async () => {
+    const logs = tempDir();
+    writeFileSync(path.join(logs, "access.log"), LOG);
+    const root = withTarget(path.join(logs, "served"), path.join(logs, "access.log"));
+    const r = await cli(["discovered", "--target", "boot", "--json"], root);
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout) as { logs: string[]; machines: { mac: string }[]; malformed: number };
+    expect([json.logs, json.machines.map((m) => m.mac), json.malformed]).toEqual([[`boot:${path.join(logs, "access.log")}`], ["52:54:00:99:99:99"], 1]);
+
+    const none = await cli(["discovered", "--target", "local"], root);
+    expect([none.code, none.stderr]).toEqual([2, expect.stringContaining("target local names no access log")]);
+    expect(none.stderr).toContain('targets: { local: { url: "served", accessLog: /var/log/nginx/access.log } }');
+    const gone = await cli(["discovered", "--target", "boot"], withTarget(path.join(logs, "served"), path.join(logs, "nope.log")));
+    expect([gone.code, gone.stderr]).toEqual([2, expect.stringContaining(`the access log of target boot (${path.join(logs, "nope.log")}) does not exist`)]);
+    const both = await cli(["discovered", "--target", "boot", "--log", "x.log"], root);
+    expect([both.code, both.stderr]).toEqual([2, expect.stringContaining("--target and --log name different logs")]);
+    const unknown = await cli(["discovered", "--target", "nowhere"], root);
+    expect([unknown.code, unknown.stderr]).toEqual([2, expect.stringContaining('unknown target "nowhere"')]);
+  });
+
+  it("refuses an accessLog that is not an absolute path, at its line", async () => {
+    const root = withTarget("served", "logs/access.log");
+    const r = await cli(["discovered", "--target", "boot"], root);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/netbuild\.yaml:\d+:\d+ +site\.targets\.boot\.accessLog: expected an absolute path on the target's machine/);
+  });
+
+  it.skipIf(noSsh)("reads a remote target's log over SFTP (a real sshd), with its host key checked", async () => {
+    const sshd = await startSshd();
+    try {
+      const log = path.join(sshd.dir, "nginx-access.log");
+      writeFileSync(log, LOG.repeat(2000));
+      const root = withTarget(`sftp://boot${path.join(sshd.dir, "served")}`, log);
+      const r = await cli(["discovered", "--target", "boot", "-F", sshd.sshConfig, "--json"], root);
+      expect(r.code, r.stderr).toBe(0);
+      const json = JSON.parse(r.stdout) as { logs: string[]; machines: { mac: string; boots: number }[]; malformed: number };
+      expect([json.logs, json.machines.map((m) => [m.mac, m.boots]), json.malformed]).toEqual([[`boot:${log}`], [["52:54:00:99:99:99", 2000]], 2000]);
+      const gone = await cli(["discovered", "--target", "boot", "-F", sshd.sshConfig], withTarget(`sftp://boot${path.join(sshd.dir, "served")}`, `${log}.gone`));
+      expect([gone.code, gone.stderr]).toEqual([2, expect.stringContaining(`the access log of target boot (${log}.gone) does not exist`)]);
+    } finally {
+      await sshd.stop();
+    }
   });
 });

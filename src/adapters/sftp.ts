@@ -383,6 +383,22 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
         return undefined; // the server does not offer statvfs@openssh.com
       }
     },
+    async readOutside(absolute) {
+      let st: Stats;
+      try {
+        st = await call<Stats>((cb) => sftp.stat(absolute, cb));
+      } catch (e) {
+        if (errno(e) === NO_SUCH_FILE) return undefined;
+        throw new UserError("SSH_FAILED", `reading ${absolute} on ${conn.label} failed: ${(e as Error).message}`, { hint: /permission/i.test(String(e)) ? `the SSH user ${conn.resolved.user} cannot read it: web servers' logs are often readable by the adm group only` : "check the path" });
+      }
+      if (!st.isFile()) throw new UserError("USAGE", `${absolute} on ${conn.label} is not a regular file`, { hint: "name the web server's access log" });
+      const stream = sftp.createReadStream(absolute);
+      // A connection lost mid-read ends the stream with an error (ssh2 would leave it waiting).
+      const onLost = (e: Error) => stream.destroy(e);
+      waiting.add(onLost);
+      stream.once("close", () => waiting.delete(onLost));
+      return stream;
+    },
     async close() {
       lost ??= new Error("closed");
       await client.end().catch(() => undefined);

@@ -6,8 +6,9 @@ import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { ErrorCode } from "../errors.ts";
+import { UserError, type ErrorCode } from "../errors.ts";
 import { tempName } from "../core/paths.ts";
 import { checkRel, ConfinedRoot, conflictError, localKind, type Blocked } from "./confine.ts";
 import { lstatOrUndefined } from "./files.ts";
@@ -58,6 +59,11 @@ export interface TargetFs {
   freeBytes(): Promise<number | undefined>;
   /** sha256 of a file as the target holds it. */
   sha256(rel: string): Promise<string>;
+  /**
+   * A file of the target's machine outside the target (a web server's access log), by its absolute
+   * path, as a stream: read only, never written. Undefined when it does not exist.
+   */
+  readOutside(absolute: string): Promise<Readable | undefined>;
   close(): Promise<void>;
 }
 
@@ -213,6 +219,12 @@ export function localTargetFs(root: string, code: ErrorCode = "TARGET_CONFLICT")
       } catch {
         return undefined;
       }
+    },
+    async readOutside(absolute) {
+      const st = await fs.stat(absolute).catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e)));
+      if (st === undefined) return undefined;
+      if (!st.isFile()) throw new UserError("USAGE", `${absolute} is not a regular file`, { hint: "name the web server's access log" });
+      return createReadStream(absolute);
     },
     async close() {},
   };

@@ -1,6 +1,7 @@
 // netbuild discovered: machines that booted and are not in the inventory, from access logs (the
-// one `netbuild serve` keeps for this root, or --log FILE: nginx, Apache, lighttpd, Caddy JSON,
-// Python's http.server), read line by line (a log of gigabytes is never held whole).
+// one `netbuild serve` keeps for this root, --log FILE, or --target NAME: the target's `accessLog`,
+// over SFTP for a remote one; nginx, Apache, lighttpd, Caddy JSON, Python's http.server), read line
+// by line (a log of gigabytes is never held whole).
 import { createReadStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
@@ -9,10 +10,13 @@ import { UserError } from "../errors.ts";
 import { DiscoveryLog, type DiscoveredMachine } from "../core/discovery.ts";
 import { escaped } from "../core/excerpt.ts";
 import { ACCESS_LOG, loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
+import { openTarget, selectTargets, type TargetOptions } from "./targets.ts";
 
-export interface DiscoveredOptions extends RootOptions {
+export interface DiscoveredOptions extends RootOptions, Omit<TargetOptions, "targets" | "to"> {
   /** Access logs to read (default: netbuild serve's, in .netbuild/serve/). */
   logs: string[];
+  /** A target whose web server's access log (its `accessLog`) is read instead, over SFTP for a remote one. */
+  target?: string | undefined;
 }
 
 export interface DiscoveredResult {
@@ -26,8 +30,33 @@ export async function discovered(options: DiscoveredOptions, ctx: Context): Prom
   const root = rootOf(options, ctx);
   const inv = await loadRoot(root, ctx);
   const known = new Set<string>(inv.hosts.flatMap((h) => h.macs));
-  const logs = options.logs.length > 0 ? options.logs.map((l) => path.resolve(ctx.cwd, l)) : [path.join(root, ACCESS_LOG)];
   const collected = new DiscoveryLog(known);
+  if (options.target !== undefined) {
+    if (options.logs.length > 0) throw new UserError("USAGE", "--target and --log name different logs: give one of them");
+    const [target] = selectTargets(inv, { targets: [options.target] });
+    if (target!.accessLog === undefined) {
+      throw new UserError("USAGE", `target ${target!.name} names no access log`, {
+        hint: `say where its web server logs, in ${inv.site.file ?? "netbuild.yaml"}:  targets: { ${target!.name}: { url: ${JSON.stringify(target!.spec)}, accessLog: /var/log/nginx/access.log } }`,
+      });
+    }
+    const log = target!.accessLog;
+    const label = `${target!.name}:${log}`;
+    const fs = await openTarget(target!, root, { targets: [], sshConfig: options.sshConfig, acceptNew: options.acceptNew }, ctx);
+    try {
+      const stream = await fs.readOutside(log);
+      if (stream === undefined) throw new UserError("USAGE", `the access log of target ${target!.name} (${escaped(log)}) does not exist`, { hint: `check accessLog for ${target!.name} in ${inv.site.file ?? "netbuild.yaml"}` });
+      try {
+        for await (const line of createInterface({ input: stream.setEncoding("utf8"), crlfDelay: Infinity })) collected.add(line);
+      } catch (e) {
+        if (e instanceof UserError) throw e;
+        throw new UserError("SSH_FAILED", `reading ${escaped(label)} failed: ${(e as Error).message}`, { hint: "run it again" });
+      }
+    } finally {
+      await fs.close();
+    }
+    return { logs: [label], ...collected.result() };
+  }
+  const logs = options.logs.length > 0 ? options.logs.map((l) => path.resolve(ctx.cwd, l)) : [path.join(root, ACCESS_LOG)];
   for (const log of logs) {
     const st = await fs.stat(log).catch((e: NodeJS.ErrnoException) => e);
     if (st instanceof Error) {

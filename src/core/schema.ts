@@ -229,8 +229,14 @@ export const SiteSchema = z.strictObject({
         z.strictObject({
           url: z.string().min(1).describe("sftp://user@host:port/path, user@host:/path, or a local folder"),
           keep: z.number().int().min(2, { error: "keep at least 2: the generation just switched away from stays for machines that were booting it" }).max(100).optional().describe("Class generations kept on this target (default: the site's keep)"),
+          accessLog: z
+            .string()
+            .regex(/^\/[^\x00-\x1f\x7f]*$/, { error: "expected an absolute path on the target's machine, e.g. /var/log/nginx/access.log" })
+            .refine((p) => !p.split("/").includes(".."), { error: "expected a path without a `..` part" })
+            .optional()
+            .describe("The access log of the web server that serves this target, on the target's machine (read by `netbuild discovered --target NAME`, over SFTP for a remote target)"),
         }),
-      ], { error: "expected a target URL (sftp://user@host/path, user@host:/path, a folder) or { url, keep }" }),
+      ], { error: "expected a target URL (sftp://user@host/path, user@host:/path, a folder) or { url, keep, accessLog }" }),
     )
     .default({})
     .describe("Where `netbuild deploy` puts the tree: name → sftp://user@host:port/path, user@host:/path, or a local folder"),

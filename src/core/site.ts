@@ -112,7 +112,8 @@ function targetsOf(doc: YamlDoc, input: SiteInput, c: Collector): Target[] {
       c.error(doc, at, fieldPath("site.targets", name), parsed.message, parsed.hint);
       continue;
     }
-    targets.push({ name, location: parsed.value, keep: (typeof value === "string" ? undefined : value.keep) ?? input.keep, spec });
+    const accessLog = typeof value === "string" ? undefined : value.accessLog;
+    targets.push({ name, location: parsed.value, keep: (typeof value === "string" ? undefined : value.keep) ?? input.keep, spec, ...(accessLog !== undefined ? { accessLog } : {}) });
   }
   return targets;
 }

@@ -18,6 +18,8 @@ export interface Target {
   keep: number;
   /** As written, for messages. */
   spec: string;
+  /** The access log of the web server serving the target, an absolute path on its machine (`discovered --target`). */
+  accessLog?: string;
 }
 
 export type ParsedTarget = { ok: true; value: TargetLocation } | { ok: false; message: string; hint: string };
