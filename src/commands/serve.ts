@@ -8,14 +8,13 @@ import os from "node:os";
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { renderDhcp, SAFE_FOLDER, type IpxeBinary } from "../core/dhcp.ts";
-import { IPXE_BIOS, IPXE_DIR } from "../core/tree.ts";
+import { IPXE_BIOS } from "../core/tree.ts";
 import { escaped } from "../core/excerpt.ts";
 import { ipv4Number, ipv4String } from "../core/site.ts";
 import { writeFileAtomic } from "../adapters/files.ts";
 import { combinedLogLine, logEscaped, serveTree } from "../adapters/http-serve.ts";
 import { onInterrupt } from "../adapters/interrupt.ts";
 import { ipxeFolder, readIpxeBinaries } from "../adapters/ipxe-binaries.ts";
-import { readManifest } from "../adapters/local-tree.ts";
 import { localConfinedRoot } from "../adapters/target-fs.ts";
 import { ACCESS_LOG, loadRoot, outOf, rootOf, SERVE_DIR, type Context, type OutOptions } from "./context.ts";
 
@@ -113,7 +112,11 @@ function startDnsmasq(conf: string, pidFile: string, onLine: (line: string) => v
       reject(e.code === "ENOENT" ? new UserError("COMMAND_NOT_FOUND", "dnsmasq is not installed: --dhcp runs it for proxy DHCP and TFTP", { hint: "install it (Debian: apt install dnsmasq-base), or serve without --dhcp and point your DHCP server at the tree (netbuild dhcp)" }) : e);
     });
     child.once("exit", (code, signal) => {
-      reject(new UserError("SERVE_FAILED", `dnsmasq stopped at start (${signal ?? `exit ${code}`})`, { detail: lines.slice(-5).map(escaped).join("\n"), hint: "another DHCP server on this machine (port 67), or not root: proxy DHCP needs root (or CAP_NET_BIND_SERVICE and CAP_NET_RAW)" }));
+      const tftp = lines.some((l) => /TFTP directory .* inaccessible/.test(l));
+      const hint = tftp
+        ? "dnsmasq serves TFTP as the user nobody: the iPXE binaries' folder (ipxe.binaries) and every folder above it must be readable and searchable by all users"
+        : "another DHCP server on this machine (port 67), or not root: proxy DHCP needs root (or CAP_NET_BIND_SERVICE and CAP_NET_RAW)";
+      reject(new UserError("SERVE_FAILED", `dnsmasq stopped at start (${signal ?? `exit ${code}`})`, { detail: lines.slice(-5).map(escaped).join("\n"), hint }));
     });
   });
   return { child, ready };
@@ -135,13 +138,11 @@ export async function serve(options: ServeOptions, ctx: Context): Promise<ServeR
     const found = interfaceAddress(options.interface!);
     if (host !== "0.0.0.0" && host !== "::" && host !== found.address) throw new UserError("USAGE", `--listen ${host}: machines on ${options.interface} are sent to ${found.address}, where this server would not answer`, { hint: `listen on ${found.address} or on 0.0.0.0` });
     // dnsmasq runs here: it serves the binaries from the folder they are read (and their hashes
-    // shown) from, never dhcp.tftpRoot (a folder of the DHCP server's machine): the tree's own
-    // ipxe/ when the build copied them there, else the folder the build would copy them from.
-    const names = [IPXE_BIOS, inv.site.ipxe.efi];
-    const manifest = await readManifest(out);
-    const inTree = names.every((n) => manifest?.entries[`${IPXE_DIR}/${n}`]?.kind === "file");
-    const folder = inTree ? path.join(out, IPXE_DIR) : ipxeFolder(root, inv.site.ipxe.binaries);
-    const binaries = await readIpxeBinaries(folder, names);
+    // shown) from, never dhcp.tftpRoot (a folder of the DHCP server's machine). Not the tree's own
+    // copy: dnsmasq serves TFTP as the user `nobody`, who cannot enter a checkout in a private
+    // home folder, while /usr/lib/ipxe (or the Nix store) is readable by all.
+    const folder = ipxeFolder(root, inv.site.ipxe.binaries);
+    const binaries = await readIpxeBinaries(folder, [IPXE_BIOS, inv.site.ipxe.efi]);
     if (!SAFE_FOLDER.test(folder!)) throw new UserError("USAGE", `the iPXE binaries' folder ${escaped(folder!)} has characters dnsmasq's configuration cannot hold as they are (a space, a comma, a quote…)`, { hint: "set `ipxe: { binaries: DIR }` in netbuild.yaml to a folder with a plain path, holding undionly.kpxe, snponly.efi and ipxe.efi" });
     lan = { iface: options.interface!, address: found.address, subnet: inv.site.dhcp.subnet ?? found.subnet, folder: folder!, binaries };
   }
