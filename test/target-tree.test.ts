@@ -322,6 +322,35 @@ describe("a host script that changes is replaced whole, never rewritten in place
   });
 });
 
+describe("a file the plan does not hold is read from out/, as bytes, and only as planned", () => {
+  afterAll(cleanupTempDirs);
+
+  it("sends out/'s bytes unchanged (an iPXE binary: not text), and refuses a file whose content is not the planned one, sending nothing of it", async () => {
+    const out = tempDir();
+    const fs = localTargetFs(tempDir());
+    const bytes = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 13) % 256));
+    mkdirSync(path.join(out, "ipxe"));
+    writeFileSync(path.join(out, "ipxe/undionly.kpxe"), bytes);
+    const b = built({});
+    b.source.entries["ipxe/undionly.kpxe"] = { kind: "file", sha256: createHash("sha256").update(bytes).digest("hex") };
+    const deployed = emptyManifest();
+    const plan = planDeploy({ source: b.source, classScripts: b.classScripts, deployed, keep: 3 });
+    for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined && !sw.path.startsWith("ipxe/")) sw.content = b.contents.get(sw.path);
+    const { absent } = await conflicts(fs, plan, deployed);
+    // Changed in out/ since it was planned: refused, and nothing of it reaches the target.
+    writeFileSync(path.join(out, "ipxe/undionly.kpxe"), Buffer.concat([bytes.subarray(1), Buffer.from([0])]));
+    await expect(applyDeploy(fs, out, { ...plan, uploads: [] }, deployed, {}, absent)).rejects.toMatchObject({ code: "OUT_CONFLICT", message: expect.stringContaining(`${path.join(out, "ipxe/undionly.kpxe")} changed since the deploy was planned`), hint: expect.stringContaining("run `netbuild build` again") });
+    expect(await fs.stat("ipxe/undionly.kpxe")).toBeUndefined();
+    // As planned: byte for byte.
+    writeFileSync(path.join(out, "ipxe/undionly.kpxe"), bytes);
+    const again = (await readDeployed(fs)) ?? emptyManifest();
+    const retry = planDeploy({ source: b.source, classScripts: b.classScripts, deployed: again, keep: 3 });
+    for (const sw of retry.switches) if (sw.kind === "file" && sw.content === undefined && !sw.path.startsWith("ipxe/")) sw.content = b.contents.get(sw.path);
+    await applyDeploy(fs, out, { ...retry, uploads: [] }, again, {}, (await conflicts(fs, retry, again)).absent);
+    expect((await fs.readFile("ipxe/undionly.kpxe"))!.equals(bytes)).toBe(true);
+  });
+});
+
 describe("the lock on a local folder", () => {
   afterAll(cleanupTempDirs);
 

@@ -98,7 +98,7 @@ describe("treePathProblem: paths a record may name in the served tree", () => {
     expect(treePathProblem(rel)).toBeUndefined();
   });
 
-  it.each([["ipxe"], ["ipxe/ipxe.lkrn"], ["ipxe/x/undionly.kpxe"], ["ipxe/.undionly.kpxe.netbuild-tmp"], ["ipxe/UNDIONLY.KPXE"]])("refuses %j, which is not one of the iPXE binaries netbuild copies", (rel) => {
+  it.each([["ipxe"], ["ipxe/ipxe.lkrn"], ["ipxe/x/undionly.kpxe"], ["ipxe/undionly.kpxe/x"], ["ipxe/.undionly.kpxe.netbuild-tmp"], ["ipxe/UNDIONLY.KPXE"]])("refuses %j, which is not one of the iPXE binaries netbuild copies", (rel) => {
     expect(treePathProblem(rel)).toBe("is not one of the tree's iPXE binaries (ipxe/undionly.kpxe, ipxe/snponly.efi, ipxe/ipxe.efi)");
   });
 
