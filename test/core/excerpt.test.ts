@@ -1,6 +1,6 @@
 import { LineCounter } from "yaml";
 import { describe, expect, it } from "vitest";
-import { described, fieldPath, quoted } from "../../src/core/excerpt.ts";
+import { described, escaped, fieldPath, printable, quoted } from "../../src/core/excerpt.ts";
 import { parseYaml, YamlDoc } from "../../src/core/yaml-doc.ts";
 
 describe("how messages show input values", () => {
@@ -31,10 +31,50 @@ describe("how messages show input values", () => {
     expect(described(null)).toBe("null");
   });
 
+  it("writes line breaks and backslashes in a one-line excerpt as escapes (\\n, \\r, \\\\), never raw", () => {
+    expect(escaped("a\nb\rc\\d")).toBe("a\\nb\\rc\\\\d");
+    expect(escaped("\u00ad\ufeff")).toBe("\\u00ad\\ufeff");
+  });
+
+  it("keeps line breaks for the terminal but escapes tabs and every other control or invisible character", () => {
+    expect(printable("WIPE\n\x1b[8mhidden\x1b[0m\tx\u202e\u0000")).toBe("WIPE\n\\u001b[8mhidden\\u001b[0m\\tx\\u202e\\u0000");
+    expect(printable("plain text\nsecond line")).toBe("plain text\nsecond line");
+  });
+
+  it("counts in words that agree with the number, with thousands separators", () => {
+    expect(quoted("x\n")).toBe("a string of 2 characters on 1 line");
+    expect(quoted("\n")).toBe("a string of 1 character on 1 line");
+    expect(quoted(`${"y".repeat(1233)}\n`.repeat(2))).toBe("a string of 2,468 characters on 2 lines");
+    expect(described([7])).toBe("a list of 1 entry");
+    expect(described([])).toBe("a list of 0 entries");
+    expect(described("z", { excerpt: false })).toBe("a string of 1 character");
+  });
+
+  it("cuts at exactly 40 characters, counting characters, not UTF-16 units; a quote inside is escaped", () => {
+    expect(quoted("b".repeat(40))).toBe(`"${"b".repeat(40)}"`);
+    expect(quoted(`${"😀".repeat(41)}`)).toBe(`"${"😀".repeat(40)}…" (41 characters)`);
+    expect(quoted(`"${"c".repeat(45)}`)).toBe(`"\\"${"c".repeat(39)}…" (46 characters)`);
+  });
+
+  it("names what a value is when it is no scalar: nothing, a mapping; a number past 40 digits is cut", () => {
+    expect(described(undefined)).toBe("nothing");
+    expect(described({ a: 1 })).toBe("a mapping");
+    expect(described({ a: 1 }, { excerpt: false })).toBe("a mapping");
+    expect(described(true)).toBe("boolean true");
+    expect(described(12n ** 45n)).toBe(`bigint ${String(12n ** 45n).slice(0, 40)}…`);
+    expect(described(1e20, { excerpt: false })).toBe("number");
+    expect(described(10n ** 39n)).toBe(`bigint 1${"0".repeat(39)}`);
+  });
+
   it("writes odd mapping keys in field paths quoted and escaped", () => {
     expect(fieldPath("hosts", "aleph")).toBe("hosts.aleph");
     expect(fieldPath("hosts.a", "\x1b]0;x\x07")).toBe('hosts.a["\\u001b]0;x\\u0007"]');
     expect(fieldPath("", "0")).toBe("0");
+    // A plain name is the whole key: not one that only starts or ends like one.
+    expect(fieldPath("hosts", "-a")).toBe('hosts["-a"]');
+    expect(fieldPath("hosts", "a b")).toBe('hosts["a b"]');
+    expect(fieldPath("hosts", "a".repeat(63))).toBe(`hosts.${"a".repeat(63)}`);
+    expect(fieldPath("hosts", "a".repeat(64))).toBe(`hosts["${"a".repeat(40)}…" (64 characters)]`);
   });
 });
 
