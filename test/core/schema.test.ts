@@ -170,7 +170,7 @@ describe("the fields' limits", () => {
     ["site: target keep 1", SiteSchema, { targets: { boot: { url: "x", keep: 1 } } }, "targets.boot.keep: keep at least 2: the generation just switched away from stays for machines that were booting it"],
     ["site: target keep 100", SiteSchema, { targets: { boot: { url: "x", keep: 100 } } }, "ok"],
     ["site: target keep 101", SiteSchema, { targets: { boot: { url: "x", keep: 101 } } }, "targets.boot.keep: Too big: expected number to be <=100"],
-    ["site: target, a number", SiteSchema, { targets: { boot: 3 } }, "targets.boot: expected a target URL (sftp://user@host/path, user@host:/path, a folder) or { url, keep }"],
+    ["site: target, a number", SiteSchema, { targets: { boot: 3 } }, "targets.boot: expected a target URL (sftp://user@host/path, user@host:/path, a folder) or { url, keep, accessLog }"],
     ["site: keep 1", SiteSchema, { keep: 1 }, "keep: keep at least 2: the generation just switched away from stays for machines that were booting it"],
     ["site: keep 2", SiteSchema, { keep: 2 }, "ok"],
     ["site: keep 100", SiteSchema, { keep: 100 }, "ok"],
