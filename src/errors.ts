@@ -60,7 +60,7 @@ export interface Issue {
 /** Exit code 2: the input (inventory, flags) is wrong; 1: something failed while doing the work. */
 // A Nix evaluation error is the input's (a class's modules, the nixpkgs given): the same input fails
 // the same way every time. A Nix too old for the nixpkgs, or a path that is no nixpkgs, is the setup's.
-const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(["INVENTORY_INVALID", "USAGE", "OUT_NOT_A_TREE", "OUT_CONFLICT", "NOT_PINNED", "TARGET_NOT_A_TREE", "TARGET_CONFLICT", "WIPE_NOT_CONFIRMED", "CLASS_NOT_SERVED", "NIX_EVAL_FAILED", "NIX_TOO_OLD", "NIXPKGS_NOT_FOUND", "SITE_INCOMPLETE", "ROOT_CONFLICT"]);
+const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(["INVENTORY_INVALID", "USAGE", "OUT_NOT_A_TREE", "OUT_CONFLICT", "NOT_PINNED", "TARGET_NOT_A_TREE", "TARGET_CONFLICT", "WIPE_NOT_CONFIRMED", "CLASS_NOT_SERVED", "NIX_EVAL_FAILED", "NIX_TOO_OLD", "NIXPKGS_NOT_FOUND", "SITE_INCOMPLETE", "ROOT_CONFLICT", "IPXE_NOT_FOUND"]);
 
 export class UserError extends Error {
   readonly code: ErrorCode;

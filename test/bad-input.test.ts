@@ -362,6 +362,26 @@ describe.skipIf(notHere)("bad input: exit 2, file:line:field, nothing written", 
 
     // Root makes the files nobody may read, and runs netbuild as nobody through setpriv (util-linux).
     const asNobody = process.getuid?.() !== 0 ? "root (to run netbuild as nobody)" : !hasCommand("setpriv") ? "setpriv" : undefined;
+    const nobody: Run = (args, cwd) =>
+      new Promise((resolve) => {
+        const argv = ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, path.join(REPO, "bin/netbuild.js"), ...args];
+        execFile("setpriv", argv, { cwd, env: { ...process.env, NO_COLOR: "1", HOME: "/nonexistent" }, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+          resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
+        });
+      });
+
+    it("plans without the inventory cache when the root's .netbuild/ cannot be read (run as nobody), never an internal error", async (t) => {
+      if (asNobody) return cannotRun(t, `unreadable-files check: ${asNobody}`);
+      const root = await rootWith({});
+      execFileSync("chmod", ["-R", "a+rX", root]);
+      mkdirSync(path.join(root, ".netbuild"), { recursive: true });
+      chmodSync(path.join(root, ".netbuild"), 0o700);
+      const r = await nobody(["plan", "--json"], root);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toContain("internal error");
+      expect(JSON.parse(r.stdout)).toMatchObject({ hosts: expect.any(Array) });
+    });
+
     it("refuses a host file and a hosts/ folder the user cannot read (run as nobody)", async (t) => {
       if (asNobody) return cannotRun(t, `unreadable-files check: ${asNobody}`);
       const root = await rootWith({ "hosts/private.yaml": 'class: demo\nmac: "52:54:00:00:00:0c"\n' });
@@ -372,13 +392,6 @@ describe.skipIf(notHere)("bad input: exit 2, file:line:field, nothing written", 
       chmodSync(path.join(root, "hosts/private.yaml"), 0o600);
       chmodSync(path.join(root, "hosts/locked"), 0o700);
       // As nobody, into the root's own out/ (it has none): build would have to create it.
-      const nobody: Run = (args, cwd) =>
-        new Promise((resolve) => {
-          const argv = ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, path.join(REPO, "bin/netbuild.js"), ...args];
-          execFile("setpriv", argv, { cwd, env: { ...process.env, NO_COLOR: "1", HOME: "/nonexistent" }, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
-            resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr });
-          });
-        });
       await expectRefused("unreadable files", root, {
         errors: [
           ["hosts/private.yaml", 'hosts: "private.yaml" cannot be read: permission denied'],

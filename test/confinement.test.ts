@@ -421,14 +421,17 @@ describe.skipIf(noNix)("confinement: netbuild touches only what it recorded, ins
       { link: ".netbuild/nix", command: ["generate"] },
       { link: ".netbuild/nix", command: ["build"] },
       { link: ".netbuild/cache", command: ["plan"] },
-      { link: ".netbuild/gcroots", command: ["build"] },
+      // Refused before the Nix expressions are written: "nothing was changed" must hold.
+      { link: ".netbuild/gcroots", command: ["build"], unwritten: ".netbuild/nix" },
     ];
     for (const c of cases) {
       it(`refuses ${c.command.join(" ")} with ${c.link} a symlink to a foreign folder, and leaves that folder untouched`, async () => {
         const w = freshWorld({ deployed: false });
         swapForLink(w.root, c.link, w.victim);
+        if (c.unwritten) rmSync(path.join(w.root, c.unwritten), { recursive: true });
         const victim = treeChecksum(w.victim);
         const r = await cli(c.command, w.root);
+        if (c.unwritten) expect.soft(existsSync(path.join(w.root, c.unwritten)), `${c.unwritten} was not written`).toBe(false);
         expect.soft(treeChecksum(w.victim), "the victim folder is untouched").toBe(victim);
         expect.soft(readlinkSync(path.join(w.root, c.link)), "the link is left as it was").toBe(w.victim);
         expectRefusal(r, [c.link, A_LINK]);

@@ -164,16 +164,16 @@ describe.skipIf(missing({ commands: ["dnsmasq", "kea-dhcp4", "dhcpd"], files: [`
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, code: "SITE_INCOMPLETE", issues: [{ where: { field: "site.dhcp.tftpServer" } }] });
   });
 
-  it("iPXE binaries that are not there: exit 1 naming the folder and what is missing; never a download", async () => {
+  it("iPXE binaries that are not there: exit 2 naming the folder and what is missing; never a download", async () => {
     const empty = path.join(dir, "no-ipxe");
     mkdirSync(empty);
     writeFileSync(path.join(empty, "undionly.kpxe"), "x");
     const r = await cli(["dhcp", "--format", "dnsmasq"], lan(`${LAN_SITE}ipxe: { binaries: ${empty} }\n`));
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${empty} has no snponly.efi`);
     expect(r.stderr).toContain("apt install ipxe");
     const gone = await cli(["dhcp", "--format", "dnsmasq"], lan(`${LAN_SITE}ipxe: { binaries: ./nowhere }\n`));
-    expect(gone.code).toBe(1);
+    expect(gone.code).toBe(2);
     expect(gone.stderr).toMatch(/the iPXE binaries' folder \S+\/nowhere does not exist/);
   });
 

@@ -3,7 +3,7 @@
 // generations, and refusal to write into a folder netbuild did not make.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, closeSync, existsSync, openSync, readSync, linkSync, lstatSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, mkdirSync } from "node:fs";
+import { chmodSync, closeSync, cpSync, existsSync, openSync, readSync, linkSync, lstatSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { checkOutFolder } from "../src/adapters/local-tree.ts";
@@ -183,6 +183,45 @@ describe.skipIf(notHere)("the iPXE binaries: copied into out/ipxe/ and deployed"
     expect(readFileSync(path.join(served, "ipxe/undionly.kpxe")).equals(binary(3, 70_002))).toBe(true);
     const verified = await cli(["verify"], root);
     expect(verified.code, verified.stderr).toBe(0);
+    // netbuild.yaml now names snponly.efi, but out/ was built before: the deploy says so.
+    writeFileSync(path.join(root, "netbuild.yaml"), "ipxe: { binaries: ./ipxe-bin, efi: snponly.efi }\ntargets:\n  here: served\n");
+    const stale = await cli(["deploy", "--yes"], root);
+    expect(stale.stderr).toContain("out/ holds the iPXE binaries of a build made before ipxe.efi became snponly.efi: this deploy sends those; run `netbuild build` to copy ipxe/snponly.efi");
+  });
+
+  it("a checkout whose tree has none leaves the target's as they are, and one that drifted there is left with a warning, not refused", async () => {
+    const { root, bin, served } = site();
+    await build(root);
+    expect((await cli(["deploy", "--yes"], root)).code).toBe(0);
+    // A second checkout of the same inventory whose tree has no ipxe/ (built where there were no
+    // binaries, or by a netbuild before them): out/ and its manifest as such a build leaves them.
+    const other = path.join(tempDir(), "other");
+    cpSync(root, other, { recursive: true });
+    rmSync(path.join(other, "out"), { recursive: true });
+    await build(other);
+    const manifestFile = path.join(other, "out/.netbuild/manifest.json");
+    const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as { entries: Record<string, unknown>; inputs?: string };
+    for (const p of Object.keys(manifest.entries)) if (p.startsWith("ipxe/")) delete manifest.entries[p];
+    delete manifest.inputs;
+    writeFileSync(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);
+    rmSync(path.join(other, "out/ipxe"), { recursive: true });
+    writeFileSync(path.join(other, "netbuild.yaml"), `targets:\n  here: ${served}\n`);
+    const kept = await cli(["deploy", "--yes"], other);
+    expect(kept.code, kept.stderr).toBe(0);
+    expect(kept.stdout).toContain("up to date, nothing sent");
+    expect(readFileSync(path.join(served, "ipxe/ipxe.efi")).equals(readFileSync(path.join(bin, "ipxe.efi")))).toBe(true);
+    // Changed on the server by hand: this checkout cannot write it again, says so, and deploys the rest.
+    writeFileSync(path.join(served, "ipxe/ipxe.efi"), "tampered\n");
+    writeFileSync(path.join(other, "hosts/gimel.yaml"), 'class: demo\nmac: "AA:BB:CC:00:00:09"\n');
+    const drifted = await cli(["deploy", "--verify", "--yes"], other);
+    expect(drifted.code, drifted.stderr).toBe(0);
+    expect(drifted.stderr).toContain("ipxe/ipxe.efi differs from what was deployed, and this checkout cannot write it again (this checkout's tree has no iPXE binaries): left as it is");
+    expect(readFileSync(path.join(served, "by-host/gimel/ipxe"), "utf8")).toContain("hostname=gimel");
+    // The checkout that has them puts it right.
+    writeFileSync(path.join(root, "hosts/gimel.yaml"), 'class: demo\nmac: "AA:BB:CC:00:00:09"\n');
+    await build(root);
+    expect((await cli(["deploy", "--verify", "--yes"], root)).code).toBe(0);
+    expect(readFileSync(path.join(served, "ipxe/ipxe.efi")).equals(readFileSync(path.join(bin, "ipxe.efi")))).toBe(true);
   });
 
   it("refuses a build whose named folder lacks one, naming it, and writes nothing", async () => {
@@ -192,7 +231,7 @@ describe.skipIf(notHere)("the iPXE binaries: copied into out/ipxe/ and deployed"
     rmSync(path.join(bin, "ipxe.efi"));
     writeFileSync(path.join(root, "hosts/gimel.yaml"), 'class: demo\nmac: "AA:BB:CC:00:00:09"\n');
     const r = await cli(["build"], root);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${bin} has no ipxe.efi`);
     expect(treeChecksum(out)).toBe(before);
   });

@@ -271,7 +271,13 @@ function cacheFolders(root: string, rel: string, make: boolean): void {
 }
 
 function readCacheFile(root: string, rel: string): Buffer | undefined {
-  cacheFolders(root, rel, false);
+  try {
+    cacheFolders(root, rel, false);
+  } catch (e) {
+    // A link where a folder should be is refused; a folder that cannot be read is no cache.
+    if (e instanceof UserError) throw e;
+    return undefined;
+  }
   try {
     const r = readBytesInsideRoot(root, realpathSync(root), rel, MAX_CACHE_BYTES);
     return "bytes" in r ? r.bytes : undefined;

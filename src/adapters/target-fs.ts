@@ -3,7 +3,7 @@
 // through the confinement rule (adapters/confine.ts): nothing that leaves the target, and nothing
 // written, renamed, linked or removed through a link or a file where a folder should be.
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { constants as fsConstants, createReadStream, createWriteStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
@@ -221,10 +221,21 @@ export function localTargetFs(root: string, code: ErrorCode = "TARGET_CONFLICT")
       }
     },
     async readOutside(absolute) {
-      const st = await fs.stat(absolute).catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e)));
-      if (st === undefined) return undefined;
-      if (!st.isFile()) throw new UserError("USAGE", `${absolute} is not a regular file`, { hint: "name the web server's access log" });
-      return createReadStream(absolute);
+      let handle: fs.FileHandle;
+      try {
+        // O_NONBLOCK: a FIFO there is refused below, never waited on.
+        handle = await fs.open(absolute, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+        throw new UserError("USAGE", `cannot read ${absolute}: ${code === "EACCES" ? "permission denied" : (e as Error).message}`, { hint: "check the path, and that the user running netbuild may read it" });
+      }
+      const st = await handle.stat();
+      if (!st.isFile()) {
+        await handle.close();
+        throw new UserError("USAGE", `${absolute} is not a regular file`, { hint: "name the web server's access log" });
+      }
+      return handle.createReadStream();
     },
     async close() {},
   };

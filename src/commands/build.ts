@@ -138,12 +138,13 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
     trace("nix version");
   }
 
+  // Checked (and made) before anything is written: a link there is refused with nothing changed.
+  await localConfinedRoot(root, "ROOT_CONFLICT").prepare(`${GC_ROOTS}/x`);
   const gen = await writeGenerated(root, inv);
   trace("generate");
   ctx.reporter.info(`generate: ${gen.written.length} written, ${gen.unchanged.length} unchanged (${path.relative(ctx.cwd, gen.dir) || "."})`);
 
   const names = selected.map((c) => c.name);
-  await localConfinedRoot(root, "ROOT_CONFLICT").prepare(`${GC_ROOTS}/x`);
   ctx.reporter.info(`build: ${names.join(", ")} (nix-build)`);
   const fresh = await buildClasses({
     generated: path.join(root, GENERATED_DIR),

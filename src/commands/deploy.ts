@@ -11,7 +11,7 @@ import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployedManif
 import { parseTarget, type Target } from "../core/target.ts";
 import type { Host, Inventory } from "../core/inventory.ts";
 import { formatMachineChange, machineChanges, type MachineChange, type ServedHost } from "../core/machines.ts";
-import { hostEntries, hostOfScript, isBinaryPath, scriptClass, scriptHeld, scriptWipe, scriptWipeForced, scriptWipes, sealInputs, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
+import { hostEntries, hostOfScript, IPXE_BIOS, IPXE_DIR, isBinaryPath, scriptClass, scriptHeld, scriptWipe, scriptWipeForced, scriptWipes, sealInputs, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
 import { applyTree, checkOutFolder, outBytesReader, outFileReader, withOutLock } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
@@ -317,6 +317,11 @@ async function prepareFrom(root: string, inv: Inventory, out: string, manifest: 
   let classScripts: Map<string, string>;
   let refreshed: string[] = [];
   let trusted = false;
+  // The binaries come from the build: one made before netbuild.yaml changed ipxe.efi holds the other one.
+  const efi = `${IPXE_DIR}/${inv.site.ipxe.efi}`;
+  if (`${IPXE_DIR}/${IPXE_BIOS}` in manifest.entries && !(efi in manifest.entries)) {
+    ctx.reporter.warn(`out/ holds the iPXE binaries of a build made before ipxe.efi became ${inv.site.ipxe.efi}: this deploy sends those; run \`netbuild build\` to copy ${efi}, which the DHCP configuration now names`);
+  }
   const planned = manifest.pending?.length || manifest.inputs === undefined ? undefined : treeInputs(inv, recordedClasses(manifest));
   if (planned !== undefined && manifest.inputs === sealInputs(planned, manifest.entries, manifest.classes)) {
     // out/ holds the tree of this very inventory and these builds (the build that wrote it said so):
@@ -834,11 +839,20 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           const plan = planDeploy({ source: { classes: source.classes, entries }, classScripts, deployed, keep: t.keep, drifted, keepAsDeployed: new Set([...keepAsDeployed, ...followed.keep]), origin: await origin });
           trace(`[${t.name}] planned`);
           // Scripts go from memory (the trees just planned hold them), not read back from out/.
-          // (The iPXE binaries are bytes, not text: read from out/ and checked here, before anything is sent.)
-          for (const sw of plan.switches) if (sw.kind === "file" && sw.content === undefined) sw.content = isBinaryPath(sw.path) ? await outBinary(out, sw.path, sw.sha256) : await targetContents.get(sw.path);
-          // A path kept as the target serves it (a class not built here) that drifted: this checkout has nothing to rewrite it with.
-          const unwritable = plan.switches.filter((sw) => sw.kind === "file" && sw.content === undefined && sw.layer !== "class" && !existsSync(path.join(out, sw.path)));
-          for (const sw of unwritable) ctx.reporter.warn(`[${t.name}] ${sw.path} differs from what was deployed, and this checkout cannot write it again (its class is not built here): left as it is; deploy from a checkout that builds it`);
+          // (The iPXE binaries are bytes, not text: read from out/ and checked here, before anything is
+          // sent. One out/ does not hold was kept as the target serves it: it cannot be written again.)
+          for (const sw of plan.switches) {
+            if (sw.kind !== "file" || sw.content !== undefined) continue;
+            if (!isBinaryPath(sw.path)) sw.content = await targetContents.get(sw.path);
+            else if (source.entries[sw.path]?.kind === "file") sw.content = await outBinary(out, sw.path, sw.sha256);
+          }
+          // A path kept as the target serves it (a class not built here, an iPXE binary this checkout has none of) that drifted: this checkout has nothing to rewrite it with.
+          const unwritable = plan.switches.filter((sw) => sw.kind === "file" && sw.content === undefined && sw.layer !== "class" && (isBinaryPath(sw.path) || !existsSync(path.join(out, sw.path))));
+          for (const sw of unwritable) {
+            const why = isBinaryPath(sw.path) ? "this checkout's tree has no iPXE binaries" : "its class is not built here";
+            const fix = isBinaryPath(sw.path) ? "deploy from a checkout that has them (ipxe.binaries)" : "deploy from a checkout that builds it";
+            ctx.reporter.warn(`[${t.name}] ${sw.path} differs from what was deployed, and this checkout cannot write it again (${why}): left as it is; ${fix}`);
+          }
           if (unwritable.length > 0) plan.switches = plan.switches.filter((sw) => !unwritable.includes(sw));
           const arming = await newWipes(servedText, (rel) => fs.readlink(rel).catch(() => undefined), plan, targetContents, inv.site.flagPrefix);
           const machines = await machinePlan(servedText, plan, deployed, targetContents, inv.site.flagPrefix);

@@ -45,12 +45,35 @@ export async function discovered(options: DiscoveredOptions, ctx: Context): Prom
     try {
       const stream = await fs.readOutside(log);
       if (stream === undefined) throw new UserError("USAGE", `the access log of target ${target!.name} (${escaped(log)}) does not exist`, { hint: `check accessLog for ${target!.name} in ${inv.site.file ?? "netbuild.yaml"}` });
+      // Its error (a file that cannot be read, a connection lost mid-read) ends the read and is the
+      // read's; once all is read, the connection is closed only after the stream has closed its
+      // file (SFTP: closing the connection first fails that close, as an error nobody hears).
+      const lines = createInterface({ input: stream.setEncoding("utf8"), crlfDelay: Infinity });
+      let failed: Error | undefined;
+      let read = false;
+      const closed = new Promise<void>((resolve) => {
+        stream.on("error", (e: Error) => {
+          if (read) return;
+          failed ??= e;
+          lines.close();
+        });
+        stream.once("close", resolve);
+      });
       try {
-        for await (const line of createInterface({ input: stream.setEncoding("utf8"), crlfDelay: Infinity })) collected.add(line);
+        for await (const line of lines) collected.add(line);
       } catch (e) {
-        if (e instanceof UserError) throw e;
-        throw new UserError("SSH_FAILED", `reading ${escaped(label)} failed: ${(e as Error).message}`, { hint: "run it again" });
+        failed ??= e as Error;
       }
+      read = true;
+      if (failed) {
+        stream.destroy();
+        const local = target!.location.kind === "local";
+        const denied = /permission/i.test(failed.message);
+        throw new UserError(local ? "USAGE" : "SSH_FAILED", `reading ${escaped(label)} failed: ${escaped(failed.message)}`, {
+          hint: denied ? (local ? "the user running netbuild cannot read it" : "the SSH user cannot read it: web servers' logs are often readable by the adm group only") : local ? "check the file" : "run it again",
+        });
+      }
+      await closed;
     } finally {
       await fs.close();
     }

@@ -1,5 +1,6 @@
 // Where `netbuild dhcp` and `serve` read the iPXE binaries from, and each way they can be missing.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ipxeFolder, readIpxeBinaries } from "../../src/adapters/ipxe-binaries.ts";
@@ -41,5 +42,17 @@ describe("the iPXE binaries", () => {
     expect(await refusal(path.join(dir, "a.efi"), ["x"])).toEqual({ code: "IPXE_NOT_FOUND", message: `the iPXE binaries' folder ${path.join(dir, "a.efi")} does not exist`, hint: HINT });
     expect(await refusal(dir, ["b.efi", "a.efi", "c.efi"])).toEqual({ code: "IPXE_NOT_FOUND", message: `${dir} has no b.efi and no c.efi`, hint: HINT });
     expect(await refusal(dir, ["d.efi"])).toEqual({ code: "IPXE_NOT_FOUND", message: `${path.join(dir, "d.efi")} is a folder, not an iPXE binary`, hint: HINT });
+  });
+
+  it("a FIFO, a device or a huge file in a binary's place: refused at once, never waited on or read whole", async () => {
+    const dir = tempDir();
+    execFileSync("mkfifo", [path.join(dir, "fifo.efi")]);
+    symlinkSync("/dev/zero", path.join(dir, "zero.efi"));
+    writeFileSync(path.join(dir, "big.efi"), "");
+    truncateSync(path.join(dir, "big.efi"), 17 * 2 ** 20);
+    // Opened without O_NONBLOCK, the FIFO would block this test until vitest's timeout.
+    expect(await refusal(dir, ["fifo.efi"])).toEqual({ code: "IPXE_NOT_FOUND", message: `${path.join(dir, "fifo.efi")} is not a regular file (a FIFO, a socket or a device), not an iPXE binary`, hint: HINT });
+    expect((await refusal(dir, ["zero.efi"])).message).toBe(`${path.join(dir, "zero.efi")} is not a regular file (a FIFO, a socket or a device), not an iPXE binary`);
+    expect((await refusal(dir, ["big.efi"])).message).toBe(`${path.join(dir, "big.efi")} is 17.0 MiB, more than any iPXE binary (at most 16 MiB)`);
   });
 });
