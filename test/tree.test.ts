@@ -160,10 +160,12 @@ describe.skipIf(notHere)("the iPXE binaries: copied into out/ipxe/ and deployed"
     expect(r.ipxe).toEqual({ folder: bin, files: [{ path: "ipxe/undionly.kpxe", sha256: sha(binary(1, 70_001)), size: 70_001 }, { path: "ipxe/ipxe.efi", sha256: sha(binary(2, 200_003)), size: 200_003 }] });
     expect(readdirSync(path.join(out, "ipxe")).sort()).toEqual(["ipxe.efi", "undionly.kpxe"]);
     for (const name of ["undionly.kpxe", "ipxe.efi"]) expect(readFileSync(path.join(out, "ipxe", name)).equals(readFileSync(path.join(bin, name))), name).toBe(true);
-    const manifest = JSON.parse(readFileSync(path.join(out, ".netbuild/manifest.json"), "utf8")) as { entries: Record<string, { kind: string; sha256: string }> };
+    const manifest = JSON.parse(readFileSync(path.join(out, ".netbuild/manifest.json"), "utf8")) as { format: number; entries: Record<string, { kind: string; sha256: string }> };
     expect(manifest.entries["ipxe/ipxe.efi"]).toMatchObject({ kind: "file", sha256: sha(binary(2, 200_003)) });
     const deployed = await cli(["deploy", "--yes"], root);
     expect(deployed.code, deployed.stderr).toBe(0);
+    // Records naming ipxe/ are of the next format: a netbuild from before them says they are newer, not damaged.
+    expect([manifest.format, (JSON.parse(readFileSync(path.join(served, ".netbuild/deployed.json"), "utf8")) as { format: number }).format]).toEqual([2, 3]);
     for (const name of ["undionly.kpxe", "ipxe.efi"]) expect(readFileSync(path.join(served, "ipxe", name)).equals(readFileSync(path.join(bin, name))), name).toBe(true);
 
     // A new undionly.kpxe (an upgraded package): rewritten by rename, so a TFTP transfer holding the old file reads it whole.
@@ -403,9 +405,11 @@ describe.skipIf(notHere)("incremental builds: what a build trusts, and what it r
     expect(second).toEqual(first);
     // Edited in place to the same size: read again (and a damaged one refused).
     const text = readFileSync(file, "utf8");
-    writeFileSync(file, text.replace('"format": 1', '"format": 7'));
+    writeFileSync(file, text.replace(/"format": [12]/, '"format": 7'));
     utimesSync(file, new Date(), new Date(Date.now() + 5000));
     await expect(checkOutFolder(out, second)).rejects.toThrow(/format 7/);
+    // Not damage: a newer netbuild's format, and the hint says so.
+    await expect(checkOutFolder(out, second)).rejects.toMatchObject({ hint: expect.stringContaining("a newer netbuild wrote it (nothing is wrong with it)") });
   });
 
   it("registers a build's GC roots once: a build of the same store paths starts no nix-store", async () => {

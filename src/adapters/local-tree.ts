@@ -16,7 +16,7 @@ import path from "node:path";
 import { UserError } from "../errors.ts";
 import { quoted } from "../core/excerpt.ts";
 import { isLeftoverName, tempName } from "../core/paths.ts";
-import { parseTreeManifest } from "../core/records.ts";
+import { NEWER_FORMAT_HINT, newerFormat, parseTreeManifest, recordFormat } from "../core/records.ts";
 import { LAYERS, layerOf, sealInputs, type FileStamp, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { checkRel, conflictError, ConfinedRoot, describeKind, type Blocked, type PathKind } from "./confine.ts";
 import { copyFileAtomic, createFileSync, lstatOrUndefined, lstatSyncOrUndefined, holdsSync, readIfExists, replaceFileSync, replaceLinkSync, sha256, stampOf, writeFileAtomic } from "./files.ts";
@@ -58,7 +58,7 @@ export async function readManifest(out: string, reuse?: TreeManifest): Promise<T
   const text = (await readIfExists(file)) ?? "";
   const parsed = await parseTreeManifest(text);
   if (!parsed.ok) {
-    throw new UserError("OUT_NOT_A_TREE", `${file} is not a manifest netbuild can trust, so nothing was changed: ${parsed.problems.slice(0, 5).join("; ")}${parsed.problems.length > 5 ? `; and ${parsed.problems.length - 5} more` : ""}`, { hint: RESTORE_HINT });
+    throw new UserError("OUT_NOT_A_TREE", `${file} is not a manifest netbuild can trust, so nothing was changed: ${parsed.problems.slice(0, 5).join("; ")}${parsed.problems.length > 5 ? `; and ${parsed.problems.length - 5} more` : ""}`, { hint: newerFormat(parsed.problems) ? NEWER_FORMAT_HINT : RESTORE_HINT });
   }
   if (st) manifestReads.set(parsed.value, { file, stat: statKey(st), text });
   return parsed.value;
@@ -510,7 +510,7 @@ export async function applyTree(out: string, tree: Tree, old: TreeManifest | und
   // paths new to the manifest are listed as before.
   const pending = [...new Set([...(old?.pending ?? []), ...tree.entries.filter((e) => !sameAsRecorded(e, old, sha) && !guardedByStamp(e, old)).map((e) => e.path)])].sort();
   if (pending.length > 0 && JSON.stringify(pending) !== JSON.stringify(old?.pending ?? [])) {
-    onDisk = manifestText({ format: 1, classes: old?.classes ?? {}, entries: old?.entries ?? {}, pending });
+    onDisk = manifestText({ format: recordFormat("tree", old?.entries, pending) as TreeManifest["format"], classes: old?.classes ?? {}, entries: old?.entries ?? {}, pending });
     await writeManifest(out, root, onDisk);
     ownedFirst = true;
   }
@@ -560,7 +560,7 @@ export async function applyTree(out: string, tree: Tree, old: TreeManifest | und
     // this inventory's). Sealed with the entries and classes recorded (core/tree.ts sealInputs).
     const sorted = sortedRecord(classes);
     const inputs = tree.inputs !== undefined && !extra.pending && !withStale ? { inputs: sealInputs(tree.inputs, all, sorted) } : {};
-    return manifestText({ format: 1, classes: sorted, entries: all, ...(extra.pending ? { pending: extra.pending } : {}), ...inputs }, true);
+    return manifestText({ format: recordFormat("tree", all, extra.pending) as TreeManifest["format"], classes: sorted, entries: all, ...(extra.pending ? { pending: extra.pending } : {}), ...inputs }, true);
   };
   // Files read back unchanged are recorded where they stand now when the manifest is written
   // anyway, when they had no stamp (a tree from an earlier netbuild), or with --verify; a build

@@ -11,7 +11,7 @@ import { DEPLOYED_DELTA, DEPLOYED_MANIFEST, emptyManifest, LOCK_PATH, PENDING_JO
 import type { ManifestEntry } from "../core/tree.ts";
 import { quoted } from "../core/excerpt.ts";
 import { foldersOf } from "../core/paths.ts";
-import { parseDeployedWithDelta, parsePendingJournal } from "../core/records.ts";
+import { NEWER_FORMAT_HINT, newerFormat, parseDeployedWithDelta, parsePendingJournal, recordFormat } from "../core/records.ts";
 import { conflictError, describeKind } from "./confine.ts";
 import { sha256 } from "./files.ts";
 import { tempName, type TargetFs } from "./target-fs.ts";
@@ -87,7 +87,7 @@ async function readOwnFile(fs: TargetFs, rel: string, what: string): Promise<str
 
 function untrusted(fs: TargetFs, file: string, problems: readonly string[]): UserError {
   return new UserError("TARGET_NOT_A_TREE", `${fs.description}/${file} is not a record netbuild can trust, so nothing was changed: ${problems.slice(0, 5).join("; ")}${problems.length > 5 ? `; and ${problems.length - 5} more` : ""}`, {
-    hint: "it was changed by hand or is damaged: restore it (a copy of it from a backup), or deploy to an empty folder",
+    hint: newerFormat(problems) ? NEWER_FORMAT_HINT : "it was changed by hand or is damaged: restore it (a copy of it from a backup), or deploy to an empty folder",
   });
 }
 
@@ -103,7 +103,7 @@ async function readJournal(fs: TargetFs): Promise<string[]> {
 /** Lists the paths about to be created or removed (or, with none, removes the journal). */
 async function writeJournal(fs: TargetFs, pending: readonly string[]): Promise<void> {
   if (pending.length === 0) await fs.remove(PENDING_JOURNAL);
-  else await fs.writeFile(PENDING_JOURNAL, `${JSON.stringify({ format: 1, pending }, null, 1)}\n`);
+  else await fs.writeFile(PENDING_JOURNAL, `${JSON.stringify({ format: recordFormat("journal", undefined, pending), pending }, null, 1)}\n`);
 }
 
 /** The record alone, its pending paths left to the journal. */
@@ -111,7 +111,9 @@ async function writeRecord(fs: TargetFs, manifest: DeployedManifest): Promise<vo
   // A few entries changed since the record was written whole: the delta says which (with the
   // classes and the last change, which are small), and the record stays as it is.
   const record = records.get(fs);
-  if (record && record.format === 2 && record.pending === 0) {
+  const format = recordFormat("deployed", manifest.entries);
+  // (Only over a record of the format this one needs: an older netbuild reads the record first.)
+  if (record && record.format === format && record.pending === 0) {
     const set: Record<string, ManifestEntry> = {};
     let changed = 0;
     for (const p in manifest.entries) {
@@ -135,9 +137,9 @@ async function writeRecord(fs: TargetFs, manifest: DeployedManifest): Promise<vo
   }
   // Whole: the record, then the delta that named the old one removed (until then it names a record
   // that is no longer there, and is left aside).
-  const text = `${JSON.stringify({ ...manifest, pending: [] }, null, 1)}\n`;
+  const text = `${JSON.stringify({ ...manifest, format, pending: [] }, null, 1)}\n`;
   await fs.writeFile(DEPLOYED_MANIFEST, text);
-  records.set(fs, { sha256: sha256(text), format: 2, entries: manifest.entries, pending: 0 });
+  records.set(fs, { sha256: sha256(text), format, entries: manifest.entries, pending: 0 });
   await fs.remove(DEPLOYED_DELTA);
 }
 

@@ -49,7 +49,7 @@ const TreeEntries = z.record(z.string(), TreeManifestEntrySchema).superRefine((e
 });
 
 export const TreeManifestSchema = z.strictObject({
-  format: z.literal(1),
+  format: z.union([z.literal(1), z.literal(2)], { error: "expected 1 or 2" }),
   classes: z.record(
     z.string(),
     z.strictObject({
@@ -84,8 +84,9 @@ const GenerationSchema = z.strictObject({
 
 // Format 2 (netbuild 0.2) adds who deployed (generations' `deployed`, `last`); format 1 is read as is.
 // A netbuild that knows only format 1 then says the record is newer than it, not that it is damaged.
+// Format 3 is format 2 naming iPXE binaries (records.ts recordFormat), for the same reason.
 export const DeployedManifestSchema = z.strictObject({
-  format: z.union([z.literal(1), z.literal(2)]),
+  format: z.union([z.literal(1), z.literal(2), z.literal(3)], { error: "expected 1, 2 or 3" }),
   classes: z.record(
     z.string(),
     z.strictObject({

@@ -8,7 +8,7 @@
 // (test/core/records.test.ts compares them on thousands of damaged records) in a fraction of that,
 // and zod is loaded only for a record they refuse, to say what is wrong in the schema's words.
 import { fieldPath, quoted } from "./excerpt.ts";
-import { treePathProblem } from "./paths.ts";
+import { isBinaryPath, treePathProblem } from "./paths.ts";
 import type { DeployedManifest } from "./deploy.ts";
 import type { TreeManifest } from "./tree.ts";
 import type { StoredDeployed } from "./record-schemas.ts";
@@ -53,6 +53,14 @@ function classPathsProblems(classes: Record<string, { paths: string[] }>): strin
 
 export type RecordResult<T> = { ok: true; value: T } | { ok: false; problems: string[] };
 
+/** Whether a record was refused only for its format, one a newer netbuild writes (not damage). */
+export function newerFormat(problems: readonly string[]): boolean {
+  return problems.length === 1 && / which this netbuild does not know /.test(problems[0]!);
+}
+
+/** The hint for a record a newer netbuild wrote. */
+export const NEWER_FORMAT_HINT = "a newer netbuild wrote it (nothing is wrong with it): update netbuild in this checkout to that version or later";
+
 function parseJson(text: string, formats: readonly number[] = [1]): { ok: true; data: unknown } | { ok: false; problems: string[] } {
   let data: unknown;
   try {
@@ -65,9 +73,23 @@ function parseJson(text: string, formats: readonly number[] = [1]): { ok: true; 
   return { ok: true, data };
 }
 
+/**
+ * The format a record is written in. A record that names an iPXE binary (ipxe/…, which came after
+ * these formats) is written in the next one: a netbuild from before then says the record is newer
+ * than it, not that it is damaged. out/'s manifest: 1, or 2; a target's record: 2, or 3; the pending
+ * journal: 1, or 2.
+ */
+export function recordFormat(kind: "tree" | "deployed" | "journal", entries: Readonly<Record<string, unknown>> | undefined, pending: readonly string[] = []): number {
+  let ipxe = pending.some(isBinaryPath);
+  // for…in: a 10,000-host record's entries, looked at without copying them out.
+  if (!ipxe && entries) for (const p in entries) if (isBinaryPath(p)) { ipxe = true; break; }
+  const base = kind === "deployed" ? 2 : 1;
+  return ipxe ? base + 1 : base;
+}
+
 /** out/'s manifest, checked (see above). `schemaOnly`: by the schema alone (the tests' reference). */
 export async function parseTreeManifest(text: string, options: { schemaOnly?: boolean } = {}): Promise<RecordResult<TreeManifest>> {
-  const json = parseJson(text);
+  const json = parseJson(text, [1, 2]);
   if (!json.ok) return json;
   let value: TreeManifest;
   if (!options.schemaOnly && isTreeManifest(json.data)) value = json.data;
@@ -139,7 +161,7 @@ const isTreeFile = (e: Json) => hasOnly(e, FILE_KEYS) && isSha(e["sha256"]) && o
 
 /** Whether TreeManifestSchema accepts `data` (classPathsProblems aside). */
 export function isTreeManifest(data: unknown): data is TreeManifest {
-  if (!isObject(data) || !hasOnly(data, TOP_KEYS) || data["format"] !== 1 || !optional(data, "inputs", isSha)) return false;
+  if (!isObject(data) || !hasOnly(data, TOP_KEYS) || (data["format"] !== 1 && data["format"] !== 2) || !optional(data, "inputs", isSha)) return false;
   const { classes, entries } = data;
   if (!isObject(classes) || !isObject(entries)) return false;
   if (!optional(data, "pending", (p) => Array.isArray(p) && p.every(isTreePath))) return false;
@@ -151,7 +173,7 @@ export function isTreeManifest(data: unknown): data is TreeManifest {
 
 /** A target's record, checked (see above); format 1 is read as format 2 without who deployed. `schemaOnly`: by the schema alone. */
 export async function parseDeployedManifest(text: string, options: { schemaOnly?: boolean } = {}): Promise<RecordResult<DeployedManifest>> {
-  const json = parseJson(text, [1, 2]);
+  const json = parseJson(text, [1, 2, 3]);
   if (!json.ok) return json;
   return checkDeployed(json.data, options);
 }
@@ -192,7 +214,7 @@ const isRecordFile = (e: Json) => hasOnly(e, RECORD_FILE_KEYS) && isSha(e["sha25
 
 /** Whether DeployedManifestSchema accepts `data` (classPathsProblems aside). */
 export function isDeployedManifest(data: unknown): data is StoredDeployed {
-  if (!isObject(data) || !hasOnly(data, DEPLOYED_KEYS) || (data["format"] !== 1 && data["format"] !== 2)) return false;
+  if (!isObject(data) || !hasOnly(data, DEPLOYED_KEYS) || (data["format"] !== 1 && data["format"] !== 2 && data["format"] !== 3)) return false;
   const { classes, entries } = data;
   if (!isObject(classes) || !isObject(entries)) return false;
   if (!optional(data, "pending", (p) => Array.isArray(p) && p.every(isTreePath)) || !optional(data, "last", isLast)) return false;
@@ -202,12 +224,12 @@ export function isDeployedManifest(data: unknown): data is StoredDeployed {
   return true;
 }
 
-/** `.netbuild/pending.json` (core/deploy.ts PENDING_JOURNAL): `{ "format": 1, "pending": [tree paths] }`. */
+/** `.netbuild/pending.json` (core/deploy.ts PENDING_JOURNAL): `{ "format": 1, "pending": [tree paths] }` (format 2 with an iPXE binary pending). */
 export function parsePendingJournal(text: string): RecordResult<string[]> {
-  const json = parseJson(text);
+  const json = parseJson(text, [1, 2]);
   if (!json.ok) return json;
   const data = json.data;
-  if (!isObject(data) || !hasOnly(data, PENDING_KEYS) || data["format"] !== 1) return { ok: false, problems: ["expected { \"format\": 1, \"pending\": [paths] }"] };
+  if (!isObject(data) || !hasOnly(data, PENDING_KEYS) || (data["format"] !== 1 && data["format"] !== 2)) return { ok: false, problems: ["expected { \"format\": 1, \"pending\": [paths] }"] };
   const pending = data["pending"];
   if (!Array.isArray(pending)) return { ok: false, problems: ["pending: expected a list of paths"] };
   const problems = pending.flatMap((p, i) => (isTreePath(p) ? [] : [`pending[${i}]: ${typeof p === "string" ? `the path ${treePathProblem(p) ?? "is not a tree path"}` : "expected a path"}`]));
@@ -227,7 +249,7 @@ export async function parseDeployedWithDelta(
   recordSha256: string,
   delta: string | undefined,
 ): Promise<RecordResult<{ manifest: DeployedManifest; format: number; entries: Record<string, unknown>; pending: number; deltaApplied: boolean }> | { ok: false; problems: string[]; inDelta: true }> {
-  const json = parseJson(record, [1, 2]);
+  const json = parseJson(record, [1, 2, 3]);
   if (!json.ok) return json;
   const base = json.data as Json;
   let data: unknown = base;

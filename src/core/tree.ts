@@ -91,7 +91,8 @@ export interface FileStamp {
 export type ManifestEntry = ({ kind: "file"; sha256: string } & Partial<FileStamp>) | { kind: "artifact"; size: number; sha256: string } | { kind: "symlink"; target: string };
 
 export interface TreeManifest {
-  format: 1;
+  /** 2 when it names an iPXE binary (records.ts recordFormat). */
+  format: 1 | 2;
   classes: Record<string, Omit<TreeClass, "name"> & { kernelSha256: string; initrdSha256: string }>;
   /** Every path netbuild created in the tree (relative, sorted). */
   entries: Record<string, ManifestEntry>;

@@ -3,7 +3,7 @@
 // hand check refuses them. The two must agree on every input, or a damaged record could be trusted
 // (the hand check too lax) or a good one slowed down (too strict). Checked here on thousands of damaged manifests, reproducibly (seeded).
 import { describe, expect, it, vi } from "vitest";
-import { isDeployedManifest, isTreeManifest, kindsAt, parseDeployedManifest, parseDeployedWithDelta, parsePendingJournal, parseTreeManifest } from "../../src/core/records.ts";
+import { isDeployedManifest, isTreeManifest, kindsAt, parseDeployedManifest, parseDeployedWithDelta, parsePendingJournal, parseTreeManifest, recordFormat } from "../../src/core/records.ts";
 import * as schemas from "../../src/core/record-schemas.ts";
 import { DeployedManifestSchema, TreeManifestSchema } from "../../src/core/record-schemas.ts";
 
@@ -237,6 +237,31 @@ const UNKNOWN_FORMAT = (n: number) => `it has format ${n}, which this netbuild d
 const schemaTree = vi.mocked(schemas.schemaTreeManifest);
 const schemaDeployed = vi.mocked(schemas.schemaDeployedManifest);
 
+describe("the format a record is written in: the next one when it names an iPXE binary", () => {
+  const SHA = "a".repeat(64);
+  it("out/'s manifest 1 or 2, a target's record 2 or 3, the journal 1 or 2, by entries and pending paths", () => {
+    const plain = { "boot.ipxe": {}, "by-host/h/ipxe": {} };
+    const withIpxe = { ...plain, "ipxe/undionly.kpxe": {} };
+    expect([recordFormat("tree", plain), recordFormat("tree", withIpxe), recordFormat("tree", plain, ["ipxe/ipxe.efi"]), recordFormat("tree", undefined)]).toEqual([1, 2, 2, 1]);
+    expect([recordFormat("deployed", plain), recordFormat("deployed", withIpxe)]).toEqual([2, 3]);
+    expect([recordFormat("journal", undefined, ["by-host/h/ipxe"]), recordFormat("journal", undefined, ["by-host/h/ipxe", "ipxe/snponly.efi"])]).toEqual([1, 2]);
+  });
+
+  it("reads each format this netbuild writes, and says a newer one is newer (as an older netbuild says of these)", async () => {
+    const tree = (format: number) => JSON.stringify({ format, classes: {}, entries: { "ipxe/undionly.kpxe": { kind: "file", sha256: SHA } } });
+    expect((await parseTreeManifest(tree(2))).ok).toBe(true);
+    expect((await parseTreeManifest(tree(2), { schemaOnly: true })).ok).toBe(true);
+    expect(await parseTreeManifest(tree(3))).toEqual({ ok: false, problems: ["it has format 3, which this netbuild does not know (use the netbuild version that wrote it)"] });
+    const deployed = (format: number) => JSON.stringify({ format, classes: {}, entries: { "ipxe/undionly.kpxe": { kind: "file", sha256: SHA } } });
+    const three = await parseDeployedManifest(deployed(3));
+    expect(three.ok && three.value.format).toBe(2);
+    expect((await parseDeployedManifest(deployed(3), { schemaOnly: true })).ok).toBe(true);
+    expect((await parseDeployedManifest(deployed(4))).ok).toBe(false);
+    expect(parsePendingJournal(JSON.stringify({ format: 2, pending: ["ipxe/undionly.kpxe"] }))).toEqual({ ok: true, value: ["ipxe/undionly.kpxe"] });
+    expect(parsePendingJournal(JSON.stringify({ format: 3, pending: [] }))).toEqual({ ok: false, problems: ["it has format 3, which this netbuild does not know (use the netbuild version that wrote it)"] });
+  });
+});
+
 describe("kindsAt: what netbuild writes where", () => {
   it("artifacts only four deep in by-class, links only at by-mac/<mac>, files everywhere else", () => {
     expect(kindsAt(`by-class/demo/${H1}/kernel`)).toEqual(["artifact"]);
@@ -266,10 +291,10 @@ describe("out/'s manifest: read exactly, refused with the first bad entries", ()
   it("refuses what is not JSON, or JSON of no known format, before looking further", async () => {
     expect(await parseTreeManifest("{")).toEqual({ ok: false, problems: ["it is not valid JSON"] });
     expect(await parseTreeManifest("")).toEqual({ ok: false, problems: ["it is not valid JSON"] });
-    expect(await parseTreeManifest(JSON.stringify({ ...goodManifest(), format: 2 }))).toEqual({ ok: false, problems: [UNKNOWN_FORMAT(2)] });
+    expect(await parseTreeManifest(JSON.stringify({ ...goodManifest(), format: 3 }))).toEqual({ ok: false, problems: [UNKNOWN_FORMAT(3)] });
     expect(await parseTreeManifest(JSON.stringify({ ...goodManifest(), format: 0 }))).toEqual({ ok: false, problems: [UNKNOWN_FORMAT(0)] });
     // A format that is not a number is the schema's to explain; no object at all, the whole file's.
-    expect(problemsOf(await parseTreeManifest(JSON.stringify({ ...goodManifest(), format: "1" })))).toEqual(["format: Invalid input: expected 1"]);
+    expect(problemsOf(await parseTreeManifest(JSON.stringify({ ...goodManifest(), format: "1" })))).toEqual(["format: expected 1 or 2"]);
     expect(problemsOf(await parseTreeManifest("null"))).toEqual(["(the whole file): Invalid input: expected object, received null"]);
     expect(problemsOf(await parseTreeManifest("[]"))).toEqual(["(the whole file): Invalid input: expected object, received array"]);
   });
@@ -347,7 +372,7 @@ describe("a target's record: read exactly, refused with the first bad entries", 
 
   it("refuses what is not JSON, or of no known format", async () => {
     expect(await parseDeployedManifest("{}x")).toEqual({ ok: false, problems: ["it is not valid JSON"] });
-    expect(await parseDeployedManifest(JSON.stringify({ ...goodDeployed(), format: 3 }))).toEqual({ ok: false, problems: [UNKNOWN_FORMAT(3)] });
+    expect(await parseDeployedManifest(JSON.stringify({ ...goodDeployed(), format: 4 }))).toEqual({ ok: false, problems: [UNKNOWN_FORMAT(4)] });
     expect(await parseDeployedManifest("[]")).toEqual({ ok: false, problems: ["(the whole file): Invalid input: expected object, received array"] });
   });
 
@@ -401,7 +426,7 @@ describe("the pending journal", () => {
 
   it("refuses a journal of another shape", () => {
     expect(parsePendingJournal("[")).toEqual({ ok: false, problems: ["it is not valid JSON"] });
-    expect(parsePendingJournal(JSON.stringify({ format: 2, pending: [] }))).toEqual({ ok: false, problems: [UNKNOWN_FORMAT(2)] });
+    expect(parsePendingJournal(JSON.stringify({ format: 3, pending: [] }))).toEqual({ ok: false, problems: [UNKNOWN_FORMAT(3)] });
     const shape = { ok: false, problems: ['expected { "format": 1, "pending": [paths] }'] };
     for (const bad of ["null", "[]", '"x"', JSON.stringify({ pending: [] }), JSON.stringify({ format: "1", pending: [] }), JSON.stringify({ format: 1, pending: [], extra: 1 })]) expect(parsePendingJournal(bad), bad).toEqual(shape);
     expect(parsePendingJournal(JSON.stringify({ format: 1 }))).toEqual({ ok: false, problems: ["pending: expected a list of paths"] });
@@ -456,7 +481,7 @@ describe("a target's record with its delta", () => {
 
   it("refuses a record that is not JSON, of an unknown format or damaged, as the record's fault", async () => {
     expect(await parseDeployedWithDelta("{", BASE, delta({}))).toEqual({ ok: false, problems: ["it is not valid JSON"] });
-    expect(await parseDeployedWithDelta(JSON.stringify({ ...goodDeployed(), format: 3 }), BASE, undefined)).toEqual({ ok: false, problems: [UNKNOWN_FORMAT(3)] });
+    expect(await parseDeployedWithDelta(JSON.stringify({ ...goodDeployed(), format: 4 }), BASE, undefined)).toEqual({ ok: false, problems: [UNKNOWN_FORMAT(4)] });
     expect(await parseDeployedWithDelta("null", BASE, delta({}))).toEqual({ ok: false, problems: ["(the whole file): Invalid input: expected object, received null"] });
     const bad = edited(goodDeployed(), ["entries", "../x"], { kind: "file", sha256: SHA });
     const problems = ['entries["../x"]: the path has a `..` part (it would leave the folder)'];
