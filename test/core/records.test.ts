@@ -3,7 +3,7 @@
 // hand check refuses them. The two must agree on every input, or a damaged record could be trusted
 // (the hand check too lax) or a good one slowed down (too strict). Checked here on thousands of damaged manifests, reproducibly (seeded).
 import { describe, expect, it, vi } from "vitest";
-import { isDeployedManifest, isTreeManifest, kindsAt, parseDeployedManifest, parseDeployedWithDelta, parsePendingJournal, parseTreeManifest, recordFormat } from "../../src/core/records.ts";
+import { isDeployedManifest, isTreeManifest, kindsAt, parseDeployedManifest, parseDeployedWithDelta, newerFormat, parsePendingJournal, parseTreeManifest, recordFormat } from "../../src/core/records.ts";
 import * as schemas from "../../src/core/record-schemas.ts";
 import { DeployedManifestSchema, TreeManifestSchema } from "../../src/core/record-schemas.ts";
 
@@ -259,6 +259,16 @@ describe("the format a record is written in: the next one when it names an iPXE 
     expect((await parseDeployedManifest(deployed(4))).ok).toBe(false);
     expect(parsePendingJournal(JSON.stringify({ format: 2, pending: ["ipxe/undionly.kpxe"] }))).toEqual({ ok: true, value: ["ipxe/undionly.kpxe"] });
     expect(parsePendingJournal(JSON.stringify({ format: 3, pending: [] }))).toEqual({ ok: false, problems: ["it has format 3, which this netbuild does not know (use the netbuild version that wrote it)"] });
+  });
+
+  it("tells a newer format (nothing wrong with the record) from damage", async () => {
+    const refused = await parseTreeManifest(JSON.stringify({ format: 9, classes: {}, entries: {} }));
+    expect(!refused.ok && newerFormat(refused.problems)).toBe(true);
+    const damaged = await parseTreeManifest(JSON.stringify({ format: 1, classes: {}, entries: { "../x": { kind: "file", sha256: SHA } } }));
+    expect(!damaged.ok && newerFormat(damaged.problems)).toBe(false);
+    // A newer format is refused before anything else is looked at: with another problem beside it, it is damage.
+    expect(newerFormat(["it has format 9, which this netbuild does not know (use the netbuild version that wrote it)", "entries: x"])).toBe(false);
+    expect(newerFormat([])).toBe(false);
   });
 });
 
