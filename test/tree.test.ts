@@ -219,11 +219,19 @@ describe.skipIf(notHere)("the iPXE binaries: copied into out/ipxe/ and deployed"
     expect(drifted.code, drifted.stderr).toBe(0);
     expect(drifted.stderr).toContain("ipxe/ipxe.efi differs from what was deployed, and this checkout cannot write it again (this checkout's tree has no iPXE binaries): left as it is");
     expect(readFileSync(path.join(served, "by-host/gimel/ipxe"), "utf8")).toContain("hostname=gimel");
-    // The checkout that has them puts it right.
+    // Half-written by a deploy that did not finish (pending): left, still pending, and said so.
+    writeFileSync(path.join(served, ".netbuild/pending.json"), JSON.stringify({ format: 2, pending: ["ipxe/undionly.kpxe"] }));
+    writeFileSync(path.join(served, "ipxe/undionly.kpxe"), "half\n");
+    const pending = await cli(["deploy", "--yes"], other);
+    expect(pending.code, pending.stderr).toBe(0);
+    expect(pending.stderr).toContain("ipxe/undionly.kpxe may differ from what was deployed (a deploy that did not finish was writing it), and this checkout cannot write it again (this checkout's tree has no iPXE binaries): left as it is, still pending");
+    expect(JSON.parse(readFileSync(path.join(served, ".netbuild/pending.json"), "utf8"))).toEqual({ format: 2, pending: ["ipxe/undionly.kpxe"] });
+    // The checkout that has them puts both right.
     writeFileSync(path.join(root, "hosts/gimel.yaml"), 'class: demo\nmac: "AA:BB:CC:00:00:09"\n');
     await build(root);
     expect((await cli(["deploy", "--verify", "--yes"], root)).code).toBe(0);
-    expect(readFileSync(path.join(served, "ipxe/ipxe.efi")).equals(readFileSync(path.join(bin, "ipxe.efi")))).toBe(true);
+    for (const name of ["ipxe.efi", "undionly.kpxe"]) expect(readFileSync(path.join(served, "ipxe", name)).equals(readFileSync(path.join(bin, name))), name).toBe(true);
+    expect(existsSync(path.join(served, ".netbuild/pending.json"))).toBe(false);
   });
 
   it("refuses a build whose named folder lacks one, naming it, and writes nothing", async () => {

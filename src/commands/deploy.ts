@@ -848,11 +848,17 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           }
           // A path kept as the target serves it (a class not built here, an iPXE binary this checkout has none of) that drifted: this checkout has nothing to rewrite it with.
           const unwritable = plan.switches.filter((sw) => sw.kind === "file" && sw.content === undefined && sw.layer !== "class" && (isBinaryPath(sw.path) || !existsSync(path.join(out, sw.path))));
+          // One a deploy that did not finish was writing stays pending: what is there may be half of it.
+          const wasPending = new Set(deployed.pending);
           for (const sw of unwritable) {
             const why = isBinaryPath(sw.path) ? "this checkout's tree has no iPXE binaries" : "its class is not built here";
             const fix = isBinaryPath(sw.path) ? "deploy from a checkout that has them (ipxe.binaries)" : "deploy from a checkout that builds it";
-            ctx.reporter.warn(`[${t.name}] ${sw.path} differs from what was deployed, and this checkout cannot write it again (${why}): left as it is; ${fix}`);
+            const what = wasPending.has(sw.path) ? "may differ from what was deployed (a deploy that did not finish was writing it)" : "differs from what was deployed";
+            ctx.reporter.warn(`[${t.name}] ${sw.path} ${what}, and this checkout cannot write it again (${why}): left as it is${wasPending.has(sw.path) ? ", still pending" : ""}; ${fix}`);
           }
+          for (const p of plan.manifest.pending) if (isBinaryPath(p) && !(p in plan.manifest.entries)) ctx.reporter.warn(`[${t.name}] ${p} was being written by a deploy that did not finish, and this checkout cannot finish it (this checkout's tree has no iPXE binaries): left as it is, still pending; deploy from a checkout that has them (ipxe.binaries)`);
+          const keptPending = unwritable.filter((sw) => wasPending.has(sw.path)).map((sw) => sw.path);
+          if (keptPending.length > 0) plan.manifest.pending = [...new Set([...plan.manifest.pending, ...keptPending])].sort();
           if (unwritable.length > 0) plan.switches = plan.switches.filter((sw) => !unwritable.includes(sw));
           const arming = await newWipes(servedText, (rel) => fs.readlink(rel).catch(() => undefined), plan, targetContents, inv.site.flagPrefix);
           const machines = await machinePlan(servedText, plan, deployed, targetContents, inv.site.flagPrefix);

@@ -53,9 +53,12 @@ export async function discovered(options: DiscoveredOptions, ctx: Context): Prom
       let read = false;
       const closed = new Promise<void>((resolve) => {
         stream.on("error", (e: Error) => {
-          if (read) return;
-          failed ??= e;
-          lines.close();
+          // After the last line, a failed close of the file is no failed read (and ends the wait).
+          if (!read) {
+            failed ??= e;
+            lines.close();
+          }
+          resolve();
         });
         stream.once("close", resolve);
       });

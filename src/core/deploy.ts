@@ -8,7 +8,7 @@
 // so an HTTP client following boot.ipxe → by-mac → by-host → by-class finds, at every instant,
 // either the old chain or the new one, each complete.
 import { foldersOf } from "./paths.ts";
-import { IPXE_BIOS, IPXE_DIR, IPXE_NAMES, LAYERS, layerOf, type Layer, type ManifestEntry, type TreeManifest } from "./tree.ts";
+import { IPXE_BIOS, IPXE_DIR, IPXE_NAMES, isBinaryPath, LAYERS, layerOf, type Layer, type ManifestEntry, type TreeManifest } from "./tree.ts";
 
 export const DEPLOYED_MANIFEST = ".netbuild/deployed.json";
 /**
@@ -198,7 +198,8 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
   }
   // A tree without iPXE binaries (built where there were none to copy) leaves the target's as they
   // are: another checkout's deploy must not take away what every PXE boot fetches first.
-  if (!(`${IPXE_DIR}/${IPXE_BIOS}` in source.entries)) {
+  const noBinaries = !(`${IPXE_DIR}/${IPXE_BIOS}` in source.entries);
+  if (noBinaries) {
     for (const name of IPXE_NAMES) {
       const p = `${IPXE_DIR}/${name}`;
       const e = deployed.entries[p];
@@ -277,8 +278,12 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
   const referenced = new Set(Object.values(classes).flatMap((c) => c.generations.flatMap((g) => [g.kernel, g.initrd])));
   const keptArtifacts: string[] = [];
   const going: string[] = [];
+  // One a deploy that did not finish was creating, with no record of it yet: not this tree's to
+  // remove, nor to write; it stays pending (the next deploy with binaries finishes it).
+  const stillPending: string[] = [];
   const recorded = (p: string) => {
     if (wanted.has(p)) return;
+    if (noBinaries && isBinaryPath(p) && !(p in deployed.entries)) return void stillPending.push(p);
     if (deployed.entries[p]?.kind === "artifact" && referenced.has(p)) keptArtifacts.push(p);
     else going.push(p);
   };
@@ -299,7 +304,7 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
     held,
     bytes: uploads.reduce((n, u) => n + u.size, 0),
     unchanged,
-    manifest: { format: 2, classes: sorted(classes), entries, pending: [], ...(last ? { last } : {}) },
+    manifest: { format: 2, classes: sorted(classes), entries, pending: stillPending.sort(), ...(last ? { last } : {}) },
   };
 }
 

@@ -69,7 +69,11 @@ function parseJson(text: string, formats: readonly number[] = [1]): { ok: true; 
     return { ok: false, problems: ["it is not valid JSON"] };
   }
   const format = (data as { format?: unknown } | null)?.format;
-  if (typeof format === "number" && !formats.includes(format)) return { ok: false, problems: [`it has format ${format}, which this netbuild does not know (use the netbuild version that wrote it)`] };
+  if (typeof format === "number" && !formats.includes(format)) {
+    // Only a whole number past the ones known can be a newer netbuild's (newerFormat).
+    const newer = Number.isInteger(format) && format > Math.max(...formats);
+    return { ok: false, problems: [newer ? `it has format ${format}, which this netbuild does not know (use the netbuild version that wrote it)` : `it has format ${format}, which no netbuild writes`] };
+  }
   return { ok: true, data };
 }
 

@@ -72,6 +72,13 @@ describe("planning a deploy", () => {
     expect([none.switches, none.deletions]).toEqual([[], []]);
     expect(Object.keys(none.manifest.entries).filter((p) => p.startsWith("ipxe/"))).toEqual(["ipxe/ipxe.efi", "ipxe/undionly.kpxe"]);
     expect(none.manifest.entries["ipxe/undionly.kpxe"]).toEqual({ kind: "file", sha256: "u2" });
+    // One a deploy that did not finish was creating (pending, not recorded yet): a tree without binaries neither removes nor writes it; it stays pending.
+    const half = { ...none.manifest, pending: ["ipxe/snponly.efi"] };
+    const after = deployOnce(half, built(I1, "s1", {}));
+    expect([after.deletions, after.switches, after.manifest.pending]).toEqual([[], [], ["ipxe/snponly.efi"]]);
+    // A tree with binaries that does not hold that one removes it, as anything pending it does not want.
+    const withThem = deployOnce(half, withIpxe(built(I1, "s1", {}), { "undionly.kpxe": "u2", "ipxe.efi": "e1" }));
+    expect([withThem.deletions, withThem.manifest.pending]).toEqual([["ipxe/snponly.efi"], []]);
   });
 
   it("uploads artifacts first and switches scripts class → host → mac → boot.ipxe on a first deploy", () => {

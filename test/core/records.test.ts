@@ -302,7 +302,8 @@ describe("out/'s manifest: read exactly, refused with the first bad entries", ()
     expect(await parseTreeManifest("{")).toEqual({ ok: false, problems: ["it is not valid JSON"] });
     expect(await parseTreeManifest("")).toEqual({ ok: false, problems: ["it is not valid JSON"] });
     expect(await parseTreeManifest(JSON.stringify({ ...goodManifest(), format: 3 }))).toEqual({ ok: false, problems: [UNKNOWN_FORMAT(3)] });
-    expect(await parseTreeManifest(JSON.stringify({ ...goodManifest(), format: 0 }))).toEqual({ ok: false, problems: [UNKNOWN_FORMAT(0)] });
+    expect(await parseTreeManifest(JSON.stringify({ ...goodManifest(), format: 0 }))).toEqual({ ok: false, problems: ["it has format 0, which no netbuild writes"] });
+    expect(await parseTreeManifest(JSON.stringify({ ...goodManifest(), format: 2.5 }))).toEqual({ ok: false, problems: ["it has format 2.5, which no netbuild writes"] });
     // A format that is not a number is the schema's to explain; no object at all, the whole file's.
     expect(problemsOf(await parseTreeManifest(JSON.stringify({ ...goodManifest(), format: "1" })))).toEqual(["format: expected 1 or 2"]);
     expect(problemsOf(await parseTreeManifest("null"))).toEqual(["(the whole file): Invalid input: expected object, received null"]);
