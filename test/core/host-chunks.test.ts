@@ -66,6 +66,17 @@ describe("host chunks", () => {
     }
   });
 
+  it("sees the lines YAML sees: a lone CR (a line break to YAML) is never cut, a last line without a newline counts, a line of spaces is blank", () => {
+    // To YAML, b is a host of its own after the lone CR; cut by \n alone it would hide inside a's text.
+    expect(hostChunks("hosts:\n  a:\n    class: demo\r  b:\n    class: x\n")).toBeUndefined();
+    expect(hostChunks("hosts:\n  a:\n    k: 1\n  b:")?.map((c) => c.key)).toEqual(["a", "b"]);
+    expect(hostChunks("hosts:\n  a:\n    k: 1\n  b:")?.at(-1)?.text).toBe("  b:");
+    expect(hostChunks("hosts:\n  a:\n    k: 1\n ")?.map((c) => [c.key, c.text])).toEqual([["a", "  a:\n    k: 1\n "]]);
+    expect(hostChunks("hosts:\r\n  a:\r\n\r\n    k: 1\r\n")?.map((c) => c.key)).toEqual(["a"]);
+    // One character, shallower than the hosts: not a host key, so the file is not cut.
+    expect(hostChunks("hosts:\n  a:\n    k: 1\n b\n")).toBeUndefined();
+  });
+
   it("reads a host as unusual when it could read differently alone: an alias, a key that is no plain string, a repeated key, an open quote", () => {
     expect(parseHostChunk("  a:\n    k: *x\n", "a")).toBeUndefined();
     expect(parseHostChunk("  a:\n    k: &x [1]\n", "a")).toBeUndefined();
