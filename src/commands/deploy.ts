@@ -13,7 +13,7 @@ import type { Host, Inventory } from "../core/inventory.ts";
 import { formatMachineChange, machineChanges, type MachineChange, type ServedHost } from "../core/machines.ts";
 import { hostEntries, hostOfScript, IPXE_BIOS, IPXE_DIR, isBinaryPath, scriptClass, scriptHeld, scriptWipe, scriptWipeForced, scriptWipes, sealInputs, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
-import { applyTree, checkOutFolder, outBytesReader, outFileReader, withOutLock } from "../adapters/local-tree.ts";
+import { applyTree, checkOutFolder, outFileReader, withOutLock } from "../adapters/local-tree.ts";
 import { acquireLock, applyDeploy, conflicts, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
 import { loadRoot, outOf, refuseInventoryFolder, rootOf, type Context, type OutOptions } from "./context.ts";
@@ -391,17 +391,6 @@ function outReader(out: string, manifest: TreeManifest): Contents {
   };
 }
 
-/** An iPXE binary of out/, as bytes, checked against the sha256 the plan has for it (as outReader checks scripts). */
-async function outBinary(out: string, rel: string, sha: string): Promise<Buffer> {
-  const bytes = await outBytesReader(out)(rel);
-  if (bytes === undefined || sha256(bytes) !== sha) {
-    throw new UserError("OUT_NOT_A_TREE", `${path.join(out, rel)} is not what netbuild wrote there (${bytes === undefined ? "missing, or not a plain file in a real folder" : "changed since"}), so nothing was deployed`, {
-      hint: "run `netbuild build`: it writes the tree again",
-    });
-  }
-  return bytes;
-}
-
 /**
  * Classes not built here, as one target stands: what it keeps serving, and what it does not serve at
  * all. A host of a class it does not serve is left out (it boots as an unknown machine), unless the
@@ -768,7 +757,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
   const { contents, source, classScripts, refreshed, keepAsDeployed, unbuiltHosts, unbuiltClasses } = prepared;
 
   const hostFile = new Map(inv.hosts.map((h) => [h.name as string, h.file]));
-  const { announceWipes, wipesOf } = await import("./out-tree.ts");
+  const { announceWipes, outBinary, wipesOf } = await import("./out-tree.ts");
   const wipes = wipesOf(inv, prepared.wipes);
   if (!options.planOnly) announceWipes(ctx.reporter, wipes);
   const wipeHosts = new Set(prepared.wipes);

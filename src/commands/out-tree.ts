@@ -46,19 +46,24 @@ export function treeOf(inv: Inventory, builds: ReadonlyMap<ClassName, ClassBuild
  * it: a deploy that plans the tree again serves the ones the build wrote, never a folder's newer ones.
  */
 export async function recordedIpxe(out: string, manifest: TreeManifest): Promise<IpxeFile[]> {
-  const read = outBytesReader(out);
   const found: IpxeFile[] = [];
   for (const name of IPXE_NAMES) {
     const rel = `${IPXE_DIR}/${name}`;
     const e = manifest.entries[rel];
-    if (e?.kind !== "file") continue;
-    const content = await read(rel);
-    if (content === undefined || createHash("sha256").update(content).digest("hex") !== e.sha256) {
-      throw new UserError("OUT_NOT_A_TREE", `${path.join(out, rel)} is not what netbuild wrote there (${content === undefined ? "missing, or not a plain file in a real folder" : "changed since"}), so nothing was deployed`, { hint: "run `netbuild build`: it writes the tree again" });
-    }
-    found.push({ name, content });
+    if (e?.kind === "file") found.push({ name, content: await outBinary(out, rel, e.sha256) });
   }
   return found;
+}
+
+/** An iPXE binary of out/, as bytes, checked against the sha256 recorded (or planned) for it, as deploy checks scripts. */
+export async function outBinary(out: string, rel: string, sha: string): Promise<Buffer> {
+  const bytes = await outBytesReader(out)(rel);
+  if (bytes === undefined || createHash("sha256").update(bytes).digest("hex") !== sha) {
+    throw new UserError("OUT_NOT_A_TREE", `${path.join(out, rel)} is not what netbuild wrote there (${bytes === undefined ? "missing, or not a plain file in a real folder" : "changed since"}), so nothing was deployed`, {
+      hint: "run `netbuild build`: it writes the tree again",
+    });
+  }
+  return bytes;
 }
 
 /** A host that will format its disks, for messages and --json: its name, its file, its provisioning id. */
