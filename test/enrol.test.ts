@@ -139,6 +139,12 @@ describe("netbuild discovered --target: the access log a target names", () => {
     expect(none.stderr).toContain('targets: { local: { url: "served", accessLog: /var/log/nginx/access.log } }');
     const gone = await cli(["discovered", "--target", "boot"], withTarget(path.join(logs, "served"), path.join(logs, "nope.log")));
     expect([gone.code, gone.stderr]).toEqual([2, expect.stringContaining(`the access log of target boot (${path.join(logs, "nope.log")}) does not exist`)]);
+    // A folder where the log should be, and a path through a file: said, exit 2.
+    const folder = await cli(["discovered", "--target", "boot"], withTarget(path.join(logs, "served"), logs));
+    expect([folder.code, folder.stderr]).toEqual([2, expect.stringContaining(`${logs} is not a regular file`)]);
+    expect(folder.stderr).toContain("hint: name the web server's access log");
+    const through = await cli(["discovered", "--target", "boot"], withTarget(path.join(logs, "served"), path.join(logs, "access.log", "x")));
+    expect([through.code, through.stderr]).toEqual([2, expect.stringContaining(`(${path.join(logs, "access.log", "x")}) does not exist`)]);
     const both = await cli(["discovered", "--target", "boot", "--log", "x.log"], root);
     expect([both.code, both.stderr]).toEqual([2, expect.stringContaining("--target and --log name different logs")]);
     const unknown = await cli(["discovered", "--target", "nowhere"], root);
@@ -164,6 +170,9 @@ describe("netbuild discovered --target: the access log a target names", () => {
       expect([json.logs, json.machines.map((m) => [m.mac, m.boots]), json.malformed]).toEqual([[`boot:${log}`], [["52:54:00:99:99:99", 2000]], 2000]);
       const gone = await cli(["discovered", "--target", "boot", "-F", sshd.sshConfig], withTarget(`sftp://boot${path.join(sshd.dir, "served")}`, `${log}.gone`));
       expect([gone.code, gone.stderr]).toEqual([2, expect.stringContaining(`the access log of target boot (${log}.gone) does not exist`)]);
+      const folder = await cli(["discovered", "--target", "boot", "-F", sshd.sshConfig], withTarget(`sftp://boot${path.join(sshd.dir, "served")}`, sshd.dir));
+      expect([folder.code, folder.stderr]).toEqual([2, expect.stringMatching(new RegExp(`${sshd.dir.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} on \\S+ is not a regular file`))]);
+      expect(folder.stderr).toContain("hint: name the web server's access log");
     } finally {
       await sshd.stop();
     }
