@@ -22,6 +22,13 @@ export interface SshOptions {
   /** Where a passphrase prompt goes, when stdin is a terminal. */
   prompt?: ((question: string) => Promise<string>) | undefined;
   onInfo?: ((message: string) => void) | undefined;
+  /**
+   * Called once, when the SFTP session has been asked for (or the connection failed before): from
+   * then on the server starts its sftp-server, which takes a while (a login shell's startup files
+   * run first), and the handshake no longer needs this process. A caller with heavy local work
+   * starts it then: every round trip of the handshake before waits for the main thread.
+   */
+  onSessionRequested?: (() => void) | undefined;
 }
 
 export interface ResolvedSsh {
@@ -270,6 +277,12 @@ export async function connectSsh(host: string, user: string | undefined, port: n
   // The library's default listeners print "Global end listener: …" with console.log, onto stdout
   // (where --json's one document goes). The connection's fate is reported by sftp.ts's own listeners.
   const quiet = () => undefined;
+  let requested = false;
+  const sessionRequested = () => {
+    if (requested) return;
+    requested = true;
+    options.onSessionRequested?.();
+  };
   const sftp = new SftpClient("netbuild", { error: quiet, end: quiet, close: quiet });
   const config: ConnectConfig = {
     host: r.hostname,
@@ -278,6 +291,9 @@ export async function connectSsh(host: string, user: string | undefined, port: n
     readyTimeout: r.connectTimeoutMs,
     keepaliveInterval: 15_000,
     keepaliveCountMax: 4,
+    // ssh2 tells of each packet only through its debug output: the request for the SFTP subsystem
+    // is the moment sessionRequested waits for (should the text ever change, connecting settling does).
+    ...(options.onSessionRequested ? { debug: (m: string) => void (!requested && m.startsWith("Outbound: Sending CHANNEL_REQUEST") && m.endsWith("subsystem: sftp)") && sessionRequested()) } : {}),
     hostVerifier: (key: Buffer, done: (ok: boolean) => void) => {
       verify(key).then(done, (e: unknown) => {
         hostKeyProblem = new UserError("SSH_FAILED", `checking the host key of ${label} failed: ${e instanceof Error ? e.message : String(e)}`);
@@ -300,6 +316,7 @@ export async function connectSsh(host: string, user: string | undefined, port: n
   try {
     await sftp.connect(config);
   } catch (e) {
+    sessionRequested();
     if (hostKeyProblem) throw hostKeyProblem;
     const message = e instanceof Error ? e.message : String(e);
     if (/authentication/i.test(message)) {
@@ -315,5 +332,6 @@ export async function connectSsh(host: string, user: string | undefined, port: n
     }
     throw new UserError("SSH_FAILED", `cannot connect to ${label}: ${message.replace(/^(getConnection|connect): /, "")}`, { hint: "is the boot server up, and is this the right host and port?" });
   }
+  sessionRequested();
   return { sftp, resolved: r, label };
 }

@@ -20,7 +20,7 @@ import { formatBytes } from "../ui/reporter.ts";
 import { announceWipes, keptBuilds, placeholderKeyWarning, treeOf, wipesOf, type Wipe } from "./out-tree.ts";
 import { writeGenerated } from "./generate.ts";
 import { announceInstalls, renderTalosConfigs, secretsNotice, type TalosInstall } from "./talos.ts";
-import { GC_ROOTS, loadRoot, outOf, rootOf, selectClasses, type Context, type OutOptions } from "./context.ts";
+import { GC_ROOTS, loadRoot, outOf, rootOf, saveInventoryCaches, selectClasses, type Context, type OutOptions } from "./context.ts";
 
 export interface BuildOptions extends OutOptions {
   /** Classes to build; empty = all. */
@@ -88,10 +88,19 @@ async function ipxeOfTree(root: string, inv: Inventory, ctx: Context): Promise<{
 }
 
 export async function build(options: BuildOptions, ctx: Context): Promise<BuildResult> {
+  try {
+    return await buildWith(options, ctx);
+  } finally {
+    // Written while nix-build runs (below); here when the build stopped before it.
+    saveInventoryCaches(ctx);
+  }
+}
+
+async function buildWith(options: BuildOptions, ctx: Context): Promise<BuildResult> {
   // NETBUILD_TRACE=1: when each phase ended, in ms since the process started (as deploy does).
   const trace = ctx.env["NETBUILD_TRACE"] ? (m: string) => ctx.reporter.info(`trace ${performance.now().toFixed(0).padStart(6)} ms  ${m}`) : () => undefined;
   const root = rootOf(options, ctx);
-  const inv = await loadRoot(root, ctx);
+  const inv = await loadRoot(root, ctx, { deferCache: true });
   trace("inventory");
   const selected = selectClasses(inv, options.classes);
   const out = outOf(options, ctx, root, inv);
@@ -146,7 +155,7 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
 
   const names = selected.map((c) => c.name);
   ctx.reporter.info(`build: ${names.join(", ")} (nix-build)`);
-  const fresh = await buildClasses({
+  const building = buildClasses({
     generated: path.join(root, GENERATED_DIR),
     nixpkgs,
     classes: names,
@@ -157,6 +166,9 @@ export async function build(options: BuildOptions, ctx: Context): Promise<BuildR
     downloads,
     reserved: (key) => reservedParam(key, inv.site.flagPrefix) !== undefined,
   });
+  // nix-build runs in its own process: meanwhile this one writes the inventory's caches.
+  saveInventoryCaches(ctx);
+  const fresh = await building;
   trace("nix-build");
 
   const tooBig = oversizedImages(fresh);

@@ -47,17 +47,32 @@ export function refuseInventoryFolder(root: string, dir: string, what: string): 
 /** Inventories already loaded in a run (`plan --target` runs a deploy's dry run): read, and warned about, once. */
 const loaded = new WeakMap<Context, Map<string, Inventory>>();
 
-/** Loads and validates the inventory; every problem of every file at once, or the model. Once per run and root. */
-export async function loadRoot(root: string, ctx: Context): Promise<Inventory> {
+/** Inventory caches not written yet (see loadRoot's `deferCache`), by run. */
+const unsaved = new WeakMap<Context, (() => void)[]>();
+
+/**
+ * Loads and validates the inventory; every problem of every file at once, or the model. Once per run
+ * and root. `deferCache`: the caches of what was read (`.netbuild/cache`) are written when the caller
+ * says (saveInventoryCaches), not now: a build writes them while nix-build runs, since serialising a
+ * changed 10,000-host inventory takes a while.
+ */
+export async function loadRoot(root: string, ctx: Context, options: { deferCache?: boolean } = {}): Promise<Inventory> {
   const known = loaded.get(ctx)?.get(root);
   if (known) return known;
-  const inv = await loadOnce(root, ctx);
+  const inv = await loadOnce(root, ctx, options.deferCache === true);
   if (!loaded.has(ctx)) loaded.set(ctx, new Map());
   loaded.get(ctx)!.set(root, inv);
   return inv;
 }
 
-async function loadOnce(root: string, ctx: Context): Promise<Inventory> {
+/** Writes the caches loadRoot was asked to defer (each once; nothing when there are none). */
+export function saveInventoryCaches(ctx: Context): void {
+  const saves = unsaved.get(ctx) ?? [];
+  unsaved.delete(ctx);
+  for (const save of saves) save();
+}
+
+async function loadOnce(root: string, ctx: Context, deferCache: boolean): Promise<Inventory> {
   const { readInventory } = await import("../adapters/inventory-files.ts");
   const read = await readInventory(root);
   let inv = read.known;
@@ -70,7 +85,8 @@ async function loadOnce(root: string, ctx: Context): Promise<Inventory> {
       throw new UserError("INVENTORY_INVALID", `the inventory has ${errors.length} error${errors.length === 1 ? "" : "s"}; nothing was written`, { issues: result.issues });
     }
     // Bad input writes nothing, not even the caches.
-    read.save(result);
+    if (deferCache) unsaved.set(ctx, [...(unsaved.get(ctx) ?? []), () => read.save(result)]);
+    else read.save(result);
     inv = result.inventory;
   }
   for (const w of inv.warnings) ctx.reporter.warn(w);

@@ -690,9 +690,26 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
   const early = await earlyTargets(root, options);
   // Who deploys, from what: recorded only by a deploy that changes something (a dry run reads nothing of git).
   const origin = dryRun ? Promise.resolve(undefined) : (await import("../adapters/origin.ts")).deployOrigin(root, ctx.env);
-  const opening = new Map(early.map((t) => [t.name, openTarget(t, root, options, ctx)]));
+  const requested: Promise<unknown>[] = [];
+  const opening = new Map(
+    early.map((t) => {
+      let asked: () => void = () => undefined;
+      const p = openTarget(t, root, options, ctx, () => asked());
+      requested.push(new Promise<void>((resolve) => ((asked = resolve), p.then(() => resolve(), () => resolve()))));
+      return [t.name, p] as const;
+    }),
+  );
   trace("connecting (from the site file)");
   for (const p of opening.values()) p.catch(() => undefined); // awaited (and reported) per target below
+  // The handshake takes a few round trips, each waiting for this thread, which the inventory and
+  // out/ keep busy for a while: they start once each SSH session has been asked for (or after a
+  // second at most), and run while the server starts its sftp-server.
+  if (requested.length > 0) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(requested), new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)).unref())]);
+    clearTimeout(timer);
+    trace("SSH sessions asked for");
+  }
   const closeAll = () => Promise.all([...opening.values()].map((p) => p.then((fs) => fs.close(), () => undefined)));
   let inv: Inventory;
   let targets: Target[];

@@ -40,7 +40,8 @@ export function selectTargets(inv: Inventory, options: TargetOptions): Target[] 
   return [...new Set(options.targets)].map((n) => known.get(n)!);
 }
 
-export async function openTarget(target: Target, root: string, options: TargetOptions, ctx: Context): Promise<TargetFs> {
+/** `onSessionRequested`: see SshOptions (never called for a local folder). */
+export async function openTarget(target: Target, root: string, options: TargetOptions, ctx: Context, onSessionRequested?: () => void): Promise<TargetFs> {
   const loc = target.location;
   if (loc.kind === "local") return localTargetFs(path.resolve(root, loc.path));
   const { sftpTargetFs } = await import("../adapters/sftp.ts");
@@ -52,6 +53,7 @@ export async function openTarget(target: Target, root: string, options: TargetOp
     env: ctx.env,
     prompt: interactive ? terminalPrompt(process.stdin, process.stderr) : undefined,
     onInfo: (m) => ctx.reporter.info(`[${target.name}] ${m}`),
+    onSessionRequested,
   });
 }
 
