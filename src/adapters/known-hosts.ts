@@ -16,7 +16,8 @@ export type HostKeyVerdict =
   | { status: "revoked"; match: KnownHostsMatch };
 
 interface Entry extends KnownHostsMatch {
-  marker: "" | "@revoked" | "@cert-authority";
+  /** "" (a host key), "@revoked", or another marker (@cert-authority: a line naming no host key of its own). */
+  marker: string;
   blob: Buffer;
 }
 
@@ -54,9 +55,8 @@ function hostFieldMatches(field: string, name: string): boolean {
   if (field.startsWith("|")) {
     // The whole field is one hashed entry: |1|base64(salt)|base64(HMAC-SHA1(salt, name)). Like
     // OpenSSH, recompute the entry from the salt and compare the text.
-    const [, magic, salt, hash] = field.split("|");
-    if (magic !== "1" || salt === undefined || hash === undefined) return false;
-    const saltBytes = Buffer.from(salt, "base64");
+    // (`|1|` and the hash are checked by that comparison; the salt must be SHA-1's length, as ssh wants.)
+    const saltBytes = Buffer.from(field.split("|")[2] ?? "", "base64");
     if (saltBytes.length !== 20) return false;
     const digest = createHmac("sha1", saltBytes).update(name).digest("base64");
     return field === `|1|${saltBytes.toString("base64")}|${digest}`;
@@ -74,24 +74,20 @@ function hostFieldMatches(field: string, name: string): boolean {
 /** Parses one line into an entry if it is well-formed and its host field matches `name`. */
 function parseLine(text: string, name: string): Omit<Entry, "file" | "line"> | undefined {
   const fields = text.trim().split(/[ \t]+/);
-  if (fields[0] === undefined || fields[0] === "" || fields[0].startsWith("#")) return undefined;
-  let marker: Entry["marker"] = "";
-  if (fields[0].startsWith("@")) {
-    if (fields[0] !== "@revoked" && fields[0] !== "@cert-authority") return undefined; // ssh skips unknown markers
-    marker = fields.shift() as Entry["marker"];
-  }
-  const [hosts, keyType, b64] = fields;
-  if (hosts === undefined || keyType === undefined || b64 === undefined) return undefined;
-  if (!hostFieldMatches(hosts, name)) return undefined;
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return undefined;
+  if (fields[0]!.startsWith("#")) return undefined;
+  // A marker first: only @revoked counts (checkHostKey); a @cert-authority line, or one with a
+  // marker ssh does not know (which it skips), is never taken as the host's own key.
+  const marker = fields[0]!.startsWith("@") ? fields.shift()! : "";
+  if (fields.length < 3) return undefined;
+  const [hosts, keyType, b64] = fields as [string, string, string];
+  if (!hostFieldMatches(hosts, name) || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return undefined;
   const blob = Buffer.from(b64, "base64");
   try {
     // ssh refuses a key whose stated type differs from the type inside the blob.
-    if (keyTypeOf(blob) !== keyType) return undefined;
+    return keyTypeOf(blob) === keyType ? { marker, keyType, blob } : undefined;
   } catch {
     return undefined;
   }
-  return { marker, keyType, blob };
 }
 
 /** Every well-formed line, in file order, whose host field matches this host and port. */

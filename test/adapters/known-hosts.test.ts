@@ -1,11 +1,12 @@
 // known_hosts verification against real OpenSSH: keys made by ssh-keygen, hashed entries made by
 // `ssh-keygen -H`, and where it matters the lines we pick cross-checked with `ssh-keygen -F`.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createHmac, randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { addHostKey, checkHostKey, fingerprint, keyTypeOf, knownKeyTypes } from "../../src/adapters/known-hosts.ts";
+import { addHostKey, checkHostKey, fingerprint, keyTypeOf, knownHostsName, knownKeyTypes } from "../../src/adapters/known-hosts.ts";
 import { missing } from "../support/tools.ts";
 
 const notHere = missing({ commands: ["ssh-keygen"] });
@@ -163,6 +164,94 @@ describe.skipIf(notHere)("known_hosts", () => {
     expect(readFileSync(file, "utf8")).toBe(`other ${b.line}\n[127.0.0.1]:2222 ${a.line}\n`);
     expect(sshKeygenFind(file, "[127.0.0.1]:2222")).toEqual([2]);
     expect(sshKeygenFind(file, "other")).toEqual([1]);
+  });
+
+  it("reads lines as ssh does: leading blanks and runs of spaces and tabs between fields", async () => {
+    const [kt, b64] = a.line.split(" ") as [string, string];
+    const file = knownHosts([`  \tboot \t ${kt}\t\t${b64}  `, `other  ${kt}   ${b64}`]);
+    expect(await checkHostKey([file], "boot", 22, a.blob)).toEqual({ status: "known", match: { file, line: 1, keyType: "ssh-ed25519" } });
+    expect(await checkHostKey([file], "other", 22, a.blob)).toEqual({ status: "known", match: { file, line: 2, keyType: "ssh-ed25519" } });
+    expect(sshKeygenFind(file, "boot")).toEqual([1]);
+    expect(sshKeygenFind(file, "other")).toEqual([2]);
+  });
+
+  it("ignores commented-out lines, lines without a key, keys with junk around them, and keys of another type than they say", async () => {
+    const [kt, b64] = a.line.split(" ") as [string, string];
+    const file = knownHosts([
+      `#boot ${a.line}`,
+      `# boot ${a.line}`,
+      "boot",
+      `boot ${kt}`,
+      `boot ${kt} *${b64}`,
+      `boot ${kt} ${b64}!!`,
+      `boot ecdsa-sha2-nistp256 ${b64}`,
+      `boot ${kt} ${ec.line.split(" ")[1]}`,
+    ]);
+    // The last line says ed25519 but holds an ecdsa key. (ssh-keygen -F matches host names only, so it lists lines 5 to 8; ssh itself skips them, as keys it cannot read.)
+    expect(await checkHostKey([file], "#boot", 22, a.blob)).toEqual({ status: "unknown", otherTypes: [] });
+    expect(await checkHostKey([file], "boot", 22, a.blob)).toEqual({ status: "unknown", otherTypes: [] });
+    expect(await knownKeyTypes([file], "boot", 22)).toEqual([]);
+    expect(await checkHostKey([file], "boot", 22, ec.blob)).toEqual({ status: "unknown", otherTypes: [] });
+    expect(sshKeygenFind(file, "#boot")).toEqual([]);
+  });
+
+  it("skips a line with a marker ssh does not know, and a hashed entry of another kind or with a salt that is not 20 bytes", async () => {
+    const hashed = (salt: Buffer, name: string, magic = "1") => `|${magic}|${salt.toString("base64")}|${createHmac("sha1", salt).update(name).digest("base64")}`;
+    const file = knownHosts([
+      `@marker boot ${a.line}`,
+      "@revoked",
+      "@revoked boot",
+      `@revoked boot ${a.line.split(" ")[0]}`,
+      `${hashed(randomBytes(20), "boot", "2")} ${a.line}`,
+      `${hashed(randomBytes(16), "boot")} ${a.line}`,
+      `|1|${randomBytes(20).toString("base64")} ${a.line}`,
+      `|1| ${a.line}`,
+      `|1 ${a.line}`,
+      `${hashed(randomBytes(20), "boot")} ${b.line}`,
+    ]);
+    expect(await checkHostKey([file], "boot", 22, a.blob)).toEqual({ status: "changed", match: { file, line: 10, keyType: "ssh-ed25519" } });
+    expect(sshKeygenFind(file, "boot")).toEqual([10]);
+  });
+
+  it("reads a pattern's other characters as themselves: a dot is a dot", async () => {
+    const file = knownHosts([`boot.example.org ${a.line}`, `[10.0.0.1]:2222 ${a.line}`]);
+    expect((await checkHostKey([file], "bootxexample.org", 22, a.blob)).status).toBe("unknown");
+    expect((await checkHostKey([file], "10x0.0.1", 2222, a.blob)).status).toBe("unknown");
+    expect((await checkHostKey([file], "boot.example.org", 22, a.blob)).status).toBe("known");
+  });
+
+  it("skips a known_hosts path under a file (as missing), but fails on one it cannot read as a file", async () => {
+    const file = knownHosts([`boot ${a.line}`]);
+    expect(await checkHostKey([path.join(file, "x"), file], "boot", 22, a.blob)).toEqual({ status: "known", match: { file, line: 1, keyType: "ssh-ed25519" } });
+    const dir = path.join(tempDir(), "known_hosts");
+    mkdirSync(dir);
+    await expect(checkHostKey([dir, file], "boot", 22, a.blob)).rejects.toMatchObject({ code: "EISDIR" });
+  });
+
+  it("reads the key type from a blob, refusing blobs too short or with no valid type", () => {
+    const blob = (len: number, type: string, rest = 0) => Buffer.concat([Buffer.from([len >>> 24, (len >>> 16) & 255, (len >>> 8) & 255, len & 255]), Buffer.from(type, "latin1"), Buffer.alloc(rest)]);
+    expect(() => keyTypeOf(Buffer.alloc(3))).toThrow("SSH public key blob too short");
+    expect(() => keyTypeOf(Buffer.alloc(4))).toThrow("SSH public key blob has no valid key type");
+    expect(() => keyTypeOf(blob(65, "x".repeat(65)))).toThrow("SSH public key blob has no valid key type");
+    expect(() => keyTypeOf(blob(11, "ssh-ed2551"))).toThrow("SSH public key blob has no valid key type");
+    expect(keyTypeOf(blob(64, "t".repeat(64)))).toBe("t".repeat(64));
+    expect(keyTypeOf(blob(11, "ssh-ed25519"))).toBe("ssh-ed25519");
+    expect(keyTypeOf(blob(11, "ssh-ed25519", 32))).toBe("ssh-ed25519");
+  });
+
+  it("records only host names that mean themselves on a known_hosts line, and closes the file", async () => {
+    const file = path.join(tempDir(), "known_hosts");
+    for (const bad of ["", "a b", "a\tb", "a,b", "a*", "a?", "!a", "#a", "|a", "@a"]) {
+      await expect(addHostKey(file, bad, 22, a.blob)).rejects.toThrow(`cannot record host key for ${JSON.stringify(bad)}`);
+    }
+    expect(() => statSync(file)).toThrow();
+    const fds = () => readdirSync("/proc/self/fd").length;
+    const before = fds();
+    await addHostKey(file, "fleet@boot#2|x", 22, a.blob);
+    expect(fds()).toBe(before);
+    expect(readFileSync(file, "utf8")).toBe(`fleet@boot#2|x ${a.line}\n`);
+    expect((await checkHostKey([file], "fleet@boot#2|x", 22, a.blob)).status).toBe("known");
+    expect(knownHostsName("Boot.Example.ORG", 2222)).toBe("[boot.example.org]:2222");
   });
 
   it("prints the same SHA256 fingerprint and key type as ssh-keygen", () => {
