@@ -2,13 +2,15 @@
 // chosen step (the one thing mocked here: a crash cannot be scheduled otherwise), and the next
 // deploy must finish the job from what the target's manifest recorded, whatever changed meanwhile.
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { emptyManifest, planDeploy, type DeployPlan, type SourceTree } from "../src/core/deploy.ts";
 import { localTargetFs, type TargetFs } from "../src/adapters/target-fs.ts";
-import { acquireLock, applyDeploy, conflicts, readDeployed, verifyTarget } from "../src/adapters/target-tree.ts";
+import { acquireLock, applyDeploy, checkReachable, conflicts, readDeployed, verifyTarget } from "../src/adapters/target-tree.ts";
+import type { DeployedManifest } from "../src/core/deploy.ts";
 import { cleanupTempDirs, tempDir } from "./support/inventory.ts";
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -462,5 +464,136 @@ describe("the lock on a local folder", () => {
     writeFileSync(path.join(root, ".netbuild/lock"), lock);
     const again = await acquireLock(localTargetFs(root), "deploy", {});
     await again.release();
+  });
+});
+
+describe("what stands in a deploy's way on the target is found before anything is changed", () => {
+  afterAll(cleanupTempDirs);
+
+  /** A plan of just these paths (files, `>target` for links, `^` for an upload), for checkReachable and conflicts. */
+  const planOf = (...paths: string[]): DeployPlan =>
+    ({
+      uploads: paths.filter((p) => p.startsWith("^")).map((p) => ({ path: p.slice(1), size: 1, sha256: sha(p) })),
+      switches: paths.filter((p) => !p.startsWith("^")).map((p) => (p.includes(">") ? { kind: "symlink", layer: "mac", path: p.split(">")[0]!, target: p.split(">")[1]! } : { kind: "file", layer: "host", path: p, sha256: sha(p) })),
+      deletions: [],
+      classes: [],
+      bytes: 0,
+      unchanged: 0,
+      manifest: emptyManifest(),
+    }) as unknown as DeployPlan;
+  /** A record owning these paths (`>target` for links), with these pending. */
+  const recordOf = (paths: string[], pending: string[] = []): DeployedManifest => ({
+    ...emptyManifest(),
+    entries: Object.fromEntries(paths.map((p) => [p.split(">")[0]!, p.includes(">") ? { kind: "symlink", target: p.split(">")[1]! } : { kind: "file", sha256: sha(p) }])),
+    pending,
+  });
+  const put = (root: string, rel: string, text = "x") => {
+    mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    writeFileSync(path.join(root, rel), text);
+  };
+  const refusal = async (p: Promise<unknown>) => {
+    const e = await p.then(() => undefined, (err: unknown) => err as { code?: string; message: string });
+    expect(e, "refused").toBeDefined();
+    expect(e!.code).toBe("TARGET_CONFLICT");
+    return e!.message;
+  };
+
+  it("refuses a plan whose folders are a link or a file, naming each once, in order, and writes nothing through them", async () => {
+    const root = tempDir();
+    const victim = tempDir();
+    symlinkSync(victim, path.join(root, "by-host"));
+    put(root, "by-class", "a file");
+    const fs = localTargetFs(root);
+    const plan = planOf("by-host/a/ipxe", "by-host/b/ipxe", "by-class/c/ipxe", "^by-class/c/k/kernel");
+    expect(await refusal(checkReachable(fs, plan, recordOf(["by-host/a/ipxe"])))).toBe(`${root}: by-class is a file, where netbuild needs a real folder; by-host is a symlink, where netbuild needs a real folder; nothing was changed`);
+    await expect(conflicts(fs, plan, emptyManifest())).rejects.toMatchObject({ code: "TARGET_CONFLICT" });
+    expect(readdirSync(victim)).toEqual([]);
+  });
+
+  it("refuses a folder or a special file where it owns a file or a link, and replaces a file, a link or nothing there", async () => {
+    const root = tempDir();
+    mkdirSync(path.join(root, "by-host/a/ipxe"), { recursive: true });
+    mkdirSync(path.join(root, "by-mac/m1"), { recursive: true });
+    mkdirSync(path.join(root, "by-host/e"), { recursive: true });
+    execFileSync("mkfifo", [path.join(root, "by-host/e/ipxe")]);
+    put(root, "by-host/b/ipxe");
+    mkdirSync(path.join(root, "by-host/d"), { recursive: true });
+    symlinkSync("elsewhere", path.join(root, "by-host/d/ipxe"));
+    symlinkSync("../by-host/b", path.join(root, "by-mac/m2"));
+    const fs = localTargetFs(root);
+    const owned = ["by-host/a/ipxe", "by-host/b/ipxe", "by-host/c/ipxe", "by-host/d/ipxe", "by-host/e/ipxe", "by-mac/m1>../by-host/a", "by-mac/m2>../by-host/b"];
+    const message = await refusal(checkReachable(fs, planOf(...owned), recordOf(owned)));
+    expect(message).toBe(
+      `${root}: by-host/a/ipxe is a folder, where netbuild writes a file; by-host/e/ipxe is a special file (device, FIFO or socket), where netbuild writes a file; by-mac/m1 is a folder, where netbuild writes a link; nothing was changed`,
+    );
+    // The same paths with what netbuild replaces there (a file, a link, nothing): no conflict.
+    const fine = ["by-host/b/ipxe", "by-host/c/ipxe", "by-host/d/ipxe", "by-mac/m2>../by-host/b"];
+    await checkReachable(fs, planOf(...fine), recordOf(fine));
+    // Paths it does not own are conflicts()'s to judge: a folder there is not checkReachable's refusal.
+    await checkReachable(fs, planOf("by-host/a/ipxe"), emptyManifest());
+  });
+
+  it("switches copy mode to links over a by-mac folder holding only its own ipxe (and its temporary name), never over one holding other files", async () => {
+    const root = tempDir();
+    put(root, "by-mac/m1/ipxe");
+    put(root, "by-mac/m1/.ipxe.netbuild-tmp");
+    put(root, "by-mac/m2/ipxe");
+    put(root, "by-mac/m2/notes.txt");
+    put(root, "by-mac/m3/ipxe");
+    for (const n of ["d", "c", "b", "a"]) put(root, `by-mac/m3/${n}`);
+    put(root, "by-mac/m4/other");
+    put(root, "by-mac/m5", "someone's file where the folder was");
+    const fs = localTargetFs(root);
+    const record = recordOf(["by-mac/m1/ipxe", "by-mac/m2/ipxe", "by-mac/m3/ipxe", "by-mac/m4>../by-host/a", "by-mac/m5/ipxe"]);
+    await checkReachable(fs, planOf("by-mac/m1>../by-host/a"), record);
+    expect(await refusal(checkReachable(fs, planOf("by-mac/m1>../by-host/a", "by-mac/m2>../by-host/b", "by-mac/m3>../by-host/c", "by-mac/m4>../by-host/a", "by-mac/m5>../by-host/a"), record))).toBe(
+      `${root}: by-mac/m2 is a folder holding a file netbuild did not write ("notes.txt"), where netbuild puts a link; by-mac/m3 is a folder holding files netbuild did not write ("a", "b", "c"), where netbuild puts a link; by-mac/m4 is a folder, where netbuild writes a link; by-mac/m5 is a file, where netbuild writes a link; nothing was changed`,
+    );
+    // A folder where netbuild's own file goes (not a link) is refused as such, whatever it holds.
+    expect(await refusal(checkReachable(fs, planOf("by-mac/m1"), recordOf(["by-mac/m1", "by-mac/m1/ipxe"])))).toBe(`${root}: by-mac/m1 is a folder, where netbuild writes a file; nothing was changed`);
+  });
+
+  it("leaves a copy-mode folder that holds someone's file where it is: the deploy that would switch it to a link is refused, changing nothing", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, builtCopy({ a: "", b: "" }));
+    writeFileSync(path.join(root, "by-mac/a/notes.txt"), "someone's notes");
+    const before = JSON.stringify(await readDeployed(fs));
+    await expect(deploy(fs, built({ a: "", b: "" }))).rejects.toThrow(`by-mac/a is a folder holding a file netbuild did not write ("notes.txt"), where netbuild puts a link`);
+    expect(readFileSync(path.join(root, "by-mac/a/notes.txt"), "utf8")).toBe("someone's notes");
+    expect(lstatSync(path.join(root, "by-mac/b")).isDirectory()).toBe(true);
+    expect(readdirSync(path.join(root, "by-mac")).sort()).toEqual(["a", "b"]);
+    expect(JSON.stringify(await readDeployed(fs))).toBe(before);
+  });
+
+  it("writes a copy-mode by-mac/<mac>/ipxe behind its own by-mac link (recorded, or being written), and nothing else behind it", async () => {
+    const root = tempDir();
+    mkdirSync(path.join(root, "by-host/a"), { recursive: true });
+    mkdirSync(path.join(root, "by-mac"));
+    for (const m of ["m1", "m2", "m3"]) symlinkSync("../by-host/a", path.join(root, `by-mac/${m}`));
+    const fs = localTargetFs(root);
+    const record = recordOf(["by-mac/m1>../by-host/a", "by-host/a/ipxe"], ["by-mac/m2"]);
+    const plan = planOf("by-mac/m1/ipxe", "by-mac/m2/ipxe");
+    await checkReachable(fs, plan, record);
+    expect(await conflicts(fs, plan, record)).toEqual({ found: [], absent: new Set() });
+    expect(await refusal(checkReachable(fs, planOf("by-mac/m3/ipxe"), record))).toBe(`${root}: by-mac/m3 is a symlink, where netbuild needs a real folder; nothing was changed`);
+    expect(await refusal(checkReachable(fs, planOf("by-mac/m1/other"), record))).toBe(`${root}: by-mac/m1 is a symlink, where netbuild needs a real folder; nothing was changed`);
+    expect(await refusal(checkReachable(fs, planOf("by-mac/m1/ipxe"), recordOf(["by-mac/m1/ipxe"])))).toBe(`${root}: by-mac/m1 is a symlink, where netbuild needs a real folder; nothing was changed`);
+  });
+
+  it("names the planned paths that stand on the target without netbuild having written them, in order, and which planned paths are free", async () => {
+    const root = tempDir();
+    put(root, "by-host/z/ipxe");
+    put(root, "by-class/c/k/kernel");
+    mkdirSync(path.join(root, "by-host/y"), { recursive: true });
+    put(root, "by-host/a/ipxe");
+    put(root, "by-host/p/ipxe");
+    put(root, "by-mac/q/ipxe");
+    const fs = localTargetFs(root);
+    const record = recordOf(["by-host/a/ipxe", "by-mac/q/ipxe"], ["by-host/p/ipxe"]);
+    const plan = planOf("by-host/z/ipxe", "by-host/y/ipxe", "by-host/x/ipxe", "by-host/a/ipxe", "by-host/p/ipxe", "by-mac/q>../by-host/a", "boot.ipxe", "^by-class/c/k/kernel", "^by-class/c/k/initrd");
+    const result = await conflicts(fs, plan, record);
+    expect(result.found).toEqual(["by-class/c/k/kernel", "by-host/z/ipxe"]);
+    expect([...result.absent].sort()).toEqual(["boot.ipxe", "by-class/c/k/initrd", "by-host/x/ipxe", "by-host/y/ipxe"]);
   });
 });

@@ -172,14 +172,17 @@ export async function checkReachable(fs: TargetFs, plan: DeployPlan, deployed: D
       if (!problems.has(b.path)) problems.set(b.path, `${describeKind(b.kind)}, where netbuild needs a real folder`);
       return;
     }
-    if (!ours(p)) return; // conflicts() looks at what stands at paths netbuild does not own
+    // Copy mode → links: by-mac/<mac> is a folder of netbuild's (it recorded the ipxe in it), which
+    // the link replaces only while it holds nothing of anyone else's (the folder is moved aside whole).
+    const ownFolder = link && ours(`${p}/ipxe`);
+    if (!ours(p) && !ownFolder) return; // conflicts() looks at what stands at paths netbuild does not own
     const st = await fs.stat(p);
-    if (st === undefined || st.kind === "file" || st.kind === "symlink") return;
-    // Copy mode → links: a by-mac/<mac> folder holding netbuild's own ipxe, and nothing of anyone else's.
-    if (st.kind === "dir" && link && ours(`${p}/ipxe`)) {
-      const foreign = (await fs.list(p)).filter((i) => i.name !== "ipxe" && i.name !== ".ipxe.netbuild-tmp");
+    if (st === undefined) return;
+    if (ours(p) && (st.kind === "file" || st.kind === "symlink")) return;
+    if (st.kind === "dir" && ownFolder) {
+      const foreign = (await fs.list(p)).map((i) => i.name).filter((n) => n !== "ipxe" && n !== ".ipxe.netbuild-tmp").sort();
       if (foreign.length === 0) return;
-      problems.set(p, `a folder holding ${foreign.length === 1 ? "a file" : "files"} netbuild did not write (${foreign.slice(0, 3).map((i) => quoted(i.name)).join(", ")}), where netbuild puts a link`);
+      problems.set(p, `a folder holding ${foreign.length === 1 ? "a file" : "files"} netbuild did not write (${foreign.slice(0, 3).map(quoted).join(", ")}), where netbuild puts a link`);
       return;
     }
     problems.set(p, `${describeKind(st.kind)}, where netbuild writes ${link ? "a link" : "a file"}`);
@@ -210,13 +213,13 @@ export async function conflicts(fs: TargetFs, plan: DeployPlan, deployed: Deploy
   };
   const exists = async (p: string): Promise<boolean> => {
     const parts = p.split("/");
-    for (let i = 0; i < parts.length; i++) {
+    for (let i = 0; ; i++) {
       const kind = (await list(parts.slice(0, i).join("/") || ".")).get(parts[i]!);
       if (kind === undefined) return false;
-      if (i === parts.length - 1) return true;
-      if (kind !== "dir") return (await fs.stat(p)) !== undefined;
+      // Something other than a folder on the way (checkReachable found real folders: it changed
+      // since) stands where the path goes: taken, not free.
+      if (i === parts.length - 1 || kind !== "dir") return true;
     }
-    return false;
   };
   await checkReachable(fs, plan, deployed);
   const found: string[] = [];
