@@ -527,6 +527,12 @@ describe("what stands in a deploy's way on the target is found before anything i
       `${root}: by-host/a/ipxe is a folder, where netbuild writes a file; by-host/e/ipxe is a special file (device, FIFO or socket), where netbuild writes a file; by-mac/m1 is a folder, where netbuild writes a link; nothing was changed`,
     );
     // The same paths with what netbuild replaces there (a file, a link, nothing): no conflict.
+    // An artifact netbuild recorded, where a folder now stands; a file where its by-mac link was, on the way to a copy-mode script.
+    mkdirSync(path.join(root, "by-class/c/k/kernel"), { recursive: true });
+    put(root, "by-mac/m6", "not a link");
+    expect(await refusal(checkReachable(fs, planOf("^by-class/c/k/kernel", "by-mac/m6/ipxe"), recordOf(["by-class/c/k/kernel", "by-mac/m6>../by-host/b"])))).toBe(
+      `${root}: by-class/c/k/kernel is a folder, where netbuild writes a file; by-mac/m6 is a file, where netbuild needs a real folder; nothing was changed`,
+    );
     const fine = ["by-host/b/ipxe", "by-host/c/ipxe", "by-host/d/ipxe", "by-mac/m2>../by-host/b"];
     await checkReachable(fs, planOf(...fine), recordOf(fine));
     // Paths it does not own are conflicts()'s to judge: a folder there is not checkReachable's refusal.
@@ -546,6 +552,9 @@ describe("what stands in a deploy's way on the target is found before anything i
     const fs = localTargetFs(root);
     const record = recordOf(["by-mac/m1/ipxe", "by-mac/m2/ipxe", "by-mac/m3/ipxe", "by-mac/m4>../by-host/a", "by-mac/m5/ipxe"]);
     await checkReachable(fs, planOf("by-mac/m1>../by-host/a"), record);
+    // An SFTP server lists a folder in any order: the names shown are the first three in order, whatever it sent.
+    const reversed: TargetFs = { ...fs, list: async (rel) => (await fs.list(rel)).sort((x, y) => (x.name < y.name ? 1 : -1)) };
+    expect(await refusal(checkReachable(reversed, planOf("by-mac/m3>../by-host/c"), record))).toBe(`${root}: by-mac/m3 is a folder holding files netbuild did not write ("a", "b", "c"), where netbuild puts a link; nothing was changed`);
     expect(await refusal(checkReachable(fs, planOf("by-mac/m1>../by-host/a", "by-mac/m2>../by-host/b", "by-mac/m3>../by-host/c", "by-mac/m4>../by-host/a", "by-mac/m5>../by-host/a"), record))).toBe(
       `${root}: by-mac/m2 is a folder holding a file netbuild did not write ("notes.txt"), where netbuild puts a link; by-mac/m3 is a folder holding files netbuild did not write ("a", "b", "c"), where netbuild puts a link; by-mac/m4 is a folder, where netbuild writes a link; by-mac/m5 is a file, where netbuild writes a link; nothing was changed`,
     );
@@ -589,11 +598,15 @@ describe("what stands in a deploy's way on the target is found before anything i
     put(root, "by-host/a/ipxe");
     put(root, "by-host/p/ipxe");
     put(root, "by-mac/q/ipxe");
+    mkdirSync(path.join(root, "by-host/w/ipxe"), { recursive: true });
+    put(root, "by-host/t/talos.yaml");
+    put(root, "by-host/t/ipxe");
     const fs = localTargetFs(root);
-    const record = recordOf(["by-host/a/ipxe", "by-mac/q/ipxe"], ["by-host/p/ipxe"]);
-    const plan = planOf("by-host/z/ipxe", "by-host/y/ipxe", "by-host/x/ipxe", "by-host/a/ipxe", "by-host/p/ipxe", "by-mac/q>../by-host/a", "boot.ipxe", "^by-class/c/k/kernel", "^by-class/c/k/initrd");
+    const record = recordOf(["by-host/a/ipxe", "by-mac/q/ipxe", "by-host/t/talos.yaml"], ["by-host/p/ipxe"]);
+    const plan = planOf("by-host/z/ipxe", "by-host/y/ipxe", "by-host/x/ipxe", "by-host/w/ipxe", "by-host/t/ipxe", "by-host/a/ipxe", "by-host/p/ipxe", "by-mac/q>../by-host/a", "boot.ipxe", "^by-class/c/k/kernel", "^by-class/c/k/initrd");
     const result = await conflicts(fs, plan, record);
-    expect(result.found).toEqual(["by-class/c/k/kernel", "by-host/z/ipxe"]);
+    // A folder where a file goes is as much in the way as a file; a script beside one netbuild recorded is still not its own.
+    expect(result.found).toEqual(["by-class/c/k/kernel", "by-host/t/ipxe", "by-host/w/ipxe", "by-host/z/ipxe"]);
     expect([...result.absent].sort()).toEqual(["boot.ipxe", "by-class/c/k/initrd", "by-host/x/ipxe", "by-host/y/ipxe"]);
   });
 });
