@@ -610,3 +610,70 @@ describe("what stands in a deploy's way on the target is found before anything i
     expect([...result.absent].sort()).toEqual(["boot.ipxe", "by-class/c/k/initrd", "by-host/x/ipxe", "by-host/y/ipxe"]);
   });
 });
+
+describe("verifying a target against its record", () => {
+  afterAll(cleanupTempDirs);
+
+  it("finds what is missing, changed (content, link target, kind; an artifact by size or hash) and extra, in order, and hashes only artifacts of the recorded size", async () => {
+    const root = tempDir();
+    const put = (rel: string, text: string) => {
+      mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+      writeFileSync(path.join(root, rel), text);
+    };
+    const file = (text: string) => ({ kind: "file" as const, sha256: sha(text) });
+    const artifact = (text: string) => ({ kind: "artifact" as const, sha256: sha(text), size: Buffer.byteLength(text) });
+    put("by-class/c/ipxe", "class script");
+    put("by-class/c/k1/kernel", "kernel one");
+    put("by-class/c/k1/initrd", "initrd tw0");
+    put("by-class/c/k2/kernel", "a longer kernel");
+    put("by-host/a/ipxe", "host a");
+    put("by-host/b/ipxe", "host B");
+    put("by-host/d/ipxe", "host d");
+    put("by-host/e/ipxe", "host e");
+    mkdirSync(path.join(root, "by-host/f/ipxe"), { recursive: true });
+    mkdirSync(path.join(root, "by-mac"));
+    symlinkSync("../by-host/a", path.join(root, "by-mac/m1"));
+    symlinkSync("../by-host/x", path.join(root, "by-mac/m2"));
+    put("by-mac/m3", "a file where a link was");
+    put("by-host/a/notes.txt", "mine");
+    put("by-host/zz/other", "mine too");
+    put("by-host/.b.ipxe.netbuild-tmp", "a stopped deploy's");
+    put("by-host/b/.ipxe.netbuild-tmp", "a stopped deploy's");
+    put("boot.ipxe", "unrecorded");
+    put("ipxe/undionly.kpxe", "someone's");
+    const deployed: DeployedManifest = {
+      ...emptyManifest(),
+      entries: {
+        "by-class/c/ipxe": file("class script"),
+        "by-class/c/k1/kernel": artifact("kernel one"),
+        "by-class/c/k1/initrd": artifact("initrd two"),
+        "by-class/c/k2/kernel": artifact("kernel two"),
+        "by-host/a/ipxe": file("host a"),
+        "by-host/b/ipxe": file("host b"),
+        "by-host/c/ipxe": file("host c"),
+        "by-host/d/ipxe": { kind: "symlink", target: "elsewhere" },
+        "by-host/f/ipxe": file("host f"),
+        "by-mac/m1": { kind: "symlink", target: "../by-host/a" },
+        "by-mac/m2": { kind: "symlink", target: "../by-host/b" },
+        "by-mac/m3": { kind: "symlink", target: "../by-host/a" },
+      },
+      pending: ["by-host/b/ipxe"],
+    };
+    const hashed: [string, number][] = [];
+    const drift = await verifyTarget(localTargetFs(root), deployed, (p, bytes) => hashed.push([p, bytes]));
+    expect(drift).toEqual({
+      missing: ["by-host/c/ipxe"],
+      changed: ["by-class/c/k1/initrd", "by-class/c/k2/kernel", "by-host/b/ipxe", "by-host/d/ipxe", "by-host/f/ipxe", "by-mac/m2", "by-mac/m3"],
+      // by-host/e/ipxe was never recorded; by-host/.b.ipxe.netbuild-tmp is no pending path's temporary name, by-host/b/.ipxe.netbuild-tmp is.
+      extra: ["boot.ipxe", "by-host/.b.ipxe.netbuild-tmp", "by-host/a/notes.txt", "by-host/e/ipxe", "by-host/zz/other"],
+      checked: 12,
+      hashedBytes: 20,
+    });
+    expect(hashed.sort()).toEqual([["by-class/c/k1/initrd", 10], ["by-class/c/k1/kernel", 10]]);
+    // ipxe/ is walked once netbuild has recorded files there: then a file it did not write is extra too.
+    const withIpxe = { ...deployed, entries: { ...deployed.entries, "ipxe/snponly.efi": file("x") } };
+    const again = await verifyTarget(localTargetFs(root), withIpxe);
+    expect(again.extra).toContain("ipxe/undionly.kpxe");
+    expect(again.missing).toEqual(["by-host/c/ipxe", "ipxe/snponly.efi"]);
+  });
+});

@@ -10,7 +10,7 @@ import { UserError } from "../errors.ts";
 import { DEPLOYED_DELTA, DEPLOYED_MANIFEST, emptyManifest, LOCK_PATH, PENDING_JOURNAL, sameEntry, type DeployedManifest, type DeployPlan } from "../core/deploy.ts";
 import type { ManifestEntry } from "../core/tree.ts";
 import { quoted } from "../core/excerpt.ts";
-import { foldersOf } from "../core/paths.ts";
+import { foldersOf, IPXE_DIR } from "../core/paths.ts";
 import { NEWER_FORMAT_HINT, newerFormat, parseDeployedWithDelta, parsePendingJournal, recordFormat } from "../core/records.ts";
 import { conflictError, describeKind } from "./confine.ts";
 import { sha256 } from "./files.ts";
@@ -604,7 +604,9 @@ export async function verifyTarget(fs: TargetFs, deployed: DeployedManifest, onC
       else if (!(p in deployed.entries) && !temps.has(p)) drift.extra.push(p);
     }
   };
-  for (const d of MANAGED_DIRS) if ((await fs.stat(d))?.kind === "dir") await walk(d);
+  // ipxe/ is netbuild's once it has written the iPXE binaries there (a tree built without them leaves a target's own folder alone).
+  const managed = Object.keys(deployed.entries).some((p) => p.startsWith(`${IPXE_DIR}/`)) ? [...MANAGED_DIRS, IPXE_DIR] : MANAGED_DIRS;
+  for (const d of managed) if ((await fs.stat(d))?.kind === "dir") await walk(d);
   const top = await fs.stat("boot.ipxe");
   if (top && !("boot.ipxe" in deployed.entries)) drift.extra.push("boot.ipxe");
   for (const list of [drift.missing, drift.changed, drift.extra]) list.sort();
