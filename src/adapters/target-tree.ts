@@ -461,7 +461,9 @@ function machineId(): string | undefined {
 }
 
 function describeLock(info: LockInfo | undefined, ageMs: number | undefined): { text: string; dead: boolean; quiet: boolean; ours: boolean } {
-  if (!info) return { text: "a lock file netbuild cannot read", dead: false, quiet: false, ours: false };
+  const quiet = ageMs !== undefined && ageMs > STALE_MS;
+  const age = ageMs === undefined ? "" : `, last heartbeat ${Math.round(ageMs / 1000)} s ago`;
+  if (!info) return { text: `a lock file netbuild cannot read${age}`, dead: false, quiet, ours: false };
   // A lock this process holds or is taking (its token is random: no other process has it).
   const ours = heldHere.has(info.token);
   let dead = false;
@@ -478,8 +480,6 @@ function describeLock(info: LockInfo | undefined, ageMs: number | undefined): { 
       }
     }
   }
-  const quiet = ageMs !== undefined && ageMs > STALE_MS;
-  const age = ageMs === undefined ? "" : `, last heartbeat ${Math.round(ageMs / 1000)} s ago`;
   return { text: `\`netbuild ${info.command}\` by ${info.owner} on ${info.host} (pid ${info.pid}), started ${info.started}${age}`, dead, quiet, ours };
 }
 
@@ -495,7 +495,9 @@ export async function acquireLock(fs: TargetFs, command: string, options: { wait
       if (st === undefined) continue; // released in between
       // Only a small regular file is a lock: a link, a FIFO or a device there is never read.
       if (st.kind !== "file") throw conflictError("TARGET_CONFLICT", fs.description, [{ path: LOCK_PATH, what: `${describeKind(st.kind)}, where netbuild keeps its lock (a regular file)` }]);
-      const raw = st.size <= 4096 ? await fs.readFile(LOCK_PATH) : Buffer.from("");
+      // A lock over 4 KiB is not netbuild's writing: judged unreadable without reading it.
+      const small = st.size <= 4096;
+      const raw = small ? await fs.readFile(LOCK_PATH) : Buffer.from("");
       if (!raw) continue;
       let held: LockInfo | undefined;
       try {
@@ -514,11 +516,13 @@ export async function acquireLock(fs: TargetFs, command: string, options: { wait
         // Provably stale (its process, on this machine, is gone), or the user said so. Break it by
         // moving it aside and checking it is the lock we judged: two deploys breaking the same stale
         // lock must not both go ahead.
-        options.onWait?.(dead ? `breaking the stale lock of ${text}: that process is gone` : `breaking the lock of ${text}`);
+        options.onWait?.(described.dead ? `breaking the stale lock of ${text}: that process is gone` : dead ? `breaking ${text}: a deploy stopped as it took the lock leaves one so` : `breaking the lock of ${text}`);
         const aside = `${LOCK_PATH}.broken-${info.token}`;
         await fs.rename(LOCK_PATH, aside).catch(() => undefined);
-        const moved = await fs.readFile(aside);
-        if (moved && moved.toString("utf8") !== raw.toString("utf8")) await fs.rename(aside, LOCK_PATH).catch(() => undefined);
+        // (One not read is recognised by its size and mtime.)
+        const moved = small ? await fs.readFile(aside) : await fs.stat(aside);
+        const judged = moved === undefined || (Buffer.isBuffer(moved) ? moved.equals(raw) : moved.size === st.size && moved.mtimeMs === st.mtimeMs);
+        if (!judged) await fs.rename(aside, LOCK_PATH).catch(() => undefined);
         else await fs.remove(aside);
         continue;
       }
