@@ -3,7 +3,7 @@
 // deploy must finish the job from what the target's manifest recorded, whatever changed meanwhile.
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -562,6 +562,17 @@ describe("what stands in a deploy's way on the target is found before anything i
     expect(await refusal(checkReachable(fs, planOf("by-mac/m1"), recordOf(["by-mac/m1", "by-mac/m1/ipxe"])))).toBe(`${root}: by-mac/m1 is a folder, where netbuild writes a file; nothing was changed`);
   });
 
+  it("takes only regular files named ipxe and .ipxe.netbuild-tmp in a copy-mode folder as netbuild's: a folder so named is someone's", async () => {
+    const root = tempDir();
+    for (const [m, name] of [["m1", "ipxe"], ["m2", ".ipxe.netbuild-tmp"]]) put(root, `by-mac/${m}/${name}/notes.txt`);
+    put(root, "by-mac/m2/ipxe");
+    const fs = localTargetFs(root);
+    const record = recordOf(["by-mac/m1/ipxe", "by-mac/m2/ipxe"]);
+    expect(await refusal(checkReachable(fs, planOf("by-mac/m1>../by-host/a", "by-mac/m2>../by-host/a"), record))).toBe(
+      `${root}: by-mac/m1 is a folder holding a file netbuild did not write ("ipxe"), where netbuild puts a link; by-mac/m2 is a folder holding a file netbuild did not write (".ipxe.netbuild-tmp"), where netbuild puts a link; nothing was changed`,
+    );
+  });
+
   it("leaves a copy-mode folder that holds someone's file where it is: the deploy that would switch it to a link is refused, changing nothing", async () => {
     const root = tempDir();
     const fs = localTargetFs(root);
@@ -573,6 +584,12 @@ describe("what stands in a deploy's way on the target is found before anything i
     expect(lstatSync(path.join(root, "by-mac/b")).isDirectory()).toBe(true);
     expect(readdirSync(path.join(root, "by-mac")).sort()).toEqual(["a", "b"]);
     expect(JSON.stringify(await readDeployed(fs))).toBe(before);
+    // Without it (and with a stopped deploy's temporary copy of the script there), the switch leaves nothing aside.
+    rmSync(path.join(root, "by-mac/a/notes.txt"));
+    writeFileSync(path.join(root, "by-mac/a/.ipxe.netbuild-tmp"), "a stopped deploy's");
+    await deploy(fs, built({ a: "", b: "" }));
+    expect(readdirSync(path.join(root, "by-mac")).sort()).toEqual(["a", "b"]);
+    expect(lstatSync(path.join(root, "by-mac/a")).isSymbolicLink()).toBe(true);
   });
 
   it("writes a copy-mode by-mac/<mac>/ipxe behind its own by-mac link (recorded, or being written), and nothing else behind it", async () => {
@@ -784,16 +801,20 @@ describe("who holds a target's lock, and when it may be broken", () => {
     expect(existsSync(file)).toBe(false);
   });
 
-  it("takes a lock it cannot read (not JSON, no token, over 4 KiB) as live while fresh, and as left behind once quiet", async () => {
+  it("never breaks a lock it cannot read (not JSON, no token, over 4 KiB) by itself, however quiet: once quiet it says --break-lock, which breaks it", async () => {
     for (const text of ["", "{not json", JSON.stringify({ ...other, token: 7 }), JSON.stringify({ ...other, owner: "x".repeat(4096) })]) {
-      const fresh = lockedBy(text, 10);
-      const e = await refused(fresh.root);
-      expect(e.message).toBe(`${fresh.root} is locked by a lock file netbuild cannot read, last heartbeat 10 s ago`);
-      expect(readFileSync(fresh.file, "utf8")).toBe(text);
-      const quiet = lockedBy(text, 100);
+      for (const [age, hint] of [[10, "wait for it (--wait)"], [100, "probably stale"]] as const) {
+        const { root, file } = lockedBy(text, age);
+        const e = await refused(root);
+        expect(e.message).toBe(`${root} is locked by a lock file netbuild cannot read, last heartbeat ${age} s ago`);
+        expect(e.hint).toContain(hint);
+        expect(readFileSync(file, "utf8")).toBe(text);
+      }
+      const { root } = lockedBy(text, 100);
       const messages: string[] = [];
-      const held = await acquireLock(localTargetFs(quiet.root), "deploy", { onWait: (m) => messages.push(m) });
-      expect(messages).toEqual(["breaking a lock file netbuild cannot read, last heartbeat 100 s ago: a deploy stopped as it took the lock leaves one so"]);
+      const held = await acquireLock(localTargetFs(root), "deploy", { breakLock: true, onWait: (m) => messages.push(m) });
+      expect(messages).toEqual(["breaking the lock of a lock file netbuild cannot read, last heartbeat 100 s ago"]);
+      expect(readdirSync(path.join(root, ".netbuild"))).toEqual(["lock"]);
       await held.release();
     }
     // A lock just under the limit is read.
@@ -833,5 +854,35 @@ describe("who holds a target's lock, and when it may be broken", () => {
     writeFileSync(path.join(root, ".netbuild/lock"), theirs);
     await held.release();
     expect(readFileSync(path.join(root, ".netbuild/lock"), "utf8")).toBe(theirs);
+  });
+});
+
+describe("a kept generation's script is what rollback writes back", () => {
+  afterAll(cleanupTempDirs);
+
+  it("refuses a record (or its delta) whose kept script does not match its sha256, or whose id is not that sha256's start, naming the class and generation", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    const b = built({ a: "" });
+    await deploy(fs, b);
+    const file = path.join(root, ".netbuild/deployed.json");
+    const good = readFileSync(file, "utf8");
+    const record = JSON.parse(good) as { classes: { c: { generations: { id: string; script: string; sha256: string }[] } } };
+    const id = record.classes.c.generations[0]!.id;
+    const cases: [string, (g: { id: string; script: string; sha256: string }) => void][] = [
+      ["edited script", (g) => void (g.script += "kernel evil\n")],
+      ["id of another script", (g) => void (g.id = g.id.replace(/^./, (c) => (c === "0" ? "1" : "0")))],
+    ];
+    for (const [what, change] of cases) {
+      const bad = JSON.parse(good) as typeof record;
+      change(bad.classes.c.generations[0]!);
+      writeFileSync(file, JSON.stringify(bad));
+      const e = await readDeployed(localTargetFs(root)).then(() => undefined, (err: unknown) => err as { code: string; message: string; hint: string });
+      expect(e, what).toMatchObject({ code: "TARGET_NOT_A_TREE" });
+      expect(e!.message, what).toBe(`${root}/.netbuild/deployed.json is not a record netbuild can trust, so nothing was changed: classes.c.generations: the script of ${bad.classes.c.generations[0]!.id} does not match its sha256`);
+      expect(e!.hint).toBe("it was changed by hand or is damaged: restore it (a copy of it from a backup), or deploy to an empty folder");
+    }
+    writeFileSync(file, good);
+    expect((await readDeployed(localTargetFs(root)))!.classes["c"]!.current).toBe(id);
   });
 });

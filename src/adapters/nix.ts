@@ -111,6 +111,8 @@ export interface RunNixOptions {
   onLine?: (line: string) => void;
   /** A better code, message or hint for a failure. */
   explain?: (failure: NixFailure) => { code?: ErrorCode; message?: string; hint?: string } | undefined;
+  /** See RunOptions.onStarted. */
+  onStarted?: () => void;
 }
 
 /**
@@ -134,7 +136,7 @@ export async function runNix(cmd: Command, options: RunNixOptions): Promise<RunR
   };
   try {
     // (No hint passed on: a Nix that is not installed keeps run.ts's own.)
-    return await run(cmd, { failure: "NIX_BUILD_FAILED", what: options.what, onStderrLine, ...(options.env ? { env: options.env } : {}) });
+    return await run(cmd, { failure: "NIX_BUILD_FAILED", what: options.what, onStderrLine, ...(options.env ? { env: options.env } : {}), ...(options.onStarted ? { onStarted: options.onStarted } : {}) });
   } catch (e) {
     if (!(e instanceof UserError) || e.code !== "NIX_BUILD_FAILED") throw e;
     // Nothing recognisable as Nix's error (killed, or an unusual Nix): its stderr tail, as run.ts has it.
@@ -163,6 +165,8 @@ export interface BuildClassesOptions extends NixOptions {
   env?: NodeJS.ProcessEnv;
   /** The nixpkgs NixOS classes evaluate with, as a message names it (for the hint of an evaluation error). */
   nixpkgsLabel?: string;
+  /** Called once nix-build has been started (see RunOptions.onStarted). */
+  onStarted?: () => void;
 }
 
 /** Explains a failed nix-build: a hash mismatch in inventory terms, an evaluation error with where to look. */
@@ -191,6 +195,7 @@ export async function buildClasses(opts: BuildClassesOptions): Promise<Map<Class
     ...(opts.env ? { env: opts.env } : {}),
     ...(opts.onLine ? { onLine: opts.onLine } : {}),
     explain: (failure) => explainBuildFailure(failure, opts, cmd),
+    ...(opts.onStarted ? { onStarted: opts.onStarted } : {}),
   });
   const outs = result.stdout.split("\n").filter((l) => l.startsWith("/nix/store/"));
   const builds = new Map<ClassName, ClassBuild & { kind: string }>();

@@ -21,6 +21,8 @@ export interface RunOptions {
   hint?: string;
   /** The error code when the program is not installed (default NIX_NOT_FOUND). */
   notFound?: ErrorCode;
+  /** Called once the program has been started (the caller may then work while it runs); must not throw. */
+  onStarted?: () => void;
 }
 
 export interface RunResult {
@@ -43,6 +45,7 @@ export async function run(cmd: Command, options: RunOptions): Promise<RunResult>
     stripFinalNewline: false,
     maxBuffer: 256 * 1024 * 1024,
   });
+  options.onStarted?.();
   let pending = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     if (!options.onStderrLine) return;

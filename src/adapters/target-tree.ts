@@ -180,7 +180,8 @@ export async function checkReachable(fs: TargetFs, plan: DeployPlan, deployed: D
     if (st === undefined) return;
     if (ours(p) && (st.kind === "file" || st.kind === "symlink")) return;
     if (st.kind === "dir" && ownFolder) {
-      const foreign = (await fs.list(p)).map((i) => i.name).filter((n) => n !== "ipxe" && n !== ".ipxe.netbuild-tmp").sort();
+      // Netbuild's own: its script and that script's temporary name, as regular files (a folder so named is someone's).
+      const foreign = (await fs.list(p)).filter((i) => i.kind !== "file" || (i.name !== "ipxe" && i.name !== ".ipxe.netbuild-tmp")).map((i) => i.name).sort();
       if (foreign.length === 0) return;
       problems.set(p, `a folder holding ${foreign.length === 1 ? "a file" : "files"} netbuild did not write (${foreign.slice(0, 3).map(quoted).join(", ")}), where netbuild puts a link`);
       return;
@@ -356,7 +357,9 @@ async function replaceFolderWithLink(fs: TargetFs, rel: string, target: string):
   await fs.symlink(target, link, { direct: true });
   await fs.rename(rel, aside);
   await fs.rename(link, rel);
+  // What it held (checkReachable saw to it): the script, and perhaps a stopped deploy's temporary copy of it.
   await fs.remove(`${aside}/ipxe`);
+  await fs.remove(`${aside}/.ipxe.netbuild-tmp`);
   await fs.removeDir(aside);
 }
 
@@ -508,15 +511,17 @@ export async function acquireLock(fs: TargetFs, command: string, options: { wait
       }
       const described = describeLock(held, Date.now() - st.mtimeMs);
       const { text, quiet, ours } = described;
-      // A lock nobody can read (empty after a crash between its creation and its first write) is stale once it is quiet.
-      const dead = described.dead || (held === undefined && quiet);
+      // A lock nobody can read (empty after a crash between its creation and its first write) is never
+      // judged stale by itself, however quiet: its heartbeat is the server's clock, and a deployer whose
+      // clock runs ahead would break a lock being written. Its hint says --break-lock once it is quiet.
+      const dead = described.dead;
       // --break-lock is for a deploy that is gone, never for one this process is running (two target
       // names for one folder): that lock is live, whatever the user asked.
       if (!ours && (dead || options.breakLock)) {
         // Provably stale (its process, on this machine, is gone), or the user said so. Break it by
         // moving it aside and checking it is the lock we judged: two deploys breaking the same stale
         // lock must not both go ahead.
-        options.onWait?.(described.dead ? `breaking the stale lock of ${text}: that process is gone` : dead ? `breaking ${text}: a deploy stopped as it took the lock leaves one so` : `breaking the lock of ${text}`);
+        options.onWait?.(dead ? `breaking the stale lock of ${text}: that process is gone` : `breaking the lock of ${text}`);
         const aside = `${LOCK_PATH}.broken-${info.token}`;
         await fs.rename(LOCK_PATH, aside).catch(() => undefined);
         // (One not read is recognised by its size and mtime.)

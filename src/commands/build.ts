@@ -155,7 +155,10 @@ async function buildWith(options: BuildOptions, ctx: Context): Promise<BuildResu
 
   const names = selected.map((c) => c.name);
   ctx.reporter.info(`build: ${names.join(", ")} (nix-build)`);
-  const building = buildClasses({
+  // nix-build runs in its own process: meanwhile this one writes the inventory's caches (a failure
+  // to is reported once nix-build is done, never left to race it).
+  let cacheFailure: { error: unknown } | undefined;
+  const fresh = await buildClasses({
     generated: path.join(root, GENERATED_DIR),
     nixpkgs,
     classes: names,
@@ -165,10 +168,15 @@ async function buildWith(options: BuildOptions, ctx: Context): Promise<BuildResu
     ...(nixpkgsSource ? { nixpkgsLabel: describeNixpkgs(nixpkgsSource) } : {}),
     downloads,
     reserved: (key) => reservedParam(key, inv.site.flagPrefix) !== undefined,
+    onStarted: () => {
+      try {
+        saveInventoryCaches(ctx);
+      } catch (error) {
+        cacheFailure = { error };
+      }
+    },
   });
-  // nix-build runs in its own process: meanwhile this one writes the inventory's caches.
-  saveInventoryCaches(ctx);
-  const fresh = await building;
+  if (cacheFailure) throw cacheFailure.error;
   trace("nix-build");
 
   const tooBig = oversizedImages(fresh);

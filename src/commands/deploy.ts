@@ -706,9 +706,9 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
   // second at most), and run while the server starts its sftp-server.
   if (requested.length > 0) {
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(requested), new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)).unref())]);
+    const asked = await Promise.race([Promise.all(requested).then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 1000)).unref())]);
     clearTimeout(timer);
-    trace("SSH sessions asked for");
+    trace(asked ? "SSH sessions asked for" : "SSH sessions not asked for within 1 s: going on");
   }
   const closeAll = () => Promise.all([...opening.values()].map((p) => p.then((fs) => fs.close(), () => undefined)));
   let inv: Inventory;
