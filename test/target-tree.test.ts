@@ -145,6 +145,20 @@ describe("what a deploy is changing is listed in a small journal beside the reco
     expect(await verifyTarget(fs, deployed)).toMatchObject({ missing: [], changed: [] });
   });
 
+  it("adds to the journal what a second deploy that dies too was switching, keeping what the first left", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built({ a: "", b: "", c: "" }));
+    await expect(deploy(failing(fs, AFTER_SWITCHES), built({ a: "console=ttyS1", b: "", c: "" }))).rejects.toThrow("injected");
+    expect(JSON.parse(readFileSync(path.join(root, JOURNAL), "utf8")).pending).toEqual(["by-host/a/ipxe"]);
+    // The next one changes b too (a is written again, as pending), and dies at the same point.
+    await expect(deploy(failing(fs, AFTER_SWITCHES), built({ a: "console=ttyS1", b: "console=ttyS1", c: "" }))).rejects.toThrow("injected");
+    expect(JSON.parse(readFileSync(path.join(root, JOURNAL), "utf8")).pending).toEqual(["by-host/a/ipxe", "by-host/b/ipxe"]);
+    await deploy(fs, built({ a: "console=ttyS1", b: "console=ttyS1", c: "" }));
+    expect(existsSync(path.join(root, JOURNAL))).toBe(false);
+    expect(await verifyTarget(fs, (await readDeployed(fs))!)).toMatchObject({ missing: [], changed: [], extra: [] });
+  });
+
   it("keeps what goes owned until it is gone: a deploy that dies removing a host leaves its paths pending, and the next one removes them", async () => {
     const root = tempDir();
     const fs = localTargetFs(root);
@@ -884,5 +898,39 @@ describe("a kept generation's script is what rollback writes back", () => {
     }
     writeFileSync(file, good);
     expect((await readDeployed(localTargetFs(root)))!.classes["c"]!.current).toBe(id);
+  });
+});
+
+describe("what goes is removed only through real folders", () => {
+  afterAll(cleanupTempDirs);
+
+  it("keeps (recorded, and says so) a path to remove that lies behind a link made by hand, and removes the others with their empty folders", async () => {
+    const root = tempDir();
+    const disk = tempDir();
+    const fs = localTargetFs(root);
+    mkdirSync(path.join(disk, "k1"), { recursive: true });
+    writeFileSync(path.join(disk, "k1/kernel"), "old kernel");
+    mkdirSync(path.join(root, "by-class"));
+    symlinkSync(disk, path.join(root, "by-class/moved"));
+    mkdirSync(path.join(root, "by-host/gone"), { recursive: true });
+    writeFileSync(path.join(root, "by-host/gone/ipxe"), "gone");
+    writeFileSync(path.join(root, "by-host/gone/talos.yaml"), "gone");
+    const kernel = { kind: "artifact" as const, size: 10, sha256: sha("old kernel") };
+    const deployed: DeployedManifest = {
+      ...emptyManifest(),
+      entries: { "by-class/moved/k1/kernel": kernel, "by-host/gone/ipxe": { kind: "file", sha256: sha("gone") }, "by-host/gone/talos.yaml": { kind: "file", sha256: sha("gone") } },
+    };
+    const manifest: DeployedManifest = { ...emptyManifest() };
+    const plan = { uploads: [], switches: [], deletions: ["by-host/gone/talos.yaml", "by-host/gone/ipxe", "by-class/moved/k1/kernel", "by-host/never/ipxe"], classes: [], bytes: 0, unchanged: 0, manifest } as unknown as DeployPlan;
+    const events: string[] = [];
+    const result = await applyDeploy(fs, "/nonexistent", plan, deployed, { onEvent: (e) => events.push(`${e.action} ${e.path}`) });
+    expect(result).toEqual({ uploaded: 0, resumed: 0, switched: 0, removed: 3, bytes: 0, kept: ["by-class/moved/k1/kernel"] });
+    expect(events).toEqual(["remove by-host/gone/talos.yaml", "remove by-host/gone/ipxe", "remove by-class/moved/k1/kernel", "remove by-host/never/ipxe"]);
+    expect(readFileSync(path.join(disk, "k1/kernel"), "utf8")).toBe("old kernel");
+    expect(existsSync(path.join(root, "by-host/gone"))).toBe(false);
+    expect(existsSync(path.join(root, "by-host"))).toBe(true);
+    const recorded = (await readDeployed(fs))!;
+    expect(recorded.entries).toEqual({ "by-class/moved/k1/kernel": kernel });
+    expect(recorded.pending).toEqual([]);
   });
 });

@@ -273,7 +273,8 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
   // 1. Own every path before creating it: a deploy that dies from here on leaves nothing unowned.
   // (Unless the record already says so: then the target holds this very record.)
   const pending = [...new Set([...deployed.pending, ...plan.uploads.map((u) => u.path), ...plan.switches.map((s) => s.path)])].sort();
-  if (pending.length !== deployed.pending.length || pending.some((p, i) => p !== deployed.pending[i])) await writeJournal(fs, pending);
+  // (pending holds every path of deployed.pending: it differs from it where a path is new.)
+  if (pending.some((p, i) => p !== deployed.pending[i])) await writeJournal(fs, pending);
 
   // 2. Artifacts: immutable and hash-named. One that a deploy that did not finish renamed into place
   // (after checking its size) is kept if its hash is right, and not sent again.
