@@ -9,7 +9,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { emptyManifest, planDeploy, type DeployPlan, type SourceTree } from "../src/core/deploy.ts";
 import { localTargetFs, type TargetFs } from "../src/adapters/target-fs.ts";
-import { acquireLock, applyDeploy, checkReachable, conflicts, readDeployed, verifyTarget } from "../src/adapters/target-tree.ts";
+import { acquireLock, applyDeploy, checkReachable, conflicts, machineIdFrom, readDeployed, removeTemps, verifyTarget } from "../src/adapters/target-tree.ts";
 import type { DeployedManifest } from "../src/core/deploy.ts";
 import { cleanupTempDirs, tempDir } from "./support/inventory.ts";
 
@@ -861,6 +861,26 @@ describe("who holds a target's lock, and when it may be broken", () => {
     await held.release();
   });
 
+  it("reads the machine id from the first file that holds one (32 hex digits)", () => {
+    const dir = tempDir();
+    const id = "0123456789abcdef0123456789abcdef";
+    const file = (name: string, text: string) => (writeFileSync(path.join(dir, name), text), path.join(dir, name));
+    const bad = [file("upper", id.toUpperCase()), file("short", id.slice(1)), file("long", `${id}0`), file("spaced", `x${id}`), file("empty", "")];
+    expect(machineIdFrom([...bad, path.join(dir, "none"), file("good", `${id}\n`), file("other", "f".repeat(32))])).toBe(id);
+    expect(machineIdFrom([file("first", `  ${"e".repeat(32)}  `), file("second", id)])).toBe("e".repeat(32));
+    expect(machineIdFrom([...bad, path.join(dir, "none")])).toBeUndefined();
+  });
+
+  it.skipIf(machineIdFrom(["/etc/machine-id", "/var/lib/dbus/machine-id"]) === undefined)("judges a lock of this machine by its pid: live while that process runs, and only with this host name", async () => {
+    const here = machineIdFrom(["/etc/machine-id", "/var/lib/dbus/machine-id"])!;
+    // pid 1 always runs; 999,999 is past any pid here. Another host name with this machine id: a cloned machine.
+    for (const lock of [{ ...other, host: os.hostname(), machine: here, pid: 1 }, { ...other, host: "a-clone", machine: here, pid: 999_999 }]) {
+      const { root, file } = lockedBy(JSON.stringify(lock), 5);
+      expect((await refused(root)).code).toBe("DEPLOY_LOCKED");
+      expect(readFileSync(file, "utf8")).toBe(JSON.stringify(lock));
+    }
+  });
+
   it("releases only its own lock: one someone took after breaking it stays", async () => {
     const root = tempDir();
     const held = await acquireLock(localTargetFs(root), "deploy", {});
@@ -932,5 +952,37 @@ describe("what goes is removed only through real folders", () => {
     const recorded = (await readDeployed(fs))!;
     expect(recorded.entries).toEqual({ "by-class/moved/k1/kernel": kernel });
     expect(recorded.pending).toEqual([]);
+  });
+});
+
+describe("the temporary files of stopped deploys", () => {
+  afterAll(cleanupTempDirs);
+
+  it("removes a pending path's temporary file and a by-mac entry's folders set aside, counting them, never through a link nor a folder so named", async () => {
+    const root = tempDir();
+    const elsewhere = tempDir();
+    const put = (rel: string, text = "x") => {
+      mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+      writeFileSync(path.join(root, rel), text);
+    };
+    put("by-host/a/.ipxe.netbuild-tmp");
+    mkdirSync(path.join(root, "by-host/b/.ipxe.netbuild-tmp"), { recursive: true });
+    put("by-mac/.m1.netbuild-old/ipxe");
+    put("by-mac/.m1.netbuild-new/ipxe");
+    put("by-mac/.m2.netbuild-old/ipxe");
+    put("by-mac/.m2.netbuild-old/notes.txt", "someone's");
+    put("by-mac/m3/.ipxe.netbuild-tmp");
+    mkdirSync(path.join(elsewhere, "c"));
+    writeFileSync(path.join(elsewhere, "c/.ipxe.netbuild-tmp"), "not ours to reach");
+    symlinkSync(elsewhere, path.join(root, "by-class"));
+    const n = await removeTemps(localTargetFs(root), ["by-host/a/ipxe", "by-host/b/ipxe", "by-mac/m1", "by-mac/m2", "by-mac/m3/ipxe", "by-class/c/ipxe", "by-host/z/ipxe"]);
+    // a's file, m1's two folders, m3's file; b's is a folder, m2's holds someone's file, c's lies behind a link.
+    expect(n).toBe(4);
+    expect(existsSync(path.join(root, "by-host/a/.ipxe.netbuild-tmp"))).toBe(false);
+    expect(existsSync(path.join(root, "by-host/b/.ipxe.netbuild-tmp"))).toBe(true);
+    expect(readdirSync(path.join(root, "by-mac")).sort()).toEqual([".m2.netbuild-old", "m3"]);
+    expect(readdirSync(path.join(root, "by-mac/.m2.netbuild-old"))).toEqual(["notes.txt"]);
+    expect(readdirSync(path.join(root, "by-mac/m3"))).toEqual([]);
+    expect(readFileSync(path.join(elsewhere, "c/.ipxe.netbuild-tmp"), "utf8")).toBe("not ours to reach");
   });
 });

@@ -443,30 +443,27 @@ export interface HeldLock {
  */
 const heldHere = new Set<string>();
 
-let machine: string | null | undefined;
-
 /** This machine's id (systemd's /etc/machine-id, or D-Bus's copy), or undefined when it has none. */
 function machineId(): string | undefined {
-  if (machine === undefined) {
-    machine = null;
-    for (const file of ["/etc/machine-id", "/var/lib/dbus/machine-id"]) {
-      try {
-        const id = readFileSync(file, "utf8").trim();
-        if (/^[0-9a-f]{32}$/.test(id)) {
-          machine = id;
-          break;
-        }
-      } catch {
-        // not there: try the next
-      }
-    }
-  }
-  return machine ?? undefined;
+  return machineIdFrom(["/etc/machine-id", "/var/lib/dbus/machine-id"]);
 }
 
-function describeLock(info: LockInfo | undefined, ageMs: number | undefined): { text: string; dead: boolean; quiet: boolean; ours: boolean } {
-  const quiet = ageMs !== undefined && ageMs > STALE_MS;
-  const age = ageMs === undefined ? "" : `, last heartbeat ${Math.round(ageMs / 1000)} s ago`;
+/** The first of these files that holds a machine id (32 hex digits, a newline after them or not). */
+export function machineIdFrom(files: readonly string[]): string | undefined {
+  for (const file of files) {
+    try {
+      const id = readFileSync(file, "utf8").trim();
+      if (/^[0-9a-f]{32}$/.test(id)) return id;
+    } catch {
+      // not there: try the next
+    }
+  }
+  return undefined;
+}
+
+function describeLock(info: LockInfo | undefined, ageMs: number): { text: string; dead: boolean; quiet: boolean; ours: boolean } {
+  const quiet = ageMs > STALE_MS;
+  const age = `, last heartbeat ${Math.round(ageMs / 1000)} s ago`;
   if (!info) return { text: `a lock file netbuild cannot read${age}`, dead: false, quiet, ours: false };
   // A lock this process holds or is taking (its token is random: no other process has it).
   const ours = heldHere.has(info.token);
