@@ -986,3 +986,37 @@ describe("the temporary files of stopped deploys", () => {
     expect(readFileSync(path.join(elsewhere, "c/.ipxe.netbuild-tmp"), "utf8")).toBe("not ours to reach");
   });
 });
+
+describe("what a deploy writes in place, and what it replaces by a rename", () => {
+  afterAll(cleanupTempDirs);
+
+  /** The target, recording each write and link it is asked for, and whether in place (direct). */
+  const recording = (fs: TargetFs, calls: string[]): TargetFs => ({
+    ...fs,
+    writeFile: (rel, content, o) => (calls.push(`write ${rel}${o?.direct ? " in place" : ""}`), fs.writeFile(rel, content, o)),
+    symlink: (target, rel, o) => (calls.push(`link ${rel}${o?.direct ? " in place" : ""}`), fs.symlink(target, rel, o)),
+  });
+  const switches = (calls: string[]) => calls.filter((c) => !c.includes(".netbuild/")).sort();
+
+  it("writes in place only what nothing reaches yet (a new class or host script, a new by-mac link), never boot.ipxe nor a by-mac copy, and renames over what is there", async () => {
+    const root = tempDir();
+    const calls: string[] = [];
+    const fs = recording(localTargetFs(root), calls);
+    await deploy(fs, built({ a: "", b: "" }));
+    expect(switches(calls)).toEqual(["link by-mac/a in place", "link by-mac/b in place", "write boot.ipxe", "write by-class/c/ipxe in place", "write by-host/a/ipxe in place", "write by-host/b/ipxe in place"]);
+    calls.length = 0;
+    await deploy(fs, built({ a: "console=ttyS1", b: "", c: "" }));
+    expect(switches(calls)).toEqual(["link by-mac/c in place", "write by-host/a/ipxe", "write by-host/c/ipxe in place"]);
+    // Links → copy mode: each by-mac folder is made whole aside (in place there), then renamed over its link.
+    calls.length = 0;
+    await deploy(fs, builtCopy({ a: "console=ttyS1", b: "", c: "", d: "" }));
+    expect(switches(calls)).toEqual(["write by-host/d/ipxe in place", "write by-mac/.a.netbuild-new/ipxe in place", "write by-mac/.b.netbuild-new/ipxe in place", "write by-mac/.c.netbuild-new/ipxe in place", "write by-mac/d/ipxe"]);
+    for (const h of ["a", "b", "c", "d"]) expect(lstatSync(path.join(root, `by-mac/${h}`)).isDirectory(), h).toBe(true);
+    // Copy → links: each link made aside (in place there), renamed over the folder.
+    calls.length = 0;
+    await deploy(fs, built({ a: "console=ttyS1", b: "", c: "", d: "" }));
+    expect(switches(calls)).toEqual(["link by-mac/.a.netbuild-tmp in place", "link by-mac/.b.netbuild-tmp in place", "link by-mac/.c.netbuild-tmp in place", "link by-mac/.d.netbuild-tmp in place"]);
+    for (const h of ["a", "b", "c", "d"]) expect(lstatSync(path.join(root, `by-mac/${h}`)).isSymbolicLink(), h).toBe(true);
+    expect(readdirSync(path.join(root, "by-mac")).sort()).toEqual(["a", "b", "c", "d"]);
+  });
+});
