@@ -88,11 +88,19 @@ async function ipxeOfTree(root: string, inv: Inventory, ctx: Context): Promise<{
 }
 
 export async function build(options: BuildOptions, ctx: Context): Promise<BuildResult> {
+  let stopped = true;
   try {
-    return await buildWith(options, ctx);
+    const result = await buildWith(options, ctx);
+    stopped = false;
+    return result;
   } finally {
-    // Written while nix-build runs (below); here when the build stopped before it.
-    saveInventoryCaches(ctx);
+    // Written while nix-build runs (below); here when the build stopped before it, whose own error
+    // is the one reported.
+    try {
+      saveInventoryCaches(ctx);
+    } catch (e) {
+      if (!stopped) throw e;
+    }
   }
 }
 

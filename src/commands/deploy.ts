@@ -693,9 +693,9 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
   const requested: Promise<unknown>[] = [];
   const opening = new Map(
     early.map((t) => {
-      let asked: () => void = () => undefined;
-      const p = openTarget(t, root, options, ctx, () => asked());
-      requested.push(new Promise<void>((resolve) => ((asked = resolve), p.then(() => resolve(), () => resolve()))));
+      let onRequested: () => void = () => undefined;
+      const p = openTarget(t, root, options, ctx, () => onRequested());
+      if (t.location.kind !== "local") requested.push(new Promise<void>((resolve) => ((onRequested = resolve), p.then(() => resolve(), () => resolve()))));
       return [t.name, p] as const;
     }),
   );
