@@ -1,0 +1,117 @@
+// The local target backend (src/adapters/target-fs.ts, localTargetFs) on a real folder: what each
+// operation does where nothing is, where something is, and where something is in the way (a link,
+// a folder, a FIFO), read back with node:fs. The SFTP backend has the same tests in sftp.test.ts.
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { localTargetFs } from "../../src/adapters/target-fs.ts";
+import { cleanupTempDirs, tempDir } from "../support/inventory.ts";
+
+describe("a local folder as a deploy target", () => {
+  afterAll(cleanupTempDirs);
+
+  it("reports each kind of path by lstat, with its size and mtime, and nothing for a missing one", async () => {
+    const root = tempDir();
+    writeFileSync(path.join(root, "f"), "12345");
+    mkdirSync(path.join(root, "d"));
+    symlinkSync("f", path.join(root, "l"));
+    execFileSync("mkfifo", [path.join(root, "p")]);
+    const fs = localTargetFs(root);
+    const f = await fs.stat("f");
+    expect(f).toEqual({ kind: "file", size: 5, mtimeMs: statSync(path.join(root, "f")).mtimeMs });
+    expect((await fs.stat("d"))?.kind).toBe("dir");
+    expect((await fs.stat("l"))?.kind).toBe("symlink");
+    expect((await fs.stat("p"))?.kind).toBe("other");
+    expect(await fs.stat("none")).toBeUndefined();
+    expect((await fs.list(".")).sort((a, b) => (a.name < b.name ? -1 : 1))).toEqual([
+      { name: "d", kind: "dir" },
+      { name: "f", kind: "file" },
+      { name: "l", kind: "symlink" },
+      { name: "p", kind: "other" },
+    ]);
+    expect(await fs.list("none")).toEqual([]);
+    await expect(fs.list("f")).rejects.toMatchObject({ code: "TARGET_CONFLICT" });
+    expect(await fs.readlink("l")).toBe("f");
+    expect(await fs.readlink("f")).toBeUndefined();
+    expect(await fs.readFile("none")).toBeUndefined();
+    await expect(fs.readFile("d")).rejects.toMatchObject({ code: "EISDIR" });
+    expect((await fs.readFile("f"))?.toString()).toBe("12345");
+    expect(await fs.sha256("f")).toBe(createHash("sha256").update("12345").digest("hex"));
+  });
+
+  it("replaces a file through its fixed temporary name (a new inode), clearing a link there without following it, and refuses a folder there", async () => {
+    const root = tempDir();
+    const elsewhere = tempDir();
+    writeFileSync(path.join(elsewhere, "victim"), "keep");
+    const fs = localTargetFs(root);
+    await fs.writeFile("by-host/a/ipxe", "one");
+    const first = statSync(path.join(root, "by-host/a/ipxe")).ino;
+    symlinkSync(path.join(elsewhere, "victim"), path.join(root, "by-host/a/.ipxe.netbuild-tmp"));
+    await fs.writeFile("by-host/a/ipxe", "two");
+    expect(readFileSync(path.join(root, "by-host/a/ipxe"), "utf8")).toBe("two");
+    expect(statSync(path.join(root, "by-host/a/ipxe")).ino).not.toBe(first);
+    expect(readFileSync(path.join(elsewhere, "victim"), "utf8")).toBe("keep");
+    expect(readdirSync(path.join(root, "by-host/a"))).toEqual(["ipxe"]);
+    mkdirSync(path.join(root, "by-host/a/.ipxe.netbuild-tmp"));
+    await expect(fs.writeFile("by-host/a/ipxe", "three")).rejects.toMatchObject({ code: "TARGET_CONFLICT", message: `${root}: by-host/a/.ipxe.netbuild-tmp is a folder, where netbuild writes its temporary file; nothing was changed` });
+    expect(readFileSync(path.join(root, "by-host/a/ipxe"), "utf8")).toBe("two");
+    // In place only where nothing is.
+    await fs.writeFile("by-host/b/ipxe", "new", { direct: true });
+    expect(readFileSync(path.join(root, "by-host/b/ipxe"), "utf8")).toBe("new");
+    await expect(fs.writeFile("by-host/b/ipxe", "again", { direct: true })).rejects.toMatchObject({ code: "EEXIST" });
+    expect(readFileSync(path.join(root, "by-host/b/ipxe"), "utf8")).toBe("new");
+  });
+
+  it("uploads a file whole or not at all: a size other than planned fails and leaves neither the file nor its temporary name", async () => {
+    const root = tempDir();
+    const source = path.join(tempDir(), "initrd");
+    writeFileSync(source, "x".repeat(1000));
+    const fs = localTargetFs(root);
+    const progress: [number, number][] = [];
+    await fs.upload(source, "by-class/c/k1/initrd", 1000, (sent, total) => progress.push([sent, total]));
+    expect(readFileSync(path.join(root, "by-class/c/k1/initrd"), "utf8")).toBe("x".repeat(1000));
+    expect(progress).toEqual([[1000, 1000]]);
+    await expect(fs.upload(source, "by-class/c/k2/initrd", 999)).rejects.toThrow("by-class/c/k2/initrd: 1000 bytes arrived, 999 expected");
+    expect(readdirSync(path.join(root, "by-class/c/k2"))).toEqual([]);
+  });
+
+  it("creates a file exclusively (once), makes links in place or by a rename, renames, removes files but not folders, and removes only empty folders", async () => {
+    const root = path.join(tempDir(), "not", "yet");
+    const fs = localTargetFs(root);
+    expect(await fs.createExclusive(".netbuild/lock", "mine\n")).toBe(true);
+    expect(await fs.createExclusive(".netbuild/lock", "theirs\n")).toBe(false);
+    expect(readFileSync(path.join(root, ".netbuild/lock"), "utf8")).toBe("mine\n");
+    await fs.symlink("../by-host/a", "by-mac/m1", { direct: true });
+    await expect(fs.symlink("../by-host/b", "by-mac/m1", { direct: true })).rejects.toMatchObject({ code: "EEXIST" });
+    await fs.symlink("../by-host/b", "by-mac/m1");
+    expect(readlinkSync(path.join(root, "by-mac/m1"))).toBe("../by-host/b");
+    await fs.rename("by-mac/m1", "by-mac/m2");
+    expect(readdirSync(path.join(root, "by-mac"))).toEqual(["m2"]);
+    await fs.remove("by-mac/m2");
+    await fs.remove("by-mac/none");
+    expect(readdirSync(path.join(root, "by-mac"))).toEqual([]);
+    mkdirSync(path.join(root, "by-host/a"), { recursive: true });
+    writeFileSync(path.join(root, "by-host/a/ipxe"), "x");
+    await expect(fs.remove("by-host/a")).rejects.toThrow();
+    expect(await fs.removeDir("by-host/a")).toBe(false);
+    await fs.remove("by-host/a/ipxe");
+    expect(await fs.removeDir("by-host/a")).toBe(true);
+    expect(existsSync(path.join(root, "by-host/a"))).toBe(false);
+    expect(lstatSync(path.join(root, "by-host")).isDirectory()).toBe(true);
+  });
+
+  it("refreshes a file's mtime (the lock's heartbeat), and says how much space is free, or nothing when it cannot tell", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    writeFileSync(path.join(root, "f"), "x");
+    const old = new Date(Date.now() - 100_000);
+    utimesSync(path.join(root, "f"), old, old);
+    await fs.touch("f");
+    expect(Date.now() - statSync(path.join(root, "f")).mtimeMs).toBeLessThan(10_000);
+    expect(await fs.freeBytes()).toBeGreaterThan(0);
+    writeFileSync(path.join(root, "file"), "");
+    expect(await localTargetFs(path.join(root, "file", "below")).freeBytes()).toBeUndefined();
+  });
+});
