@@ -67,10 +67,24 @@ function patchFiles(doc: YamlDoc, at: Path, label: string, refs: readonly string
   return out;
 }
 
-function checkVolumes(doc: YamlDoc, at: Path, label: string, volumes: Record<string, TalosVolumeInput> | undefined, c: Collector): void {
-  for (const [name, v] of Object.entries(volumes ?? {})) {
-    if (v.minSize !== undefined && v.maxSize !== undefined && !v.maxSize.endsWith("%") && talosBytes(v.minSize) > talosBytes(v.maxSize)) {
-      c.error(doc, [...at, "volumes", name, "minSize"], `${label}.volumes.${name}.minSize`, `minSize ${v.minSize} is larger than maxSize ${v.maxSize}`, "Talos could not provision the volume; lower minSize or raise maxSize");
+/**
+ * minSize over maxSize, which Talos could not provision. A host's volume settings merge field by
+ * field over its class's (`inherited`): a host's maxSize under the class's minSize is the same
+ * error, reported at the host's field and naming the class's.
+ */
+function checkVolumes(doc: YamlDoc, at: Path, label: string, volumes: Record<string, TalosVolumeInput> | undefined, c: Collector, inherited?: { className: string; volumes: Record<string, TalosVolumeInput> }): void {
+  for (const [name, own] of Object.entries(volumes ?? {})) {
+    if (own.minSize === undefined && own.maxSize === undefined) continue;
+    const from = inherited?.volumes[name];
+    const minSize = own.minSize ?? from?.minSize;
+    const maxSize = own.maxSize ?? from?.maxSize;
+    if (minSize === undefined || maxSize === undefined || maxSize.endsWith("%") || talosBytes(minSize) <= talosBytes(maxSize)) continue;
+    const fix = "Talos could not provision the volume; lower minSize or raise maxSize";
+    if (own.minSize !== undefined) {
+      const whose = own.maxSize === undefined ? ` (class ${inherited!.className}'s)` : "";
+      c.error(doc, [...at, "volumes", name, "minSize"], `${label}.volumes.${name}.minSize`, `minSize ${minSize} is larger than maxSize ${maxSize}${whose}`, fix);
+    } else {
+      c.error(doc, [...at, "volumes", name, "maxSize"], `${label}.volumes.${name}.maxSize`, `maxSize ${maxSize} is smaller than minSize ${minSize} (class ${inherited!.className}'s)`, fix);
     }
   }
 }
@@ -157,7 +171,7 @@ export function talosHostOf(raw: RawHost, name: HostName, cls: TalosClass | (Cla
     if (!siteRefused(["talos", "baseConfigs", role])) c.error(doc, t?.role !== undefined ? [...at, "talos", "role"] : [...at, "class"], `${label}.talos.role`, `role ${role} has no base config`, `set \`talos: { baseConfigs: { ${role}: secrets/${role}.yaml } }\` in netbuild.yaml (the file \`talosctl gen config\` writes; keep it out of git or encrypted)`);
     ready = false;
   }
-  checkVolumes(doc, [...at, "talos"], `${label}.talos`, t?.volumes, c);
+  checkVolumes(doc, [...at, "talos"], `${label}.talos`, t?.volumes, c, { className: cls.name, volumes: cls.machine.volumes });
   let network: TalosHost["network"];
   if (t?.network) {
     const n = t.network;

@@ -275,6 +275,23 @@ describe("a host of a Talos class", () => {
     ]);
   });
 
+  it("a host's size under its class's (the two merge field by field) is refused at the host's field, naming the class's", () => {
+    // The class: EPHEMERAL minSize 2GB, maxSize 100GB; IMAGE-CACHE maxSize 10GB.
+    const hosts = [
+      "hosts:",
+      "  t1: { class: tal, mac: 52:54:00:00:00:01, talos: { volumes: { EPHEMERAL: { maxSize: 1GB } } } }",
+      "  t2: { class: tal, mac: 52:54:00:00:00:02, talos: { volumes: { IMAGE-CACHE: { minSize: 11GB } } } }",
+      // Within the class's bounds, a percentage, or neither size of its own: nothing to say.
+      "  t3: { class: tal, mac: 52:54:00:00:00:03, talos: { volumes: { EPHEMERAL: { maxSize: 2GB }, IMAGE-CACHE: { minSize: 10GB } } } }",
+      "  t4: { class: tal, mac: 52:54:00:00:00:04, talos: { volumes: { EPHEMERAL: { maxSize: 1% }, IMAGE-CACHE: { grow: true } } } }",
+      "",
+    ].join("\n");
+    expect(errorsOf({ classes: { tal: CLASS }, hosts })).toEqual([
+      "hosts/all.yaml:2:87 hosts.t1.talos.volumes.EPHEMERAL.maxSize: maxSize 1GB is smaller than minSize 2GB (class tal's) (hint: Talos could not provision the volume; lower minSize or raise maxSize)",
+      "hosts/all.yaml:3:89 hosts.t2.talos.volumes.IMAGE-CACHE.minSize: minSize 11GB is larger than maxSize 10GB (class tal's) (hint: Talos could not provision the volume; lower minSize or raise maxSize)",
+    ]);
+  });
+
   it("its patches: files inside the root, relative to the host file, each refused at its entry", () => {
     const hosts = "hosts:\n  t1:\n    class: tal\n    mac: 52:54:00:00:00:01\n    talos:\n      patches: [../patches/ok.yaml, ../patches/nope.yaml, ../patches/dir]\n";
     expect(errorsOf({ classes: { tal: WORKER }, hosts })).toEqual([
