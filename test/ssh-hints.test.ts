@@ -1,9 +1,10 @@
 // What netbuild tells a user whose SSH setup is not the default one: hints that name the
 // known_hosts file netbuild actually reads (the UserKnownHostsFile of the -F config), commands that
 // work when pasted into a shell (checked by running them), and host names DNS does not know,
-// reported as such. Against a real OpenSSH sshd on loopback, real ssh -G and real ssh-keygen.
+// reported as such; a server that takes the connection and never answers. Against a real OpenSSH sshd on loopback, real ssh -G and real ssh-keygen.
 import { execFileSync } from "node:child_process";
 import dns from "node:dns/promises";
+import net from "node:net";
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -194,4 +195,54 @@ describe.skipIf(missing({ commands: ["ssh"] }))("host names nothing resolves", (
       expect(e.hint).toBe(`check the HostName that ${configFile} sets for bootalias (a typo, or a name only another network's DNS knows)`);
     } else expect(e.message).toBe(`bootalias: cannot look up boot2.invalid (the HostName of bootalias in ${configFile}): DNS did not answer (EAI_AGAIN)`);
   });
+});
+
+// A boot server that takes the TCP connection and then says nothing (a hung sshd, a firewall that
+// swallows the handshake): ConnectTimeout 600 in the -F config, so anything that waits for it
+// would outlast these tests' time limit.
+describe.skipIf(missing({ commands: ["ssh"] }))("a server that accepts the connection and never answers", () => {
+  let server: net.Server;
+  const sockets = new Set<net.Socket>();
+  let configFile: string;
+  beforeAll(async () => {
+    // It reads (and drops) what comes, so it sees the client close.
+    server = net.createServer((s) => void sockets.add(s.resume()));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    configFile = path.join(tempDir(), "ssh_config");
+    writeFileSync(configFile, `Host stalled\n  HostName 127.0.0.1\n  Port ${(server.address() as net.AddressInfo).port}\n  User admin\n  ConnectTimeout 600\n`);
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
+    cleanupTempDirs();
+  });
+
+  it("connecting, given up, fails at once and closes its socket", async () => {
+    const controller = new AbortController();
+    const connecting = connectSsh("stalled", undefined, undefined, { configFile, env: {}, signal: controller.signal });
+    await expect.poll(() => sockets.size).toBeGreaterThan(0);
+    controller.abort();
+    const e = await userError(connecting);
+    expect(e.message).toBe(`connecting to admin@127.0.0.1:${(server.address() as net.AddressInfo).port} was given up`);
+    await expect.poll(() => [...sockets].every((s) => s.closed)).toBe(true);
+    // Given up before it starts: no connection is made.
+    const before = sockets.size;
+    await userError(connectSsh("stalled", undefined, undefined, { configFile, env: {}, signal: AbortSignal.abort() }));
+    expect(sockets.size).toBe(before);
+  }, 20_000);
+
+  it("deploy refusing a broken inventory says so and exits, without waiting for the handshake", async () => {
+    const root = inventory({
+      "netbuild.yaml": "targets:\n  boot: sftp://stalled/srv/boot\n",
+      "classes/demo.yaml": "kind: prebuilt\nkernel: { path: ./k }\ninitrd: { path: ./i }\n",
+      "classes/k": "k",
+      "classes/i": "i",
+      "hosts/a.yaml": "class: demo\nmac: [\n",
+    });
+    const r = await cli(["deploy", "-F", configFile], root);
+    expect(r.stderr).toContain("hosts/a.yaml:");
+    expect(r.stderr).toContain("nothing was written");
+    expect(r.code).toBe(2);
+    await expect.poll(() => [...sockets].every((s) => s.closed)).toBe(true);
+  }, 20_000);
 });

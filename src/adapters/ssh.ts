@@ -29,6 +29,8 @@ export interface SshOptions {
    * starts it then: every round trip of the handshake before waits for the main thread.
    */
   onSessionRequested?: (() => void) | undefined;
+  /** Gives the connection up (a deploy refusing before it needs the target): connecting fails at once. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface ResolvedSsh {
@@ -313,10 +315,16 @@ export async function connectSsh(host: string, user: string | undefined, port: n
       return next({ type: "publickey", username: r.user, key: k.key, ...(k.passphrase ? { passphrase: k.passphrase } : {}) });
     },
   } as ConnectConfig;
+  // Given up before or while connecting: the socket is closed, so a stalled handshake keeps nothing waiting.
+  const givenUp = () => new UserError("SSH_FAILED", `connecting to ${label} was given up`);
+  const abort = () => void (sftp as unknown as { client: import("ssh2").Client }).client.destroy();
+  options.signal?.addEventListener("abort", abort, { once: true });
   try {
+    if (options.signal?.aborted) throw givenUp();
     await sftp.connect(config);
   } catch (e) {
     sessionRequested();
+    if (options.signal?.aborted) throw givenUp();
     if (hostKeyProblem) throw hostKeyProblem;
     const message = e instanceof Error ? e.message : String(e);
     if (/authentication/i.test(message)) {
@@ -331,6 +339,8 @@ export async function connectSsh(host: string, user: string | undefined, port: n
       throw unresolvedHostError(r, typeof code === "string" ? code : /EAI_AGAIN/.test(message) ? "EAI_AGAIN" : "ENOTFOUND");
     }
     throw new UserError("SSH_FAILED", `cannot connect to ${label}: ${message.replace(/^(getConnection|connect): /, "")}`, { hint: "is the boot server up, and is this the right host and port?" });
+  } finally {
+    options.signal?.removeEventListener("abort", abort);
   }
   sessionRequested();
   return { sftp, resolved: r, label };

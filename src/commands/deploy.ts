@@ -691,10 +691,15 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
   // Who deploys, from what: recorded only by a deploy that changes something (a dry run reads nothing of git).
   const origin = dryRun ? Promise.resolve(undefined) : (await import("../adapters/origin.ts")).deployOrigin(root, ctx.env);
   const requested: Promise<unknown>[] = [];
+  // A deploy that refuses before it needs a target gives its connection up: a server stalled in the
+  // handshake must not hold the refusal back until the connect timeout.
+  const giveUp = new Map<string, AbortController>();
   const opening = new Map(
     early.map((t) => {
       let onRequested: () => void = () => undefined;
-      const p = openTarget(t, root, options, ctx, () => onRequested());
+      const controller = new AbortController();
+      giveUp.set(t.name, controller);
+      const p = openTarget(t, root, options, ctx, () => onRequested(), controller.signal);
       if (t.location.kind !== "local") requested.push(new Promise<void>((resolve) => ((onRequested = resolve), p.then(() => resolve(), () => resolve()))));
       return [t.name, p] as const;
     }),
@@ -710,7 +715,11 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
     clearTimeout(timer);
     trace(asked ? "SSH sessions asked for" : "SSH sessions not asked for within 1 s: going on");
   }
-  const closeAll = () => Promise.all([...opening.values()].map((p) => p.then((fs) => fs.close(), () => undefined)));
+  const close = (name: string) => {
+    giveUp.get(name)?.abort();
+    return opening.get(name)!.then((fs) => fs.close(), () => undefined);
+  };
+  const closeAll = () => Promise.all([...opening.keys()].map(close));
   let inv: Inventory;
   let targets: Target[];
   try {
@@ -724,7 +733,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
   for (const e of early) {
     const t = targets.find((x) => x.name === e.name);
     if (t && JSON.stringify(e) === JSON.stringify(t)) continue;
-    void opening.get(e.name)!.then((fs) => fs.close(), () => undefined);
+    void close(e.name);
     opening.delete(e.name);
   }
   for (const t of targets) {

@@ -41,7 +41,7 @@ export function selectTargets(inv: Inventory, options: TargetOptions): Target[] 
 }
 
 /** `onSessionRequested`: see SshOptions (never called for a local folder). */
-export async function openTarget(target: Target, root: string, options: TargetOptions, ctx: Context, onSessionRequested?: () => void): Promise<TargetFs> {
+export async function openTarget(target: Target, root: string, options: TargetOptions, ctx: Context, onSessionRequested?: () => void, signal?: AbortSignal): Promise<TargetFs> {
   const loc = target.location;
   if (loc.kind === "local") return localTargetFs(path.resolve(root, loc.path));
   const { sftpTargetFs } = await import("../adapters/sftp.ts");
@@ -54,6 +54,7 @@ export async function openTarget(target: Target, root: string, options: TargetOp
     prompt: interactive ? terminalPrompt(process.stdin, process.stderr) : undefined,
     onInfo: (m) => ctx.reporter.info(`[${target.name}] ${m}`),
     onSessionRequested,
+    signal,
   });
 }
 
