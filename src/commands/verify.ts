@@ -63,18 +63,19 @@ async function checkHosts(fs: TargetFs, deployed: DeployedManifest, inv: Invento
   // served (and loudly so when its script wipes).
   const known = new Set(inv.hosts.map((h) => h.name as string));
   const macs = new Set(inv.hosts.flatMap((h) => h.macs.map((m) => m as string)));
-  const orphans: HostProblems[] = [];
+  // Found in whatever order the reads finish; reported by host, its script before its MACs.
+  const orphans: (HostProblems & { order: string })[] = [];
   await pool(Object.keys(deployed.entries), 16, async (p) => {
     const host = hostOfScript(p);
     if (host !== undefined && !known.has(host)) {
       const text = (await fs.readFile(p))?.toString("utf8") ?? "";
-      orphans.push({ host, orphan: true, problems: [`served, but in no host file of the inventory${scriptWipes(text, inv.site.flagPrefix) ? `, WITH ${flag}: a machine with its MACs WOULD BE WIPED` : ""} (a deploy removes it)`] });
+      orphans.push({ order: `${host}\0`, host, orphan: true, problems: [`served, but in no host file of the inventory${scriptWipes(text, inv.site.flagPrefix) ? `, WITH ${flag}: a machine with its MACs WOULD BE WIPED` : ""} (a deploy removes it)`] });
     }
     const mac = /^by-mac\/([^/]+)(\/ipxe)?$/.exec(p)?.[1];
     if (mac !== undefined && !macs.has(mac) && !(p.endsWith("/ipxe") && `by-mac/${mac}` in deployed.entries)) {
       const e = deployed.entries[p]!;
       const to = e.kind === "symlink" ? e.target.slice("../by-host/".length) : "(a copy)";
-      orphans.push({ host: to, orphan: true, problems: [`MAC ${mac.replace(/-/g, ":")} is served (it leads to ${to}), but no host of the inventory has it (a deploy removes it)`] });
+      orphans.push({ order: `${to}\0${mac}`, host: to, orphan: true, problems: [`MAC ${mac.replace(/-/g, ":")} is served (it leads to ${to}), but no host of the inventory has it (a deploy removes it)`] });
     }
   });
   const checks = new Map<string, HostProblems>();
@@ -107,7 +108,7 @@ async function checkHosts(fs: TargetFs, deployed: DeployedManifest, inv: Invento
     if (problems.length > 0) checks.set(h.name, { host: h.name, problems });
   });
   for (const h of inv.hosts) if (checks.has(h.name)) out.push(checks.get(h.name)!);
-  return [...out, ...orphans.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0))];
+  return [...out, ...orphans.sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0)).map(({ order: _, ...o }) => o)];
 }
 
 /** A MAC no host uses (locally administered, so no NIC ships with it). */
@@ -199,6 +200,7 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
       notes.push(`unknown machines boot nothing: unknownMachines names class ${unknownClass}, which is not built here and which the boot server does not serve to them`);
     } else if (outcome.result !== "boot") {
       if (host && outcome.result === "exit" && !outcome.problem) problems.push(`not served: the boot server does not know this MAC (boots nothing), but the inventory has it as ${host.name} of class ${host.className}`);
+      else if (!host && outcome.result === "exit" && !outcome.problem) problems.push(`an unknown machine (${mac}) boots nothing, but unknownMachines says class ${unknownClass}`);
       else if (!outcome.problem) problems.push(`the chain ends in ${outcome.result}, not in a boot`);
     } else {
       // The class the chain really boots, from the class script it fetched.
