@@ -500,6 +500,40 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
       expect(snapshot(a.at())).toEqual({ "by-host": `-> ${v}`, good: "dir", "good/file": expect.stringMatching(/^good\n @/) });
     });
 
+    it("what netbuild itself linked, renamed or removed is looked at again: nothing is later written or removed through a link standing where it knew a folder, or nothing", async () => {
+      const a = area();
+      const v = victim();
+      const before = snapshot(v);
+      mkdirSync(a.at("by-mac"), { recursive: true });
+      // A link made where nothing was, by a rename and in place; then renamed there. Each time the path was first seen missing.
+      for (const [name, make] of [
+        ["m1", () => target.symlink(path.join(v, "h1"), a.rel("by-mac/m1"))],
+        ["m2", () => target.symlink(path.join(v, "h1"), a.rel("by-mac/m2"), { direct: true })],
+        ["m3", async () => (await target.symlink(path.join(v, "h1"), a.rel("by-mac/t3"), { direct: true }), await target.rename(a.rel("by-mac/t3"), a.rel("by-mac/m3")))],
+      ] as const) {
+        expect(await target.readFile(a.rel(`by-mac/${name}/ipxe`))).toBeUndefined();
+        await make();
+        await userError(target.remove(a.rel(`by-mac/${name}/ipxe`)), "TARGET_CONFLICT", `remove through ${name}`);
+        await userError(target.writeFile(a.rel(`by-mac/${name}/ipxe`), "evil"), "TARGET_CONFLICT", `write through ${name}`);
+      }
+      // A folder netbuild removed, or renamed away, with a link put in its place by someone else.
+      await target.writeFile(a.rel("by-host/a/ipxe"), "a");
+      await target.remove(a.rel("by-host/a/ipxe"));
+      expect(await target.removeDir(a.rel("by-host/a"))).toBe(true);
+      symlinkSync(path.join(v, "h1"), a.at("by-host/a"));
+      await userError(target.writeFile(a.rel("by-host/a/ipxe"), "evil"), "TARGET_CONFLICT", "removed");
+      await target.writeFile(a.rel("by-host/b/ipxe"), "b");
+      await target.rename(a.rel("by-host/b"), a.rel("by-host/.b-old"));
+      symlinkSync(path.join(v, "h1"), a.at("by-host/b"));
+      await userError(target.writeFile(a.rel("by-host/b/ipxe"), "evil"), "TARGET_CONFLICT", "renamed away");
+      expect(snapshot(v)).toEqual(before);
+      // And the other way: a link netbuild removed makes way for the real folder (links → copy mode).
+      expect(await target.blockedAt(a.rel("by-mac/m1/ipxe"))).toEqual({ path: a.rel("by-mac/m1"), kind: "symlink" });
+      await target.remove(a.rel("by-mac/m1"));
+      await target.writeFile(a.rel("by-mac/m1/ipxe"), "a copy");
+      expect(readFileSync(a.at("by-mac/m1/ipxe"), "utf8")).toBe("a copy");
+    });
+
     it("a file or a FIFO where a folder should be is a conflict too, naming what is there; a missing folder is no obstacle", async () => {
       const a = area();
       mkdirSync(a.at("real"), { recursive: true });

@@ -114,4 +114,58 @@ describe("a local folder as a deploy target", () => {
     writeFileSync(path.join(root, "file"), "");
     expect(await localTargetFs(path.join(root, "file", "below")).freeBytes()).toBeUndefined();
   });
+
+  it("what netbuild itself linked, renamed or removed is looked at again: nothing is later written or removed through a link standing where it knew a folder, or nothing", async () => {
+    const root = tempDir();
+    const elsewhere = tempDir();
+    writeFileSync(path.join(elsewhere, "ipxe"), "keep");
+    const fs = localTargetFs(root);
+    const refused = { code: "TARGET_CONFLICT" };
+    mkdirSync(path.join(root, "by-mac"));
+    // A link made where nothing was (as the deploy links by-mac/<mac>), by a rename and in place;
+    // then renamed there. Each time the path was first seen missing.
+    for (const [name, make] of [
+      ["m1", () => fs.symlink(elsewhere, "by-mac/m1")],
+      ["m2", () => fs.symlink(elsewhere, "by-mac/m2", { direct: true })],
+      ["m3", async () => (await fs.symlink(elsewhere, "by-mac/t3", { direct: true }), await fs.rename("by-mac/t3", "by-mac/m3"))],
+    ] as const) {
+      expect(await fs.readFile(`by-mac/${name}/ipxe`)).toBeUndefined();
+      await make();
+      await expect(fs.remove(`by-mac/${name}/ipxe`), name).rejects.toMatchObject(refused);
+      await expect(fs.writeFile(`by-mac/${name}/ipxe`, "evil"), name).rejects.toMatchObject(refused);
+    }
+    // A folder netbuild removed, or renamed away, with a link put in its place by someone else.
+    await fs.writeFile("by-host/a/ipxe", "a");
+    await fs.remove("by-host/a/ipxe");
+    expect(await fs.removeDir("by-host/a")).toBe(true);
+    symlinkSync(elsewhere, path.join(root, "by-host/a"));
+    await expect(fs.writeFile("by-host/a/ipxe", "evil"), "removed").rejects.toMatchObject(refused);
+    await fs.writeFile("by-host/b/ipxe", "b");
+    await fs.rename("by-host/b", "by-host/.b-old");
+    symlinkSync(elsewhere, path.join(root, "by-host/b"));
+    await expect(fs.writeFile("by-host/b/ipxe", "evil"), "renamed away").rejects.toMatchObject(refused);
+    expect(readdirSync(elsewhere)).toEqual(["ipxe"]);
+    expect(readFileSync(path.join(elsewhere, "ipxe"), "utf8")).toBe("keep");
+    // And the other way: a link netbuild removed makes way for the real folder (links → copy mode).
+    expect(await fs.blockedAt("by-mac/m1/ipxe")).toEqual({ path: "by-mac/m1", kind: "symlink" });
+    await fs.remove("by-mac/m1");
+    await fs.writeFile("by-mac/m1/ipxe", "a copy");
+    expect(readFileSync(path.join(root, "by-mac/m1/ipxe"), "utf8")).toBe("a copy");
+    expect(lstatSync(path.join(root, "by-mac/m1")).isDirectory()).toBe(true);
+  });
+
+  it("reads a file of the machine outside the target (an access log) as a stream, only a regular file, never waiting on a FIFO", async () => {
+    const dir = tempDir();
+    const fs = localTargetFs(tempDir());
+    writeFileSync(path.join(dir, "access.log"), "GET /boot.ipxe\n");
+    const stream = await fs.readOutside(path.join(dir, "access.log"));
+    const chunks: Buffer[] = [];
+    for await (const c of stream!) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe("GET /boot.ipxe\n");
+    expect(await fs.readOutside(path.join(dir, "none.log"))).toBeUndefined();
+    expect(await fs.readOutside(path.join(dir, "access.log", "below"))).toBeUndefined();
+    execFileSync("mkfifo", [path.join(dir, "fifo")]);
+    await expect(fs.readOutside(path.join(dir, "fifo"))).rejects.toMatchObject({ code: "USAGE", message: `${path.join(dir, "fifo")} is not a regular file` });
+    await expect(fs.readOutside(dir)).rejects.toMatchObject({ code: "USAGE", message: `${dir} is not a regular file` });
+  });
 });
