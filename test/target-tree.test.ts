@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { emptyManifest, planDeploy, type DeployPlan, type SourceTree } from "../src/core/deploy.ts";
 import { localTargetFs, type TargetFs } from "../src/adapters/target-fs.ts";
 import { acquireLock, applyDeploy, checkReachable, conflicts, machineIdFrom, readDeployed, removeTemps, verifyTarget } from "../src/adapters/target-tree.ts";
@@ -859,6 +859,38 @@ describe("who holds a target's lock, and when it may be broken", () => {
     expect(messages).toEqual([expect.stringMatching(new RegExp(`^waiting for the lock held by \`netbuild gc\` by \\S+ on ${os.hostname()} \\(pid ${process.pid}\\), started \\S+, last heartbeat \\d s ago$`))]);
     expect(JSON.parse(readFileSync(path.join(root, ".netbuild/lock"), "utf8"))).toMatchObject({ command: "deploy" });
     await held.release();
+  });
+
+  it("a held lock shows a heartbeat every 10 s (its mtime set to now) until it is released, whether or not a beat fails", async () => {
+    // Fake interval timers only (the one thing faked: waiting 10 s a beat); the file operations are real.
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    try {
+      const root = tempDir();
+      const touched: string[] = [];
+      let failing = false;
+      const base = localTargetFs(root);
+      const fs: TargetFs = { ...base, touch: (rel) => (touched.push(rel), failing ? Promise.reject(new Error("connection lost")) : base.touch(rel)) };
+      const held = await acquireLock(fs, "deploy", {});
+      const file = path.join(root, ".netbuild/lock");
+      const past = new Date(Date.now() - 120_000);
+      utimesSync(file, past, past);
+      vi.advanceTimersByTime(9_999);
+      expect(touched).toEqual([]);
+      vi.advanceTimersByTime(1);
+      await vi.waitFor(() => expect(Date.now() - statSync(file).mtimeMs).toBeLessThan(10_000));
+      expect(touched).toEqual([".netbuild/lock"]);
+      // A beat that fails (a dropped connection) is no crash: the next one comes all the same.
+      failing = true;
+      vi.advanceTimersByTime(10_000);
+      failing = false;
+      vi.advanceTimersByTime(10_000);
+      expect(touched).toHaveLength(3);
+      await held.release();
+      vi.advanceTimersByTime(60_000);
+      expect(touched).toHaveLength(3);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("reads the machine id from the first file that holds one (32 hex digits)", () => {
