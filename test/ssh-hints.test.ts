@@ -225,24 +225,37 @@ describe.skipIf(missing({ commands: ["ssh"] }))("a server that accepts the conne
     const e = await userError(connecting);
     expect(e.message).toBe(`connecting to admin@127.0.0.1:${(server.address() as net.AddressInfo).port} was given up`);
     await expect.poll(() => [...sockets].every((s) => s.closed)).toBe(true);
-    // Given up before it starts: no connection is made.
-    const before = sockets.size;
-    await userError(connectSsh("stalled", undefined, undefined, { configFile, env: {}, signal: AbortSignal.abort() }));
-    expect(sockets.size).toBe(before);
+    // Given up before it starts: it fails the same way, at once.
+    expect((await userError(connectSsh("stalled", undefined, undefined, { configFile, env: {}, signal: AbortSignal.abort() }))).message).toBe(e.message);
   }, 20_000);
 
-  it("deploy refusing a broken inventory says so and exits, without waiting for the handshake", async () => {
-    const root = inventory({
-      "netbuild.yaml": "targets:\n  boot: sftp://stalled/srv/boot\n",
-      "classes/demo.yaml": "kind: prebuilt\nkernel: { path: ./k }\ninitrd: { path: ./i }\n",
-      "classes/k": "k",
-      "classes/i": "i",
-      "hosts/a.yaml": "class: demo\nmac: [\n",
-    });
+  const CLASS = { "classes/demo.yaml": "kind: prebuilt\nkernel: { path: ./k }\ninitrd: { path: ./i }\n", "classes/k": "k", "classes/i": "i" };
+  /** A deploy that connected (the server saw it) and then refused: its connections all closed. */
+  async function refusedAfterConnecting(root: string): Promise<{ code: number; stderr: string }> {
+    const before = sockets.size;
     const r = await cli(["deploy", "-F", configFile], root);
+    expect(sockets.size, "the deploy connected").toBeGreaterThan(before);
+    await expect.poll(() => [...sockets].every((s) => s.closed)).toBe(true);
+    return r;
+  }
+
+  it("deploy refusing a broken inventory says so and exits, without waiting for the handshake", async () => {
+    const root = inventory({ "netbuild.yaml": "targets:\n  boot: sftp://stalled/srv/boot\n", ...CLASS, "hosts/a.yaml": "class: demo\nmac: [\n" });
+    const r = await refusedAfterConnecting(root);
     expect(r.stderr).toContain("hosts/a.yaml:");
     expect(r.stderr).toContain("nothing was written");
     expect(r.code).toBe(2);
-    await expect.poll(() => [...sockets].every((s) => s.closed)).toBe(true);
   }, 20_000);
+
+  it("the same for a refusal once the inventory is loaded (nothing built), the target written with its settings (its connection started from the site file, kept, then given up)", async () => {
+    for (const target of ["sftp://stalled/srv/boot", "{ url: sftp://stalled/srv/boot, keep: 2, accessLog: /var/log/nginx/access.log }"]) {
+      const root = inventory({ "netbuild.yaml": `targets:\n  boot: ${target}\n`, ...CLASS, "hosts/a.yaml": 'class: demo\nmac: "52:54:00:00:00:01"\n' });
+      const before = sockets.size;
+      const r = await refusedAfterConnecting(root);
+      expect(r.stderr, target).toContain("holds no built classes");
+      expect(r.code).toBe(1);
+      // One connection: the one started from the site file is the one used (and given up).
+      expect(sockets.size - before, target).toBe(1);
+    }
+  }, 40_000);
 });

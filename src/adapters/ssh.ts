@@ -342,6 +342,11 @@ export async function connectSsh(host: string, user: string | undefined, port: n
   } finally {
     options.signal?.removeEventListener("abort", abort);
   }
+  // Given up as the session came up: closed all the same.
+  if (options.signal?.aborted) {
+    await sftp.end().catch(() => undefined);
+    throw givenUp();
+  }
   sessionRequested();
   return { sftp, resolved: r, label };
 }

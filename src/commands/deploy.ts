@@ -731,14 +731,17 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
     throw e;
   }
   for (const e of early) {
+    // The connection depends on where the target is, nothing else (its keep, its accessLog).
     const t = targets.find((x) => x.name === e.name);
-    if (t && JSON.stringify(e) === JSON.stringify(t)) continue;
+    if (t && JSON.stringify(e.location) === JSON.stringify(t.location)) continue;
     void close(e.name);
     opening.delete(e.name);
   }
   for (const t of targets) {
     if (!opening.has(t.name)) {
-      const p = openTarget(t, root, options, ctx);
+      const controller = new AbortController();
+      giveUp.set(t.name, controller);
+      const p = openTarget(t, root, options, ctx, undefined, controller.signal);
       p.catch(() => undefined);
       opening.set(t.name, p);
     }
