@@ -307,14 +307,17 @@ export async function main(argv: string[], io: Io = { stdout: process.stdout, st
         for (const m of r.http.machines) lines.push(`${m.ok ? "ok  " : "FAIL"} ${m.mac}  ${m.host ?? "(unknown machine)"}  ${m.outcome === "boot" ? `boots ${m.kernel}` : m.outcome === "exit" ? "boots nothing" : "broken chain"}${[...m.problems, ...m.notes.map((n) => `(${n})`)].map((p) => `\n       ${p}`).join("")}`);
         const hosts = new Set(r.http.machines.flatMap((m) => (m.host ? [m.host] : [])));
         const failedHosts = new Set(r.http.machines.flatMap((m) => (m.host && !m.ok ? [m.host] : [])));
-        lines.push(`${r.http.machines.filter((m) => m.ok).length} of ${r.http.machines.length} machines verified over ${r.http.url} (every MAC of all ${hosts.size} hosts, ${failedHosts.size} with a problem, and one unknown machine; ${formatBytes(r.http.bytesChecked)} of kernels and initrds hashed)`);
+        lines.push(`${r.http.machines.filter((m) => m.ok).length} of ${r.http.machines.length} machines verified over ${r.http.url} (every MAC of ${hosts.size === 1 ? "the one host" : `all ${hosts.size} hosts`}, ${failedHosts.size} with a problem, and one unknown machine; ${formatBytes(r.http.bytesChecked)} of kernels and initrds hashed)`);
       }
       for (const t of r.targets) {
         const d = t.drift;
         lines.push(`${t.name} (${t.target}): ${d.checked} files checked (${formatBytes(d.hashedBytes)} hashed): ${d.missing.length} missing, ${d.changed.length} changed, ${d.extra.length} not netbuild's`);
         const wrong = t.hosts.problems.filter((h) => !h.orphan).length;
-        const orphans = t.hosts.problems.length - wrong;
-        lines.push(`${t.name}: all ${t.hosts.checked} hosts of the inventory checked: ${t.hosts.checked - wrong} served as the inventory says, ${wrong} not${orphans > 0 ? `; ${orphans} served that the inventory does not have` : ""}`);
+        const scripts = t.hosts.problems.filter((h) => h.orphan && h.mac === undefined).length;
+        const macs = t.hosts.problems.filter((h) => h.mac !== undefined).length;
+        const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+        const orphans = [...(scripts > 0 ? [count(scripts, "host script")] : []), ...(macs > 0 ? [count(macs, "MAC")] : [])];
+        lines.push(`${t.name}: ${t.hosts.checked === 1 ? "the one host" : `all ${t.hosts.checked} hosts`} of the inventory checked: ${t.hosts.checked - wrong} served as the inventory says, ${wrong} not${orphans.length > 0 ? `; ${orphans.join(" and ")} served that the inventory does not have` : ""}`);
         for (const h of t.hosts.problems) for (const p of h.problems) lines.push(`  FAIL ${h.host}: ${p}`);
       }
       return `${lines.join("\n")}\n`;

@@ -4,11 +4,13 @@
 // target; each case works on a copy of it whose inventory was edited afterwards (what a teammate's
 // checkout, or an edit not yet deployed, looks like to verify). In this process (so the mutation run
 // counts these tests), with real nix-build, a real folder target and a real HTTP server for --http.
-import { cpSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cleanupTempDirs, cli, inventory, tempDir, type CliRun } from "./support/inventory.ts";
-import { serveFolder } from "./support/http.ts";
+import { cleanupTempDirs, cli, DEMO_INITRD, DEMO_KERNEL, inventory, REPO, tempDir, type CliRun } from "./support/inventory.ts";
+import { serveFolder, type StaticServer } from "./support/http.ts";
 import { missing } from "./support/tools.ts";
 
 const notHere = missing({ commands: ["nix-build"], files: ["/usr/lib/ipxe/undionly.kpxe", "/usr/lib/ipxe/snponly.efi"] });
@@ -33,7 +35,7 @@ const FLAG = "homelab.provision_disks=true";
 interface Verified {
   ok: boolean;
   targets: { name: string; hosts: { checked: number; problems: { host: string; problems: string[]; orphan?: boolean }[] } }[];
-  http?: { machines: { mac: string; host?: string; ok: boolean; outcome: string; problems: string[]; notes: string[] }[] };
+  http?: { machines: { mac: string; host?: string; ok: boolean; outcome: string; scripts: string[]; kernel?: string; initrd?: string; cmdline: string[]; problems: string[]; notes: string[] }[] };
 }
 
 let deployed: string;
@@ -129,13 +131,15 @@ describe.skipIf(notHere)("verify: every host of the inventory against what the t
 });
 
 /** `verify --http` of a copy (edited, then `steps` taken in it) with its target's folder served over HTTP: each machine's problems and notes, by host ("unknown": the MAC of no host). */
-async function machines(edits: Record<string, string | null>, steps: ((root: string) => Promise<void>)[] = []): Promise<{ code: number; by: Record<string, { outcome: string; problems: string[]; notes: string[] }> }> {
+type Machine = NonNullable<Verified["http"]>["machines"][number];
+
+async function machines(edits: Record<string, string | null>, steps: ((root: string) => Promise<void>)[] = []): Promise<{ code: number; by: Record<string, Omit<Machine, "host" | "ok">> }> {
   const root = copyWith(edits);
   for (const step of steps) await step(root);
   const server = await serveFolder(path.join(root, "served"));
   try {
     const { run, result } = await verify(root, "--http", server.url);
-    return { code: run.code, by: Object.fromEntries(result.http!.machines.map((m) => [m.host ?? "unknown", { outcome: m.outcome, problems: m.problems, notes: m.notes }])) };
+    return { code: run.code, by: Object.fromEntries(result.http!.machines.map(({ host, ok: _, ...m }) => [host ?? "unknown", m])) };
   } finally {
     await server.close();
   }
@@ -149,16 +153,18 @@ const run = (...args: string[]) => async (root: string) => {
 const write = (file: string, text: string) => async (root: string) => writeFileSync(path.join(root, file), text);
 const STRICT = "targets:\n  local: served\n";
 const UNKNOWN_DEMO = "unknownMachines: { class: demo }\ntargets:\n  local: served\n";
+const KERNEL_MOVED = expect.stringMatching(/^the class script names by-class\/demo\/(\w{32})\/kernel, but the built tree's kernel is by-class\/demo\/(?!\1)\w{32}\/kernel \(deployed before the last build, or rolled back\?\)$/);
 
 describe.skipIf(notHere)("verify --http: every MAC of the inventory, and one of no host, as the machines boot", () => {
   it("the inventory as deployed: each host boots its class, the unknown machine nothing; exit 0", async () => {
     const { code, by } = await machines({});
-    expect(by).toEqual({
+    expect(by).toMatchObject({
       aleph: { outcome: "boot", problems: [], notes: [] },
       bet: { outcome: "boot", problems: [], notes: [] },
       gimel: { outcome: "boot", problems: [], notes: [] },
       unknown: { outcome: "exit", problems: [], notes: [] },
     });
+    expect(Object.keys(by)).toHaveLength(4);
     expect(code).toBe(0);
   });
 
@@ -169,6 +175,32 @@ describe.skipIf(notHere)("verify --http: every MAC of the inventory, and one of 
     ["a class's parameter changed and built, not deployed", { "classes/demo.yaml": prebuilt("demo", "console=ttyS1") }, [run("build")], { aleph: ["the kernel command line lacks the class parameter console=ttyS1"], bet: ["the kernel command line lacks the class parameter console=ttyS1"] }],
     ["unknown machines given a class and built, not deployed", { "netbuild.yaml": UNKNOWN_DEMO }, [run("build")], { unknown: ["an unknown machine (02-00-00-00-00-00) boots nothing, but unknownMachines says class demo"] }],
     ["unknown machines given a class and deployed, then strict again and built", {}, [write("netbuild.yaml", UNKNOWN_DEMO), run("build"), run("deploy", "--yes"), write("netbuild.yaml", STRICT), run("build")], { unknown: ["an unknown machine (02-00-00-00-00-00) must boot nothing, but the chain ends in boot"] }],
+    [
+      "unknown machines given a class and deployed, then another class in the inventory and built",
+      {},
+      [write("netbuild.yaml", UNKNOWN_DEMO), run("build"), run("deploy", "--yes"), write("netbuild.yaml", "unknownMachines: { class: other }\ntargets:\n  local: served\n"), run("build")],
+      {
+        unknown: [
+          "an unknown machine (02-00-00-00-00-00) boots class demo, but unknownMachines says class other",
+          // And what it boots is compared with what class other would give it.
+          "the kernel command line lacks the class parameter console=tty1",
+          expect.stringMatching(/^the class script names by-class\/demo\/\w{32}\/kernel, but the built tree's kernel is by-class\/other\/\w{32}\/kernel \(deployed before the last build, or rolled back\?\)$/),
+          expect.stringMatching(/^the class script names by-class\/demo\/\w{32}\/initrd, but the built tree's initrd is by-class\/other\/\w{32}\/initrd /),
+        ],
+      },
+    ],
+    [
+      "a served initrd gone",
+      {},
+      [
+        async (root) => {
+          const dir = path.join(root, "served/by-class/other");
+          rmSync(path.join(dir, readdirSync(dir).find((d) => existsSync(path.join(dir, d, "initrd")))!, "initrd"));
+        },
+      ],
+      { gimel: [expect.stringMatching(/^by-class\/other\/\w{32}\/initrd: HTTP 404$/)] },
+    ],
+    ["a class rebuilt with a new kernel, not deployed", { "classes/demo/kernel": "demo kernel, rebuilt\n" }, [run("build")], { aleph: [KERNEL_MOVED], bet: [KERNEL_MOVED] }],
   ])("%s", async (_name, edits, steps, expected) => {
     const { code, by } = await machines(edits, steps);
     const problems = Object.fromEntries(Object.entries(by).flatMap(([host, m]) => (m.problems.length > 0 ? [[host, m.problems]] : [])));
@@ -181,9 +213,149 @@ describe.skipIf(notHere)("verify --http: what could not be compared with a build
   it("a class not built here: its machines' files are checked for being served only; unknownMachines naming such a class", async () => {
     const third = { "classes/third.yaml": prebuilt("demo", "console=ttyS0"), "netbuild.yaml": "unknownMachines: { class: third }\ntargets:\n  local: served\n" };
     const { code, by } = await machines(third, [async (root) => rmSync(path.join(root, "out"), { recursive: true }), run("build", "--class", "demo")]);
-    expect(by["gimel"]).toEqual({ outcome: "boot", problems: [], notes: ["class other is not built here: its kernel and initrd are checked for being served, not against a build"] });
-    expect(by["aleph"]).toEqual({ outcome: "boot", problems: [], notes: [] });
-    expect(by["unknown"]).toEqual({ outcome: "exit", problems: [], notes: ["unknown machines boot nothing: unknownMachines names class third, which is not built here and which the boot server does not serve to them"] });
+    expect(by["gimel"]).toMatchObject({ outcome: "boot", problems: [], notes: ["class other is not built here: its kernel and initrd are checked for being served, not against a build"] });
+    expect(by["aleph"]).toMatchObject({ outcome: "boot", problems: [], notes: [] });
+    expect(by["unknown"]).toMatchObject({ outcome: "exit", problems: [], notes: ["unknown machines boot nothing: unknownMachines names class third, which is not built here and which the boot server does not serve to them"] });
     expect(code).toBe(0);
+  });
+});
+
+describe.skipIf(notHere)("verify: what it says, and when it cannot", () => {
+  it("a target's drift (a file missing, changed, added) fails it alone, each said on its own line; the summary counts hosts, and what is served for no host by kind", async () => {
+    const root = copyWith({ "hosts/aleph.yaml": null });
+    const served = path.join(root, "served");
+    rmSync(path.join(served, "boot.ipxe"));
+    writeFileSync(path.join(served, "by-host/gimel/ipxe"), "#!ipxe\nexit\n");
+    writeFileSync(path.join(served, "by-host/gimel/notes.txt"), "mine\n");
+    const human = await cli(["verify"], root);
+    expect(human.code).toBe(1);
+    expect(human.stderr.split("\n").filter((l) => l.includes("[local]"))).toEqual([
+      "warning: [local] missing: boot.ipxe",
+      "warning: [local] changed on the target: by-host/gimel/ipxe",
+      "warning: [local] not written by netbuild: by-host/gimel/notes.txt",
+      "warning: [local] host gimel: served class (none), but the inventory says class other",
+      "warning: [local] host gimel: stale parameters: lacks hostname=gimel, lacks bar=2",
+      "warning: [local] host aleph: served, but in no host file of the inventory (a deploy removes it)",
+      "warning: [local] host aleph: MAC 52:54:00:00:00:01 is served (it leads to aleph), but no host of the inventory has it (a deploy removes it)",
+    ]);
+    expect(human.stdout).toContain("local: all 2 hosts of the inventory checked: 1 served as the inventory says, 1 not; 1 host script and 1 MAC served that the inventory does not have\n");
+    // Drift alone (the inventory as deployed) fails too.
+    const drift = copyWith();
+    writeFileSync(path.join(drift, "served/by-class/demo/extra"), "x");
+    const { run, result } = await verify(drift);
+    expect([run.code, result.ok, result.targets[0]!.hosts.problems]).toEqual([1, false, []]);
+  });
+
+  it("nothing deployed yet: says so (exit 1)", async () => {
+    const root = copyWith();
+    rmSync(path.join(root, "served"), { recursive: true });
+    const r = await cli(["verify"], root);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`nothing has been deployed to ${path.join(root, "served")}`);
+  });
+
+  it("--http: each machine's chain, kernel, initrd and command line as it boots; the URL without its slash; the unknown MAC one no host has", async () => {
+    // A host with the first MAC verify would take for an unknown machine: it takes the next one.
+    const { by } = await machines({ "hosts/dalet.yaml": 'class: demo\nmac: "02:00:00:00:00:00"\n' }, [run("build"), run("deploy", "--yes")]);
+    const kernel = by["bet"]!.kernel!;
+    expect(kernel).toMatch(/^by-class\/demo\/[0-9a-z]{32}\/kernel$/);
+    expect(by["bet"]).toEqual({
+      outcome: "boot",
+      problems: [],
+      notes: [],
+      mac: "52-54-00-00-00-02",
+      scripts: ["boot.ipxe", "by-mac/52-54-00-00-00-02/ipxe", "by-class/demo/ipxe"],
+      kernel,
+      initrd: expect.stringMatching(/^by-class\/demo\/[0-9a-z]{32}\/initrd$/),
+      cmdline: ["initrd=initrd", "console=ttyS0", "hostname=bet", FLAG, "homelab.provision_id=r1"],
+    });
+    expect(by["unknown"]).toEqual({ outcome: "exit", problems: [], notes: [], mac: "02-00-00-00-00-01", scripts: ["boot.ipxe", "by-mac/02-00-00-00-00-01/ipxe (404)"], cmdline: [] });
+  });
+
+  it("--http refuses what is not an http(s) URL (exit 2), and needs a built tree to compare with (exit 1)", async () => {
+    const root = copyWith();
+    for (const url of ["ftp://boot/x/", "not a url"]) {
+      const r = await cli(["verify", "--http", url], root);
+      expect([r.code, r.stderr], url).toEqual([2, `netbuild: --http ${url} is not an http(s) URL\n  hint: the URL of the served tree, e.g. http://boot.example.org/netboot/\n`]);
+    }
+    rmSync(path.join(root, "out"), { recursive: true });
+    const r = await cli(["verify", "--http", "http://127.0.0.1:9/"], root);
+    expect([r.code, r.stderr]).toEqual([1, "netbuild: out is not a built tree: there is nothing to compare the boot server with\n  hint: run `netbuild build`\n"]);
+  });
+});
+
+// A Talos host: its command line must carry exactly its own talos.config=, and the config that URL
+// serves must be the one built. A fixture Image Factory (a folder over HTTP, serving the demo kernel
+// and initrd as the schematic's artifacts) stands in for factory.talos.dev, which cannot be reached here.
+describe.skipIf(notHere)("verify --http: a Talos host's machine config, fetched where its command line says", () => {
+  const schematic = "9cba8e32753f91a16c1837ab8abf356af021706ef284aef07380780177d9a06c";
+  let factory: StaticServer;
+  let talosRoot: string;
+  const site = (configBaseUrl: string) => `talos:\n  factory: ${factory.url}\n  configBaseUrl: ${configBaseUrl}\n  baseConfigs: { worker: secrets/worker.yaml }\ntargets:\n  local: served\n`;
+
+  beforeAll(async () => {
+    const dir = tempDir();
+    const at = path.join(dir, `image/${schematic}/v1.12.2`);
+    mkdirSync(at, { recursive: true });
+    copyFileSync(DEMO_KERNEL, path.join(at, "kernel-amd64"));
+    copyFileSync(DEMO_INITRD, path.join(at, "initramfs-amd64.xz"));
+    writeFileSync(path.join(at, "cmdline-metal-amd64"), "talos.platform=metal console=tty0");
+    factory = await serveFolder(dir, (_p, body) => ({ status: 201, json: { id: createHash("sha256").update(body).digest("hex") } }));
+    talosRoot = inventory({
+      "netbuild.yaml": site("http://boot.invalid"),
+      "classes/tw.yaml": "kind: talos\ntalos:\n  version: v1.12.2\n  schematic:\n    customization:\n      extraKernelArgs: [noapic, nolapic]\n  machine:\n    role: worker\n",
+      "hosts/tav.yaml": 'class: tw\nmac: "52:54:00:a1:00:09"\n',
+      "secrets/worker.yaml": readFileSync(path.join(REPO, "test/fixtures/talos/worker.yaml"), "utf8"),
+    });
+    await run("pin")(talosRoot);
+  }, 120_000);
+  afterAll(() => factory?.close());
+
+  /** The Talos site built and deployed with talos.config= under `deployedAt` (a function of the served folder's URL), then `after` taken; verify --http's view of tav. */
+  async function tav(deployedAt: (url: string) => string, after: ((root: string, url: string) => Promise<void>)[] = []): Promise<{ code: number; machine: Machine }> {
+    const root = tempDir();
+    cpSync(talosRoot, root, { recursive: true, verbatimSymlinks: true });
+    mkdirSync(path.join(root, "served"));
+    const server = await serveFolder(path.join(root, "served"));
+    try {
+      writeFileSync(path.join(root, "netbuild.yaml"), site(deployedAt(server.url)));
+      for (const step of [run("build"), run("deploy", "--yes")]) await step(root);
+      for (const step of after) await step(root, server.url);
+      const { run: r, result } = await verify(root, "--http", server.url);
+      return { code: r.code, machine: result.http!.machines.find((m) => m.host === "tav")! };
+    } finally {
+      await server.close();
+    }
+  }
+
+  it("served as built: talos.config= names the served tree, and the config there is the built one", async () => {
+    const { code, machine } = await tav((url) => url);
+    expect(machine.problems).toEqual([]);
+    expect(machine.cmdline.filter((a) => a.startsWith("talos.config="))).toHaveLength(1);
+    expect(code).toBe(0);
+  });
+
+  it("a config changed on the server, one not served where the command line says, and a command line naming another URL than the inventory's", async () => {
+    const changed = await tav((url) => url, [async (root) => writeFileSync(path.join(root, "served/by-host/tav/talos.yaml"), readFileSync(path.join(root, "served/by-host/tav/talos.yaml"), "utf8").replace("hostname: tav", "hostname: intruder"))]);
+    expect(changed.machine.problems).toEqual([expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/by-host\/tav\/talos\.yaml \(its machine config\) is not the one in the built tree$/)]);
+    expect(changed.code).toBe(1);
+    const missing = await tav((url) => `${url}/wrong`);
+    expect(missing.machine.problems).toEqual([expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/wrong\/by-host\/tav\/talos\.yaml \(its machine config\): HTTP 404$/)]);
+    // Deployed with one URL, the inventory then says another (built, not deployed).
+    const moved = await tav((url) => url, [async (root, url) => writeFileSync(path.join(root, "netbuild.yaml"), site(`${url}/new`)), async (root) => run("build")(root)]);
+    expect(moved.machine.problems).toEqual([
+      expect.stringMatching(/^the kernel command line has talos\.config=http:\/\/127\.0\.0\.1:(\d+)\/by-host\/tav\/talos\.yaml, and only talos\.config=http:\/\/127\.0\.0\.1:\1\/new\/by-host\/tav\/talos\.yaml was expected$/),
+      expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/new\/by-host\/tav\/talos\.yaml \(its machine config\): HTTP 404$/),
+    ]);
+    // A config URL nothing answers at (another server than the tree's, down): said for the machine, and the rest still checked.
+    const closed = await new Promise<number>((resolve) => {
+      const probe = net.createServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as net.AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const down = await tav(() => `http://127.0.0.1:${closed}`);
+    expect(down.machine.problems).toEqual([`http://127.0.0.1:${closed}/by-host/tav/talos.yaml (its machine config): cannot fetch http://127.0.0.1:${closed}/by-host/tav/talos.yaml: connect ECONNREFUSED 127.0.0.1:${closed}`]);
+    expect(down.code).toBe(1);
   });
 });

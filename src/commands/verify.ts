@@ -10,7 +10,7 @@ import { macVariables, walkBootChain } from "../core/boot-chain.ts";
 import { hostOfScript, hostParams, isWipeParam, scriptClass, scriptHeld, scriptParams, scriptWipe, scriptWipeForced, scriptWipes } from "../core/tree.ts";
 import type { DeployedManifest } from "../core/deploy.ts";
 import type { Inventory } from "../core/inventory.ts";
-import { macColons } from "../core/names.ts";
+import { macColons, type Mac } from "../core/names.ts";
 import type { TargetFs } from "../adapters/target-fs.ts";
 import { checkOutFolder } from "../adapters/local-tree.ts";
 import { fetchDigest, fetchText } from "../adapters/http.ts";
@@ -49,6 +49,8 @@ export interface HostProblems {
   problems: string[];
   /** Served by the target for no host (or MAC) of the inventory. */
   orphan?: boolean;
+  /** The MAC an orphan entry is about (`52:54:00:…`), when it is a MAC no host has; absent for a host script. */
+  mac?: string;
 }
 
 /**
@@ -75,7 +77,7 @@ async function checkHosts(fs: TargetFs, deployed: DeployedManifest, inv: Invento
     if (mac !== undefined && !macs.has(mac) && !(p.endsWith("/ipxe") && `by-mac/${mac}` in deployed.entries)) {
       const e = deployed.entries[p]!;
       const to = e.kind === "symlink" ? e.target.slice("../by-host/".length) : "(a copy)";
-      orphans.push({ order: `${to}\0${mac}`, host: to, orphan: true, problems: [`MAC ${mac.replace(/-/g, ":")} is served (it leads to ${to}), but no host of the inventory has it (a deploy removes it)`] });
+      orphans.push({ order: `${to}\0${mac}`, host: to, orphan: true, mac: macColons(mac as Mac), problems: [`MAC ${macColons(mac as Mac)} is served (it leads to ${to}), but no host of the inventory has it (a deploy removes it)`] });
     }
   });
   const checks = new Map<string, HostProblems>();
@@ -210,7 +212,8 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
       const args = outcome.kernel!.args;
       for (const p of manifest.classes[className!]?.kernelParams ?? []) if (!args.includes(p)) problems.push(`the kernel command line lacks the class parameter ${p}`);
       if (host) {
-        for (const p of hostParams(host, inv.site.flagPrefix)) if (!args.includes(p)) problems.push(`the kernel command line lacks ${p}`);
+        // A Talos host's talos.config= has a check of its own, below.
+        for (const p of hostParams(host, inv.site.flagPrefix)) if (!args.includes(p) && !(host.talos && p.startsWith("talos.config="))) problems.push(`the kernel command line lacks ${p}`);
         const flag = `${inv.site.flagPrefix}.provision_disks=true`;
         if (!host.provisionDisks && args.includes(flag)) problems.push(`the kernel command line holds ${flag}, but ${host.name} does not set provision.disks: ITS DISKS WOULD BE WIPED`);
         if (host.talos) {
@@ -260,6 +263,7 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
     for (const p of problems) ctx.reporter.warn(`${mac} (${host?.name ?? "unknown machine"}): ${p}`);
   }
   let bytesChecked = 0;
-  for (const d of digests.values()) bytesChecked += (await d).size;
+  // A fetch that failed was reported with its machine (a Talos config's URL may be another server's).
+  for (const d of digests.values()) bytesChecked += (await d.catch(() => ({ size: 0 }))).size;
   return { http: { url: base.href, machines: checks, bytesChecked }, targets: [], ok: checks.every((c) => c.ok) };
 }
