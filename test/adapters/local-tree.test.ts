@@ -1,0 +1,291 @@
+// The tree writer (src/adapters/local-tree.ts, applyTree) on a real out/ folder, with trees made in
+// memory (no Nix: artifacts come from files added to the real Nix store with `nix-store --add`): what
+// stands in the way is refused before anything is written, naming it; nothing is written through a
+// link or over something netbuild did not write; what it removes it recorded; what stopped builds
+// left is cleaned up. In this process, so the mutation run counts it. The CLI side (build) is in
+// test/tree.test.ts; every writer's confinement end to end in test/confinement.test.ts.
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { applyTree, checkOutFolder, MANIFEST_PATH, outFileReader, readManifest, type TreeManifest } from "../../src/adapters/local-tree.ts";
+import { quoted } from "../../src/core/excerpt.ts";
+import type { Tree, TreeEntry } from "../../src/core/tree.ts";
+import { UserError } from "../../src/errors.ts";
+import { cleanupTempDirs, tempDir } from "../support/inventory.ts";
+import { missing } from "../support/tools.ts";
+
+const file = (p: string, content: string): TreeEntry => ({ kind: "file", layer: p === "boot.ipxe" ? "entry" : p.startsWith("by-mac/") ? "mac" : p.startsWith("by-host/") ? "host" : "class", path: p, content });
+const link = (p: string, target: string): TreeEntry => ({ kind: "symlink", layer: "mac", path: p, target });
+const tree = (...entries: TreeEntry[]): Tree => ({ entries, classes: [], skippedHosts: [], wipes: [] });
+
+/** A small tree: boot.ipxe, one class script, hosts a and b with a by-mac link each (or copies, in copy mode). */
+function hosts(names: string[], mode: "links" | "copy" = "links", version = "1"): Tree {
+  const entries: TreeEntry[] = [file("boot.ipxe", "#!ipxe\nchain by-mac/${mac:hexhyp}/ipxe\n"), file("by-class/c/ipxe", `#!ipxe\nkernel k v${version}\n`)];
+  for (const h of names) {
+    const script = `#!ipxe\nset host ${h} v${version}\nchain ../../by-class/c/ipxe\n`;
+    entries.push(file(`by-host/${h}/ipxe`, script));
+    entries.push(mode === "links" ? link(`by-mac/m-${h}`, `../by-host/${h}`) : file(`by-mac/m-${h}/ipxe`, script));
+  }
+  return tree(...entries);
+}
+
+/** out/ as applyTree leaves it, read back (links as `-> target`), the manifest left out. */
+function snapshot(out: string): Record<string, string> {
+  const seen: Record<string, string> = {};
+  const walk = (rel: string) => {
+    for (const name of readdirSync(path.join(out, rel)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      if (r === ".netbuild") continue;
+      const st = lstatSync(path.join(out, r));
+      if (st.isSymbolicLink()) seen[r] = `-> ${readlinkSync(path.join(out, r))}`;
+      else if (st.isDirectory()) walk(r);
+      else if (st.isFile()) seen[r] = readFileSync(path.join(out, r), "utf8");
+      else seen[r] = "(special)";
+    }
+  };
+  walk("");
+  return seen;
+}
+
+async function refusal(p: Promise<unknown>): Promise<UserError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  expect(e).toBeInstanceOf(UserError);
+  return e as UserError;
+}
+
+/** Builds `t` into a new out/ (and returns it with its manifest). */
+async function built(t: Tree): Promise<{ out: string; manifest: TreeManifest }> {
+  const out = path.join(tempDir(), "out");
+  await applyTree(out, t, undefined);
+  return { out, manifest: (await readManifest(out))! };
+}
+
+afterAll(cleanupTempDirs);
+
+describe("applyTree: writing a tree into out/", () => {
+  it("writes every entry and records it; again, nothing changes and the manifest is not rewritten; one changed script is the one write", async () => {
+    const { out, manifest } = await built(hosts(["a", "b"]));
+    expect(snapshot(out)).toMatchObject({ "by-mac/m-a": "-> ../by-host/a", "by-host/b/ipxe": expect.stringContaining("set host b v1") });
+    expect(Object.keys(manifest.entries).sort()).toEqual(["boot.ipxe", "by-class/c/ipxe", "by-host/a/ipxe", "by-host/b/ipxe", "by-mac/m-a", "by-mac/m-b"]);
+    const before = lstatSync(path.join(out, MANIFEST_PATH)).ino;
+    const again = await applyTree(out, hosts(["a", "b"]), manifest);
+    expect([again.written, again.removed, again.unchanged]).toEqual([[], [], 6]);
+    expect(lstatSync(path.join(out, MANIFEST_PATH)).ino).toBe(before);
+    const t = hosts(["a", "b"]);
+    (t.entries.find((e) => e.path === "by-host/b/ipxe") as { content: string }).content += "# changed\n";
+    const one = await applyTree(out, t, manifest);
+    expect(one.written).toEqual(["by-host/b/ipxe"]);
+    expect(readFileSync(path.join(out, "by-host/b/ipxe"), "utf8")).toContain("# changed");
+  });
+
+  it("removes a host that went, its script, its link and its emptied folder, and nothing it did not record", async () => {
+    const { out, manifest } = await built(hosts(["a", "b"]));
+    writeFileSync(path.join(out, "by-host/b/notes.txt"), "mine\n");
+    writeFileSync(path.join(out, "by-host/mine.txt"), "mine\n");
+    const r = await applyTree(out, hosts(["a"]), manifest);
+    expect(r.removed.sort()).toEqual(["by-host/b/ipxe", "by-mac/m-b"]);
+    expect(existsSync(path.join(out, "by-mac/m-b"))).toBe(false);
+    expect(readdirSync(path.join(out, "by-host/b"))).toEqual(["notes.txt"]);
+    expect(readFileSync(path.join(out, "by-host/mine.txt"), "utf8")).toBe("mine\n");
+    const after = (await readManifest(out))!;
+    expect(Object.keys(after.entries)).not.toContain("by-host/b/ipxe");
+    // A folder emptied by the removal goes too.
+    const next = await applyTree(out, tree(file("boot.ipxe", "x")), after);
+    expect(next.removed).toContain("by-host/a/ipxe");
+    expect(existsSync(path.join(out, "by-host/a"))).toBe(false);
+    expect(existsSync(path.join(out, "by-host"))).toBe(true);
+  });
+
+  it("refuses, before writing anything, a link, a file or a special file where a folder goes, and a folder, a special file or a foreign link where a file or link goes, listing each once", async () => {
+    const { out, manifest } = await built(hosts(["a"]));
+    const elsewhere = tempDir();
+    writeFileSync(path.join(elsewhere, "ipxe"), "keep\n");
+    symlinkSync(elsewhere, path.join(out, "by-host/x"));
+    writeFileSync(path.join(out, "by-host/y"), "a file\n");
+    execFileSync("mkfifo", [path.join(out, "by-host/z")]);
+    mkdirSync(path.join(out, "by-host/w/ipxe"), { recursive: true });
+    execFileSync("mkfifo", [path.join(out, "by-class/fifo")]);
+    symlinkSync(path.join(elsewhere, "ipxe"), path.join(out, "by-class/linked"));
+    const before = snapshot(out);
+    const t = hosts(["a", "x", "y", "z", "w"]);
+    t.entries.push(file("by-host/x/other", "more\n"), file("by-class/fifo", "x"), file("by-class/linked", "x"));
+    const e = await refusal(applyTree(out, t, manifest));
+    expect([e.code, e.exitCode]).toEqual(["OUT_CONFLICT", 2]);
+    expect(e.message).toBe(
+      `${out}: ` +
+        // In the tree's order; by-host/x once, though two paths lie behind it.
+        [
+          "by-host/x is a symlink, where netbuild needs a real folder",
+          "by-host/y is a file, where netbuild needs a real folder",
+          "by-host/z is a special file (device, FIFO or socket), where netbuild needs a real folder",
+          "by-host/w/ipxe is a folder, where netbuild writes a file",
+          "by-class/fifo is a special file (device, FIFO or socket), where netbuild writes a file",
+          "by-class/linked is a symlink, where netbuild writes a file",
+        ].join("; ") +
+        "; nothing was changed",
+    );
+    expect(snapshot(out)).toEqual(before);
+    expect(readFileSync(path.join(elsewhere, "ipxe"), "utf8")).toBe("keep\n");
+    expect(await readManifest(out)).toEqual(manifest);
+  });
+
+  it("a link of its own where a file now goes is replaced, never followed; one of someone else's where a link goes is left and refused", async () => {
+    const elsewhere = tempDir();
+    writeFileSync(path.join(elsewhere, "target"), "keep\n");
+    const { out, manifest } = await built(tree(file("boot.ipxe", "x"), link("by-mac/m1", "../by-host/a")));
+    // by-mac/m1 was netbuild's link; now a file goes there (it was recorded as a link: replaced).
+    rmSync(path.join(out, "by-mac/m1"));
+    symlinkSync(path.join(elsewhere, "target"), path.join(out, "by-mac/m1"));
+    await applyTree(out, tree(file("boot.ipxe", "x"), link("by-mac/m1", "../by-host/b")), manifest);
+    expect(readlinkSync(path.join(out, "by-mac/m1"))).toBe("../by-host/b");
+    expect(readFileSync(path.join(elsewhere, "target"), "utf8")).toBe("keep\n");
+    // A file of the tree whose path holds a link netbuild did not record there: refused.
+    symlinkSync(path.join(elsewhere, "target"), path.join(out, "by-host-file"));
+    const e = await refusal(applyTree(out, tree(file("boot.ipxe", "x"), link("by-mac/m1", "../by-host/b"), file("by-host-file", "y")), (await readManifest(out))!));
+    expect(e.message).toContain("by-host-file is a symlink, where netbuild writes a file");
+    expect(readFileSync(path.join(elsewhere, "target"), "utf8")).toBe("keep\n");
+  });
+
+  it("switches by-mac entries between links and copies both ways; a copy-mode folder holding someone's file is refused, naming it", async () => {
+    const { out, manifest } = await built(hosts(["a", "b"], "links"));
+    await applyTree(out, hosts(["a", "b"], "copy"), manifest);
+    expect(lstatSync(path.join(out, "by-mac/m-a")).isDirectory()).toBe(true);
+    expect(readFileSync(path.join(out, "by-mac/m-a/ipxe"), "utf8")).toBe(readFileSync(path.join(out, "by-host/a/ipxe"), "utf8"));
+    const copied = (await readManifest(out))!;
+    writeFileSync(path.join(out, "by-mac/m-b/notes.txt"), "mine\n");
+    const e = await refusal(applyTree(out, hosts(["a", "b"], "links"), copied));
+    expect(e.message).toBe(`${out}: by-mac/m-b is a folder holding a file netbuild did not write ("notes.txt"), where netbuild puts a link; nothing was changed`);
+    expect(lstatSync(path.join(out, "by-mac/m-a")).isDirectory()).toBe(true);
+    rmSync(path.join(out, "by-mac/m-b/notes.txt"));
+    await applyTree(out, hosts(["a", "b"], "links"), copied);
+    expect(snapshot(out)).toMatchObject({ "by-mac/m-a": "-> ../by-host/a", "by-mac/m-b": "-> ../by-host/b" });
+    // The host scripts behind the new links are untouched by the removal of the copies.
+    expect(readFileSync(path.join(out, "by-host/a/ipxe"), "utf8")).toContain("set host a");
+  });
+
+  it("what a stopped build was writing is recorded as pending first, read back by the next build, and the tree finished", async () => {
+    const { out, manifest } = await built(hosts(["a"]));
+    // A build stopped after recording its pending paths, before writing them.
+    const t = hosts(["a", "b"], "links", "2");
+    const stopped: TreeManifest = { ...manifest, pending: ["by-host/b/ipxe", "by-mac/m-b"] };
+    writeFileSync(path.join(out, MANIFEST_PATH), `${JSON.stringify(stopped, null, 2)}\n`);
+    mkdirSync(path.join(out, "by-host/b"));
+    writeFileSync(path.join(out, "by-host/b/ipxe"), "half");
+    await applyTree(out, t, (await readManifest(out))!);
+    const after = (await readManifest(out))!;
+    expect(after.pending).toBeUndefined();
+    expect(readFileSync(path.join(out, "by-host/b/ipxe"), "utf8")).toContain("set host b v2");
+    expect(Object.keys(after.entries)).toContain("by-mac/m-b");
+  });
+
+  it("clears what interrupted copies left in artifact folders: only regular files with netbuild's temporary names, in real folders", async () => {
+    const { out, manifest } = await built(hosts(["a"]));
+    const dir = path.join(out, "by-class/c/0123456789abcdfghijklmnpqrsvwxyz");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, ".initrd.netbuild-tmp"), "half a copy");
+    writeFileSync(path.join(dir, ".kernel.tmp-0123abcd"), "half a copy");
+    writeFileSync(path.join(dir, "keep.txt"), "mine");
+    mkdirSync(path.join(dir, ".folder.netbuild-tmp"));
+    const t = hosts(["a"]);
+    t.entries.push({ kind: "artifact", layer: "artifact", path: "by-class/c/0123456789abcdfghijklmnpqrsvwxyz/initrd", source: undefined, size: 3 });
+    await applyTree(out, t, manifest);
+    expect(readdirSync(dir).sort()).toEqual([".folder.netbuild-tmp", "keep.txt"]);
+  });
+});
+
+describe.skipIf(missing({ commands: ["nix-store"] }))("applyTree: artifacts from the Nix store", () => {
+  let store: { kernel: string; initrd: string; link: string };
+  beforeAll(() => {
+    const dir = tempDir();
+    const add = (name: string, content: string) => (writeFileSync(path.join(dir, name), content), execFileSync("nix-store", ["--add", path.join(dir, name)], { encoding: "utf8" }).trim());
+    // A store path that is a link leading out of the store (as a hostile manifest could name).
+    symlinkSync("/etc/hostname", path.join(dir, "escape"));
+    store = { kernel: add("kernel", "kernel bytes\n"), initrd: add("initrd", "initrd bytes, more of them\n"), link: execFileSync("nix-store", ["--add", path.join(dir, "escape")], { encoding: "utf8" }).trim() };
+  });
+  const artifact = (p: string, source: string | undefined, size: number): TreeEntry => ({ kind: "artifact", layer: "artifact", path: p, source, size });
+
+  it("copies each from the store whole, with its sha256, once; a kept one (no source) stays as recorded; one gone from out/ is reported, not invented", async () => {
+    const k = "by-class/c/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/kernel";
+    const i = "by-class/c/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb/initrd";
+    const t = tree(file("boot.ipxe", "x"), artifact(k, store.kernel, 13), artifact(i, store.initrd, 27));
+    const { out, manifest } = await built(t);
+    expect(readFileSync(path.join(out, k), "utf8")).toBe("kernel bytes\n");
+    expect(manifest.entries[i]).toEqual({ kind: "artifact", size: 27, sha256: createHash("sha256").update("initrd bytes, more of them\n").digest("hex") });
+    const again = await applyTree(out, t, manifest);
+    expect(again.written).toEqual([]);
+    // Kept from an earlier build: no source; recorded and there → kept; gone → left out and said.
+    const kept = tree(file("boot.ipxe", "x"), artifact(k, undefined, 13), artifact(i, undefined, 27));
+    rmSync(path.join(out, i));
+    const r = await applyTree(out, kept, manifest);
+    expect(r.missingKept).toEqual([i]);
+    expect(Object.keys((await readManifest(out))!.entries)).toEqual(["boot.ipxe", k]);
+  });
+
+  it("refuses a source that is not a regular file in the store (a link out of it, or gone), naming it, and copies nothing", async () => {
+    for (const [source, why] of [
+      [store.link, `leads out of the Nix store (to "/etc/hostname")`],
+      ["/nix/store/00000000000000000000000000000000-gone", "does not exist (the Nix store was garbage-collected?)"],
+    ] as const) {
+      const out = path.join(tempDir(), "out");
+      const e = await refusal(applyTree(out, tree(artifact("by-class/c/cccccccccccccccccccccccccccccccc/kernel", source, 13)), undefined));
+      expect([e.code, e.message], source).toEqual(["OUT_NOT_A_TREE", `${path.join(out, MANIFEST_PATH)} names ${quoted(source)} as a build's file, which ${why}; nothing was copied`]);
+      expect(existsSync(path.join(out, "by-class/c/cccccccccccccccccccccccccccccccc/kernel"))).toBe(false);
+    }
+  });
+});
+
+describe("out/ itself, and reading it", () => {
+  it("checkOutFolder: nothing there, an empty folder or a stopped build's lock is a new tree; anything else without a manifest is refused; a link must lead to a folder", async () => {
+    const base = tempDir();
+    expect(await checkOutFolder(path.join(base, "none"))).toBeUndefined();
+    mkdirSync(path.join(base, "empty"));
+    expect(await checkOutFolder(path.join(base, "empty"))).toBeUndefined();
+    mkdirSync(path.join(base, "locked/.netbuild"), { recursive: true });
+    writeFileSync(path.join(base, "locked/.netbuild/lock"), "{}");
+    expect(await checkOutFolder(path.join(base, "locked"))).toBeUndefined();
+    mkdirSync(path.join(base, "home"));
+    writeFileSync(path.join(base, "home/.bashrc"), "");
+    expect((await refusal(checkOutFolder(path.join(base, "home")))).message).toBe(`${path.join(base, "home")} is not empty and is not a netbuild tree (it has no ${MANIFEST_PATH})`);
+    writeFileSync(path.join(base, "file"), "");
+    expect((await refusal(checkOutFolder(path.join(base, "file")))).message).toBe(`${path.join(base, "file")} is a file, not a folder`);
+    symlinkSync(path.join(base, "nowhere"), path.join(base, "dangling"));
+    expect((await refusal(checkOutFolder(path.join(base, "dangling")))).message).toBe(`${path.join(base, "dangling")} is a symlink to "${path.join(base, "nowhere")}", which does not exist (or cannot be reached)`);
+    symlinkSync(path.join(base, "empty"), path.join(base, "linked"));
+    expect(await checkOutFolder(path.join(base, "linked"))).toBeUndefined();
+  });
+
+  it("readManifest: a link or a folder where the manifest or its folder goes is a conflict; a damaged one is refused, not trusted", async () => {
+    const { out } = await built(hosts(["a"]));
+    const text = readFileSync(path.join(out, MANIFEST_PATH), "utf8");
+    writeFileSync(path.join(out, MANIFEST_PATH), "{ not json");
+    const damaged = await refusal(readManifest(out));
+    expect(damaged.code).toBe("OUT_NOT_A_TREE");
+    expect(damaged.message).toMatch(new RegExp(`^${path.join(out, MANIFEST_PATH)} is not a manifest netbuild can trust, so nothing was changed: `));
+    rmSync(path.join(out, MANIFEST_PATH));
+    symlinkSync("/etc/hostname", path.join(out, MANIFEST_PATH));
+    expect((await refusal(readManifest(out))).message).toBe(`${out}: ${MANIFEST_PATH} is a symlink, where netbuild keeps its manifest (a regular file); nothing was changed`);
+    rmSync(path.join(out, MANIFEST_PATH));
+    writeFileSync(path.join(out, MANIFEST_PATH), text);
+    expect(await readManifest(out)).toBeDefined();
+    const other = path.join(tempDir(), "out");
+    mkdirSync(other);
+    writeFileSync(path.join(other, ".netbuild"), "");
+    expect((await refusal(readManifest(other))).message).toBe(`${other}: .netbuild is a file, where netbuild keeps its records (a real folder); nothing was changed`);
+  });
+
+  it("outFileReader reads a regular file of the tree through real folders only: a link there, or on the way, reads as nothing", async () => {
+    const { out } = await built(hosts(["a"]));
+    const read = outFileReader(out);
+    expect(await read("by-host/a/ipxe")).toContain("set host a");
+    expect(await read("by-mac/m-a/ipxe")).toBeUndefined();
+    expect(await read("by-host/none")).toBeUndefined();
+    expect(await read("by-host/a")).toBeUndefined();
+    symlinkSync("/etc/hostname", path.join(out, "by-host/a/linked"));
+    expect(await read("by-host/a/linked")).toBeUndefined();
+  });
+});
