@@ -1,11 +1,10 @@
 // The whole flow a user relies on, with real components only: build the example inventory's demo
 // class with Nix, serve the tree over HTTP, PXE-boot QEMU through the real iPXE ROM under legacy
 // BIOS and UEFI, and read the kernel command line each machine actually received.
-import { createHash } from "node:crypto";
-import { copyFileSync, cpSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { serveFolder, type StaticServer } from "./support/http.ts";
+import { serveFactory, serveFolder, type StaticServer } from "./support/http.ts";
 import { addDemoFiles, cleanupTempDirs, cli, DEMO_INITRD, DEMO_KERNEL, exampleInventory, inventory, REPO, tempDir, treeChecksum } from "./support/inventory.ts";
 import { startSshd, type Sshd } from "./support/sshd.ts";
 import { OVMF_CODE, OVMF_VARS, pxeBoot } from "./support/qemu.ts";
@@ -178,13 +177,7 @@ describe.skipIf(notHere)("PXE boot of a deployed Talos host (fixture factory: th
   const factoryCmdline = `talos.platform=metal console=tty0 init_on_alloc=1 slab_nomerge pti=on consoleblank=0 nvme_core.io_timeout=4294967295 printk.devkmsg=on selinux=1 noapic nolapic netbuild.run=${process.pid}`;
 
   beforeAll(async () => {
-    const dir = tempDir();
-    const at = path.join(dir, `image/${schematic}/v1.12.2`);
-    mkdirSync(at, { recursive: true });
-    copyFileSync(DEMO_KERNEL, path.join(at, "kernel-amd64"));
-    copyFileSync(DEMO_INITRD, path.join(at, "initramfs-amd64.xz"));
-    writeFileSync(path.join(at, "cmdline-metal-amd64"), factoryCmdline);
-    factory = await serveFolder(dir, (_p, body) => ({ status: 201, json: { id: createHash("sha256").update(body).digest("hex") } }));
+    factory = await serveFactory(tempDir(), [{ schematic, version: "v1.12.2", kernel: readFileSync(DEMO_KERNEL), initramfs: readFileSync(DEMO_INITRD), cmdline: factoryCmdline }]);
     // The boot server first: its URL goes into each Talos host's talos.config=. It serves the
     // folder netbuild deploys to.
     served = path.join(tempDir(), "served");

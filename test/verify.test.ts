@@ -4,13 +4,12 @@
 // target; each case works on a copy of it whose inventory was edited afterwards (what a teammate's
 // checkout, or an edit not yet deployed, looks like to verify). In this process (so the mutation run
 // counts these tests), with real nix-build, a real folder target and a real HTTP server for --http.
-import { createHash } from "node:crypto";
-import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cleanupTempDirs, cli, DEMO_INITRD, DEMO_KERNEL, inventory, REPO, tempDir, type CliRun } from "./support/inventory.ts";
-import { serveFolder, type StaticServer } from "./support/http.ts";
+import { serveFactory, serveFolder, type StaticServer } from "./support/http.ts";
 import { missing } from "./support/tools.ts";
 
 const notHere = missing({ commands: ["nix-build"], files: ["/usr/lib/ipxe/undionly.kpxe", "/usr/lib/ipxe/snponly.efi"] });
@@ -294,13 +293,7 @@ describe.skipIf(notHere)("verify --http: a Talos host's machine config, fetched 
   const site = (configBaseUrl: string) => `talos:\n  factory: ${factory.url}\n  configBaseUrl: ${configBaseUrl}\n  baseConfigs: { worker: secrets/worker.yaml }\ntargets:\n  local: served\n`;
 
   beforeAll(async () => {
-    const dir = tempDir();
-    const at = path.join(dir, `image/${schematic}/v1.12.2`);
-    mkdirSync(at, { recursive: true });
-    copyFileSync(DEMO_KERNEL, path.join(at, "kernel-amd64"));
-    copyFileSync(DEMO_INITRD, path.join(at, "initramfs-amd64.xz"));
-    writeFileSync(path.join(at, "cmdline-metal-amd64"), "talos.platform=metal console=tty0");
-    factory = await serveFolder(dir, (_p, body) => ({ status: 201, json: { id: createHash("sha256").update(body).digest("hex") } }));
+    factory = await serveFactory(tempDir(), [{ schematic, version: "v1.12.2", kernel: readFileSync(DEMO_KERNEL), initramfs: readFileSync(DEMO_INITRD), cmdline: "talos.platform=metal console=tty0" }]);
     talosRoot = inventory({
       "netbuild.yaml": site("http://boot.invalid"),
       "classes/tw.yaml": "kind: talos\ntalos:\n  version: v1.12.2\n  schematic:\n    customization:\n      extraKernelArgs: [noapic, nolapic]\n  machine:\n    role: worker\n",

@@ -1,5 +1,6 @@
 // A real HTTP server on loopback serving a folder the way a boot server's web server does:
 // symlinks followed, nothing outside the folder, every request logged for assertions.
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import fs from "node:fs/promises";
 import http from "node:http";
@@ -53,4 +54,29 @@ export async function serveFolder(root: string, onPost?: PostHandler): Promise<S
     requests,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+/** One image of a fixture Image Factory: `image/<schematic>/<version>/` holding these files' contents. */
+export interface FactoryImage {
+  schematic: string;
+  version: string;
+  kernel: string | Uint8Array;
+  initramfs: string | Uint8Array;
+  cmdline: string;
+}
+
+/**
+ * A fixture Talos Image Factory (factory.talos.dev cannot be reached from the tests): the images
+ * given, served by path as the factory does, and `POST /schematics` answered as the factory answers
+ * a canonical schematic, with the sha256 of what it was sent (`answer` may say otherwise, for one).
+ */
+export async function serveFactory(dir: string, images: FactoryImage[], answer?: (path: string, body: Buffer) => { status: number; json: unknown } | undefined): Promise<StaticServer> {
+  for (const image of images) {
+    const at = path.join(dir, "image", image.schematic, image.version);
+    await fs.mkdir(at, { recursive: true });
+    await fs.writeFile(path.join(at, "kernel-amd64"), image.kernel);
+    await fs.writeFile(path.join(at, "initramfs-amd64.xz"), image.initramfs);
+    await fs.writeFile(path.join(at, "cmdline-metal-amd64"), image.cmdline);
+  }
+  return serveFolder(dir, (urlPath, body) => answer?.(urlPath, body) ?? { status: 201, json: { id: createHash("sha256").update(body).digest("hex") } });
 }
