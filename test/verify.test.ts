@@ -80,6 +80,10 @@ describe.skipIf(notHere)("verify: every host of the inventory against what the t
     const human = await cli(["verify"], root);
     expect(human.code, human.stderr).toBe(0);
     expect(human.stderr).not.toMatch(/warning/);
+    expect(human.stdout).toMatch(new RegExp(`^local \\(${root}/served\\): \\d+ files checked \\(\\d+ B hashed\\): 0 missing, 0 changed, 0 not netbuild's\nlocal: all 3 hosts of the inventory checked: 3 served as the inventory says, 0 not\n$`));
+    // One host is counted as one.
+    const one = copyWith({ "hosts/aleph.yaml": null, "hosts/bet.yaml": null });
+    expect((await cli(["verify"], one)).stdout).toContain("local: the one host of the inventory checked: 1 served as the inventory says, 0 not; 2 host scripts and 2 MACs served that the inventory does not have\n");
   });
 
   it.each<[string, Record<string, string | null>, Record<string, string[]>]>([
@@ -164,6 +168,14 @@ describe.skipIf(notHere)("verify --http: every MAC of the inventory, and one of 
       unknown: { outcome: "exit", problems: [], notes: [] },
     });
     expect(Object.keys(by)).toHaveLength(4);
+    const server = await serveFolder(path.join(deployed, "served"));
+    try {
+      const human = await cli(["verify", "--http", server.url], deployed);
+      expect(human.stdout).toMatch(new RegExp(`^ok   52-54-00-00-00-01  aleph  boots by-class/demo/\\w{32}/kernel\n(.*\n){3}4 of 4 machines verified over ${server.url}/ \\(every MAC of all 3 hosts, 0 with a problem, and one unknown machine; \\d+ B of kernels and initrds hashed\\)\n$`));
+      expect(human.stdout).toContain("ok   02-00-00-00-00-00  (unknown machine)  boots nothing\n");
+    } finally {
+      await server.close();
+    }
     expect(code).toBe(0);
   });
 
