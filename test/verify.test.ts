@@ -4,6 +4,7 @@
 // target; each case works on a copy of it whose inventory was edited afterwards (what a teammate's
 // checkout, or an edit not yet deployed, looks like to verify). In this process (so the mutation run
 // counts these tests), with real nix-build, a real folder target and a real HTTP server for --http.
+import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
@@ -250,11 +251,18 @@ describe.skipIf(notHere)("verify: what it says, and when it cannot", () => {
       "warning: [local] host aleph: MAC 52:54:00:00:00:01 is served (it leads to aleph), but no host of the inventory has it (a deploy removes it)",
     ]);
     expect(human.stdout).toContain("local: all 2 hosts of the inventory checked: 1 served as the inventory says, 1 not; 1 host script and 1 MAC served that the inventory does not have\n");
-    // Drift alone (the inventory as deployed) fails too.
+    // Drift alone (the inventory as deployed) fails too, whatever mix of it.
     const drift = copyWith();
     writeFileSync(path.join(drift, "served/by-class/demo/extra"), "x");
     const { run, result } = await verify(drift);
     expect([run.code, result.ok, result.targets[0]!.hosts.problems]).toEqual([1, false, []]);
+    const mixed = copyWith({ "hosts/aleph.yaml": 'class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: [foo=1]\n' });
+    writeFileSync(path.join(mixed, "served/by-class/demo/extra"), "x");
+    expect((await verify(mixed)).result.ok).toBe(false);
+    const both = copyWith();
+    rmSync(path.join(both, "served/boot.ipxe"));
+    writeFileSync(path.join(both, "served/by-class/demo/ipxe"), "#!ipxe\nexit\n");
+    expect((await verify(both)).result.ok).toBe(false);
   });
 
   it("nothing deployed yet: says so (exit 1)", async () => {
@@ -285,7 +293,7 @@ describe.skipIf(notHere)("verify: what it says, and when it cannot", () => {
 
   it("--http refuses what is not an http(s) URL (exit 2), and needs a built tree to compare with (exit 1)", async () => {
     const root = copyWith();
-    for (const url of ["ftp://boot/x/", "not a url"]) {
+    for (const url of ["ftp://boot/x/", "xhttp://boot/x/", "not a url"]) {
       const r = await cli(["verify", "--http", url], root);
       expect([r.code, r.stderr], url).toEqual([2, `netbuild: --http ${url} is not an http(s) URL\n  hint: the URL of the served tree, e.g. http://boot.example.org/netboot/\n`]);
     }
@@ -362,5 +370,49 @@ describe.skipIf(notHere)("verify --http: a Talos host's machine config, fetched 
     const down = await tav(() => `http://127.0.0.1:${closed}`);
     expect(down.machine.problems).toEqual([`http://127.0.0.1:${closed}/by-host/tav/talos.yaml (its machine config): cannot fetch http://127.0.0.1:${closed}/by-host/tav/talos.yaml: connect ECONNREFUSED 127.0.0.1:${closed}`]);
     expect(down.code).toBe(1);
+  });
+});
+
+describe.skipIf(notHere)("verify: several targets, and what --http hashes", () => {
+  it("one target drifted of two fails the verify", async () => {
+    const root = copyWith({ "netbuild.yaml": "targets:\n  local: served\n  second: served2\n" });
+    await run("deploy", "--yes", "--target", "second")(root);
+    expect((await verify(root)).result.ok).toBe(true);
+    writeFileSync(path.join(root, "served2/by-host/extra"), "x");
+    const { run: r, result } = await verify(root);
+    expect([r.code, result.ok, result.targets.map((t) => t.name)]).toEqual([1, false, ["local", "second"]]);
+  });
+
+  it("--http: each problem also said on stderr by MAC and host; every kernel and initrd hashed once, their bytes counted", async () => {
+    const root = copyWith({ "hosts/bet.yaml": 'class: demo\nmac: "52:54:00:00:00:02"\n' });
+    const server = await serveFolder(path.join(root, "served"));
+    try {
+      const r = await cli(["verify", "--http", server.url, "--json"], root);
+      expect(r.stderr).toBe(`warning: 52-54-00-00-00-02 (bet): the kernel command line holds ${FLAG}, but bet does not set provision.disks: ITS DISKS WOULD BE WIPED\n`);
+      // demo's kernel and initrd (12 bytes each), other's (13 each): each counted once, though two hosts boot demo.
+      expect((JSON.parse(r.stdout) as { http: { bytesChecked: number } }).http.bytesChecked).toBe(50);
+      const unknown = copyWith({ "netbuild.yaml": UNKNOWN_DEMO });
+      await run("build")(unknown);
+      const said = await cli(["verify", "--http", server.url], unknown);
+      expect(said.stderr).toContain("warning: 02-00-00-00-00-00 (unknown machine): an unknown machine (02-00-00-00-00-00) boots nothing, but unknownMachines says class demo\n");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("--http: a class rebuilt twice, not deployed: what is served is compared with the build (by size, and by hash at the same size) even once out/ no longer holds it", async () => {
+    const root = copyWith({ "classes/demo/kernel": "demo KERNEL\n" });
+    await run("build")(root);
+    writeFileSync(path.join(root, "classes/demo/kernel"), "DEMO kernel\n");
+    await run("build")(root);
+    const server = await serveFolder(path.join(root, "served"));
+    try {
+      const { result } = await verify(root, "--http", server.url);
+      const problems = result.http!.machines.find((m) => m.host === "aleph")!.problems;
+      const sha = createHash("sha256").update("DEMO kernel\n").digest("hex");
+      expect(problems).toEqual([KERNEL_MOVED, expect.stringMatching(new RegExp(`^by-class/demo/\\w{32}/kernel: sha256 [0-9a-f]{64} served, ${sha} expected$`))]);
+    } finally {
+      await server.close();
+    }
   });
 });
