@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyTree, checkOutFolder, MANIFEST_PATH, outFileReader, readManifest, type TreeManifest } from "../../src/adapters/local-tree.ts";
+import { applyTree, checkOutFolder, MANIFEST_PATH, outFileReader, readManifest, withOutLock, type TreeManifest } from "../../src/adapters/local-tree.ts";
 import { quoted } from "../../src/core/excerpt.ts";
 import type { Tree, TreeEntry } from "../../src/core/tree.ts";
 import { UserError } from "../../src/errors.ts";
@@ -196,6 +196,95 @@ describe("applyTree: writing a tree into out/", () => {
     await applyTree(out, t, manifest);
     expect(readdirSync(dir).sort()).toEqual([".folder.netbuild-tmp", "keep.txt"]);
   });
+});
+
+describe("applyTree: what it says it does, in what order, and what it trusts", () => {
+  /** applyTree with its progress events as `action path` lines. */
+  async function logged(out: string, t: Tree, old: TreeManifest | undefined, verify = false): Promise<string[]> {
+    const events: string[] = [];
+    await applyTree(out, t, old, (e) => events.push(`${e.action} ${e.path}${e.bytes === undefined ? "" : ` ${e.bytes}`}`), { verify });
+    return events;
+  }
+
+  it("reports each write in the tree's order (the planner's), nothing for what is unchanged, and each removal from what leads to a file down to the file (entries, MACs, hosts, classes)", async () => {
+    const out = path.join(tempDir(), "out");
+    expect(await logged(out, hosts(["a"]), undefined)).toEqual(["write boot.ipxe", "write by-class/c/ipxe", "write by-host/a/ipxe", "write by-mac/m-a"]);
+    expect(await logged(out, hosts(["a"]), await readManifest(out))).toEqual([]);
+    expect(await logged(out, tree(file("boot.ipxe", "#!ipxe\nchain by-mac/${mac:hexhyp}/ipxe\n")), await readManifest(out))).toEqual(["remove by-mac/m-a", "remove by-host/a/ipxe", "remove by-class/c/ipxe"]);
+  });
+
+  it("keeps the manifest's entries sorted as hosts come and go, and sorts one that was edited out of order", async () => {
+    const { out } = await built(hosts(["a", "c"]));
+    await applyTree(out, hosts(["a", "b", "c", "d"]), await readManifest(out));
+    const keys = () => Object.keys(JSON.parse(readFileSync(path.join(out, MANIFEST_PATH), "utf8")).entries as object);
+    expect(keys()).toEqual([...keys()].sort());
+    expect(keys()).toHaveLength(10);
+    // Edited by hand into another order (still valid): the next write sorts it.
+    const text = JSON.parse(readFileSync(path.join(out, MANIFEST_PATH), "utf8")) as { entries: Record<string, unknown> };
+    text.entries = Object.fromEntries(Object.entries(text.entries).reverse());
+    writeFileSync(path.join(out, MANIFEST_PATH), `${JSON.stringify(text, null, 2)}\n`);
+    await applyTree(out, hosts(["a", "b", "c"]), await readManifest(out));
+    expect(keys()).toEqual([...keys()].sort());
+    expect(keys()).toHaveLength(8);
+  });
+
+  it("trusts a recorded file whose size, mtime and inode are unchanged, and a recorded link, until --verify reads them back", async () => {
+    const { out, manifest } = await built(hosts(["a"]));
+    const script = path.join(out, "by-host/a/ipxe");
+    const was = readFileSync(script, "utf8");
+    // The same size, written in place (the same inode); its mtime "put back": recorded as it now
+    // stands (touch -r cannot set nanoseconds). And a link pointed elsewhere by hand.
+    writeFileSync(script, was.replace("set host a", "set host A"));
+    rmSync(path.join(out, "by-mac/m-a"));
+    symlinkSync("../by-host/evil", path.join(out, "by-mac/m-a"));
+    const now = lstatSync(script, { bigint: true });
+    const trusting: TreeManifest = { ...manifest, entries: { ...manifest.entries, "by-host/a/ipxe": { ...manifest.entries["by-host/a/ipxe"]!, mtimeNs: now.mtimeNs.toString() } as never } };
+    writeFileSync(path.join(out, MANIFEST_PATH), `${JSON.stringify(trusting, null, 2)}\n`);
+    expect(await logged(out, hosts(["a"]), await readManifest(out))).toEqual([]);
+    expect(readFileSync(script, "utf8")).toContain("set host A");
+    expect(await logged(out, hosts(["a"]), await readManifest(out), true)).toEqual(["write by-host/a/ipxe", "write by-mac/m-a"]);
+    expect(readFileSync(script, "utf8")).toBe(was);
+    expect(readlinkSync(path.join(out, "by-mac/m-a"))).toBe("../by-host/a");
+  });
+
+  it("reads the manifest again only when the file changed", async () => {
+    const { out, manifest } = await built(hosts(["a"]));
+    expect(await readManifest(out, manifest)).toBe(manifest);
+    await applyTree(out, hosts(["a", "b"]), manifest);
+    const after = await readManifest(out, manifest);
+    expect(after).not.toBe(manifest);
+    expect(Object.keys(after!.entries)).toContain("by-host/b/ipxe");
+    // Another out/ with a manifest of the same text is read for itself.
+    const other = (await built(hosts(["a"]))).out;
+    expect(await readManifest(other, manifest)).not.toBe(manifest);
+  });
+});
+
+describe("withOutLock: one writer of out/ at a time", () => {
+  it("a second run waits for the first, says for whom, and goes on once it is done; the lock is gone after both", async () => {
+    const out = path.join(tempDir(), "out");
+    const order: string[] = [];
+    const waits: string[] = [];
+    let release!: () => void;
+    const first = withOutLock(out, "build", () => undefined, async () => {
+      order.push("first in");
+      await new Promise<void>((r) => (release = r));
+      order.push("first out");
+      return 1;
+    });
+    await expect.poll(() => order).toEqual(["first in"]);
+    const second = withOutLock(out, "build", (m) => waits.push(m), async () => (order.push("second"), 2));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(order).toEqual(["first in"]);
+    release();
+    expect(await Promise.all([first, second])).toEqual([1, 2]);
+    expect(order).toEqual(["first in", "first out", "second"]);
+    expect(waits).toEqual([expect.stringMatching(new RegExp(`^${out}: waiting for the lock held by \`netbuild build\` by `))]);
+    expect(existsSync(path.join(out, ".netbuild/lock"))).toBe(false);
+    // A run that fails still releases it.
+    await expect(withOutLock(out, "build", () => undefined, () => Promise.reject(new Error("boom")))).rejects.toThrow("boom");
+    expect(existsSync(path.join(out, ".netbuild/lock"))).toBe(false);
+  }, 20_000);
 });
 
 describe.skipIf(missing({ commands: ["nix-store"] }))("applyTree: artifacts from the Nix store", () => {
