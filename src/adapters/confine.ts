@@ -139,9 +139,10 @@ export class ConfinedRoot {
           void making.finally(() => this.made.delete(dir));
         }
         const failed = await making;
+        // A folder mkdir made is known as one: nothing there now means mkdir failed, for its own
+        // reason (permission, full disk), not a conflict.
         kind = await this.kindOf(dir);
-        // Nothing there and mkdir failed: the reason is mkdir's (permission, full disk), not a conflict.
-        if (kind === undefined && failed !== undefined) throw failed;
+        if (kind === undefined) throw failed;
       }
       if (kind !== "dir") {
         throw conflictError(this.code, this.description, [{ path: dir, what: `${describeKind(kind!)}, where netbuild needs a real folder (to reach ${rel})` }]);

@@ -202,6 +202,7 @@ describe("ConfinedRoot: the confinement rule for the tree writers and targets", 
     const { probe, calls } = countingProbe(root);
     const confined = new ConfinedRoot(root, probe, "TARGET_CONFLICT");
     await confined.prepare("by-mac/m1/x/y/ipxe");
+    await confined.prepare("by-mac/m1/z/ipxe");
     await confined.prepare("by-host/h/ipxe");
     // A folder replaced by a link (copy mode → links): the old folder is forgotten, and the link is then seen.
     rmSync(path.join(root, "by-mac/m1"), { recursive: true });
@@ -217,7 +218,9 @@ describe("ConfinedRoot: the confinement rule for the tree writers and targets", 
     confined.forget("by-mac/m1");
     calls.lstat.length = 0;
     await confined.prepare("by-mac/m1/x/y/ipxe");
-    expect(calls.lstat).toEqual(["by-mac/m1", "by-mac/m1/x", "by-mac/m1/x/y"]);
+    await confined.prepare("by-mac/m1/z/ipxe");
+    // Every folder that was known below it (m1/x/y, and m1/z beside m1/x) is looked at again.
+    expect(calls.lstat).toEqual(["by-mac/m1", "by-mac/m1/x", "by-mac/m1/x/y", "by-mac/m1/z"]);
     // Forgetting a path never looked at, or a file, is harmless.
     confined.forget("nothing/here");
     confined.forget("by-host/h/ipxe");

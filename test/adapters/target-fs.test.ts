@@ -39,6 +39,12 @@ describe("a local folder as a deploy target", () => {
     await expect(fs.readFile("d")).rejects.toMatchObject({ code: "EISDIR" });
     expect((await fs.readFile("f"))?.toString()).toBe("12345");
     expect(await fs.sha256("f")).toBe(createHash("sha256").update("12345").digest("hex"));
+    await expect(fs.sha256("none")).rejects.toMatchObject({ code: "ENOENT" });
+    // A target folder that is a file: listing it fails, it is not "empty".
+    writeFileSync(path.join(root, "plain"), "");
+    await expect(localTargetFs(path.join(root, "plain")).list(".")).rejects.toMatchObject({ code: "ENOTDIR" });
+    // A name the file system refuses is that error, not "someone holds it".
+    await expect(fs.createExclusive(`.netbuild/${"x".repeat(300)}`, "lock")).rejects.toMatchObject({ code: "ENAMETOOLONG" });
   });
 
   it("replaces a file through its fixed temporary name (a new inode), clearing a link there without following it, and refuses a folder there", async () => {
@@ -75,6 +81,11 @@ describe("a local folder as a deploy target", () => {
     expect(progress).toEqual([[1000, 1000]]);
     await expect(fs.upload(source, "by-class/c/k2/initrd", 999)).rejects.toThrow("by-class/c/k2/initrd: 1000 bytes arrived, 999 expected");
     expect(readdirSync(path.join(root, "by-class/c/k2"))).toEqual([]);
+    // Without a progress callback; and a local file that is not there fails as such, leaving nothing.
+    await fs.upload(source, "by-class/c/k3/initrd", 1000);
+    expect(statSync(path.join(root, "by-class/c/k3/initrd")).size).toBe(1000);
+    await expect(fs.upload(path.join(root, "no-such-initrd"), "by-class/c/k4/initrd", 5)).rejects.toThrow(`ENOENT: no such file or directory, open '${path.join(root, "no-such-initrd")}'`);
+    expect(readdirSync(path.join(root, "by-class/c/k4"))).toEqual([]);
   });
 
   it("creates a file exclusively (once), makes links in place or by a rename, renames, removes files but not folders, and removes only empty folders", async () => {
@@ -164,6 +175,9 @@ describe("a local folder as a deploy target", () => {
     expect(Buffer.concat(chunks).toString()).toBe("GET /boot.ipxe\n");
     expect(await fs.readOutside(path.join(dir, "none.log"))).toBeUndefined();
     expect(await fs.readOutside(path.join(dir, "access.log", "below"))).toBeUndefined();
+    // Any other reason it cannot be opened is said (exit 2), with a hint.
+    symlinkSync("loop", path.join(dir, "loop"));
+    await expect(fs.readOutside(path.join(dir, "loop"))).rejects.toMatchObject({ code: "USAGE", message: `cannot read ${path.join(dir, "loop")}: ELOOP: too many symbolic links encountered, open '${path.join(dir, "loop")}'`, hint: "check the path, and that the user running netbuild may read it" });
     execFileSync("mkfifo", [path.join(dir, "fifo")]);
     await expect(fs.readOutside(path.join(dir, "fifo"))).rejects.toMatchObject({ code: "USAGE", message: `${path.join(dir, "fifo")} is not a regular file` });
     await expect(fs.readOutside(dir)).rejects.toMatchObject({ code: "USAGE", message: `${dir} is not a regular file` });
