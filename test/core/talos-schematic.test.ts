@@ -197,4 +197,44 @@ describe.skipIf(!oracleHere)("the canonical YAML, byte for byte against gopkg.in
     });
     expect(compared).toBeGreaterThan(1500);
   });
+
+  /** A deterministic pseudo-random source (the same corpus every run). */
+  function random(seed: number): (n: number) => number {
+    return (n) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+  }
+
+  it("agrees on 3,000 random strings of number, date and indicator pieces in upper and lower case", () => {
+    // Pieces that make yaml.v3 read a plain scalar as something else: bases (0x, 0b, 0o, 0), signs,
+    // exponents, dates, base-60, booleans and nulls in every case, and the characters that need quoting.
+    const pieces = ["0", "1", "7", "9", "0x", "0X", "0b", "0B", "0o", "0O", "1f", "AF", "e", "E", "+", "-", ".", "_", ":", " ", "\n", "\t", "#", "'", '"', "2024-", "01-", "31", "T", "Z", "y", "Y", "n", "N", "on", "ON", "Off", "true", "TRUE", "False", "null", "NULL", "~", "inf", "NaN", "a", "Q", "é", "?", "!", ",", "[", "{", "|", ">", "%", "@", "`", "&", "*"];
+    const rand = random(7);
+    const strings = Array.from({ length: 3000 }, () => Array.from({ length: 1 + rand(5) }, () => pieces[rand(pieces.length)]).join(""));
+    const cases: SchematicInput[] = strings.map((v) => ({ customization: { meta: [{ key: 1, value: v }] } }));
+    const theirs = oracle(cases);
+    let compared = 0;
+    cases.forEach((c, i) => {
+      const r = canonicalSchematic(c);
+      if (!r.ok) return;
+      expect(r.value.yaml, JSON.stringify(strings[i])).toBe(theirs[i]);
+      compared++;
+    });
+    expect(compared).toBeGreaterThan(2000);
+  });
+
+  it("sorts 300 random sets of option keys (letters, digits, leading zeros) in yaml.v3's natural order", () => {
+    const pieces = ["a", "b", "B", "z", "0", "00", "1", "01", "9", "10", "007", "x", "_", ".", "-", "Z"];
+    const rand = random(11);
+    const cases: SchematicInput[] = Array.from({ length: 300 }, () => {
+      const keys = Array.from({ length: 2 + rand(6) }, () => Array.from({ length: 1 + rand(4) }, () => pieces[rand(pieces.length)]).join(""));
+      return { overlay: { image: "i", name: "n", options: Object.fromEntries(keys.map((k, i) => [k, i])) } };
+    });
+    const theirs = oracle(cases);
+    cases.forEach((c, i) => {
+      const r = canonicalSchematic(c);
+      expect(r.ok && r.value.yaml, JSON.stringify(c)).toBe(theirs[i]);
+    });
+  });
 });
