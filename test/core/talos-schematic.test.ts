@@ -96,6 +96,30 @@ describe("strings YAML would read as something else", () => {
   it.each(PLAIN_NEAR_MISSES)("leaves %j plain", (s) => expect(valueOf(s)).toBe(s));
 });
 
+describe("what the encoder refuses, and why", () => {
+  const meta = (value: string) => ({ customization: { meta: [{ key: 1, value }] } });
+  const options = (o: Record<string, unknown>) => ({ overlay: { image: "i", name: "n", options: o } });
+  it.each<[string, unknown, string]>([
+    ["a control character", meta("a\u0001b"), '"a\\u0001b" contains a control character (U+0001)'],
+    ["a byte-order mark", meta("a\ufeffb"), '"a\\ufeffb" contains a control character (U+FEFF)'],
+    ["a noncharacter", meta("a\ufffeb"), '"a\ufffeb" contains a control character (U+FFFE)'],
+    ["a character beyond U+FFFF", meta("a\u{1F600}"), '"a\u{1F600}" contains the character U+1F600, which yaml.v3 writes as an escape netbuild does not reproduce'],
+    ["a carriage return", meta("a\rb"), "a string of 3 characters on 2 lines contains a control character (U+000D)"],
+    ["a line separator", meta("a\u2028b"), "a string of 3 characters on 2 lines contains a line break other than \\n"],
+    ["a multi-line value starting with a space", meta(" a\nb"), "a string of 4 characters on 2 lines: a multi-line value that starts with a space or a blank line"],
+    ["a multi-line value starting with a blank line", meta("\na"), "a string of 2 characters on 2 lines: a multi-line value that starts with a space or a blank line"],
+    ["a multi-line value ending in blank lines", meta("a\nb\n\n"), "a multi-line value that ends in blank lines: remove them"],
+    ["a multi-line value with a trailing space on a line", meta("a \nb"), "a string of 4 characters on 2 lines: a multi-line value with trailing spaces on a line cannot be written as the Image Factory would"],
+    ["a number past 2^53", options({ a: 2 ** 60 }), "overlay.options.a: 1152921504606847000 is not a whole number; netbuild cannot be sure how the factory spells it (quote it to make it a string)"],
+    ["a list directly in a list", options({ a: [[1]] }), "a list directly inside a list is not supported"],
+    ["a key with digits other than 0-9", options({ "a\u0663": 1 }), 'overlay.options: the key "a\u0663" has digits other than 0-9; netbuild cannot be sure where the factory sorts it'],
+    ["a value that is not YAML's", options({ a: undefined }), "overlay.options.a: unsupported value"],
+  ])("%s", (_what, input, message) => {
+    const r = canonicalSchematic(input as SchematicInput);
+    expect(r.ok ? r.value.yaml : r.message).toBe(message);
+  });
+});
+
 // --- against the real yaml.v3 ---------------------------------------------------------------
 
 const GOPATH = "/usr/share/gocode";
@@ -235,6 +259,16 @@ describe.skipIf(!oracleHere)("the canonical YAML, byte for byte against gopkg.in
     cases.forEach((c, i) => {
       const r = canonicalSchematic(c);
       expect(r.ok && r.value.yaml, JSON.stringify(c)).toBe(theirs[i]);
+    });
+  });
+
+  it("agrees on the characters at the edges of what it writes as they are, and an empty list inside a list", () => {
+    const cases: SchematicInput[] = ["a\u00a0b", "\ue000", "\ufffd", "\ud7ff", "tab\tinside"].map((v) => ({ customization: { meta: [{ key: 1, value: v }] } }));
+    cases.push({ overlay: { image: "i", name: "n", options: { a: [[]], b: [{}], c: [[], "x"] } } } as unknown as SchematicInput);
+    const theirs = oracle(cases);
+    cases.forEach((c, i) => {
+      const r = canonicalSchematic(c);
+      expect(r.ok ? r.value.yaml : r.message, JSON.stringify(c)).toBe(theirs[i]);
     });
   });
 });
