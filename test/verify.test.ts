@@ -416,3 +416,21 @@ describe.skipIf(notHere)("verify: several targets, and what --http hashes", () =
     }
   });
 });
+
+describe.skipIf(notHere)("verify: a target in copy mode (by-mac/<mac>/ipxe a copy of the host's script)", () => {
+  it("a MAC added leads nowhere; a removed host's copies are served for no host", async () => {
+    const root = copyWith({ "netbuild.yaml": "links: copy\ntargets:\n  local: served\n" });
+    for (const step of [run("build"), run("deploy", "--yes")]) await step(root);
+    expect((await hostProblems(root)).hosts).toEqual({});
+    writeFileSync(path.join(root, "hosts/aleph.yaml"), 'class: demo\nmacs: ["52:54:00:00:00:01", "52:54:00:00:00:0a"]\n');
+    rmSync(path.join(root, "hosts/gimel.yaml"));
+    expect(await hostProblems(root)).toEqual({
+      code: 1,
+      checked: 2,
+      hosts: {
+        aleph: ["MAC 52:54:00:00:00:0a does not lead to its script"],
+        "gimel (orphan)": ["served, but in no host file of the inventory (a deploy removes it)", "MAC 52:54:00:00:00:03 is served (it leads to gimel), but no host of the inventory has it (a deploy removes it)"],
+      },
+    });
+  });
+});

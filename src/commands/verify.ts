@@ -65,6 +65,11 @@ async function checkHosts(fs: TargetFs, deployed: DeployedManifest, inv: Invento
   // served (and loudly so when its script wipes).
   const known = new Set(inv.hosts.map((h) => h.name as string));
   const macs = new Set(inv.hosts.flatMap((h) => h.macs.map((m) => m as string)));
+  const copiesOf = new Map<string, string>();
+  for (const [p, e] of Object.entries(deployed.entries)) {
+    const host = hostOfScript(p);
+    if (host !== undefined && e.kind === "file") copiesOf.set(e.sha256, host);
+  }
   // Found in whatever order the reads finish; reported by host, its script before its MACs.
   const orphans: (HostProblems & { order: string })[] = [];
   await pool(Object.keys(deployed.entries), 16, async (p) => {
@@ -75,8 +80,9 @@ async function checkHosts(fs: TargetFs, deployed: DeployedManifest, inv: Invento
     }
     const mac = /^by-mac\/([^/]+)(\/ipxe)?$/.exec(p)?.[1];
     if (mac !== undefined && !macs.has(mac) && !(p.endsWith("/ipxe") && `by-mac/${mac}` in deployed.entries)) {
+      // A link names its host; a copy (copy mode) is the host script it is the same as.
       const e = deployed.entries[p]!;
-      const to = e.kind === "symlink" ? e.target.slice("../by-host/".length) : "(a copy)";
+      const to = e.kind === "symlink" ? e.target.slice("../by-host/".length) : e.kind === "file" ? (copiesOf.get(e.sha256) ?? "(a copy of no host's script)") : "(not a script)";
       orphans.push({ order: `${to}\0${mac}`, host: to, orphan: true, mac: macColons(mac as Mac), problems: [`MAC ${macColons(mac as Mac)} is served (it leads to ${to}), but no host of the inventory has it (a deploy removes it)`] });
     }
   });
@@ -169,10 +175,11 @@ export async function verify(options: VerifyOptions, ctx: Context): Promise<Veri
   };
   const rel = (url: string) => (url.startsWith(base.href) ? url.slice(base.href.length) : url);
 
+  /** Only for a class of the built tree. */
   const checkArtifact = async (url: string, className: string, what: "kernel" | "initrd", problems: string[]) => {
-    const want = manifest.classes[className]?.[what];
-    const sha = manifest.classes[className]?.[what === "kernel" ? "kernelSha256" : "initrdSha256"];
-    if (!want) return problems.push(`class ${className} is not in the built tree`);
+    const built = manifest.classes[className]!;
+    const want = built[what];
+    const sha = what === "kernel" ? built.kernelSha256 : built.initrdSha256;
     if (rel(url) !== want.path) problems.push(`the class script names ${rel(url)}, but the built tree's ${what} is ${want.path} (deployed before the last build, or rolled back?)`);
     const got = await digest(url);
     if (got.status !== 200) return problems.push(`${rel(url)}: HTTP ${got.status}`);
