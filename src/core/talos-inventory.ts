@@ -70,11 +70,12 @@ function patchFiles(doc: YamlDoc, at: Path, label: string, refs: readonly string
 /**
  * minSize over maxSize, which Talos could not provision. A host's volume settings merge field by
  * field over its class's (`inherited`): a host's maxSize under the class's minSize is the same
- * error, reported at the host's field and naming the class's.
+ * error, reported at the host's field and naming the class's. (A host that sets neither size has
+ * the class's, which the class's own check passed: a class whose sizes cross is refused, and its
+ * hosts are not checked against it.)
  */
 function checkVolumes(doc: YamlDoc, at: Path, label: string, volumes: Record<string, TalosVolumeInput> | undefined, c: Collector, inherited?: { className: string; volumes: Record<string, TalosVolumeInput> }): void {
   for (const [name, own] of Object.entries(volumes ?? {})) {
-    if (own.minSize === undefined && own.maxSize === undefined) continue;
     const from = inherited?.volumes[name];
     const minSize = own.minSize ?? from?.minSize;
     const maxSize = own.maxSize ?? from?.maxSize;

@@ -292,6 +292,12 @@ describe("a host of a Talos class", () => {
     ]);
   });
 
+  it("a class whose own sizes cross is refused once, at the class: its hosts that set no size of their own add nothing", () => {
+    const crossed = talos("  machine:\n    role: worker\n    volumes: { EPHEMERAL: { minSize: 3GB, maxSize: 1GB } }\n");
+    const hosts = "hosts:\n  t1: { class: tal, mac: 52:54:00:00:00:01, talos: { volumes: { EPHEMERAL: { grow: true } } } }\n";
+    expect(errorsOf({ classes: { tal: crossed }, hosts }).map((e) => e.split(" ")[0])).toEqual(["classes/tal.yaml:6:38"]);
+  });
+
   it("its patches: files inside the root, relative to the host file, each refused at its entry", () => {
     const hosts = "hosts:\n  t1:\n    class: tal\n    mac: 52:54:00:00:00:01\n    talos:\n      patches: [../patches/ok.yaml, ../patches/nope.yaml, ../patches/dir]\n";
     expect(errorsOf({ classes: { tal: WORKER }, hosts })).toEqual([
