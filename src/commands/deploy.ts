@@ -694,18 +694,23 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
   // A deploy that refuses before it needs a target gives its connection up: a server stalled in the
   // handshake must not hold the refusal back until the connect timeout.
   const giveUp = new Map<string, AbortController>();
+  /** Starts connecting to `t`, a connection `close` can give up. */
+  const connect = (t: Target, onRequested?: () => void) => {
+    const controller = new AbortController();
+    giveUp.set(t.name, controller);
+    const p = openTarget(t, root, options, ctx, onRequested, controller.signal);
+    p.catch(() => undefined); // awaited (and reported) per target below
+    return p;
+  };
   const opening = new Map(
     early.map((t) => {
       let onRequested: () => void = () => undefined;
-      const controller = new AbortController();
-      giveUp.set(t.name, controller);
-      const p = openTarget(t, root, options, ctx, () => onRequested(), controller.signal);
+      const p = connect(t, () => onRequested());
       if (t.location.kind !== "local") requested.push(new Promise<void>((resolve) => ((onRequested = resolve), p.then(() => resolve(), () => resolve()))));
       return [t.name, p] as const;
     }),
   );
   trace("connecting (from the site file)");
-  for (const p of opening.values()) p.catch(() => undefined); // awaited (and reported) per target below
   // The handshake takes a few round trips, each waiting for this thread, which the inventory and
   // out/ keep busy for a while: they start once each SSH session has been asked for (or after a
   // second at most), and run while the server starts its sftp-server.
@@ -737,15 +742,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
     void close(e.name);
     opening.delete(e.name);
   }
-  for (const t of targets) {
-    if (!opening.has(t.name)) {
-      const controller = new AbortController();
-      giveUp.set(t.name, controller);
-      const p = openTarget(t, root, options, ctx, undefined, controller.signal);
-      p.catch(() => undefined);
-      opening.set(t.name, p);
-    }
-  }
+  for (const t of targets) if (!opening.has(t.name)) opening.set(t.name, connect(t));
   let out: string;
   try {
     out = outOf(options, ctx, root, inv);

@@ -65,11 +65,18 @@ async function checkHosts(fs: TargetFs, deployed: DeployedManifest, inv: Invento
   // served (and loudly so when its script wipes).
   const known = new Set(inv.hosts.map((h) => h.name as string));
   const macs = new Set(inv.hosts.flatMap((h) => h.macs.map((m) => m as string)));
-  const copiesOf = new Map<string, string>();
-  for (const [p, e] of Object.entries(deployed.entries)) {
-    const host = hostOfScript(p);
-    if (host !== undefined && e.kind === "file") copiesOf.set(e.sha256, host);
-  }
+  // The host whose script a copy-mode by-mac/<mac>/ipxe is (by content), worked out only if one is asked about.
+  let scriptsBySha: Map<string, string> | undefined;
+  const copyOf = (sha: string) => {
+    if (!scriptsBySha) {
+      scriptsBySha = new Map();
+      for (const [p, e] of Object.entries(deployed.entries)) {
+        const host = hostOfScript(p);
+        if (host !== undefined && e.kind === "file") scriptsBySha.set(e.sha256, host);
+      }
+    }
+    return scriptsBySha.get(sha);
+  };
   // Found in whatever order the reads finish; reported by host, its script before its MACs.
   const orphans: (HostProblems & { order: string })[] = [];
   await pool(Object.keys(deployed.entries), 16, async (p) => {
@@ -82,7 +89,7 @@ async function checkHosts(fs: TargetFs, deployed: DeployedManifest, inv: Invento
     if (mac !== undefined && !macs.has(mac) && !(p.endsWith("/ipxe") && `by-mac/${mac}` in deployed.entries)) {
       // A link names its host; a copy (copy mode) is the host script it is the same as.
       const e = deployed.entries[p]!;
-      const to = e.kind === "symlink" ? e.target.slice("../by-host/".length) : e.kind === "file" ? (copiesOf.get(e.sha256) ?? "(a copy of no host's script)") : "(not a script)";
+      const to = e.kind === "symlink" ? e.target.slice("../by-host/".length) : e.kind === "file" ? (copyOf(e.sha256) ?? "(a copy of no host's script)") : "(not a script)";
       orphans.push({ order: `${to}\0${mac}`, host: to, orphan: true, mac: macColons(mac as Mac), problems: [`MAC ${macColons(mac as Mac)} is served (it leads to ${to}), but no host of the inventory has it (a deploy removes it)`] });
     }
   });
