@@ -586,12 +586,16 @@ export async function applyTree(out: string, tree: Tree, old: TreeManifest | und
   stale.push(...strays);
 
   stale.sort((a, b) => LAYERS.indexOf(layerOf(b)) - LAYERS.indexOf(layerOf(a)) || (a < b ? -1 : 1));
+  // What goes is looked at as out/ stands now, not as the scan found it before the writes: a path
+  // the scan found missing may since hold a link this run made (by-mac/<mac>, after a stopped
+  // links → copy switch is undone), which the scan's answer would let a removal follow.
+  const remover = outRoot(out);
   for (const p of stale) {
     progress?.({ path: p, action: "remove" });
     // Behind a link (after a copy-mode → links switch, by-mac/<mac>/ipxe would resolve through the
     // new link into by-host/ and delete the host's live script) it is not ours to follow.
-    root.forget(path.posix.dirname(p));
-    if ((await root.blockedAt(p)) === undefined) {
+    remover.forget(path.posix.dirname(p));
+    if ((await remover.blockedAt(p)) === undefined) {
       const kind = localKind(await lstatOrUndefined(path.join(out, p)));
       if (kind !== undefined && kind !== "dir") await fs.rm(path.join(out, p), { force: true });
       await removeEmptyFolders(out, p);

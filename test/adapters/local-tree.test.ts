@@ -6,12 +6,12 @@
 // test/tree.test.ts; every writer's confinement end to end in test/confinement.test.ts.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyTree, checkOutFolder, MANIFEST_PATH, outFileReader, readManifest, withOutLock, type TreeManifest } from "../../src/adapters/local-tree.ts";
 import { quoted } from "../../src/core/excerpt.ts";
-import type { Tree, TreeEntry } from "../../src/core/tree.ts";
+import { sealInputs, type Tree, type TreeEntry } from "../../src/core/tree.ts";
 import { UserError } from "../../src/errors.ts";
 import { cleanupTempDirs, tempDir } from "../support/inventory.ts";
 import { missing } from "../support/tools.ts";
@@ -377,4 +377,157 @@ describe("out/ itself, and reading it", () => {
     symlinkSync("/etc/hostname", path.join(out, "by-host/a/linked"));
     expect(await read("by-host/a/linked")).toBeUndefined();
   });
+});
+
+describe("applyTree: a build stopped at any point leaves an out/ that knows what it owns", () => {
+  /** out/'s manifest as it stands on disk (not through readManifest's reuse). */
+  const onDisk = (out: string): TreeManifest | undefined => (existsSync(path.join(out, MANIFEST_PATH)) ? (JSON.parse(readFileSync(path.join(out, MANIFEST_PATH), "utf8")) as TreeManifest) : undefined);
+  const manifestIno = (out: string) => lstatSync(path.join(out, MANIFEST_PATH)).ino;
+
+  /**
+   * applyTree, looking at out/'s manifest on disk at each write: the path must already be recorded
+   * or pending there. Returns what was pending at each write, and the manifest's inode then.
+   */
+  async function owning(out: string, t: Tree, old: TreeManifest | undefined): Promise<{ path: string; pending: string[]; ino: number }[]> {
+    const seen: { path: string; pending: string[]; ino: number }[] = [];
+    await applyTree(out, t, old, (e) => {
+      if (e.action === "remove") return;
+      const m = onDisk(out);
+      expect(m?.entries[e.path] !== undefined || m?.pending?.includes(e.path), `${e.path} written before out/'s manifest owns it`).toBe(true);
+      seen.push({ path: e.path, pending: m?.pending ?? [], ino: manifestIno(out) });
+    });
+    return seen;
+  }
+
+  it("records every path it is about to write (pending) before writing it; a file recorded with its stamp is not listed first, so one changed script writes the manifest once", async () => {
+    const out = path.join(tempDir(), "out");
+    const first = await owning(out, hosts(["a", "b"]), undefined);
+    const all = ["boot.ipxe", "by-class/c/ipxe", "by-host/a/ipxe", "by-host/b/ipxe", "by-mac/m-a", "by-mac/m-b"];
+    expect(first.map((w) => w.pending)).toEqual(all.map(() => all));
+    expect(onDisk(out)!.pending).toBeUndefined();
+
+    // One host's script changed: it is recorded with a stamp, so the manifest is not written before it.
+    const t = hosts(["a", "b"]);
+    (t.entries.find((e) => e.path === "by-host/b/ipxe") as { content: string }).content += "# changed\n";
+    const ino = manifestIno(out);
+    const one = await owning(out, t, await readManifest(out));
+    expect(one).toEqual([{ path: "by-host/b/ipxe", pending: [], ino }]);
+    expect(manifestIno(out)).not.toBe(ino);
+    expect(onDisk(out)!.entries["by-host/b/ipxe"]).toMatchObject({ sha256: createHash("sha256").update((t.entries.find((e) => e.path === "by-host/b/ipxe") as { content: string }).content).digest("hex") });
+
+    // A host added (and b's script changed back): the new host's script and link, and nothing else, are pending while written.
+    const added = await owning(out, hosts(["a", "b", "c"]), await readManifest(out));
+    expect(added.map((w) => [w.path, w.pending])).toEqual([
+      ["by-host/b/ipxe", ["by-host/c/ipxe", "by-mac/m-c"]],
+      ["by-host/c/ipxe", ["by-host/c/ipxe", "by-mac/m-c"]],
+      ["by-mac/m-c", ["by-host/c/ipxe", "by-mac/m-c"]],
+    ]);
+
+    // A link pointed elsewhere (links carry no stamp): pending first.
+    const moved = hosts(["a", "b", "c"]);
+    (moved.entries.find((e) => e.path === "by-mac/m-a") as { target: string }).target = "../by-host/b";
+    expect((await owning(out, moved, await readManifest(out))).map((w) => [w.path, w.pending])).toEqual([["by-mac/m-a", ["by-mac/m-a"]]]);
+
+    // A file recorded by an older netbuild (no stamp) that changes: pending first.
+    const m = onDisk(out)!;
+    const { sha256: shaOfA } = m.entries["by-host/a/ipxe"] as { sha256: string };
+    m.entries["by-host/a/ipxe"] = { kind: "file", sha256: shaOfA };
+    writeFileSync(path.join(out, MANIFEST_PATH), `${JSON.stringify(m, null, 2)}\n`);
+    const v2 = hosts(["a", "b", "c"]);
+    (v2.entries.find((e) => e.path === "by-mac/m-a") as { target: string }).target = "../by-host/b";
+    (v2.entries.find((e) => e.path === "by-host/a/ipxe") as { content: string }).content += "# v2\n";
+    expect((await owning(out, v2, await readManifest(out))).map((w) => [w.path, w.pending])).toEqual([["by-host/a/ipxe", ["by-host/a/ipxe"]]]);
+  });
+
+  it("lists a path it removes in the manifest until it is gone, without the tree's inputs (it is not that tree yet); the inputs once it is", async () => {
+    const { out } = await built({ ...hosts(["a", "b"]), inputs: "planned-1" });
+    const withInputs = onDisk(out)!;
+    expect(withInputs.inputs).toBe(sealInputs("planned-1", withInputs.entries, withInputs.classes));
+    const seenAtRemoval: { path: string; listed: boolean; inputs: string | undefined }[] = [];
+    await applyTree(out, { ...hosts(["a"]), inputs: "planned-2" }, await readManifest(out), (e) => {
+      if (e.action !== "remove") return;
+      const m = onDisk(out)!;
+      seenAtRemoval.push({ path: e.path, listed: m.entries[e.path] !== undefined, inputs: m.inputs });
+    });
+    expect(seenAtRemoval).toEqual([
+      { path: "by-mac/m-b", listed: true, inputs: undefined },
+      { path: "by-host/b/ipxe", listed: true, inputs: undefined },
+    ]);
+    const after = onDisk(out)!;
+    expect(Object.keys(after.entries)).toEqual(["boot.ipxe", "by-class/c/ipxe", "by-host/a/ipxe", "by-mac/m-a"]);
+    expect(after.inputs).toBe(sealInputs("planned-2", after.entries, after.classes));
+  });
+
+  it("writes the manifest again when only what the tree was planned from changed, and drops the inputs when none are given", async () => {
+    const { out } = await built({ ...hosts(["a"]), inputs: "planned-1" });
+    const ino = manifestIno(out);
+    expect((await applyTree(out, { ...hosts(["a"]), inputs: "planned-1" }, await readManifest(out))).written).toEqual([]);
+    expect(manifestIno(out)).toBe(ino);
+    await applyTree(out, { ...hosts(["a"]), inputs: "planned-2" }, await readManifest(out));
+    const m = onDisk(out)!;
+    expect(m.inputs).toBe(sealInputs("planned-2", m.entries, m.classes));
+    await applyTree(out, hosts(["a"]), await readManifest(out));
+    expect(onDisk(out)!.inputs).toBeUndefined();
+    expect(onDisk(out)!.entries).toEqual(m.entries);
+  });
+
+  it("a file touched but unchanged is read back and left; its new stamp is recorded once the manifest is written anyway, and at once for a file recorded without one", async () => {
+    const { out } = await built(hosts(["a", "b"]));
+    const script = path.join(out, "by-host/a/ipxe");
+    const ino = manifestIno(out);
+    utimesSync(script, new Date(2001, 0, 1), new Date(2001, 0, 1));
+    const touched = lstatSync(script, { bigint: true }).mtimeNs.toString();
+    expect(onDisk(out)!.entries["by-host/a/ipxe"]).not.toMatchObject({ mtimeNs: touched });
+    const r = await applyTree(out, hosts(["a", "b"]), await readManifest(out));
+    expect([r.written, r.unchanged]).toEqual([[], 6]);
+    expect(manifestIno(out)).toBe(ino);
+    // Something else changes: the manifest is written, with a's stamp as it stands now.
+    const t = hosts(["a", "b"]);
+    (t.entries.find((e) => e.path === "by-host/b/ipxe") as { content: string }).content += "# changed\n";
+    await applyTree(out, t, await readManifest(out));
+    expect(onDisk(out)!.entries["by-host/a/ipxe"]).toMatchObject({ kind: "file", mtimeNs: touched, size: readFileSync(script).length, ino: lstatSync(script, { bigint: true }).ino.toString() });
+    // Recorded without a stamp (an earlier netbuild): read back, and the stamp recorded now.
+    const m = onDisk(out)!;
+    m.entries["by-host/a/ipxe"] = { kind: "file", sha256: (m.entries["by-host/a/ipxe"] as { sha256: string }).sha256 };
+    writeFileSync(path.join(out, MANIFEST_PATH), `${JSON.stringify(m, null, 2)}\n`);
+    expect((await applyTree(out, t, await readManifest(out))).written).toEqual([]);
+    expect(onDisk(out)!.entries["by-host/a/ipxe"]).toMatchObject({ mtimeNs: touched });
+  });
+
+  /** Everything out/ holds and records, stamps left out: what two ways of getting there must agree on. */
+  function state(out: string): { files: Record<string, string>; entries: Record<string, unknown>; pending: string[] | undefined } {
+    const m = onDisk(out)!;
+    const entries = Object.fromEntries(Object.entries(m.entries).map(([p, e]) => [p, e.kind === "file" ? { kind: e.kind, sha256: e.sha256 } : e]));
+    return { files: snapshot(out), entries, pending: m.pending };
+  }
+
+  it("stopped at each step of a change (hosts added and removed, links to copies, new scripts), the next build finishes it; or, run with the old tree, undoes it", async () => {
+    const before = hosts(["a", "b"], "links", "1");
+    const after = hosts(["a", "c"], "copy", "2");
+    const clean = async (t: Tree) => state((await built(t)).out);
+    const [want, wantBefore] = [await clean(after), await clean(before)];
+    expect(want.pending).toBeUndefined();
+    // How many steps the change takes, each a point to stop at.
+    const probe = (await built(before)).out;
+    let steps = 0;
+    await applyTree(probe, after, await readManifest(probe), () => void steps++);
+    expect(steps).toBeGreaterThanOrEqual(8);
+    const stop = new Error("stopped");
+    for (let k = 0; k < steps; k++) {
+      for (const [next, expected] of [
+        [after, want],
+        [before, wantBefore],
+      ] as const) {
+        const { out, manifest } = await built(before);
+        let n = 0;
+        await expect(
+          applyTree(out, after, manifest, () => {
+            if (n++ === k) throw stop;
+          }),
+        ).rejects.toBe(stop);
+        await applyTree(out, next, await readManifest(out));
+        expect(state(out), `stopped before step ${k + 1} of ${steps}, then built ${next === after ? "to the end" : "back"}`).toEqual(expected);
+      }
+    }
+  }, 60_000);
 });
