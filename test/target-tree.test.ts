@@ -3,7 +3,7 @@
 // deploy must finish the job from what the target's manifest recorded, whatever changed meanwhile.
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
@@ -120,6 +120,77 @@ describe("a deploy that died part-way is finished by the next one", () => {
     await deploy(fs, built({ a: "", h: "" }));
     expect(readFileSync(path.join(root, "by-mac/h/ipxe"), "utf8")).toContain("hostname=h");
   });
+});
+
+describe("a deploy whose connection drops at any step is finished by the next deploy, or undone by deploying the old tree", () => {
+  afterAll(cleanupTempDirs);
+
+  /** A target whose writes all fail from the `k`-th on (0-based), as after a dropped connection; `count` counts them. */
+  function droppingAt(fs: TargetFs, k: number, count = { n: 0 }): TargetFs {
+    const step = <A extends unknown[], R>(f: (...a: A) => Promise<R>) => (...a: A): Promise<R> => (count.n++ >= k ? Promise.reject(new Error("connection lost (injected)")) : f(...a));
+    return {
+      ...fs,
+      createExclusive: step(fs.createExclusive.bind(fs)),
+      writeFile: step(fs.writeFile.bind(fs)),
+      upload: step(fs.upload.bind(fs)),
+      symlink: step(fs.symlink.bind(fs)),
+      rename: step(fs.rename.bind(fs)),
+      remove: step(fs.remove.bind(fs)),
+      removeDir: step(fs.removeDir.bind(fs)),
+    };
+  }
+
+  /** What the target serves (its files and links, .netbuild/ left out) and what its record says it holds. */
+  async function served(root: string): Promise<{ files: Record<string, string>; entries: DeployedManifest["entries"]; pending: string[]; drift: unknown }> {
+    const files: Record<string, string> = {};
+    const walk = (rel: string) => {
+      for (const name of readdirSync(path.join(root, rel)).sort()) {
+        const r = rel ? `${rel}/${name}` : name;
+        if (r === ".netbuild") continue;
+        const st = lstatSync(path.join(root, r));
+        if (st.isSymbolicLink()) files[r] = `-> ${readlinkSync(path.join(root, r))}`;
+        else if (st.isDirectory()) walk(r);
+        else files[r] = readFileSync(path.join(root, r), "utf8");
+      }
+    };
+    walk("");
+    const deployed = (await readDeployed(localTargetFs(root)))!;
+    const drift = await verifyTarget(localTargetFs(root), deployed);
+    return { files, entries: deployed.entries, pending: deployed.pending, drift: { missing: drift.missing, changed: drift.changed } };
+  }
+
+  it.each([
+    ["links to copies, a host replaced, a wipe flag added", built({ a: "", b: "" }), builtCopy({ a: "homelab.provision_disks=true", c: "" })],
+    ["copies to links, a host replaced, a wipe flag taken back", builtCopy({ a: "homelab.provision_disks=true", b: "" }), built({ a: "", c: "" })],
+    ["every host removed", built({ a: "", b: "", c: "" }), built({})],
+  ])("%s", async (_what, before, after) => {
+    const clean = async (b: ReturnType<typeof built>) => {
+      const root = tempDir();
+      await deploy(localTargetFs(root), b);
+      return served(root);
+    };
+    const [want, wantBefore] = [await clean(after), await clean(before)];
+    expect(want.drift).toEqual({ missing: [], changed: [] });
+    // How many writes the change takes, each a point for the connection to drop at.
+    const probe = tempDir();
+    await deploy(localTargetFs(probe), before);
+    const count = { n: 0 };
+    await deploy(droppingAt(localTargetFs(probe), Infinity, count), after);
+    expect(count.n).toBeGreaterThanOrEqual(4);
+    for (let k = 0; k < count.n; k++) {
+      for (const [next, expected] of [
+        [after, want],
+        [before, wantBefore],
+      ] as const) {
+        const root = tempDir();
+        const fs = localTargetFs(root);
+        await deploy(fs, before);
+        await expect(deploy(droppingAt(fs, k), after)).rejects.toThrow("injected");
+        await deploy(fs, next);
+        expect(await served(root), `dropped at write ${k + 1} of ${count.n}, then deployed ${next === after ? "again" : "the old tree"}`).toEqual(expected);
+      }
+    }
+  }, 120_000);
 });
 
 describe("what a deploy is changing is listed in a small journal beside the record", () => {
@@ -1004,15 +1075,20 @@ describe("the temporary files of stopped deploys", () => {
     put("by-mac/.m2.netbuild-old/ipxe");
     put("by-mac/.m2.netbuild-old/notes.txt", "someone's");
     put("by-mac/m3/.ipxe.netbuild-tmp");
+    // A links → copy switch stopped with m4's folder complete aside; m4 is a link again (that switch undone).
+    put("by-mac/.m4.netbuild-new/ipxe", "a copy of the script");
+    put("by-mac/.m4.netbuild-new/.ipxe.netbuild-tmp", "half of it");
+    symlinkSync("../by-host/a", path.join(root, "by-mac/m4"));
     mkdirSync(path.join(elsewhere, "c"));
     writeFileSync(path.join(elsewhere, "c/.ipxe.netbuild-tmp"), "not ours to reach");
     symlinkSync(elsewhere, path.join(root, "by-class"));
-    const n = await removeTemps(localTargetFs(root), ["by-host/a/ipxe", "by-host/b/ipxe", "by-mac/m1", "by-mac/m2", "by-mac/m3/ipxe", "by-class/c/ipxe", "by-host/z/ipxe"]);
-    // a's file, m1's two folders, m3's file; b's is a folder, m2's holds someone's file, c's lies behind a link.
-    expect(n).toBe(4);
+    const n = await removeTemps(localTargetFs(root), ["by-host/a/ipxe", "by-host/b/ipxe", "by-mac/m1", "by-mac/m2", "by-mac/m3/ipxe", "by-mac/m4/ipxe", "by-class/c/ipxe", "by-host/z/ipxe"]);
+    // a's file, m1's two folders, m3's file, m4's folder; b's is a folder, m2's holds someone's file, c's lies behind a link.
+    expect(n).toBe(5);
+    expect(readlinkSync(path.join(root, "by-mac/m4"))).toBe("../by-host/a");
     expect(existsSync(path.join(root, "by-host/a/.ipxe.netbuild-tmp"))).toBe(false);
     expect(existsSync(path.join(root, "by-host/b/.ipxe.netbuild-tmp"))).toBe(true);
-    expect(readdirSync(path.join(root, "by-mac")).sort()).toEqual([".m2.netbuild-old", "m3"]);
+    expect(readdirSync(path.join(root, "by-mac")).sort()).toEqual([".m2.netbuild-old", "m3", "m4"]);
     expect(readdirSync(path.join(root, "by-mac/.m2.netbuild-old"))).toEqual(["notes.txt"]);
     expect(readdirSync(path.join(root, "by-mac/m3"))).toEqual([]);
     expect(readFileSync(path.join(elsewhere, "c/.ipxe.netbuild-tmp"), "utf8")).toBe("not ours to reach");

@@ -389,20 +389,24 @@ async function readSource(sourceDir: string, rel: string, planned: string): Prom
 export async function removeTemps(fs: TargetFs, paths: readonly string[]): Promise<number> {
   let n = 0;
   for (const p of paths) {
-    if ((await fs.blockedAt(p)) !== undefined) continue;
-    const tmp = tempName(p);
-    const st = await fs.stat(tmp);
-    if (st && st.kind !== "dir") {
-      await fs.remove(tmp);
-      n++;
-    }
-    // The folders a links ↔ copy switch of by-mac/<mac> makes beside it (asideOf), with netbuild's ipxe in them.
-    if (/^by-mac\/[^/]+$/.test(p)) {
-      for (const aside of [asideOf(p, "old"), asideOf(p, "new")]) {
-        if ((await fs.stat(aside))?.kind !== "dir") continue;
-        await fs.remove(`${aside}/ipxe`);
-        if (await fs.removeDir(aside)) n++;
+    if ((await fs.blockedAt(p)) === undefined) {
+      const tmp = tempName(p);
+      const st = await fs.stat(tmp);
+      if (st && st.kind !== "dir") {
+        await fs.remove(tmp);
+        n++;
       }
+    }
+    // The folders a links ↔ copy switch of by-mac/<mac> makes beside it (asideOf), with netbuild's
+    // ipxe in them: pending as by-mac/<mac> (copy → links) or as by-mac/<mac>/ipxe (links → copy,
+    // whose by-mac/<mac> may be a link again by now: the folder aside is looked for all the same).
+    const mac = /^by-mac\/[^/]+$/.test(p) ? p : /^by-mac\/[^/]+\/ipxe$/.test(p) ? path.posix.dirname(p) : undefined;
+    if (mac === undefined || (await fs.blockedAt(asideOf(mac, "new"))) !== undefined) continue;
+    for (const aside of [asideOf(mac, "old"), asideOf(mac, "new")]) {
+      if ((await fs.stat(aside))?.kind !== "dir") continue;
+      await fs.remove(`${aside}/ipxe`);
+      await fs.remove(`${aside}/${tempName("ipxe")}`);
+      if (await fs.removeDir(aside)) n++;
     }
   }
   return n;
