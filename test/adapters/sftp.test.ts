@@ -39,6 +39,7 @@ import type { SshOptions } from "../../src/adapters/ssh.ts";
 import type { TargetFs } from "../../src/adapters/target-fs.ts";
 import { parseTarget } from "../../src/core/target.ts";
 import { UserError, type ErrorCode } from "../../src/errors.ts";
+import { everyWrite, type OpenTarget } from "../support/deploy-steps.ts";
 import { startSshd, type Sshd } from "../support/sshd.ts";
 import { missing } from "../support/tools.ts";
 
@@ -596,6 +597,17 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
       expect(existsSync(path.join(root, "stolen"))).toBe(false);
       expect(readdirSync(root).filter((n) => !/^t\d+$/.test(n))).toEqual([]);
     });
+  });
+
+  describe("deploys over SFTP stopped at each write", () => {
+    it("a links → copies switch with a new class generation, dropped at each write: every machine boots something whole meanwhile (or, for the switch's one rename, nothing, its new entry whole beside it), and the next deploy finishes it or undoes it (test/support/deploy-steps.ts)", async () => {
+      const opened: OpenTarget = async () => {
+        const a = area();
+        const fs = await open(`sftp://boot${a.at()}`);
+        return { fs, root: a.at(), close: () => fs.close() };
+      };
+      expect(await everyWrite(opened, mkdtempSync(path.join(sshd.dir, "out-")), "links", "copy")).toBeGreaterThanOrEqual(10);
+    }, 120_000);
   });
 
   describe("the connection", () => {
