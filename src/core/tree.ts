@@ -294,7 +294,7 @@ export function planTree({ inventory, builds, before, templates, machineConfigs,
  * each bucket sorted by path only when it is not in order already (hosts usually come in order:
  * 20,000 entries need no comparisons beyond one pass).
  */
-function inWriteOrder(entries: TreeEntry[]): TreeEntry[] {
+export function inWriteOrder(entries: TreeEntry[]): TreeEntry[] {
   const byPath = (a: TreeEntry, b: TreeEntry) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
   const buckets = new Map<Layer, TreeEntry[]>(LAYERS.map((l) => [l, []]));
   for (const e of entries) buckets.get(e.layer)!.push(e);

@@ -11,8 +11,9 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyTree, checkOutFolder, MANIFEST_PATH, outFileReader, readManifest, withOutLock, type TreeManifest } from "../../src/adapters/local-tree.ts";
 import { quoted } from "../../src/core/excerpt.ts";
-import { sealInputs, type Tree, type TreeEntry } from "../../src/core/tree.ts";
+import { inWriteOrder, sealInputs, type Tree, type TreeEntry } from "../../src/core/tree.ts";
 import { UserError } from "../../src/errors.ts";
+import { boots } from "../support/deploy-steps.ts";
 import { cleanupTempDirs, tempDir } from "../support/inventory.ts";
 import { missing } from "../support/tools.ts";
 
@@ -314,6 +315,65 @@ describe.skipIf(missing({ commands: ["nix-store"] }))("applyTree: artifacts from
     expect(r.missingKept).toEqual([i]);
     expect(Object.keys((await readManifest(out))!.entries)).toEqual(["boot.ipxe", k]);
   });
+
+  it.each([
+    ["links", "links"],
+    ["links", "copy"],
+    ["copy", "links"],
+  ] as const)("stopped before each write of a new class generation (hosts added and removed, a wipe flag added, %s → %s), out/ serves every machine something whole, and the next build finishes it", async (fromMode, toMode) => {
+    const dir = tempDir();
+    const stored = new Map<string, string>();
+    const storeFile = (gen: string, a: string) => {
+      const key = `${gen}-${a}`;
+      if (!stored.has(key)) {
+        writeFileSync(path.join(dir, key), `${a} of generation ${gen}\n`);
+        stored.set(key, execFileSync("nix-store", ["--add", path.join(dir, key)], { encoding: "utf8" }).trim());
+      }
+      return stored.get(key)!;
+    };
+    /** Class c at generation `gen` and hosts (name → flags) chaining it, as deploy-steps.ts's trees (its boots() reads them). */
+    const generation = (gen: string, names: Record<string, string>, mode: "links" | "copy"): Tree => {
+      const entries: TreeEntry[] = [];
+      for (const a of ["kernel", "initrd"]) entries.push(artifact(`by-class/c/${gen}/${a}`, storeFile(gen, a), `${a} of generation ${gen}\n`.length));
+      entries.push(file("by-class/c/ipxe", `#!ipxe\nkernel ${gen}/kernel\ninitrd ${gen}/initrd\nboot\n`));
+      for (const [h, flags] of Object.entries(names)) {
+        const script = `#!ipxe\nset cmdline hostname=${h} ${flags}\nchain ../../by-class/c/ipxe\n`;
+        entries.push(file(`by-host/${h}/ipxe`, script));
+        entries.push(mode === "links" ? link(`by-mac/${h}`, `../by-host/${h}`) : file(`by-mac/${h}/ipxe`, script));
+      }
+      entries.push(file("boot.ipxe", "#!ipxe\nchain by-mac/${mac:hexhyp}/ipxe || exit\n"));
+      // In the planner's write order (core/tree.ts), from entries given the other way round.
+      return tree(...inWriteOrder(entries.reverse()));
+    };
+    const before = generation("g1", { a: "", b: "", gone: "" }, fromMode);
+    const after = generation("g2", { a: "homelab.provision_disks=true", b: "", added: "" }, toMode);
+    const want = snapshot((await built(after)).out);
+    const probe = (await built(before)).out;
+    let steps = 0;
+    await applyTree(probe, after, await readManifest(probe), () => void steps++);
+    const stop = new Error("stopped");
+    for (let k = 0; k < steps; k++) {
+      const { out, manifest } = await built(before);
+      let n = 0;
+      let at = "";
+      await expect(
+        applyTree(out, after, manifest, (e) => {
+          if (n++ === k) throw ((at = e.path), stop);
+        }),
+      ).rejects.toBe(stop);
+      const where = `stopped before step ${k + 1} of ${steps} (${at})`;
+      // out/ may be what a boot server serves (netbuild serve): each machine kept boots its old or
+      // new script, whole; or, stopped as its by-mac entry switches between a link and a folder
+      // (which no one rename can do), nothing, as an unknown machine, until the next build.
+      const switching = (mac: string) => fromMode !== toMode && (at === `by-mac/${mac}` || at === `by-mac/${mac}/ipxe`);
+      expect(["hostname=a", "hostname=a homelab.provision_disks=true", ...(switching("a") ? ["nothing"] : [])], `${where}: a`).toContain(boots(out, "a"));
+      expect(["hostname=b", ...(switching("b") ? ["nothing"] : [])], `${where}: b`).toContain(boots(out, "b"));
+      expect(["hostname=gone", "nothing"], `${where}: gone`).toContain(boots(out, "gone"));
+      expect(["hostname=added", "nothing"], `${where}: added`).toContain(boots(out, "added"));
+      await applyTree(out, after, await readManifest(out));
+      expect(snapshot(out), where).toEqual(want);
+    }
+  }, 60_000);
 
   it("refuses a source that is not a regular file in the store (a link out of it, or gone), naming it, and copies nothing", async () => {
     for (const [source, why] of [
