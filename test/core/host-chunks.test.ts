@@ -5,7 +5,7 @@
 import { LineCounter } from "yaml";
 import { describe, expect, it } from "vitest";
 import { hostChunks } from "../../src/core/host-chunks.ts";
-import { MAX_VALUES, parseHostChunk, parseYaml, YamlDoc } from "../../src/core/yaml-doc.ts";
+import { MAX_NESTING, MAX_VALUES, parseHostChunk, parseYaml, YamlDoc } from "../../src/core/yaml-doc.ts";
 import { seeded } from "../support/random.ts";
 
 /** The file read one host at a time: its data as the whole file's would be, and the values counted; undefined when it is not cut, or a piece is unusual. */
@@ -85,6 +85,27 @@ describe("host chunks", () => {
     expect(parseHostChunk("  a:\n    k: 1\n    k: 2\n", "a")).toBeUndefined();
     expect(parseHostChunk('  a:\n    k: "open\n', "a")).toBeUndefined();
     expect(parseHostChunk("  a:\n    k: [1,\n", "a")).toBeUndefined();
+    // An anchor on a scalar or a mapping too, a key repeated deeper, a key that is no scalar.
+    expect(parseHostChunk("  a:\n    k: &x 1\n", "a")).toBeUndefined();
+    expect(parseHostChunk("  a:\n    k: &x { b: 1 }\n", "a")).toBeUndefined();
+    expect(parseHostChunk("  a:\n    k: { b: 1, b: 2 }\n", "a")).toBeUndefined();
+    expect(parseHostChunk("  a:\n    ? [k]\n    : 1\n", "a")).toBeUndefined();
+  });
+
+  it("reads a piece as unusual unless it is the one host it is cut as: another key, a quoted key, two keys, a second document, a warning; too many values or too deep", () => {
+    expect(parseHostChunk("  a:\n    class: demo\n", "a")).toEqual({ value: { class: "demo" }, values: 5 });
+    expect(parseHostChunk("  b:\n    class: demo\n", "a")).toBeUndefined();
+    expect(parseHostChunk('  "a":\n    class: demo\n', "a")).toBeUndefined();
+    expect(parseHostChunk("  a:\n    class: demo\nb: 1\n", "a")).toBeUndefined();
+    expect(parseHostChunk("- a\n", "a")).toBeUndefined();
+    expect(parseHostChunk("  a:\n    class: demo\n---\nb: 1\n", "a")).toBeUndefined();
+    expect(parseHostChunk("  a:\n    class: !!custom demo\n", "a")).toBeUndefined();
+    const many = `  a:\n    list: [${Array.from({ length: MAX_VALUES }, (_, i) => i).join(", ")}]\n`;
+    expect(parseHostChunk(many, "a")).toBeUndefined();
+    // In its file the host lies a level deeper than alone: the nesting limit counts that level.
+    const nested = (depth: number) => `  a:\n    k: ${"[".repeat(depth)}${"]".repeat(depth)}\n`;
+    expect(parseHostChunk(nested(MAX_NESTING - 3), "a")).toBeDefined();
+    expect(parseHostChunk(nested(MAX_NESTING - 2), "a")).toBeUndefined();
     expect(parseHostChunk("  a:\n    k: 1\n", "a")).toEqual({ value: { k: 1 }, values: 5 });
   });
 

@@ -4,7 +4,7 @@
 // first run checked says exactly what a first run says, while taking the unchanged hosts as they were.
 import { describe, expect, it } from "vitest";
 import { loadInventory, type LoadResult } from "../../src/core/inventory.ts";
-import type { InventoryFile } from "../../src/core/inventory-source.ts";
+import type { InventoryFile, Probe } from "../../src/core/inventory-source.ts";
 import { emptyMemo, unitKey, type Memo } from "../../src/core/inventory-memo.ts";
 import { MAX_VALUES } from "../../src/core/yaml-doc.ts";
 
@@ -20,14 +20,16 @@ interface Setup {
   hosts: InventoryFile[];
   classes?: Record<string, string>;
   site?: string;
+  /** The files that exist (default: every file asked about). */
+  probe?: Probe;
 }
 
-function load({ hosts, classes = CLASSES, site = SITE }: Setup, earlier?: Memo): LoadResult {
+function load({ hosts, classes = CLASSES, site = SITE, probe = () => "file" }: Setup, earlier?: Memo): LoadResult {
   return loadInventory({
     site: f("netbuild.yaml", site),
     classes: Object.entries(classes).map(([name, text]) => f(`classes/${name}.yaml`, text)),
     hosts,
-    probe: () => "file",
+    probe,
     ...(earlier ? { earlier } : {}),
   });
 }
@@ -217,6 +219,40 @@ describe("the rules across hosts", () => {
     expect(errors({ hosts: [f("hosts/dup.yaml", ""), f("hosts/all.yaml", dup)] })).toEqual(["hosts/all.yaml:2:8 hosts.dup: host dup is already defined in hosts/dup.yaml", "hosts/dup.yaml:-:- hosts.dup.class: missing (expected string)", "hosts/dup.yaml:-:- hosts.dup: no MAC address"]);
   });
 
+  it("a MAC on many hosts: at each, naming the first three others in file order and counting the rest; a host that lists it twice is one host", () => {
+    const lines = ["hosts:"];
+    for (const h of ["h1", "h2", "h3", "h4", "h5", "h6"]) lines.push(`  ${h}: { class: small, macs: [52:54:00:00:00:01${h === "h2" ? ", 52-54-00-00-00-01" : ""}] }`);
+    const got = errors(many(`${lines.join("\n")}\n`));
+    const line = (h: string) => Number(h.slice(1)) + 1;
+    const named = (hs: string[], more: number) => `${hs.map((h) => `host ${h} (hosts/all.yaml:${line(h)})`).join(", ")} and ${more} more`;
+    // h2's second spelling of it is its own error (a MAC listed twice), and is not counted again here.
+    const others = (h: string) => ["h1", "h2", "h3", "h4", "h5", "h6"].filter((o) => o !== h).slice(0, 3);
+    expect(got.filter((e) => e.includes("is also used by"))).toEqual(["h1", "h2", "h3", "h4", "h5", "h6"].map((h) => `hosts/all.yaml:${line(h)}:30 hosts.${h}.macs[0]: MAC 52:54:00:00:00:01 is also used by ${named(others(h), 2)}`));
+    expect(got.filter((e) => e.startsWith("hosts/all.yaml:3:49"))).toEqual([expect.stringContaining("hosts.h2.macs[1]")]);
+    // One host listing a MAC twice shares it with nobody (its own rule says so).
+    expect(errors(many("hosts:\n  solo: { class: small, macs: [52:54:00:00:00:01, 52:54:00:00:00:01] }\n")).filter((e) => e.includes("is also used by"))).toEqual([]);
+  });
+
+  it("a host whose name is not valid is named by its key in another's message (or by its file's name)", () => {
+    const setup = { hosts: [f("hosts/all.yaml", "hosts:\n  Bee: { class: small, mac: 52:54:00:00:00:01 }\n"), f("hosts/Odd_One.yaml", "class: small\nmac: 52:54:00:00:00:01\n"), f("hosts/ok.yaml", "class: small\nmac: 52:54:00:00:00:01\n")] };
+    expect(errors(setup).filter((e) => e.includes("is also used by") && e.startsWith("hosts/ok.yaml"))).toEqual(['hosts/ok.yaml:2:6 hosts.ok.mac: MAC 52:54:00:00:00:01 is also used by host "Bee" (hosts/all.yaml:2) and host "Odd_One" (hosts/Odd_One.yaml:2)']);
+  });
+
+  it("a hosts file that cannot be read: one error naming it, and the other files still read", () => {
+    const r = load({ hosts: [{ path: "hosts/big.yaml", text: "", problem: { kind: "too-large", bytes: 17 * 2 ** 20 } }, f("hosts/ok.yaml", "class: small\nmac: 52:54:00:00:00:01\nram: nope\n")] });
+    expect(errorsOf(r, withHint)).toEqual([
+      'hosts/big.yaml:-:- hosts: "big.yaml" is over the 16 MiB limit for inventory files (17.0 MiB) (hint: split the hosts into several files under hosts/ (10,000 hosts take about 1.3 MiB); is this file meant to be in the inventory?)',
+      expect.stringMatching(/^hosts\/ok\.yaml:3:6 hosts\.ok\.ram: /),
+    ]);
+  });
+
+  it("a provisioning id without `disks: true` arms nothing: the host has no wipe and no id", () => {
+    const [h] = hostsOf(one("h", "class: small\nmac: 52:54:00:00:00:01\nprovision: { disks: false, id: r1 }\n"));
+    expect([h!.provisionDisks, h!.provisionId]).toEqual([false, undefined]);
+    const [w] = hostsOf(one("w", "class: small\nmac: 52:54:00:00:00:01\nprovision: { disks: true, id: 7 }\n"));
+    expect([w!.provisionDisks, w!.provisionId]).toEqual([true, "7"]);
+  });
+
   it("a MAC or an address on two hosts: at each, naming the other", () => {
     const setup = many("hosts:\n  a: { class: small, mac: 52:54:00:00:00:01, ip: 10.0.0.1 }\n  b: { class: small, mac: 52-54-00-00-00-01, ip: 10.0.0.1 }\n");
     expect(errors(setup, withHint)).toEqual([
@@ -279,6 +315,23 @@ describe("a run that recalls what an earlier run checked", () => {
       expect(first.ok).toBe(false);
       expect(strip(load({ hosts: [f("hosts/k.yaml", text)] }, emptyMemo()))).toStrictEqual(strip(load({ hosts: [f("hosts/k.yaml", text)] })));
     }
+  });
+
+  it("checks a host again when a file its check looked for (a Talos patch) is gone, or is there now", () => {
+    const patched = [f("hosts/t1.yaml", "class: tal\nmac: 52:54:00:00:00:09\ntalos:\n  patches: [../patches/t1.yaml]\n")];
+    const there: Probe = () => "file";
+    const gone: Probe = (rel) => (rel === "patches/t1.yaml" ? "missing" : "file");
+    const { first, second: removed } = recalled({ hosts: patched, probe: there }, { hosts: patched, probe: gone });
+    expect([...first.memo.hosts.values()].map((m) => m.probes)).toEqual([[["patches/t1.yaml", "file"]]]);
+    expect(errorsOf(removed)).toEqual([expect.stringMatching(/^hosts\/t1\.yaml:4:\d+ hosts\.t1\.talos\.patches\[0\]: /)]);
+    // A host whose check looked for no file remembers none.
+    expect([...load({ hosts: BASE }, emptyMemo()).ok ? (load({ hosts: BASE }, emptyMemo()) as { memo: Memo }).memo.hosts.values() : []].map((m) => m.probes)).toEqual([undefined, undefined, undefined, undefined]);
+  });
+
+  it("an edited host with errors in a file of many: the errors are a first run's, at their lines, with the others' too", () => {
+    const edited = [BASE[0]!, f("hosts/rack.yaml", rack(3).replace("mac: 52:54:00:00:01:02", "mac: 52:54:00:00:01:0Z\n    ram: lots"))];
+    const { second } = recalled({ hosts: BASE }, { hosts: edited });
+    expect(errorsOf(second)).toEqual([`hosts/rack.yaml:8:10 hosts.r2.mac: "52:54:00:00:01:0Z" is not a MAC address`, `hosts/rack.yaml:9:10 hosts.r2.ram: expected a size like 16GiB or 512MiB (got "lots")`]);
   });
 
   it("checks a host again when its class changes kind or machine defaults, or the site settings it reads change", () => {

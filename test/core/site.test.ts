@@ -121,6 +121,37 @@ describe("a setting with an error is reported once, where it is written", () => 
   it("an unknown machines class that is no class name", () => {
     expect(load(site("unknownMachines: { class: 'Bad Name' }\n")).issues).toEqual([expect.stringMatching(/^netbuild\.yaml:1 site\.unknownMachines\.class: /)]);
   });
+
+  it("an unknown machines class with no class file: at the setting, with what to write instead; a class file with errors of its own is a class", () => {
+    const r = loadInventory({ site: site("# site\nunknownMachines:\n  class: rescue\n"), classes: [f("classes/demo.yaml", "kind: prebuilt\nkernel: { path: ./k }\ninitrd: { path: ./i }\n")], hosts: [], probe: () => "file" });
+    expect(r.ok ? [] : r.issues.map((i) => [show(i), i.where.col, i.hint])).toEqual([['netbuild.yaml:3 site.unknownMachines.class: unknown class "rescue"', 10, "name a class from classes/, or write `unknownMachines: strict`"]]);
+    const broken = load(site("unknownMachines: { class: rescue }\n"), { rescue: "kind: prebuilt\n" });
+    expect(broken.issues.filter((i) => i.includes("unknownMachines"))).toEqual([]);
+    expect(broken.issues.length).toBeGreaterThan(0);
+    expect(load(site("unknownMachines: { class: rescue }\n"), { rescue: "kind: prebuilt\nkernel: { path: ./k }\ninitrd: { path: ./i }\n" }).inventory!.site.unknownClass).toBe("rescue");
+  });
+
+  it("a folder of the inventory that cannot be read: one error naming it, under the folder's own field", () => {
+    const r = loadInventory({ site: undefined, classes: [], hosts: [], folders: [{ path: "hosts/rack2", problem: { kind: "denied" } }, { path: "classes", problem: { kind: "not-a-folder" } }], probe: () => "file" });
+    expect(r.ok ? [] : r.issues.map((i) => [show(i), i.hint])).toEqual([
+      ['classes:- classes: "classes" is not a folder', "classes/ and hosts/ are folders of YAML files"],
+      ['hosts/rack2:- hosts: "rack2" cannot be read: permission denied', "make it readable by the user running netbuild"],
+    ]);
+  });
+
+  it("hosts and classes come out sorted by name, whatever order their files and keys are in", () => {
+    const prebuilt = "kind: prebuilt\nkernel: { path: ./k }\ninitrd: { path: ./i }\n";
+    const r = loadInventory({
+      site: undefined,
+      classes: [f("classes/zeta.yaml", prebuilt), f("classes/alpha.yaml", prebuilt), f("classes/mid.yaml", prebuilt)],
+      hosts: [f("hosts/z.yaml", "hosts:\n  web3: { class: zeta, mac: '52:54:00:00:00:03' }\n  web1: { class: alpha, mac: '52:54:00:00:00:01' }\n"), f("hosts/a.yaml", "hosts:\n  web2: { class: mid, mac: '52:54:00:00:00:02' }\n  db: { class: mid, mac: '52:54:00:00:00:04' }\n")],
+      probe: () => "file",
+    });
+    expect(r.ok && [r.inventory.classes.map((c) => c.name), r.inventory.hosts.map((h) => h.name)]).toEqual([
+      ["alpha", "mid", "zeta"],
+      ["db", "web1", "web2", "web3"],
+    ]);
+  });
 });
 
 describe("loadSite (targets before the inventory is read)", () => {
