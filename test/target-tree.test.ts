@@ -7,11 +7,11 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, rea
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { emptyManifest, planDeploy, type DeployPlan, type SourceTree } from "../src/core/deploy.ts";
+import { emptyManifest, planDeploy, planGc, planRollback, type DeployPlan, type SourceTree } from "../src/core/deploy.ts";
 import { localTargetFs, type TargetFs } from "../src/adapters/target-fs.ts";
 import { acquireLock, applyDeploy, checkReachable, conflicts, machineIdFrom, readDeployed, removeTemps, verifyTarget } from "../src/adapters/target-tree.ts";
 import type { DeployedManifest } from "../src/core/deploy.ts";
-import { everyWrite, type OpenTarget } from "./support/deploy-steps.ts";
+import { boots, deployStepTree, droppingAt, everyWrite, stepTree, type OpenTarget } from "./support/deploy-steps.ts";
 import { cleanupTempDirs, tempDir } from "./support/inventory.ts";
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -137,6 +137,60 @@ describe("a deploy whose connection drops at any write: every machine boots some
   ] as const)("%s (test/support/deploy-steps.ts)", async (_what, fromMode, toMode) => {
     expect(await everyWrite(local, tempDir(), fromMode, toMode)).toBeGreaterThanOrEqual(10);
   }, 120_000);
+});
+
+describe("a rollback or a gc whose connection drops at any write leaves every machine booting a kept generation whole", () => {
+  afterAll(cleanupTempDirs);
+
+  /** A target that served g1, g2 and g3 of class c (keep 3) to hosts a and b, then was rolled back to `to`. */
+  async function rolledBack(out: string, to: "g1" | "g2", k = Infinity, count = { n: 0 }): Promise<{ root: string; fs: TargetFs; dropped: boolean }> {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    for (const g of ["g1", "g2", "g3"]) await deployStepTree(fs, out, stepTree(out, g, { a: "", b: "" }, "links"), 3);
+    const deployed = (await readDeployed(fs))!;
+    const id = deployed.classes["c"]!.generations.find((g) => g.kernel.includes(`/${to}/`))!.id;
+    const { plan, problems } = planRollback(deployed, ["c"], id);
+    expect(problems).toEqual([]);
+    const dropped = await applyDeploy(droppingAt(fs, k, count), out, plan, deployed).then(
+      () => false,
+      (e: Error) => (expect(e.message).toContain("injected"), true),
+    );
+    return { root, fs, dropped };
+  }
+
+  it.each(["g2", "g1"] as const)("rolling back to %s: at each write, a and b boot the newest or that generation whole; then a gc keeping 2 that drops at each write never takes the generation served, and the next gc finishes it", async (to) => {
+    const out = tempDir();
+    const count = { n: 0 };
+    await rolledBack(out, to, Infinity, count);
+    expect(count.n).toBeGreaterThan(0);
+    for (let k = 0; k < count.n; k++) {
+      const { root } = await rolledBack(out, to, k);
+      for (const mac of ["a", "b"]) expect(["hostname=a", "hostname=b"].map((h) => h.replace(/[ab]$/, mac)), `rollback dropped at write ${k + 1}: ${mac}`).toContain(boots(root, mac));
+    }
+    // gc with keep 2 after the rollback: g3 (the newest) and the one served stay; the third goes.
+    const probe = await rolledBack(out, to);
+    const gcCount = { n: 0 };
+    const before = (await readDeployed(probe.fs))!;
+    const { plan } = planGc(before, 2);
+    await applyDeploy(droppingAt(probe.fs, Infinity, gcCount), out, plan, before);
+    const gone = to === "g1" ? "g2" : "g1";
+    expect(plan.deletions.sort()).toEqual([`by-class/c/${gone}/initrd`, `by-class/c/${gone}/kernel`]);
+    for (let k = 0; k < gcCount.n; k++) {
+      const { root, fs } = await rolledBack(out, to);
+      const deployed = (await readDeployed(fs))!;
+      await expect(applyDeploy(droppingAt(fs, k), out, planGc(deployed, 2).plan, deployed)).rejects.toThrow("injected");
+      const classScript = readFileSync(path.join(root, "by-class/c/ipxe"), "utf8");
+      expect(classScript, `gc dropped at write ${k + 1}`).toContain(`kernel ${to}/kernel`);
+      for (const mac of ["a", "b"]) expect(boots(root, mac), `gc dropped at write ${k + 1}: ${mac}`).toBe(`hostname=${mac}`);
+      // The next gc finishes: the record and the target agree, and the served generation is whole.
+      const again = (await readDeployed(fs))!;
+      await applyDeploy(fs, out, planGc(again, 2).plan, again);
+      const after = (await readDeployed(fs))!;
+      expect(await verifyTarget(fs, after)).toMatchObject({ missing: [], changed: [] });
+      expect(after.classes["c"]!.generations.map((g) => g.kernel.split("/")[2]).sort()).toEqual(["g3", to].sort());
+      expect(existsSync(path.join(root, `by-class/c/${gone}`)), `gc dropped at write ${k + 1} of ${gcCount.n}, then run again: ${JSON.stringify(again.pending)} pending; left: ${existsSync(path.join(root, `by-class/c/${gone}`)) ? readdirSync(path.join(root, `by-class/c/${gone}`)).join(", ") : ""}`).toBe(false);
+    }
+  }, 60_000);
 });
 
 describe("what a deploy is changing is listed in a small journal beside the record", () => {

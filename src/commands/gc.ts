@@ -32,7 +32,13 @@ export async function gc(options: GcOptions, ctx: Context): Promise<GcResult> {
       try {
         const deployed = await readDeployed(fs);
         if (!deployed) return { name: t.name, target: fs.description, removed: [], temps: 0, freed: 0 };
-        const { plan, temps, freed } = planGc(deployed, options.keep ?? t.keep);
+        const { plan, temps, freed: recorded, leftovers } = planGc(deployed, options.keep ?? t.keep);
+        // What a stopped gc left is no longer recorded, with its size: as the target holds it.
+        let freed = recorded;
+        for (const p of leftovers) {
+          const st = (await fs.blockedAt(p)) === undefined ? await fs.stat(p) : undefined;
+          if (st?.kind === "file") freed += st.size;
+        }
         for (const p of plan.deletions) ctx.reporter.info(`[${t.name}] ${options.dryRun ? "would remove" : "remove"} ${p}`);
         let removedTemps = 0;
         if (!options.dryRun) {

@@ -360,10 +360,11 @@ export function planRollback(deployed: DeployedManifest, classNames: readonly st
 
 /**
  * What gc removes: artifacts no kept generation of a class still in the tree references (classes
- * whose script deploy removed lose all of theirs), and the temporary files of deploys that did not
- * finish. Never anything the manifest did not record.
+ * whose script deploy removed lose all of theirs), what a gc that did not finish was removing
+ * (`leftovers`: pending, no longer recorded), and the temporary files of deploys that did not
+ * finish. Never anything the manifest did not record or list as pending.
  */
-export function planGc(deployed: DeployedManifest, keep: number): { plan: DeployPlan; temps: string[]; freed: number } {
+export function planGc(deployed: DeployedManifest, keep: number): { plan: DeployPlan; temps: string[]; freed: number; leftovers: string[] } {
   const classes: Record<string, DeployedClass> = {};
   for (const [name, cls] of Object.entries(deployed.classes)) {
     if (!(`by-class/${name}/ipxe` in deployed.entries)) continue;
@@ -382,10 +383,19 @@ export function planGc(deployed: DeployedManifest, keep: number): { plan: Deploy
       freed += e.size;
     } else entries[p] = e;
   }
-  const deletions = inDeleteOrder(going);
-  // A deploy that did not finish is the next deploy's to finish (it knows what it wants); gc only
-  // removes the temporary files such a deploy left.
+  // What a gc that did not finish was removing: artifacts still pending, no longer recorded, that no
+  // kept generation references, of a class whose script no stopped deploy was switching (a deploy
+  // pends its class script with its uploads, and may have switched the script to them before it
+  // stopped: those are the next deploy's to finish, as is everything else pending). Gone again here.
+  const pending = new Set(deployed.pending);
+  const leftovers = deployed.pending.filter((p) => {
+    const m = /^by-class\/([^/]+)\/[^/]+\/[^/]+$/.exec(p);
+    return m !== null && !(p in deployed.entries) && !referenced.has(p) && !pending.has(`by-class/${m[1]}/ipxe`);
+  });
+  const deletions = inDeleteOrder([...going, ...leftovers]);
+  // gc removes the temporary files such a deploy left.
   const temps = deployed.pending;
-  const plan: DeployPlan = { uploads: [], switches: [], deletions, classes: [], bytes: 0, unchanged: Object.keys(entries).length, manifest: { format: 2, classes: sorted(classes), entries: sorted(entries), pending: deployed.pending, ...(deployed.last ? { last: deployed.last } : {}) } };
-  return { plan, temps, freed };
+  const stillPending = deployed.pending.filter((p) => !leftovers.includes(p));
+  const plan: DeployPlan = { uploads: [], switches: [], deletions, classes: [], bytes: 0, unchanged: Object.keys(entries).length, manifest: { format: 2, classes: sorted(classes), entries: sorted(entries), pending: stillPending, ...(deployed.last ? { last: deployed.last } : {}) } };
+  return { plan, temps, freed, leftovers };
 }

@@ -166,6 +166,25 @@ describe("planning a deploy", () => {
     expect(planGc(gone.manifest, 3).plan.deletions.sort()).toEqual([I1, I2, K1, "by-class/c/dddddddddddddddddddddddddddddddd/initrd"].sort());
   });
 
+  it("gc finishes what a stopped gc was removing (pending, no longer recorded, referenced by no kept generation), never what a stopped deploy may be serving", () => {
+    let m = deployOnce(emptyManifest(), built(I1, "s1", {})).manifest;
+    m = deployOnce(m, built(I2, "s2", {})).manifest;
+    const D = "by-class/c/dddddddddddddddddddddddddddddddd/initrd";
+    m = deployOnce(m, built(D, "s3", {})).manifest;
+    const first = planGc(m, 2);
+    expect([first.plan.deletions, first.leftovers]).toEqual([[I1], []]);
+    // That gc stopped after recording (I1 no longer in the record), before removing I1: pending.
+    const stopped: DeployedManifest = { ...first.plan.manifest, pending: [I1] };
+    const again = planGc(stopped, 2);
+    expect([again.plan.deletions, again.leftovers, again.plan.manifest.pending, again.freed]).toEqual([[I1], [I1], [], 0]);
+    // A deploy stopped with the class script pending may already serve a pending artifact: left to the next deploy.
+    const deploying: DeployedManifest = { ...first.plan.manifest, pending: ["by-class/c/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee/initrd", "by-class/c/ipxe"] };
+    expect([planGc(deploying, 2).plan.deletions, planGc(deploying, 2).plan.manifest.pending]).toEqual([[], deploying.pending]);
+    // Pending but recorded, or referenced by a kept generation, or not an artifact: not a leftover.
+    const kept: DeployedManifest = { ...m, pending: [D, "by-host/h/ipxe", "by-class/c/ipxe.netbuild-tmp"] };
+    expect([planGc(kept, 3).leftovers, planGc(kept, 3).plan.deletions]).toEqual([[], []]);
+  });
+
   it("keeps the generation served before the current one even when it was rolled back to, and holds a rollback against the same build", () => {
     let m = deployOnce(emptyManifest(), built(I1, "s1", {}), 2).manifest;
     m = deployOnce(m, built(I2, "s2", {}), 2).manifest;

@@ -66,9 +66,9 @@ export function stepTree(out: string, gen: string, hosts: Record<string, string>
 }
 
 /** A deploy of `b` (artifacts read from `out`), as the deploy command runs it under the lock. */
-export async function deployStepTree(fs: TargetFs, out: string, b: StepTree): Promise<void> {
+export async function deployStepTree(fs: TargetFs, out: string, b: StepTree, keep = 2): Promise<void> {
   const deployed = (await readDeployed(fs)) ?? emptyManifest();
-  const plan = planDeploy({ source: b.source, classScripts: b.classScripts, deployed, keep: 2 });
+  const plan = planDeploy({ source: b.source, classScripts: b.classScripts, deployed, keep });
   for (const s of plan.switches) if (s.kind === "file" && s.content === undefined) s.content = b.contents.get(s.path);
   const { absent } = await conflicts(fs, plan, deployed);
   await applyDeploy(fs, out, plan, deployed, {}, absent);
