@@ -136,6 +136,8 @@ describe("a deploy whose connection drops at any write: every machine boots some
     ["the same, switching copies to links", "copy", "links"],
   ] as const)("%s (test/support/deploy-steps.ts)", async (_what, fromMode, toMode) => {
     expect(await everyWrite(local, tempDir(), fromMode, toMode)).toBeGreaterThanOrEqual(10);
+    // The write done on the server, its answer lost with the connection.
+    expect(await everyWrite(local, tempDir(), fromMode, toMode, "reply")).toBeGreaterThanOrEqual(10);
   }, 120_000);
 });
 

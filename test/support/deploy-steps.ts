@@ -14,15 +14,26 @@ import { applyDeploy, conflicts, readDeployed, verifyTarget } from "../../src/ad
 
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
 
-/** A target whose writes all fail from the `k`-th on (0-based), as after a dropped connection; `count` counts them. */
-export function droppingAt(fs: TargetFs, k: number, count = { n: 0 }): TargetFs {
+/**
+ * A target whose writes all fail from the `k`-th on (0-based), as after a dropped connection;
+ * `count` counts them. `lost`: "request" (the k-th write never reaches the server) or "reply" (it
+ * is done there, and its answer is lost with the connection).
+ */
+export function droppingAt(fs: TargetFs, k: number, count = { n: 0 }, lost: "request" | "reply" = "request"): TargetFs {
   const writes = new Set<PropertyKey>(["createExclusive", "writeFile", "upload", "symlink", "rename", "remove", "removeDir", "touch"]);
+  const drop = () => Promise.reject(new Error("connection lost (injected)"));
   return new Proxy(fs, {
     get(target, prop) {
       const value: unknown = Reflect.get(target, prop, target);
       if (typeof value !== "function") return value;
-      const f = (value as (...a: unknown[]) => unknown).bind(target);
-      return writes.has(prop) ? (...a: unknown[]) => (count.n++ >= k ? Promise.reject(new Error("connection lost (injected)")) : f(...a)) : f;
+      const f = (value as (...a: unknown[]) => Promise<unknown>).bind(target);
+      if (!writes.has(prop)) return f;
+      return (...a: unknown[]) => {
+        const n = count.n++;
+        if (n < k) return f(...a);
+        if (n === k && lost === "reply") return f(...a).then(drop, drop);
+        return drop();
+      };
     },
   });
 }
@@ -139,7 +150,7 @@ export type OpenTarget = () => Promise<{ fs: TargetFs; root: string; close(): Pr
  *   `before` alone leaves (or, once the dropped deploy recorded its switch, what deploying it back leaves).
  * `out` is a folder for the trees' artifacts (as a build leaves them). Returns how many writes the change took.
  */
-export async function everyWrite(open: OpenTarget, out: string, fromMode: "links" | "copy", toMode: "links" | "copy"): Promise<number> {
+export async function everyWrite(open: OpenTarget, out: string, fromMode: "links" | "copy", toMode: "links" | "copy", lost: "request" | "reply" = "request"): Promise<number> {
   const before = stepTree(out, "g1", { a: "", b: "", gone: "" }, fromMode);
   const after = stepTree(out, "g2", { a: "homelab.provision_disks=true", b: "", added: "" }, toMode);
   const run = async <T>(fn: (fs: TargetFs, root: string) => Promise<T>): Promise<T> => {
@@ -178,8 +189,8 @@ export async function everyWrite(open: OpenTarget, out: string, fromMode: "links
     ] as const) {
       await run(async (fs, root) => {
         await deployStepTree(fs, out, before);
-        await expect(deployStepTree(droppingAt(fs, k), out, after)).rejects.toThrow("injected");
-        const where = `dropped at write ${k + 1} of ${count.n}`;
+        await expect(deployStepTree(droppingAt(fs, k, { n: 0 }, lost), out, after)).rejects.toThrow("injected");
+        const where = `dropped at write ${k + 1} of ${count.n} (its ${lost} lost)`;
         if (next === after) {
           for (const [mac, ok] of [
             ["a", ["hostname=a", "hostname=a homelab.provision_disks=true"]],
