@@ -166,8 +166,13 @@ describe("a rollback or a gc whose connection drops at any write leaves every ma
     await rolledBack(out, to, Infinity, count);
     expect(count.n).toBeGreaterThan(0);
     for (let k = 0; k < count.n; k++) {
-      const { root } = await rolledBack(out, to, k);
-      for (const mac of ["a", "b"]) expect(["hostname=a", "hostname=b"].map((h) => h.replace(/[ab]$/, mac)), `rollback dropped at write ${k + 1}: ${mac}`).toContain(boots(root, mac));
+      const { root, fs } = await rolledBack(out, to, k);
+      for (const mac of ["a", "b"]) expect(boots(root, mac), `rollback dropped at write ${k + 1}: ${mac}`).toBe(`hostname=${mac}`);
+      // A gc right after (what deploy's out-of-space hint says to run) takes nothing the target may
+      // serve: the class script may name the generation rolled back to while the record still names g3.
+      const d = (await readDeployed(fs))!;
+      await applyDeploy(fs, out, planGc(d, 2).plan, d);
+      for (const mac of ["a", "b"]) expect(boots(root, mac), `rollback dropped at write ${k + 1}, then gc: ${mac}`).toBe(`hostname=${mac}`);
     }
     // gc with keep 2 after the rollback: g3 (the newest) and the one served stay; the third goes.
     const probe = await rolledBack(out, to);
@@ -193,6 +198,31 @@ describe("a rollback or a gc whose connection drops at any write leaves every ma
       expect(existsSync(path.join(root, `by-class/c/${gone}`)), `gc dropped at write ${k + 1} of ${gcCount.n}, then run again: ${JSON.stringify(again.pending)} pending; left: ${existsSync(path.join(root, `by-class/c/${gone}`)) ? readdirSync(path.join(root, `by-class/c/${gone}`)).join(", ") : ""}`).toBe(false);
     }
   }, 60_000);
+
+  it("what a stopped gc was removing behind a link made by hand stays pending, and is said", async () => {
+    const out = tempDir();
+    const { root, fs } = await rolledBack(out, "g2");
+    const deployed = (await readDeployed(fs))!;
+    // That gc stopped after recording, before removing g1's files.
+    const stop = (e: { action: string }) => {
+      if (e.action === "remove") throw new Error("connection lost (injected)");
+    };
+    await expect(applyDeploy(fs, out, planGc(deployed, 2).plan, deployed, { onEvent: stop })).rejects.toThrow("injected");
+    expect((await readDeployed(fs))!.pending).toEqual(["by-class/c/g1/initrd", "by-class/c/g1/kernel"]);
+    // Someone moved g1's folder to another disk, linking it back.
+    const elsewhere = tempDir();
+    execFileSync("mv", [path.join(root, "by-class/c/g1"), path.join(elsewhere, "g1")]);
+    symlinkSync(path.join(elsewhere, "g1"), path.join(root, "by-class/c/g1"));
+    // The next gc (another run: a connection of its own).
+    const next = localTargetFs(root);
+    const again = (await readDeployed(next))!;
+    const gc = planGc(again, 2);
+    expect(gc.leftovers).toEqual(["by-class/c/g1/initrd", "by-class/c/g1/kernel"]);
+    const r = await applyDeploy(next, out, gc.plan, again);
+    expect(r.kept.sort()).toEqual(["by-class/c/g1/initrd", "by-class/c/g1/kernel"]);
+    expect(readdirSync(path.join(elsewhere, "g1")).sort()).toEqual(["initrd", "kernel"]);
+    expect((await readDeployed(fs))!.pending).toEqual(["by-class/c/g1/initrd", "by-class/c/g1/kernel"]);
+  });
 });
 
 describe("what a deploy is changing is listed in a small journal beside the record", () => {

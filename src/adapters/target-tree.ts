@@ -328,6 +328,7 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
   const going = Object.fromEntries(plan.deletions.filter((p) => deployed.entries[p]).map((p) => [p, deployed.entries[p]!]));
   if (plan.deletions.length > 0) await writeJournal(fs, [...new Set([...pending, ...plan.manifest.pending, ...plan.deletions])].sort());
   await writeRecord(fs, plan.manifest);
+  const keptPending: string[] = [];
   for (const p of plan.deletions) {
     hooks.onEvent?.({ action: "remove", path: p });
     const blocked = (await fs.blockedAt(p))?.path;
@@ -336,6 +337,8 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
       // its folder. Behind a link made by hand (say by-class → another disk) it is not ours to follow:
       // kept, recorded, and said.
       if (going[p] && !(blocked in plan.manifest.entries)) result.kept.push(p);
+      // One that was only pending (what a stopped gc was removing) stays pending: still owned, and said.
+      else if (!going[p] && deployed.pending.includes(p) && !(blocked in plan.manifest.entries)) keptPending.push(p);
       continue;
     }
     const st = await fs.stat(p);
@@ -344,7 +347,8 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
     result.removed++;
   }
   if (result.kept.length > 0) await writeRecord(fs, { ...plan.manifest, entries: { ...plan.manifest.entries, ...Object.fromEntries(result.kept.map((p) => [p, going[p]!])) } });
-  await writeJournal(fs, plan.manifest.pending);
+  await writeJournal(fs, keptPending.length > 0 ? [...new Set([...plan.manifest.pending, ...keptPending])].sort() : plan.manifest.pending);
+  result.kept.push(...keptPending);
   return result;
 }
 

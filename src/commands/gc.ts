@@ -32,20 +32,27 @@ export async function gc(options: GcOptions, ctx: Context): Promise<GcResult> {
       try {
         const deployed = await readDeployed(fs);
         if (!deployed) return { name: t.name, target: fs.description, removed: [], temps: 0, freed: 0 };
-        const { plan, temps, freed: recorded, leftovers } = planGc(deployed, options.keep ?? t.keep);
-        // What a stopped gc left is no longer recorded, with its size: as the target holds it.
-        let freed = recorded;
-        for (const p of leftovers) {
-          const st = (await fs.blockedAt(p)) === undefined ? await fs.stat(p) : undefined;
-          if (st?.kind === "file") freed += st.size;
+        const { plan, temps, leftovers } = planGc(deployed, options.keep ?? t.keep);
+        // Each file's size as recorded; what a stopped gc left is no longer recorded: as the target holds it.
+        const sizes = new Map<string, number>();
+        for (const p of plan.deletions) {
+          const e = deployed.entries[p];
+          if (e?.kind === "artifact") sizes.set(p, e.size);
+          else if (leftovers.includes(p) && (await fs.blockedAt(p)) === undefined) {
+            const st = await fs.stat(p);
+            if (st?.kind === "file") sizes.set(p, st.size);
+          }
         }
         for (const p of plan.deletions) ctx.reporter.info(`[${t.name}] ${options.dryRun ? "would remove" : "remove"} ${p}`);
         let removedTemps = 0;
+        let removed = plan.deletions;
         if (!options.dryRun) {
-          await applyDeploy(fs, root, plan, deployed);
+          const applied = await applyDeploy(fs, root, plan, deployed);
           removedTemps = await removeTemps(fs, temps);
+          for (const p of applied.kept) ctx.reporter.warn(`[${t.name}] ${p} was not removed: a folder on its way is a link made by hand (it stays ${deployed.entries[p] ? "recorded" : "pending"})`);
+          removed = plan.deletions.filter((p) => !applied.kept.includes(p));
         }
-        return { name: t.name, target: fs.description, removed: plan.deletions, temps: removedTemps, freed };
+        return { name: t.name, target: fs.description, removed, temps: removedTemps, freed: removed.reduce((n, p) => n + (sizes.get(p) ?? 0), 0) };
       } finally {
         await lock?.release();
       }

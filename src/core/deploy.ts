@@ -366,7 +366,15 @@ export function planRollback(deployed: DeployedManifest, classNames: readonly st
  */
 export function planGc(deployed: DeployedManifest, keep: number): { plan: DeployPlan; temps: string[]; freed: number; leftovers: string[] } {
   const classes: Record<string, DeployedClass> = {};
+  const pending = new Set(deployed.pending);
   for (const [name, cls] of Object.entries(deployed.classes)) {
+    // A deploy or rollback that stopped while switching this class's script may have left it
+    // serving any generation recorded for it (the record still names the one before): all stay,
+    // until the next deploy finishes that switch. So does a script it was removing.
+    if (pending.has(`by-class/${name}/ipxe`)) {
+      classes[name] = cls;
+      continue;
+    }
     if (!(`by-class/${name}/ipxe` in deployed.entries)) continue;
     const currentGen = cls.generations.find((g) => g.id === cls.current);
     const kept = cls.generations.slice(0, Math.max(keep, 2));
@@ -387,7 +395,6 @@ export function planGc(deployed: DeployedManifest, keep: number): { plan: Deploy
   // kept generation references, of a class whose script no stopped deploy was switching (a deploy
   // pends its class script with its uploads, and may have switched the script to them before it
   // stopped: those are the next deploy's to finish, as is everything else pending). Gone again here.
-  const pending = new Set(deployed.pending);
   const leftovers = deployed.pending.filter((p) => {
     const m = /^by-class\/([^/]+)\/[^/]+\/[^/]+$/.exec(p);
     return m !== null && !(p in deployed.entries) && !referenced.has(p) && !pending.has(`by-class/${m[1]}/ipxe`);

@@ -180,6 +180,12 @@ describe("planning a deploy", () => {
     // A deploy stopped with the class script pending may already serve a pending artifact: left to the next deploy.
     const deploying: DeployedManifest = { ...first.plan.manifest, pending: ["by-class/c/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee/initrd", "by-class/c/ipxe"] };
     expect([planGc(deploying, 2).plan.deletions, planGc(deploying, 2).plan.manifest.pending]).toEqual([[], deploying.pending]);
+    // A rollback or deploy stopped while switching the class script may serve any recorded generation: gc keeps them all.
+    const switching: DeployedManifest = { ...m, pending: ["by-class/c/ipxe"] };
+    expect([planGc(switching, 2).plan.deletions, planGc(switching, 2).plan.manifest.classes["c"]]).toEqual([[], m.classes["c"]]);
+    // Or a class script it was removing (the class left the inventory): its generations stay too.
+    const { ["by-class/c/ipxe"]: _script, ...withoutScript } = m.entries;
+    expect(planGc({ ...m, entries: withoutScript, pending: ["by-class/c/ipxe"] }, 2).plan.deletions).toEqual([]);
     // Pending but recorded, or referenced by a kept generation, or not an artifact: not a leftover.
     const kept: DeployedManifest = { ...m, pending: [D, "by-host/h/ipxe", "by-class/c/ipxe.netbuild-tmp"] };
     expect([planGc(kept, 3).leftovers, planGc(kept, 3).plan.deletions]).toEqual([[], []]);
