@@ -113,6 +113,7 @@ const CASES: Case[] = [
   { name: "unknownMachines names a class that does not exist", files: { "netbuild.yaml": "unknownMachines: { class: rescue }\n" }, errors: [["netbuild.yaml:1:27", 'site.unknownMachines.class: unknown class "rescue"']] },
   { name: "unknownMachines naming something that cannot be a class (not silently strict)", files: { "netbuild.yaml": 'unknownMachines: { class: "../x" }\n' }, errors: [["netbuild.yaml:1:27", 'site.unknownMachines.class: "../x" is not a valid class name']] },
   { name: "a YAML alias bomb (billion laughs) in a host file", files: { "hosts/lol.yaml": LAUGHS }, errors: [["hosts/lol.yaml", "YAML aliases here expand to too much data"]] },
+  { name: "a YAML alias of no anchor (a misspelt *name)", files: host('class: demo\nmac: "52:54:00:00:00:01"\nkernelParams: *params\n'), errors: [["hosts/a.yaml:3:15", "the alias *params names no anchor"]] },
   // Composing YAML recurses per level; 20,000 levels crashed Node itself (not a catchable error).
   { name: "lists nested 20,000 deep", files: { "hosts/deep.yaml": `hosts: ${"[".repeat(20_000)}${"]".repeat(20_000)}\n` }, errors: [["hosts/deep.yaml:1:", "nest more than 100 levels deep"]] },
   { name: "a wipe without a provisioning id", files: host('class: demo\nmac: "52:54:00:00:00:01"\nprovision: { disks: true }\n'), errors: [["hosts/a.yaml:3", "hosts.a.provision: `disks: true` without an `id`: a wipe is one round of provisioning, and the host formats once per id"]], hint: "netbuild provision a" },

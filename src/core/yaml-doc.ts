@@ -156,6 +156,12 @@ export class YamlDoc {
     // A repeated key is reported, and the file still read: it says nothing about the rest of it.
     let readable = this.syntaxIssues.length === 0;
     if (readable) this.syntaxIssues.push(...this.duplicateKeys());
+    // An alias of no anchor (a misspelt *name) makes the library throw when the data is read.
+    const unresolved = readable ? unresolvedAliases(doc, lines, file) : [];
+    if (unresolved.length > 0) {
+      this.syntaxIssues.push(...unresolved);
+      readable = false;
+    }
     let data: unknown;
     if (readable) {
       try {
@@ -318,6 +324,25 @@ export function parseHostChunk(text: string, key: string): { value: unknown; val
   if (!usual) return undefined;
   const data = doc.toJS() as Record<string, unknown>;
   return { value: data[key], values: parsed.values };
+}
+
+/** Each alias (*name) that names no anchor (&name) set before it, at the alias: in document order, as the library resolves them. */
+function unresolvedAliases(doc: Document.Parsed, lines: LineCounter, file: string): Issue[] {
+  const anchors = new Set<string>();
+  const issues: Issue[] = [];
+  visit(doc, (_, node) => {
+    if (isAlias(node)) {
+      if (anchors.has(node.source)) return;
+      const pos = lines.linePos(node.range?.[0] ?? 0);
+      issues.push({
+        severity: "error",
+        where: { file, line: pos.line, col: pos.col },
+        message: `the alias *${cut(node.source, 40)} names no anchor: no value before it in this file is marked &${cut(node.source, 40)}`,
+        hint: "an alias (*name) repeats a value marked &name earlier in the same file: check its spelling, or write the value out",
+      });
+    } else if ((isScalar(node) || isMap(node) || isSeq(node)) && node.anchor !== undefined) anchors.add(node.anchor);
+  });
+  return issues;
 }
 
 function firstLine(s: string): string {

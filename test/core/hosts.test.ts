@@ -202,6 +202,12 @@ describe("a host's own rules", () => {
     expect(errors(one("t", `class: tal\nmac: 52:54:00:00:00:01\n${ssh}`), withHint)).toEqual(["hosts/t.yaml:3:6 hosts.t.ssh: `ssh` sets who may log in to a NixOS machine, and class tal is a talos class (hint: Talos machines have no SSH: use talosctl with the cluster's client config)"]);
     // A class that is not there: "unknown class" only.
     expect(errors(one("u", `class: gone\nmac: 52:54:00:00:00:01\n${ssh}`))).toEqual(['hosts/u.yaml:1:8 hosts.u.class: unknown class "gone"']);
+    // Each key checked where it is written, never quoted back; the same key twice is one key.
+    const keys = `ssh:\n  authorizedKeys:\n    - "${KEY}"\n    - "ssh-rsa not-base64!"\n    - "${KEY}"\n`;
+    const bad = errors(one("k", `class: nix\nmac: 52:54:00:00:00:01\n${keys}`), withHint);
+    expect(bad).toEqual([expect.stringMatching(/^hosts\/k\.yaml:6:7 hosts\.k\.ssh\.authorizedKeys\[1\]: .* \(hint: .+\)$/)]);
+    expect(bad[0]).not.toContain("not-base64");
+    expect(hostsOf(one("k", `class: nix\nmac: 52:54:00:00:00:01\nssh:\n  authorizedKeys: ["${KEY}", "${KEY}"]\n`))[0]!.sshAuthorizedKeys).toEqual([KEY]);
   });
 
   it("a Talos host: its settings checked only when its name and its `talos` are valid", () => {

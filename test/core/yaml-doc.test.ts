@@ -27,10 +27,28 @@ describe("YamlDoc: a file that cannot be read, said at its place", () => {
     expect(doc.syntaxIssues[0]).toMatchObject({ severity: "error", where: { file: "hosts/bad.yaml", line: expect.any(Number), col: expect.any(Number) }, hint: "check indentation, colons and quoting on this line or the one before" });
     expect(doc.syntaxIssues[0]!.message).toMatch(/^YAML syntax: \S/);
     expect(doc.syntaxIssues[0]!.message).not.toContain("\n");
-    // A message quoting a long line of the file is cut to 100 characters (and marked so).
-    const long = new YamlDoc("hosts/long.yaml", `a: "${"x".repeat(300)}\n`);
+    // A message quoting a long piece of the file (here a tag) is cut to 100 characters, and marked so.
+    const long = new YamlDoc("hosts/long.yaml", `a: !${"x".repeat(300)}!x 1\n`);
     const message = long.syntaxIssues[0]!.message.slice("YAML syntax: ".length);
-    expect([...message].length).toBeLessThanOrEqual(101);
+    expect(message).toBe(`Could not resolve tag: !${"x".repeat(100 - "Could not resolve tag: !".length)}…`);
+    // One of 100 characters exactly is not.
+    const exact = new YamlDoc("hosts/exact.yaml", `a: !${"x".repeat(100 - "Could not resolve tag: !!x".length)}!x 1\n`);
+    expect(exact.syntaxIssues[0]!.message).toMatch(/^YAML syntax: Could not resolve tag: !x+!x$/);
+    expect(exact.syntaxIssues[0]!.message.length).toBe("YAML syntax: ".length + 100);
+  });
+
+  it("an alias of no anchor (misspelt, or before its anchor): at the alias, naming it, and nothing read", () => {
+    const doc = new YamlDoc("hosts/typo.yaml", "base: &workers [quiet]\nhosts:\n  a: { kernelParams: *wokers }\n  b: { kernelParams: *later }\nc: &later 1\nd: *workers\n");
+    expect([doc.readable, doc.data]).toEqual([false, undefined]);
+    expect(doc.syntaxIssues.map((i) => [i.where, i.message, i.hint])).toEqual([
+      [{ file: "hosts/typo.yaml", line: 3, col: 22 }, "the alias *wokers names no anchor: no value before it in this file is marked &wokers", "an alias (*name) repeats a value marked &name earlier in the same file: check its spelling, or write the value out"],
+      [{ file: "hosts/typo.yaml", line: 4, col: 22 }, "the alias *later names no anchor: no value before it in this file is marked &later", "an alias (*name) repeats a value marked &name earlier in the same file: check its spelling, or write the value out"],
+    ]);
+    // A name too long to repeat whole is cut.
+    const long = new YamlDoc("hosts/long.yaml", `a: *${"n".repeat(300)}\n`);
+    expect(long.syntaxIssues[0]!.message).toBe(`the alias *${"n".repeat(40)}… names no anchor: no value before it in this file is marked &${"n".repeat(40)}…`);
+    // Aliases of anchors set before them read as always.
+    expect(new YamlDoc("hosts/ok.yaml", "a: &k [x]\nb: *k\n").data).toEqual({ a: ["x"], b: ["x"] });
   });
 
   it("an alias bomb: the whole file, said once, and nothing read", () => {
