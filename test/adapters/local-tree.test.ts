@@ -13,7 +13,7 @@ import { applyTree, checkOutFolder, MANIFEST_PATH, outFileReader, readManifest, 
 import { quoted } from "../../src/core/excerpt.ts";
 import { inWriteOrder, sealInputs, type Tree, type TreeEntry } from "../../src/core/tree.ts";
 import { UserError } from "../../src/errors.ts";
-import { boots } from "../support/deploy-steps.ts";
+import { boots, snapshot } from "../support/deploy-steps.ts";
 import { cleanupTempDirs, tempDir } from "../support/inventory.ts";
 import { missing } from "../support/tools.ts";
 
@@ -30,24 +30,6 @@ function hosts(names: string[], mode: "links" | "copy" = "links", version = "1")
     entries.push(mode === "links" ? link(`by-mac/m-${h}`, `../by-host/${h}`) : file(`by-mac/m-${h}/ipxe`, script));
   }
   return tree(...entries);
-}
-
-/** out/ as applyTree leaves it, read back (links as `-> target`), the manifest left out. */
-function snapshot(out: string): Record<string, string> {
-  const seen: Record<string, string> = {};
-  const walk = (rel: string) => {
-    for (const name of readdirSync(path.join(out, rel)).sort()) {
-      const r = rel ? `${rel}/${name}` : name;
-      if (r === ".netbuild") continue;
-      const st = lstatSync(path.join(out, r));
-      if (st.isSymbolicLink()) seen[r] = `-> ${readlinkSync(path.join(out, r))}`;
-      else if (st.isDirectory()) walk(r);
-      else if (st.isFile()) seen[r] = readFileSync(path.join(out, r), "utf8");
-      else seen[r] = "(special)";
-    }
-  };
-  walk("");
-  return seen;
 }
 
 async function refusal(p: Promise<unknown>): Promise<UserError> {

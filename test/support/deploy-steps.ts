@@ -117,8 +117,8 @@ export function boots(root: string, mac: string): string {
   return /set cmdline (.*)$/m.exec(host)![1]!.trim();
 }
 
-/** What the target folder serves (its files and links, .netbuild/ left out) and what its record says it holds. */
-export async function served(fs: TargetFs, root: string): Promise<{ files: Record<string, string>; entries: DeployedManifest["entries"]; pending: string[]; drift: unknown }> {
+/** A tree folder's files and links (links as `-> target`, special files as "(special)"), .netbuild/ left out. */
+export function snapshot(root: string): Record<string, string> {
   const files: Record<string, string> = {};
   const walk = (rel: string) => {
     for (const name of readdirSync(path.join(root, rel)).sort()) {
@@ -127,10 +127,17 @@ export async function served(fs: TargetFs, root: string): Promise<{ files: Recor
       const st = lstatSync(path.join(root, r));
       if (st.isSymbolicLink()) files[r] = `-> ${readlinkSync(path.join(root, r))}`;
       else if (st.isDirectory()) walk(r);
-      else files[r] = readFileSync(path.join(root, r), "utf8");
+      else if (st.isFile()) files[r] = readFileSync(path.join(root, r), "utf8");
+      else files[r] = "(special)";
     }
   };
   walk("");
+  return files;
+}
+
+/** What the target folder serves (snapshot) and what its record says it holds. */
+export async function served(fs: TargetFs, root: string): Promise<{ files: Record<string, string>; entries: DeployedManifest["entries"]; pending: string[]; drift: unknown }> {
+  const files = snapshot(root);
   const deployed = (await readDeployed(fs))!;
   const drift = await verifyTarget(fs, deployed);
   return { files, entries: deployed.entries, pending: deployed.pending, drift: { missing: drift.missing, changed: drift.changed } };
