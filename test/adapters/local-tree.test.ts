@@ -11,6 +11,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyTree, checkOutFolder, MANIFEST_PATH, outFileReader, readManifest, withOutLock, type TreeManifest } from "../../src/adapters/local-tree.ts";
 import { quoted } from "../../src/core/excerpt.ts";
+import { NEWER_FORMAT_HINT } from "../../src/core/records.ts";
 import { inWriteOrder, sealInputs, type Tree, type TreeEntry } from "../../src/core/tree.ts";
 import { UserError } from "../../src/errors.ts";
 import { boots, snapshot } from "../support/deploy-steps.ts";
@@ -388,6 +389,51 @@ describe("out/ itself, and reading it", () => {
     expect((await refusal(checkOutFolder(path.join(base, "dangling")))).message).toBe(`${path.join(base, "dangling")} is a symlink to "${path.join(base, "nowhere")}", which does not exist (or cannot be reached)`);
     symlinkSync(path.join(base, "empty"), path.join(base, "linked"));
     expect(await checkOutFolder(path.join(base, "linked"))).toBeUndefined();
+  });
+
+  it("checkOutFolder: each refusal with its code and hint; only netbuild's lock files in .netbuild/, and nothing beside it, make a stopped build's folder", async () => {
+    const base = tempDir();
+    const refused = async (dir: string) => {
+      const e = await refusal(checkOutFolder(path.join(base, dir)));
+      return [e.code, e.exitCode, e.hint];
+    };
+    const folder = (dir: string, files: Record<string, string>) => {
+      for (const [rel, text] of Object.entries(files)) {
+        mkdirSync(path.dirname(path.join(base, dir, rel)), { recursive: true });
+        writeFileSync(path.join(base, dir, rel), text);
+      }
+    };
+    folder("stopped", { ".netbuild/lock": "{}", ".netbuild/lock.broken-1": "{}" });
+    expect(await checkOutFolder(path.join(base, "stopped"))).toBeUndefined();
+    const notATree = ["OUT_NOT_A_TREE", 2, "give --out an empty or new folder; netbuild only writes into folders it made"];
+    folder("more", { ".netbuild/lock": "{}", ".netbuild/notes": "x" });
+    expect(await refused("more")).toEqual(notATree);
+    folder("beside", { ".netbuild/lock": "{}", "index.html": "x" });
+    expect(await refused("beside")).toEqual(notATree);
+    folder("other", { ".other/lock": "{}" });
+    expect(await refused("other")).toEqual(notATree);
+    folder("flat", { ".netbuild": "a file, not a folder" });
+    expect(await refused("flat")).toEqual(["OUT_CONFLICT", 2, expect.any(String)]);
+    writeFileSync(path.join(base, "file"), "");
+    expect(await refused("file")).toEqual(["OUT_NOT_A_TREE", 2, "pass --out with a folder"]);
+    symlinkSync(path.join(base, "nowhere"), path.join(base, "dangling"));
+    expect(await refused("dangling")).toEqual(["OUT_NOT_A_TREE", 2, "create the folder it points to, or pass --out with a folder"]);
+  });
+
+  it("readManifest: a damaged manifest names its first five problems and counts the rest, and says to restore it; one from a newer netbuild says so instead", async () => {
+    const { out, manifest } = await built(hosts(["a"]));
+    const damaged = { ...manifest, entries: Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`by-host/h${i}/ipxe`, { kind: "file", sha256: "not a hash" }])) };
+    writeFileSync(path.join(out, MANIFEST_PATH), `${JSON.stringify(damaged, null, 2)}\n`);
+    const e = await refusal(readManifest(out));
+    expect([e.code, e.exitCode, e.hint]).toEqual(["OUT_NOT_A_TREE", 2, "it was edited or damaged: restore it (from a backup or git), or remove out/ and build again (netbuild then starts a new tree; nothing outside out/ is touched)"]);
+    const problems = e.message.slice(e.message.indexOf("nothing was changed: ") + "nothing was changed: ".length);
+    expect(problems.split("; ")).toHaveLength(6);
+    expect(problems).toMatch(/; and 2 more$/);
+    // Five problems exactly: no count.
+    writeFileSync(path.join(out, MANIFEST_PATH), `${JSON.stringify({ ...damaged, entries: Object.fromEntries(Object.entries(damaged.entries).slice(0, 5)) }, null, 2)}\n`);
+    expect((await refusal(readManifest(out))).message).not.toMatch(/more$/);
+    writeFileSync(path.join(out, MANIFEST_PATH), `${JSON.stringify({ ...manifest, format: 99 }, null, 2)}\n`);
+    expect((await refusal(readManifest(out))).hint).toBe(NEWER_FORMAT_HINT);
   });
 
   it("readManifest: a link or a folder where the manifest or its folder goes is a conflict; a damaged one is refused, not trusted", async () => {
