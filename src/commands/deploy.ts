@@ -938,7 +938,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
             onProgress: (p, sent, total) => ctx.reporter.transfer(`[${t.name}] ${p}`, sent, total),
           }, absent);
           phase.set(t.name, "done");
-          for (const p of applied.kept) ctx.reporter.warn(`[${t.name}] ${p} was not removed: a folder on its way is a link made by hand (it stays recorded)`);
+          for (const p of applied.kept) ctx.reporter.warn(`[${t.name}] ${p} was not removed: a folder on its way is a link made by hand (it stays ${deployed.entries[p] ? "recorded" : "pending"})`);
           const secs = (Date.now() - started) / 1000;
           // The summary (machines included) is the command's result, printed once by the CLI.
           return { ...base, resumed: applied.resumed, seconds: secs };
