@@ -97,6 +97,8 @@ describe("host chunks", () => {
     expect(parseHostChunk("  b:\n    class: demo\n", "a")).toBeUndefined();
     expect(parseHostChunk('  "a":\n    class: demo\n', "a")).toBeUndefined();
     expect(parseHostChunk("  a:\n    class: demo\nb: 1\n", "a")).toBeUndefined();
+    expect(parseHostChunk("a:\n  class: demo\nb: 1\n", "a")).toBeUndefined();
+    expect(parseHostChunk("a\n", "a")).toBeUndefined();
     expect(parseHostChunk("- a\n", "a")).toBeUndefined();
     expect(parseHostChunk("  a:\n    class: demo\n---\nb: 1\n", "a")).toBeUndefined();
     expect(parseHostChunk("  a:\n    class: !!custom demo\n", "a")).toBeUndefined();

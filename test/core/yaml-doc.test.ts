@@ -40,6 +40,7 @@ describe("YamlDoc: a file that cannot be read, said at its place", () => {
   it("an alias of no anchor (misspelt, or before its anchor): at the alias, naming it, and nothing read", () => {
     const doc = new YamlDoc("hosts/typo.yaml", "base: &workers [quiet]\nhosts:\n  a: { kernelParams: *wokers }\n  b: { kernelParams: *later }\nc: &later 1\nd: *workers\n");
     expect([doc.readable, doc.data]).toEqual([false, undefined]);
+    expect(doc.syntaxIssues.map((i) => i.severity)).toEqual(["error", "error"]);
     expect(doc.syntaxIssues.map((i) => [i.where, i.message, i.hint])).toEqual([
       [{ file: "hosts/typo.yaml", line: 3, col: 22 }, "the alias *wokers names no anchor: no value before it in this file is marked &wokers", "an alias (*name) repeats a value marked &name earlier in the same file: check its spelling, or write the value out"],
       [{ file: "hosts/typo.yaml", line: 4, col: 22 }, "the alias *later names no anchor: no value before it in this file is marked &later", "an alias (*name) repeats a value marked &name earlier in the same file: check its spelling, or write the value out"],
