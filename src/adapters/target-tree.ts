@@ -352,6 +352,11 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
   return result;
 }
 
+/** Why a path applyDeploy was to remove is still there (ApplyDeployResult.kept), for deploy's and gc's warnings. */
+export function notRemoved(p: string, deployed: DeployedManifest): string {
+  return `${p} was not removed: a folder on its way is a link made by hand (it stays ${deployed.entries[p] ? "recorded" : "pending"})`;
+}
+
 /** by-mac/<mac>/ (copy mode) becomes a link: link made aside, folder renamed aside, link renamed in; the MAC is unreachable for one rename. */
 async function replaceFolderWithLink(fs: TargetFs, rel: string, target: string): Promise<void> {
   const aside = asideOf(rel, "old");

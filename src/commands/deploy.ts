@@ -14,7 +14,7 @@ import { formatMachineChange, machineChanges, type MachineChange, type ServedHos
 import { hostEntries, hostOfScript, IPXE_BIOS, IPXE_DIR, isBinaryPath, scriptClass, scriptHeld, scriptWipe, scriptWipeForced, scriptWipes, sealInputs, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
 import { applyTree, checkOutFolder, outFileReader, withOutLock } from "../adapters/local-tree.ts";
-import { acquireLock, applyDeploy, conflicts, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
+import { acquireLock, applyDeploy, conflicts, notRemoved, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
 import { loadRoot, outOf, refuseInventoryFolder, rootOf, type Context, type OutOptions } from "./context.ts";
 import type { TargetFs } from "../adapters/target-fs.ts";
@@ -938,7 +938,7 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
             onProgress: (p, sent, total) => ctx.reporter.transfer(`[${t.name}] ${p}`, sent, total),
           }, absent);
           phase.set(t.name, "done");
-          for (const p of applied.kept) ctx.reporter.warn(`[${t.name}] ${p} was not removed: a folder on its way is a link made by hand (it stays ${deployed.entries[p] ? "recorded" : "pending"})`);
+          for (const p of applied.kept) ctx.reporter.warn(`[${t.name}] ${notRemoved(p, deployed)}`);
           const secs = (Date.now() - started) / 1000;
           // The summary (machines included) is the command's result, printed once by the CLI.
           return { ...base, resumed: applied.resumed, seconds: secs };

@@ -3,7 +3,7 @@
 // temporary files of deploys that did not finish. Only paths the target's manifest records.
 import { formatBytes } from "../ui/reporter.ts";
 import { planGc } from "../core/deploy.ts";
-import { acquireLock, applyDeploy, readDeployed, removeTemps } from "../adapters/target-tree.ts";
+import { acquireLock, applyDeploy, notRemoved, readDeployed, removeTemps } from "../adapters/target-tree.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
 import { withEachTarget, selectTargets, type TargetOptions } from "./targets.ts";
 
@@ -49,7 +49,7 @@ export async function gc(options: GcOptions, ctx: Context): Promise<GcResult> {
         if (!options.dryRun) {
           const applied = await applyDeploy(fs, root, plan, deployed);
           removedTemps = await removeTemps(fs, temps);
-          for (const p of applied.kept) ctx.reporter.warn(`[${t.name}] ${p} was not removed: a folder on its way is a link made by hand (it stays ${deployed.entries[p] ? "recorded" : "pending"})`);
+          for (const p of applied.kept) ctx.reporter.warn(`[${t.name}] ${notRemoved(p, deployed)}`);
           removed = plan.deletions.filter((p) => !applied.kept.includes(p));
         }
         return { name: t.name, target: fs.description, removed, temps: removedTemps, freed: removed.reduce((n, p) => n + (sizes.get(p) ?? 0), 0) };
