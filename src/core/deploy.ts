@@ -235,7 +235,11 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
     const gen: Generation = { id, kernel: built.kernel.path, initrd: built.initrd.path, script, sha256: scriptEntry.sha256, ...(stamp ? { deployed: stamp } : {}) };
     const served = was?.generations.find((g) => g.id === was.current && g.id !== id);
     const others = (was?.generations ?? []).filter((g) => g.id !== id && g !== served);
-    classes[name] = { current: id, generations: [gen, ...(served ? [served] : []), ...others].slice(0, Math.max(keep, 2)) };
+    // A deploy or rollback that stopped while switching this class's script may have left it
+    // serving any generation recorded for it (the record names the one before): none drops off
+    // now, while machines may still be booting it; the next deploy keeps `keep` again (as gc does).
+    const unsureScript = deployed.pending.includes(scriptPath);
+    classes[name] = { current: id, generations: [gen, ...(served ? [served] : []), ...others].slice(0, unsureScript ? undefined : Math.max(keep, 2)) };
     if (was?.current !== id) {
       changes.push({ name, from: was?.current, to: id, alreadyThere: Boolean(was?.generations.some((g) => g.id === id)) });
     }

@@ -191,6 +191,23 @@ describe("planning a deploy", () => {
     expect([planGc(kept, 3).leftovers, planGc(kept, 3).plan.deletions]).toEqual([[], []]);
   });
 
+  it("drops no generation of a class whose script a stopped deploy or rollback was switching (any of them may be served); the next deploy keeps `keep` again", () => {
+    let m = deployOnce(emptyManifest(), built(I1, "s1", {})).manifest;
+    m = deployOnce(m, built(I2, "s2", {})).manifest;
+    const D = "by-class/c/dddddddddddddddddddddddddddddddd/initrd";
+    const E = "by-class/c/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee/initrd";
+    m = deployOnce(m, built(D, "s3", {})).manifest;
+    const stopped: DeployedManifest = { ...m, pending: ["by-class/c/ipxe"] };
+    const plan = planDeploy({ ...built(E, "s4", {}), deployed: stopped, keep: 2 });
+    expect(plan.manifest.classes["c"]!.generations.map((g) => g.id)).toEqual(["s40000000000", "s30000000000", "s20000000000", "s10000000000"]);
+    expect(plan.deletions).toEqual([]);
+    // Nothing pending: the same deploy keeps 2, and the other generations' initrds go.
+    const clean = planDeploy({ ...built(E, "s4", {}), deployed: m, keep: 2 });
+    expect(clean.manifest.classes["c"]!.generations.map((g) => g.id)).toEqual(["s40000000000", "s30000000000"]);
+    expect(clean.deletions.sort()).toEqual([I1, I2].sort());
+    expect(planDeploy({ ...built(E, "s4", {}), deployed: plan.manifest, keep: 2 }).manifest.classes["c"]!.generations).toHaveLength(2);
+  });
+
   it("keeps the generation served before the current one even when it was rolled back to, and holds a rollback against the same build", () => {
     let m = deployOnce(emptyManifest(), built(I1, "s1", {}), 2).manifest;
     m = deployOnce(m, built(I2, "s2", {}), 2).manifest;
