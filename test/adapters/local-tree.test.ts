@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyTree, checkOutFolder, MANIFEST_PATH, outFileReader, readManifest, withOutLock, type TreeManifest } from "../../src/adapters/local-tree.ts";
 import { quoted } from "../../src/core/excerpt.ts";
 import { NEWER_FORMAT_HINT } from "../../src/core/records.ts";
-import { inWriteOrder, sealInputs, type Tree, type TreeEntry } from "../../src/core/tree.ts";
+import { inWriteOrder, sealInputs, type Tree, type TreeClass, type TreeEntry } from "../../src/core/tree.ts";
 import { UserError } from "../../src/errors.ts";
 import { boots, snapshot } from "../support/deploy-steps.ts";
 import { cleanupTempDirs, tempDir } from "../support/inventory.ts";
@@ -357,6 +357,34 @@ describe.skipIf(missing({ commands: ["nix-store"] }))("applyTree: artifacts from
       expect(snapshot(out), where).toEqual(want);
     }
   }, 60_000);
+
+  it("records each class sorted by name, with its artifacts' sha256, and its previous build only while both its files are in the tree", async () => {
+    const sha = (t: string) => createHash("sha256").update(t).digest("hex");
+    const cls = (name: string, gen: string, previous?: string): TreeClass => ({
+      name: name as TreeClass["name"],
+      kind: "prebuilt",
+      kernel: { path: `by-class/${name}/${gen}/kernel`, storeFile: store.kernel, size: 13 },
+      initrd: { path: `by-class/${name}/${gen}/initrd`, storeFile: store.initrd, size: 27 },
+      kernelParams: [],
+      previous: previous ? { kernel: `by-class/${name}/${previous}/kernel`, initrd: `by-class/${name}/${previous}/initrd` } : undefined,
+    });
+    const files = (c: TreeClass) => [artifact(c.kernel.path, store.kernel, 13), artifact(c.initrd.path, store.initrd, 27), file(`by-class/${c.name}/ipxe`, `#!ipxe\nkernel ${c.kernel.path}\n`)];
+    const z1 = cls("zeta", "g1");
+    const a1 = cls("alpha", "g1");
+    const { out } = await built({ ...tree(...files(z1), ...files(a1)), classes: [z1, a1] });
+    const m1 = (await readManifest(out))!;
+    expect(Object.keys(m1.classes)).toEqual(["alpha", "zeta"]);
+    expect(m1.classes["zeta"]).toEqual({ kind: "prebuilt", kernel: z1.kernel, initrd: z1.initrd, kernelParams: [], previous: undefined, kernelSha256: sha("kernel bytes\n"), initrdSha256: sha("initrd bytes, more of them\n") });
+    // zeta's next build keeps g1 as its previous: recorded while both of g1's files are in the tree.
+    const z2 = cls("zeta", "g2", "g1");
+    const kept = [artifact(z1.kernel.path, undefined, 13), artifact(z1.initrd.path, undefined, 27)];
+    await applyTree(out, { ...tree(...files(z2), ...kept, ...files(a1)), classes: [z2, a1] }, m1);
+    expect((await readManifest(out))!.classes["zeta"]!.previous).toEqual({ kernel: z1.kernel.path, initrd: z1.initrd.path });
+    // Its initrd gone from the tree (say removed by hand from out/ and not copied again): no previous.
+    rmSync(path.join(out, z1.initrd.path));
+    await applyTree(out, { ...tree(...files(z2), ...kept, ...files(a1)), classes: [z2, a1] }, (await readManifest(out))!);
+    expect((await readManifest(out))!.classes["zeta"]!.previous).toBeUndefined();
+  });
 
   it("refuses a source that is not a regular file in the store (a link out of it, or gone), naming it, and copies nothing", async () => {
     for (const [source, why] of [
