@@ -48,6 +48,8 @@ describe("YamlDoc: a file that cannot be read, said at its place", () => {
     // A name too long to repeat whole is cut.
     const long = new YamlDoc("hosts/long.yaml", `a: *${"n".repeat(300)}\n`);
     expect(long.syntaxIssues[0]!.message).toBe(`the alias *${"n".repeat(40)}… names no anchor: no value before it in this file is marked &${"n".repeat(40)}…`);
+    // A file that does not parse says its syntax error only, alias or not.
+    expect(new YamlDoc("hosts/both.yaml", "a: *nothing\nb: [\n").syntaxIssues.map((i) => i.message)).toEqual([expect.stringMatching(/^YAML syntax: /)]);
     // Aliases of anchors set before them read as always.
     expect(new YamlDoc("hosts/ok.yaml", "a: &k [x]\nb: *k\n").data).toEqual({ a: ["x"], b: ["x"] });
   });
