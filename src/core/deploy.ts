@@ -214,6 +214,7 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
   const classes: Record<string, DeployedClass> = {};
   const changes: ClassChange[] = [];
   const held: HeldRollback[] = [];
+  const pending = new Set(deployed.pending);
   for (const [name, built] of Object.entries(source.classes).sort(([a], [b]) => (a < b ? -1 : 1))) {
     const scriptPath = `by-class/${name}/ipxe`;
     const scriptEntry = source.entries[scriptPath];
@@ -235,11 +236,8 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
     const gen: Generation = { id, kernel: built.kernel.path, initrd: built.initrd.path, script, sha256: scriptEntry.sha256, ...(stamp ? { deployed: stamp } : {}) };
     const served = was?.generations.find((g) => g.id === was.current && g.id !== id);
     const others = (was?.generations ?? []).filter((g) => g.id !== id && g !== served);
-    // A deploy or rollback that stopped while switching this class's script may have left it
-    // serving any generation recorded for it (the record names the one before): none drops off
-    // now, while machines may still be booting it; the next deploy keeps `keep` again (as gc does).
-    const unsureScript = deployed.pending.includes(scriptPath);
-    classes[name] = { current: id, generations: [gen, ...(served ? [served] : []), ...others].slice(0, unsureScript ? undefined : Math.max(keep, 2)) };
+    // None drops off while the class may serve any of them (switching); the next deploy keeps `keep` again.
+    classes[name] = { current: id, generations: [gen, ...(served ? [served] : []), ...others].slice(0, switching(pending, name) ? undefined : Math.max(keep, 2)) };
     if (was?.current !== id) {
       changes.push({ name, from: was?.current, to: id, alreadyThere: Boolean(was?.generations.some((g) => g.id === id)) });
     }
@@ -363,6 +361,15 @@ export function planRollback(deployed: DeployedManifest, classNames: readonly st
 }
 
 /**
+ * Whether a deploy or rollback stopped while switching class `name`'s script (it is pending): the
+ * target may then serve any generation recorded for it, or one it was uploading, while the record
+ * still names the one before. Deploy and gc drop none of its generations until a deploy finishes it.
+ */
+function switching(pending: ReadonlySet<string>, name: string): boolean {
+  return pending.has(`by-class/${name}/ipxe`);
+}
+
+/**
  * What gc removes: artifacts no kept generation of a class still in the tree references (classes
  * whose script deploy removed lose all of theirs), what a gc that did not finish was removing
  * (`leftovers`: pending, no longer recorded), and the temporary files of deploys that did not
@@ -372,10 +379,8 @@ export function planGc(deployed: DeployedManifest, keep: number): { plan: Deploy
   const classes: Record<string, DeployedClass> = {};
   const pending = new Set(deployed.pending);
   for (const [name, cls] of Object.entries(deployed.classes)) {
-    // A deploy or rollback that stopped while switching this class's script may have left it
-    // serving any generation recorded for it (the record still names the one before): all stay,
-    // until the next deploy finishes that switch. So does a script it was removing.
-    if (pending.has(`by-class/${name}/ipxe`)) {
+    // Every generation stays while the class may serve any of them, or its script is being removed.
+    if (switching(pending, name)) {
       classes[name] = cls;
       continue;
     }
@@ -401,7 +406,7 @@ export function planGc(deployed: DeployedManifest, keep: number): { plan: Deploy
   // stopped: those are the next deploy's to finish, as is everything else pending). Gone again here.
   const leftovers = deployed.pending.filter((p) => {
     const m = /^by-class\/([^/]+)\/[^/]+\/[^/]+$/.exec(p);
-    return m !== null && !(p in deployed.entries) && !referenced.has(p) && !pending.has(`by-class/${m[1]}/ipxe`);
+    return m !== null && !(p in deployed.entries) && !referenced.has(p) && !switching(pending, m[1]!);
   });
   const deletions = inDeleteOrder([...going, ...leftovers]);
   // gc removes the temporary files such a deploy left.
