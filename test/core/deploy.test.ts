@@ -177,6 +177,9 @@ describe("planning a deploy", () => {
     const stopped: DeployedManifest = { ...first.plan.manifest, pending: [I1] };
     const again = planGc(stopped, 2);
     expect([again.plan.deletions, again.leftovers, again.plan.manifest.pending, again.freed]).toEqual([[I1], [I1], [], 0]);
+    // Of any class, by its name in the path (one that left the inventory too).
+    const W = "by-class/web-01/ffffffffffffffffffffffffffffffff/initrd";
+    expect(planGc({ ...stopped, pending: [I1, W] }, 2).leftovers).toEqual([I1, W]);
     // A deploy stopped with the class script pending may already serve a pending artifact: left to the next deploy.
     const deploying: DeployedManifest = { ...first.plan.manifest, pending: ["by-class/c/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee/initrd", "by-class/c/ipxe"] };
     expect([planGc(deploying, 2).plan.deletions, planGc(deploying, 2).plan.manifest.pending]).toEqual([[], deploying.pending]);
