@@ -6,7 +6,7 @@
 // test/tree.test.ts; every writer's confinement end to end in test/confinement.test.ts.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyTree, checkOutFolder, MANIFEST_PATH, outFileReader, readManifest, withOutLock, type TreeManifest } from "../../src/adapters/local-tree.ts";
@@ -244,6 +244,93 @@ describe("applyTree: what it says it does, in what order, and what it trusts", (
   });
 });
 
+describe("applyTree: what appears in out/ after its look, before its writes", () => {
+  // Someone else's process writing into out/ while a build runs (the build holds out/'s lock; this
+  // one ignores it): simulated by acting in the progress callback, which runs just before each write.
+  async function withPlanted(out: string, t: Tree, old: TreeManifest | undefined, before: string, act: () => void): Promise<unknown> {
+    let done = false;
+    return applyTree(out, t, old, (e) => {
+      if (!done && e.path === before) {
+        done = true;
+        act();
+      }
+    }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+  }
+
+  it("a link put where a new host's folder goes, after the scan found nothing there, is refused, and nothing is written through it", async () => {
+    const { out, manifest } = await built(hosts(["a"]));
+    const victim = path.join(tempDir(), "victim");
+    mkdirSync(victim);
+    const e = await withPlanted(out, hosts(["a", "b"]), manifest, "by-host/b/ipxe", () => symlinkSync(victim, path.join(out, "by-host/b")));
+    expect(e).toBeInstanceOf(UserError);
+    expect((e as UserError).code).toBe("OUT_CONFLICT");
+    expect((e as UserError).message).toContain("by-host/b");
+    expect(readdirSync(victim)).toEqual([]);
+    expect(readlinkSync(path.join(out, "by-host/b"))).toBe(victim);
+  });
+
+  it("a folder put there instead is used; a file put where a new script goes, or a link where a new by-mac link goes, is replaced by netbuild's", async () => {
+    const { out, manifest } = await built(hosts(["a"]));
+    const e = await withPlanted(out, hosts(["a", "b"]), manifest, "by-host/b/ipxe", () => {
+      mkdirSync(path.join(out, "by-host/b"));
+      writeFileSync(path.join(out, "by-host/b/ipxe"), "planted\n");
+      symlinkSync("../by-host/a", path.join(out, "by-mac/m-b"));
+    });
+    expect(e).toBeUndefined();
+    expect(readFileSync(path.join(out, "by-host/b/ipxe"), "utf8")).toContain("set host b v1");
+    expect(readlinkSync(path.join(out, "by-mac/m-b"))).toBe("../by-host/b");
+    const after = (await readManifest(out))!;
+    expect(after.entries["by-host/b/ipxe"]).toMatchObject({ kind: "file", sha256: createHash("sha256").update(readFileSync(path.join(out, "by-host/b/ipxe"))).digest("hex") });
+    expect(after.entries["by-mac/m-b"]).toEqual({ kind: "symlink", target: "../by-host/b" });
+    expect(after.pending).toBeUndefined();
+    expect((await applyTree(out, hosts(["a", "b"]), after)).written).toEqual([]);
+  });
+});
+
+describe("applyTree: a file changed by hand in out/ is found by its stamp", () => {
+  it("one edited in place to the same size (same inode, new mtime) is read back and written again", async () => {
+    const { out, manifest } = await built(hosts(["a"]));
+    const script = path.join(out, "by-host/a/ipxe");
+    const was = readFileSync(script, "utf8");
+    const st = lstatSync(script, { bigint: true });
+    writeFileSync(script, was.replace("set host a", "set host X"));
+    utimesSync(script, new Date(), new Date(Date.now() + 5_000));
+    expect(lstatSync(script, { bigint: true }).ino).toBe(st.ino);
+    expect(lstatSync(script).size).toBe(Buffer.byteLength(was));
+    expect((await applyTree(out, hosts(["a"]), manifest)).written).toEqual(["by-host/a/ipxe"]);
+    expect(readFileSync(script, "utf8")).toBe(was);
+  });
+
+  it("one replaced by another file of the same size (new inode) is read back and written again", async () => {
+    const { out, manifest } = await built(hosts(["a"]));
+    const script = path.join(out, "by-host/a/ipxe");
+    const was = readFileSync(script, "utf8");
+    const st = lstatSync(script, { bigint: true });
+    writeFileSync(`${script}.x`, was.replace("set host a", "set host X"));
+    // Its stamp, but for the inode: the recorded mtime written into the manifest as the new file's.
+    renameSync(`${script}.x`, script);
+    const now = lstatSync(script, { bigint: true });
+    expect(now.ino).not.toBe(st.ino);
+    const forged: TreeManifest = { ...manifest, entries: { ...manifest.entries, "by-host/a/ipxe": { ...manifest.entries["by-host/a/ipxe"]!, mtimeNs: now.mtimeNs.toString() } as never } };
+    writeFileSync(path.join(out, MANIFEST_PATH), `${JSON.stringify(forged, null, 2)}\n`);
+    expect((await applyTree(out, hosts(["a"]), await readManifest(out))).written).toEqual(["by-host/a/ipxe"]);
+    expect(readFileSync(script, "utf8")).toBe(was);
+  });
+
+  it("one recorded without a stamp (an earlier netbuild's) is read back, left as it is when unchanged, and its stamp recorded", async () => {
+    const { out, manifest } = await built(hosts(["a"]));
+    const { size: _s, mtimeNs: _m, ino: _i, ...bare } = manifest.entries["by-host/a/ipxe"] as { size: number; mtimeNs: string; ino: string; kind: "file"; sha256: string };
+    writeFileSync(path.join(out, MANIFEST_PATH), `${JSON.stringify({ ...manifest, entries: { ...manifest.entries, "by-host/a/ipxe": bare } }, null, 2)}\n`);
+    const ino = lstatSync(path.join(out, "by-host/a/ipxe")).ino;
+    expect((await applyTree(out, hosts(["a"]), await readManifest(out))).written).toEqual([]);
+    expect(lstatSync(path.join(out, "by-host/a/ipxe")).ino).toBe(ino);
+    expect((await readManifest(out))!.entries["by-host/a/ipxe"]).toEqual(manifest.entries["by-host/a/ipxe"]);
+  });
+});
+
 describe("withOutLock: one writer of out/ at a time", () => {
   it("a second run waits for the first, says for whom, and goes on once it is done; the lock is gone after both", async () => {
     const out = path.join(tempDir(), "out");
@@ -272,13 +359,17 @@ describe("withOutLock: one writer of out/ at a time", () => {
 });
 
 describe.skipIf(missing({ commands: ["nix-store"] }))("applyTree: artifacts from the Nix store", () => {
-  let store: { kernel: string; initrd: string; link: string };
+  let store: { kernel: string; initrd: string; link: string; folder: string };
   beforeAll(() => {
     const dir = tempDir();
     const add = (name: string, content: string) => (writeFileSync(path.join(dir, name), content), execFileSync("nix-store", ["--add", path.join(dir, name)], { encoding: "utf8" }).trim());
     // A store path that is a link leading out of the store (as a hostile manifest could name).
     symlinkSync("/etc/hostname", path.join(dir, "escape"));
-    store = { kernel: add("kernel", "kernel bytes\n"), initrd: add("initrd", "initrd bytes, more of them\n"), link: execFileSync("nix-store", ["--add", path.join(dir, "escape")], { encoding: "utf8" }).trim() };
+    // A store path that is a folder (a NixOS build's result is one; its kernel is a file in it).
+    mkdirSync(path.join(dir, "folder"));
+    writeFileSync(path.join(dir, "folder", "kernel"), "in a folder\n");
+    const addPath = (name: string) => execFileSync("nix-store", ["--add", path.join(dir, name)], { encoding: "utf8" }).trim();
+    store = { kernel: add("kernel", "kernel bytes\n"), initrd: add("initrd", "initrd bytes, more of them\n"), link: addPath("escape"), folder: addPath("folder") };
   });
   const artifact = (p: string, source: string | undefined, size: number): TreeEntry => ({ kind: "artifact", layer: "artifact", path: p, source, size });
 
@@ -389,11 +480,13 @@ describe.skipIf(missing({ commands: ["nix-store"] }))("applyTree: artifacts from
   it("refuses a source that is not a regular file in the store (a link out of it, or gone), naming it, and copies nothing", async () => {
     for (const [source, why] of [
       [store.link, `leads out of the Nix store (to "/etc/hostname")`],
+      [store.folder, "is not a regular file"],
       ["/nix/store/00000000000000000000000000000000-gone", "does not exist (the Nix store was garbage-collected?)"],
     ] as const) {
       const out = path.join(tempDir(), "out");
       const e = await refusal(applyTree(out, tree(artifact("by-class/c/cccccccccccccccccccccccccccccccc/kernel", source, 13)), undefined));
       expect([e.code, e.message], source).toEqual(["OUT_NOT_A_TREE", `${path.join(out, MANIFEST_PATH)} names ${quoted(source)} as a build's file, which ${why}; nothing was copied`]);
+      expect(e.hint).toBe("build that class again (`netbuild build --class NAME`), which records its files anew");
       expect(existsSync(path.join(out, "by-class/c/cccccccccccccccccccccccccccccccc/kernel"))).toBe(false);
     }
   });
