@@ -210,6 +210,17 @@ describe("applyTree: what it says it does, in what order, and what it trusts", (
     await applyTree(out, hosts(["a", "b", "c"]), await readManifest(out));
     expect(keys()).toEqual([...keys()].sort());
     expect(keys()).toHaveLength(8);
+    // Paths new to it whose write order is not their sorted order (a machine config is written
+    // before its host's script; boot.ipxe last), added to it together.
+    const config = (h: string): TreeEntry => ({ kind: "file", layer: "config", path: `by-host/${h}/talos.yaml`, content: `machine: ${h}\n` });
+    const t = hosts(["a", "b", "c", "e"]);
+    t.entries.push(config("a"), config("e"), file("by-class/b/ipxe", "#!ipxe\n"));
+    (t.entries.find((e) => e.path === "boot.ipxe") as { content: string }).content += "# v2\n";
+    t.entries = inWriteOrder(t.entries);
+    expect(t.entries.findIndex((e) => e.path === "by-host/e/talos.yaml")).toBeLessThan(t.entries.findIndex((e) => e.path === "by-host/a/ipxe"));
+    await applyTree(out, t, await readManifest(out));
+    expect(keys()).toEqual([...keys()].sort());
+    expect(keys()).toHaveLength(13);
   });
 
   it("trusts a recorded file whose size, mtime and inode are unchanged, and a recorded link, until --verify reads them back", async () => {
@@ -462,9 +473,11 @@ describe.skipIf(missing({ commands: ["nix-store"] }))("applyTree: artifacts from
     const files = (c: TreeClass) => [artifact(c.kernel.path, store.kernel, 13), artifact(c.initrd.path, store.initrd, 27), file(`by-class/${c.name}/ipxe`, `#!ipxe\nkernel ${c.kernel.path}\n`)];
     const z1 = cls("zeta", "g1");
     const a1 = cls("alpha", "g1");
-    const { out } = await built({ ...tree(...files(z1), ...files(a1)), classes: [z1, a1] });
+    // Classes come in the inventory's order, not sorted: four of them, so that sorting compares them both ways.
+    const [mu, beta] = [cls("mu", "g1"), cls("beta", "g1")];
+    const { out } = await built({ ...tree(...files(z1), ...files(a1), ...files(mu), ...files(beta)), classes: [z1, a1, mu, beta] });
     const m1 = (await readManifest(out))!;
-    expect(Object.keys(m1.classes)).toEqual(["alpha", "zeta"]);
+    expect(Object.keys(m1.classes)).toEqual(["alpha", "beta", "mu", "zeta"]);
     expect(m1.classes["zeta"]).toEqual({ kind: "prebuilt", kernel: z1.kernel, initrd: z1.initrd, kernelParams: [], previous: undefined, kernelSha256: sha("kernel bytes\n"), initrdSha256: sha("initrd bytes, more of them\n") });
     // zeta's next build keeps g1 as its previous: recorded while both of g1's files are in the tree.
     const z2 = cls("zeta", "g2", "g1");
