@@ -115,6 +115,9 @@ describe("what the encoder refuses, and why", () => {
     ["a date after a date", meta("2024-2024-01-01"), '"2024-2024-01-01" looks like a date and time: netbuild cannot tell how the Image Factory would spell it'],
     ["a binary prefix without binary digits", meta("0b2"), '"0b2" looks like a date and time: netbuild cannot tell how the Image Factory would spell it'],
     ["a signed octal prefix without octal digits", meta("-0o9"), '"-0o9" looks like a date and time: netbuild cannot tell how the Image Factory would spell it'],
+    ["the first character beyond U+FFFF", meta("a\u{10000}"), '"a\u{10000}" contains the character U+10000, which yaml.v3 writes as an escape netbuild does not reproduce'],
+    ["a next-line character", meta("a\u0085b"), "a string of 3 characters on 2 lines contains a line break other than \\n"],
+    ["a value that is not YAML's, in a list", options({ a: [1, undefined] }), "overlay.options.a[1]: unsupported value"],
     ["a number past 2^53", options({ a: 2 ** 60 }), "overlay.options.a: 1152921504606847000 is not a whole number; netbuild cannot be sure how the factory spells it (quote it to make it a string)"],
     ["a list directly in a list", options({ a: [[1]] }), "a list directly inside a list is not supported"],
     ["a key with digits other than 0-9", options({ "a\u0663": 1 }), 'overlay.options: the key "a\u0663" has digits other than 0-9; netbuild cannot be sure where the factory sorts it'],
@@ -149,7 +152,7 @@ const TRICKY_STRINGS = [
   " lead", "trail ", "in side", "tab\there", "café", "日本", "emoji 😀", "=", "console=ttyS0,115200", "-console", "net.ifnames=0",
   "line1\nline2", "line1\nline2\n", "a\n\nb\n", "x\n  indented\n", "ends space \nx", "a\tb\nc", "<<", "=x",
   "2024-12-31", "1-2", "7+7", "0b12", "10b1", "10b2", "1a2", "0x1g9", "_1", "_12", "2024-01-00", "2024-1-0", "2024-00-10", "12024-01-01", ".55", ".5e+1", ".5e10", ".5E-3",
-  "a\nb ", "x\n ", "a\n b", "a\n\tb", "a\n", " \na",
+  "a\nb ", "x\n ", "a\n b", "a\n\tb", "a\n", " \na", ": a", ":", "a\t\"b", "a\t\\b",
   ...QUOTED_SPELLINGS, ...PLAIN_NEAR_MISSES,
 ];
 
@@ -192,8 +195,8 @@ describe.skipIf(!oracleHere)("the canonical YAML, byte for byte against gopkg.in
       { overlay: { image: "i", name: "n", options: Object.fromEntries(zeros.map((k, i) => [k, i])) } },
       { overlay: { image: "i", name: "n", options: Object.fromEntries([...zeros].reverse().map((k, i) => [k, i])) } },
       // Pairs alone, so that the two are compared with each other, both ways round.
-      ...[["109", "1008"], ["x109", "x1008"], ["205", "2004"], ["05", "004"]].flatMap(([a, b]) => [{ overlay: { image: "i", name: "n", options: { [a!]: 1, [b!]: 2 } } }, { overlay: { image: "i", name: "n", options: { [b!]: 1, [a!]: 2 } } }]),
-      { overlay: { image: "i", name: "n", options: { configTxt: "gpu_mem=128\nkernel=u-boot.bin\narm_64bit=1\n", list: [{ a: 1, b: [] }, {}, "x"], empty: {}, none: [] } } },
+      ...[["109", "1008"], ["x109", "x1008"], ["205", "2004"], ["05", "004"], ["a", "a1"], ["1", "10"], ["a.b", "a-b"], ["_x", ".x"]].flatMap(([a, b]) => [{ overlay: { image: "i", name: "n", options: { [a!]: 1, [b!]: 2 } } }, { overlay: { image: "i", name: "n", options: { [b!]: 1, [a!]: 2 } } }]),
+      { overlay: { image: "i", name: "n", options: { configTxt: "gpu_mem=128\nkernel=u-boot.bin\narm_64bit=1\n", list: [{ a: 1, b: [] }, {}, "x", false], empty: {}, none: [], off: false } } },
       { overlay: { image: "", name: "" }, customization: { bootloader: "sd-boot", secureboot: { enrollKeys: "if-safe" }, diskImage: { sectorSize: 4096 }, meta: [{ key: 0, value: "" }, { key: 255, value: "x" }] } },
     ];
     const theirs = oracle(cases);
@@ -205,6 +208,8 @@ describe.skipIf(!oracleHere)("the canonical YAML, byte for byte against gopkg.in
 
   it("omits zero values and empty overlays as yaml.v3's omitempty does, and writes an overlay's empty image or name", () => {
     const cases: unknown[] = [
+      {},
+      { customization: {} },
       { customization: { bootloader: "none" } },
       { customization: { bootloader: "grub", secureboot: { enrollKeys: "" }, diskImage: { sectorSize: 0 } } },
       { overlay: { image: "", name: "x" } },
