@@ -65,6 +65,11 @@ describe("applyTree: writing a tree into out/", () => {
     const one = await applyTree(out, t, manifest);
     expect(one.written).toEqual(["by-host/b/ipxe"]);
     expect(readFileSync(path.join(out, "by-host/b/ipxe"), "utf8")).toContain("# changed");
+    // The manifest records it as it now is (its hash and where it stands), and the next build trusts it.
+    const after = (await readManifest(out))!;
+    const st = lstatSync(path.join(out, "by-host/b/ipxe"), { bigint: true });
+    expect(after.entries["by-host/b/ipxe"]).toEqual({ kind: "file", sha256: createHash("sha256").update(readFileSync(path.join(out, "by-host/b/ipxe"))).digest("hex"), size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: st.ino.toString() });
+    expect((await applyTree(out, t, after)).written).toEqual([]);
   });
 
   it("removes a host that went, its script, its link and its emptied folder, and nothing it did not record", async () => {
@@ -390,6 +395,12 @@ describe.skipIf(missing({ commands: ["nix-store"] }))("applyTree: artifacts from
     const t = tree(file("boot.ipxe", "x"), artifact(k, store.kernel, 13), artifact(i, store.initrd, 27));
     const { out, manifest } = await built(t);
     expect(readFileSync(path.join(out, k), "utf8")).toBe("kernel bytes\n");
+    // A copy is reported with its size, and counted as written.
+    const other = path.join(tempDir(), "out");
+    const events: string[] = [];
+    const first = await applyTree(other, t, undefined, (e) => events.push(`${e.action} ${e.path} ${e.bytes ?? ""}`));
+    expect(events).toEqual(["write boot.ipxe ", `copy ${k} 13`, `copy ${i} 27`]);
+    expect(first.written).toEqual(["boot.ipxe", k, i]);
     expect(manifest.entries[i]).toEqual({ kind: "artifact", size: 27, sha256: createHash("sha256").update("initrd bytes, more of them\n").digest("hex") });
     const again = await applyTree(out, t, manifest);
     expect(again.written).toEqual([]);
@@ -398,6 +409,7 @@ describe.skipIf(missing({ commands: ["nix-store"] }))("applyTree: artifacts from
     rmSync(path.join(out, i));
     const r = await applyTree(out, kept, manifest);
     expect(r.missingKept).toEqual([i]);
+    expect([r.written, r.unchanged]).toEqual([[], 2]);
     expect(Object.keys((await readManifest(out))!.entries)).toEqual(["boot.ipxe", k]);
   });
 
@@ -488,6 +500,14 @@ describe.skipIf(missing({ commands: ["nix-store"] }))("applyTree: artifacts from
     rmSync(path.join(out, z1.initrd.path));
     await applyTree(out, { ...tree(...files(z2), ...kept, ...files(a1)), classes: [z2, a1] }, (await readManifest(out))!);
     expect((await readManifest(out))!.classes["zeta"]!.previous).toBeUndefined();
+    // Only a class's record changed (its parameters, not any file): the manifest is written again.
+    const z3 = { ...z2, previous: undefined };
+    await applyTree(out, { ...tree(...files(z2), ...files(a1)), classes: [z3, a1] }, (await readManifest(out))!);
+    const ino = lstatSync(path.join(out, MANIFEST_PATH)).ino;
+    const z4 = { ...z3, kernelParams: ["quiet"] as TreeClass["kernelParams"] };
+    expect((await applyTree(out, { ...tree(...files(z2), ...files(a1)), classes: [z4, a1] }, (await readManifest(out))!)).written).toEqual([]);
+    expect(lstatSync(path.join(out, MANIFEST_PATH)).ino).not.toBe(ino);
+    expect((await readManifest(out))!.classes["zeta"]!.kernelParams).toEqual(["quiet"]);
   });
 
   it("refuses a source that is not a regular file in the store (a link out of it, or gone), naming it, and copies nothing", async () => {
