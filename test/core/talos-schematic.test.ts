@@ -116,6 +116,7 @@ describe("what the encoder refuses, and why", () => {
     ["a binary prefix without binary digits", meta("0b2"), '"0b2" looks like a date and time: netbuild cannot tell how the Image Factory would spell it'],
     ["a signed octal prefix without octal digits", meta("-0o9"), '"-0o9" looks like a date and time: netbuild cannot tell how the Image Factory would spell it'],
     ["the first character beyond U+FFFF", meta("a\u{10000}"), '"a\u{10000}" contains the character U+10000, which yaml.v3 writes as an escape netbuild does not reproduce'],
+    ["a paragraph separator", meta("a\u2029b"), "a string of 3 characters on 2 lines contains a line break other than \\n"],
     ["a next-line character", meta("a\u0085b"), "a string of 3 characters on 2 lines contains a line break other than \\n"],
     ["a value that is not YAML's, in a list", options({ a: [1, undefined] }), "overlay.options.a[1]: unsupported value"],
     ["a number past 2^53", options({ a: 2 ** 60 }), "overlay.options.a: 1152921504606847000 is not a whole number; netbuild cannot be sure how the factory spells it (quote it to make it a string)"],
