@@ -277,21 +277,23 @@ export function goKeyLess(a: string, b: string): boolean {
     const bl = isLetter(br[i]!);
     if (al && bl) return ar[i]! < br[i]!;
     if (al || bl) return digits ? al : bl;
-    let an = 0;
-    let bn = 0;
+    // Go's int64, which wraps on overflow (a run of 19 digits or more): a JavaScript number would
+    // round instead, and order such runs otherwise than yaml.v3 does.
+    let an = 0n;
+    let bn = 0n;
     if (ar[i] === "0" || br[i] === "0") {
       for (let j = i - 1; j >= 0 && isDigit(ar[j]!); j--) {
         if (ar[j] !== "0") {
-          an = 1;
-          bn = 1;
+          an = 1n;
+          bn = 1n;
           break;
         }
       }
     }
     let ai = i;
     let bi = i;
-    for (; ai < ar.length && isDigit(ar[ai]!); ai++) an = an * 10 + Number(ar[ai]);
-    for (; bi < br.length && isDigit(br[bi]!); bi++) bn = bn * 10 + Number(br[bi]);
+    for (; ai < ar.length && isDigit(ar[ai]!); ai++) an = BigInt.asIntN(64, an * 10n + BigInt(ar[ai]!));
+    for (; bi < br.length && isDigit(br[bi]!); bi++) bn = BigInt.asIntN(64, bn * 10n + BigInt(br[bi]!));
     if (an !== bn) return an < bn;
     if (ai !== bi) return ai < bi;
     return ar[i]! < br[i]!;

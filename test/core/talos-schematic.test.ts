@@ -153,7 +153,7 @@ const TRICKY_STRINGS = [
   " lead", "trail ", "in side", "tab\there", "café", "日本", "emoji 😀", "=", "console=ttyS0,115200", "-console", "net.ifnames=0",
   "line1\nline2", "line1\nline2\n", "a\n\nb\n", "x\n  indented\n", "ends space \nx", "a\tb\nc", "<<", "=x",
   "2024-12-31", "1-2", "7+7", "0b12", "10b1", "10b2", "1a2", "0x1g9", "_1", "_12", "2024-01-00", "2024-1-0", "2024-00-10", "12024-01-01", ".55", ".5e+1", ".5e10", ".5E-3",
-  "a\nb ", "x\n ", "a\n b", "a\n\tb", "a\n", " \na", ": a", ":", "a\t\"b", "a\t\\b",
+  "a\nb ", "x\n ", "a\n b", "a\n\tb", "a\n", " \na", ": a", ":", "a\t\"b", "a\t\\b", "a  b", "a   b", "a b  c",
   ...QUOTED_SPELLINGS, ...PLAIN_NEAR_MISSES,
 ];
 
@@ -196,7 +196,7 @@ describe.skipIf(!oracleHere)("the canonical YAML, byte for byte against gopkg.in
       { overlay: { image: "i", name: "n", options: Object.fromEntries(zeros.map((k, i) => [k, i])) } },
       { overlay: { image: "i", name: "n", options: Object.fromEntries([...zeros].reverse().map((k, i) => [k, i])) } },
       // Pairs alone, so that the two are compared with each other, both ways round.
-      ...[["109", "1008"], ["x109", "x1008"], ["205", "2004"], ["05", "004"], ["a", "a1"], ["1", "10"], ["a.b", "a-b"], ["_x", ".x"]].flatMap(([a, b]) => [{ overlay: { image: "i", name: "n", options: { [a!]: 1, [b!]: 2 } } }, { overlay: { image: "i", name: "n", options: { [b!]: 1, [a!]: 2 } } }]),
+      ...[["109", "1008"], ["x109", "x1008"], ["205", "2004"], ["05", "004"], ["a", "a1"], ["1", "10"], ["a.b", "a-b"], ["_x", ".x"], ["k119999999999999999", "k120000000000000000"]].flatMap(([a, b]) => [{ overlay: { image: "i", name: "n", options: { [a!]: 1, [b!]: 2 } } }, { overlay: { image: "i", name: "n", options: { [b!]: 1, [a!]: 2 } } }]),
       { overlay: { image: "i", name: "n", options: { configTxt: "gpu_mem=128\nkernel=u-boot.bin\narm_64bit=1\n", list: [{ a: 1, b: [] }, {}, "x", false], empty: {}, none: [], off: false } } },
       { overlay: { image: "", name: "" }, customization: { bootloader: "sd-boot", secureboot: { enrollKeys: "if-safe" }, diskImage: { sectorSize: 4096 }, meta: [{ key: 0, value: "" }, { key: 255, value: "x" }] } },
     ];
@@ -272,6 +272,24 @@ describe.skipIf(!oracleHere)("the canonical YAML, byte for byte against gopkg.in
       const keys = Array.from({ length: 2 + rand(6) }, () => Array.from({ length: 1 + rand(4) }, () => pieces[rand(pieces.length)]).join(""));
       return { overlay: { image: "i", name: "n", options: Object.fromEntries(keys.map((k, i) => [k, i])) } };
     });
+    const theirs = oracle(cases);
+    cases.forEach((c, i) => {
+      const r = canonicalSchematic(c);
+      expect(r.ok && r.value.yaml, JSON.stringify(c)).toBe(theirs[i]);
+    });
+  });
+
+  it("sorts option keys whose runs of digits overflow Go's int64 (yaml.v3 lets them wrap) as yaml.v3 does", () => {
+    const rand = random(19);
+    const digits = (n: number) => Array.from({ length: n }, (_, i) => (i === 0 ? 1 + rand(9) : rand(10))).join("");
+    const cases: SchematicInput[] = [["k99999999999999999999", "k100000000000000000000"], ["k9223372036854775807", "k9223372036854775808"], ["k18446744073709551615", "k18446744073709551616"]].flatMap(([a, b]) => [
+      { overlay: { image: "i", name: "n", options: { [a!]: 1, [b!]: 2 } } },
+      { overlay: { image: "i", name: "n", options: { [b!]: 1, [a!]: 2 } } },
+    ]);
+    for (let n = 0; n < 200; n++) {
+      const keys = Array.from({ length: 2 + rand(4) }, () => `${rand(2) === 0 ? "k" : ""}${rand(3) === 0 ? "0" : ""}${digits(15 + rand(12))}${rand(2) === 0 ? "x" : ""}`);
+      cases.push({ overlay: { image: "i", name: "n", options: Object.fromEntries(keys.map((k, i) => [k, i])) } });
+    }
     const theirs = oracle(cases);
     cases.forEach((c, i) => {
       const r = canonicalSchematic(c);
