@@ -280,6 +280,13 @@ describe("kindsAt: what netbuild writes where", () => {
     expect(kindsAt("by-host/h1")).toEqual(["file"]);
     expect(kindsAt("by-class/demo/ipxe")).toEqual(["file"]);
     expect(kindsAt("by-mac/52-54-00-00-00-01/ipxe")).toEqual(["file"]);
+    expect(kindsAt(`by-class/demo/${H1}/kernel/x`)).toEqual(["file"]);
+    expect(kindsAt("by-class")).toEqual(["file"]);
+    expect(kindsAt("by-mac")).toEqual(["file"]);
+    expect(kindsAt(`by-classes/demo/${H1}/kernel`)).toEqual(["file"]);
+    expect(kindsAt("by-macs/x")).toEqual(["file"]);
+    expect(kindsAt(`x/by-class/demo/${H1}`)).toEqual(["file"]);
+    expect(kindsAt("x/by-mac/y")).toEqual(["file"]);
   });
 });
 
