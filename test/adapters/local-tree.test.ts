@@ -208,10 +208,20 @@ describe("applyTree: what it says it does, in what order, and what it trusts", (
     const keys = () => Object.keys(JSON.parse(readFileSync(path.join(out, MANIFEST_PATH), "utf8")).entries as object);
     expect(keys()).toEqual([...keys()].sort());
     expect(keys()).toHaveLength(10);
-    // Edited by hand into another order (still valid): the next write sorts it.
+    // Edited by hand into another order (still valid): a build that changes nothing leaves it as
+    // it is (bytes and inode); the next write sorts it, from the first (the paths it is about to write).
     const text = JSON.parse(readFileSync(path.join(out, MANIFEST_PATH), "utf8")) as { entries: Record<string, unknown> };
     text.entries = Object.fromEntries(Object.entries(text.entries).reverse());
-    writeFileSync(path.join(out, MANIFEST_PATH), `${JSON.stringify(text, null, 2)}\n`);
+    const edited = `${JSON.stringify(text, null, 2)}\n`;
+    writeFileSync(path.join(out, MANIFEST_PATH), edited);
+    const ino = lstatSync(path.join(out, MANIFEST_PATH)).ino;
+    expect((await applyTree(out, hosts(["a", "b", "c", "d"]), await readManifest(out))).written).toEqual([]);
+    expect([readFileSync(path.join(out, MANIFEST_PATH), "utf8"), lstatSync(path.join(out, MANIFEST_PATH)).ino]).toEqual([edited, ino]);
+    let first: string[] | undefined;
+    await applyTree(out, hosts(["a", "b", "c", "e"]), await readManifest(out), () => void (first ??= keys()));
+    expect(first).toContain("by-host/a/ipxe");
+    expect(first).toEqual([...first!].sort());
+    expect(keys()).toEqual([...keys()].sort());
     await applyTree(out, hosts(["a", "b", "c"]), await readManifest(out));
     expect(keys()).toEqual([...keys()].sort());
     expect(keys()).toHaveLength(8);
@@ -303,6 +313,25 @@ describe("applyTree: what appears in out/ after its look, before its writes", ()
     expect(after.entries["by-mac/m-b"]).toEqual({ kind: "symlink", target: "../by-host/b" });
     expect(after.pending).toBeUndefined();
     expect((await applyTree(out, hosts(["a", "b"]), after)).written).toEqual([]);
+  });
+});
+
+describe("applyTree: the manifest at the edges", () => {
+  it("an empty tree into a new out/ is recorded as an empty manifest", async () => {
+    const out = path.join(tempDir(), "out");
+    expect(await applyTree(out, tree(), undefined)).toEqual({ written: [], unchanged: 0, removed: [], missingKept: [] });
+    expect((await readManifest(out))!.entries).toEqual({});
+  });
+
+  it("a kept artifact that is neither recorded nor in out/ is reported missing, and not left pending once the build is done", async () => {
+    const { out, manifest } = await built(hosts(["a"]));
+    const gone = "by-class/c/dddddddddddddddddddddddddddddddd/initrd";
+    const t = hosts(["a"]);
+    t.entries.unshift({ kind: "artifact", layer: "artifact", path: gone, source: undefined, size: 5 });
+    const r = await applyTree(out, t, manifest);
+    expect([r.written, r.missingKept]).toEqual([[], [gone]]);
+    const after = (await readManifest(out))!;
+    expect([after.pending, after.entries[gone]]).toEqual([undefined, undefined]);
   });
 });
 
