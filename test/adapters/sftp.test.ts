@@ -41,7 +41,7 @@ import { parseTarget } from "../../src/core/target.ts";
 import { UserError, type ErrorCode } from "../../src/errors.ts";
 import { everyWrite, type OpenTarget } from "../support/deploy-steps.ts";
 import { startSshd, type Sshd } from "../support/sshd.ts";
-import { missing } from "../support/tools.ts";
+import { cannotRun, missing } from "../support/tools.ts";
 
 const notHere = missing({ commands: ["ssh", "ssh-keygen", "mkfifo", "ps"], files: ["/usr/sbin/sshd"] });
 
@@ -349,6 +349,26 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
       const got = readFileSync(a.at(".netbuild/deployed.json"));
       expect(got.length).toBe(Buffer.byteLength(text));
       expect(got.toString("utf8") === text).toBe(true);
+    });
+
+    it("a write the server's disk cannot hold fails, naming the path, and the file served before it stays as it was", async (t) => {
+      const a = area();
+      mkdirSync(a.at(), { recursive: true });
+      try {
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", a.at()], { stdio: ["ignore", "ignore", "pipe"] });
+      } catch (e) {
+        // A small file system is the only honest full disk; without mount(8) rights it cannot be made here.
+        return cannotRun(t, `a full disk on the target: a small tmpfs (mount -t tmpfs failed: ${(e as Error).message})`);
+      }
+      try {
+        await target.writeFile(a.rel("by-host/h1/ipxe"), "#!ipxe\nold\n");
+        // Several chunks in flight at once, most of which do not fit.
+        const e = await userError(target.writeFile(a.rel("by-host/h1/ipxe"), randomBytes(1024 * 1024).toString("hex")), "DEPLOY_FAILED");
+        expect(e.message).toContain(`writing ${a.rel("by-host/h1/ipxe")} on ${target.description} failed`);
+        expect(readFileSync(a.at("by-host/h1/ipxe"), "utf8")).toBe("#!ipxe\nold\n");
+      } finally {
+        execFileSync("umount", [a.at()]);
+      }
     });
 
     it("createExclusive creates the file with its content once; a file or a link (even a dangling one) already there makes it false, changing nothing", async () => {
