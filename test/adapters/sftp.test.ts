@@ -142,10 +142,11 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
 
         const e = await userError(o.writeFile("boot.ipxe", "#!ipxe\n"), "DEPLOY_FAILED");
         expect(e.message).toMatch(new RegExp(`^cannot create the target folder sftp://\\S+${orphan}: `));
+        expect(e.hint).toBe("netbuild creates the target folder but not its parents: check the path, or create them on the server");
         expect(existsSync(path.dirname(orphan))).toBe(false);
 
         const e2 = await userError(n.writeFile("boot.ipxe", "#!ipxe\n"), "TARGET_NOT_A_TREE");
-        expect(e2.message).toBe(`${n.description} is not a folder`);
+        expect([e2.message, e2.hint]).toEqual([`${n.description} is not a folder`, "point the target at a folder"]);
         await userError(n.freeBytes(), "TARGET_NOT_A_TREE", "freeBytes");
         expect(readFileSync(file, "utf8")).toBe("not a folder\n");
       } finally {
