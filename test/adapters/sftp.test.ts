@@ -232,6 +232,10 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
         expect(sha256(got!), `${size} bytes`).toBe(sha256(data));
       }
       expect(await target.readFile(a.rel("missing"))).toBeUndefined();
+      // A folder is not a missing file: reading it fails, naming it.
+      mkdirSync(a.at("folder"));
+      const e = await userError(target.readFile(a.rel("folder")), "DEPLOY_FAILED", "readFile of a folder");
+      expect(e.message).toMatch(new RegExp(`^reading ${a.rel("folder")} on `));
     });
 
     it("readlink gives a link's target as written; a file or nothing gives undefined", async () => {
