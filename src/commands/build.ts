@@ -12,7 +12,7 @@ import { IPXE_BIOS, IPXE_DIR, type ClassBuild, type IpxeFile, type Tree } from "
 import type { IpxeBinary } from "../core/dhcp.ts";
 import { DEBIAN_IPXE, ipxeFolder, readIpxeFiles } from "../adapters/ipxe-binaries.ts";
 import { hasNpinsNixpkgs } from "../adapters/inventory-files.ts";
-import { applyTree, checkOutFolder, withOutLock, type ApplyResult, type TreeManifest } from "../adapters/local-tree.ts";
+import { applyTree, checkOutFolder, withOutLock, type ApplyResult } from "../adapters/local-tree.ts";
 import { buildClasses } from "../adapters/nix.ts";
 import { localConfinedRoot } from "../adapters/target-fs.ts";
 import { checkNixpkgsTree, checkNixVersion, describeNixpkgs, nixpkgsFromOptions, type NixpkgsSource } from "../adapters/nix-version.ts";
@@ -85,30 +85,6 @@ async function ipxeOfTree(root: string, inv: Inventory, ctx: Context): Promise<{
     ctx.reporter.warn(`ipxe: ${e.message}: the tree holds no iPXE binaries (set ipxe.binaries in netbuild.yaml to a folder that has ${names.join(" and ")})`);
     return undefined;
   }
-}
-
-/**
- * The tree as it will be if Nix gives every selected class the build out/'s manifest records (the
- * usual case when only hosts changed), planned while nix-build runs; undefined when that cannot be
- * (no manifest, a selected class it does not record, a Talos host, whose machine config is rendered
- * from the builds).
- */
-function guessTree(inv: Inventory, manifest: TreeManifest | undefined, selected: readonly string[], ipxe: readonly IpxeFile[] | undefined): { builds: Map<ClassName, ClassBuild>; tree: Tree } | undefined {
-  if (!manifest || inv.hosts.some((h) => h.talos)) return undefined;
-  const builds = keptBuilds(inv, manifest, new Set());
-  if (!selected.every((n) => builds.has(n as ClassName))) return undefined;
-  return { builds, tree: treeOf(inv, builds, manifest, new Map(), ipxe) };
-}
-
-/** Whether two sets of builds are the same: the same classes, store files, sizes and parameters. */
-export function sameBuilds(a: ReadonlyMap<ClassName, ClassBuild>, b: ReadonlyMap<ClassName, ClassBuild>): boolean {
-  if (a.size !== b.size) return false;
-  for (const [name, x] of a) {
-    const y = b.get(name);
-    if (!y || x.kernel.storeFile !== y.kernel.storeFile || x.kernel.size !== y.kernel.size || x.initrd.storeFile !== y.initrd.storeFile || x.initrd.size !== y.initrd.size) return false;
-    if (x.kernelParams.length !== y.kernelParams.length || x.kernelParams.some((p, i) => p !== y.kernelParams[i])) return false;
-  }
-  return true;
 }
 
 export async function build(options: BuildOptions, ctx: Context): Promise<BuildResult> {
@@ -190,9 +166,7 @@ async function buildWith(options: BuildOptions, ctx: Context): Promise<BuildResu
   // nix-build runs in its own process: meanwhile this one writes the inventory's caches (a failure
   // to is reported once nix-build is done, never left to race it).
   let cacheFailure: { error: unknown } | undefined;
-  let started: () => void = () => undefined;
-  const nixStarted = new Promise<void>((resolve) => (started = resolve));
-  const building = buildClasses({
+  const fresh = await buildClasses({
     generated: path.join(root, GENERATED_DIR),
     nixpkgs,
     classes: names,
@@ -203,7 +177,6 @@ async function buildWith(options: BuildOptions, ctx: Context): Promise<BuildResu
     downloads,
     reserved: (key) => reservedParam(key, inv.site.flagPrefix) !== undefined,
     onStarted: () => {
-      started();
       try {
         saveInventoryCaches(ctx);
       } catch (error) {
@@ -211,14 +184,8 @@ async function buildWith(options: BuildOptions, ctx: Context): Promise<BuildResu
       }
     },
   });
-  // While nix-build runs, the tree is planned for the builds out/'s manifest records (what Nix gives
-  // again when only hosts changed): planning is pure, and the plan is used only if Nix gives exactly
-  // those builds and out/'s manifest is the same under the lock; otherwise it is planned again.
-  let guess: { builds: Map<ClassName, ClassBuild>; tree: Tree } | undefined;
-  if (await Promise.race([nixStarted.then(() => true), building.then(() => false, () => false)])) guess = guessTree(inv, before, names, ipxe?.files);
-  const fresh = await building;
   if (cacheFailure) throw cacheFailure.error;
-  trace(guess ? "nix-build (the tree planned meanwhile)" : "nix-build");
+  trace("nix-build");
 
   const tooBig = oversizedImages(fresh);
   if (tooBig.length > 0) {
@@ -235,7 +202,7 @@ async function buildWith(options: BuildOptions, ctx: Context): Promise<BuildResu
     const kept = keptBuilds(inv, current, new Set(names));
     const builds = new Map<ClassName, ClassBuild>([...kept, ...fresh]);
     const configs = await renderTalosConfigs(root, inv, builds, ctx);
-    const tree = guess && current === before && configs.texts.size === 0 && sameBuilds(guess.builds, builds) ? guess.tree : treeOf(inv, builds, current, configs.texts, ipxe?.files);
+    const tree = treeOf(inv, builds, current, configs.texts, ipxe?.files);
     if (ipxe) ctx.reporter.info(`ipxe: ${ipxe.files.map((f) => `${IPXE_DIR}/${f.name} (${formatBytes(f.size)}, sha256 ${f.sha256})`).join(", ")}, from ${ipxe.folder}`);
     trace("tree planned");
 
