@@ -277,8 +277,8 @@ export function goKeyLess(a: string, b: string): boolean {
     const bl = isLetter(br[i]!);
     if (al && bl) return ar[i]! < br[i]!;
     if (al || bl) return digits ? al : bl;
-    // Go's int64, which wraps on overflow (a run of 19 digits or more): a JavaScript number would
-    // round instead, and order such runs otherwise than yaml.v3 does.
+    // Go's int64, which wraps past 2^63 - 1 (a run of 19 digits or more can): a JavaScript number
+    // would round instead, and order such runs otherwise than yaml.v3 does.
     let an = 0n;
     let bn = 0n;
     if (ar[i] === "0" || br[i] === "0") {
