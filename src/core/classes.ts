@@ -31,6 +31,8 @@ export type ClassDef = NixosClass | PrebuiltClass | TalosClass;
 
 export function readClasses(files: InventoryFile[], c: Collector): RawClass[] {
   const out: RawClass[] = [];
+  // classes/foo.yaml and classes/foo.yml would both be class foo: one name, two definitions.
+  const fileOf = new Map<string, string>();
   for (const file of files) {
     const rawName = baseName(file.path);
     if (file.problem) {
@@ -43,6 +45,12 @@ export function readClasses(files: InventoryFile[], c: Collector): RawClass[] {
     const label = fieldPath("classes", rawName);
     // A bad file name is reported, and the file still checked: its other mistakes show in the same run.
     if (!name.ok) c.error(doc, [], label, `the class file name ${quoted(path.posix.basename(file.path))} does not give a valid class name`, name.hint);
+    const twin = fileOf.get(rawName);
+    if (twin !== undefined) {
+      c.error(doc, [], label, `class ${rawName} is defined twice: in ${twin} and in ${file.path}`, `keep one of the two files (each class is one file, classes/${rawName}.yaml)`);
+      continue;
+    }
+    fileOf.set(rawName, file.path);
     if (!doc.readable) continue;
     let data = doc.data ?? {};
     if (typeof data === "object" && !Array.isArray(data) && "provision" in data) {

@@ -83,6 +83,14 @@ describe("class files", () => {
     ]);
   });
 
+  it("two files for one class (foo.yaml and foo.yml) are refused at the second, naming both; the first is checked", () => {
+    const { errors } = load([f("classes/p.yaml", prebuilt("{ path: ./k }")), f("classes/p.yml", prebuilt("{ path: ./k }")), f("classes/q.yml", `${prebuilt("{ path: ./k }")}kernelparams: []\n`)]);
+    expect(errors).toEqual([
+      "classes/p.yml:1:1 classes.p: class p is defined twice: in classes/p.yaml and in classes/p.yml",
+      'classes/q.yml:4:1 classes.q.kernelparams: unknown key "kernelparams"',
+    ]);
+  });
+
   it("a wipe flag on a class is refused (it would wipe every machine of the class), and the rest still checked", () => {
     expect(load({ p: `provision: { disks: true }\n${prebuilt("{}")}` }).errors).toEqual(["classes/p.yaml:1:12 classes.p.provision: provisioning flags cannot be set on a class", "classes/p.yaml:3:9 classes.p.kernel: give exactly one of `path` or `url`"]);
   });

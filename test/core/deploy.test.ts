@@ -192,6 +192,10 @@ describe("planning a deploy", () => {
     // Pending but recorded, or referenced by a kept generation, or not an artifact: not a leftover.
     const kept: DeployedManifest = { ...m, pending: [D, "by-host/h/ipxe", "by-class/c/ipxe.netbuild-tmp"] };
     expect([planGc(kept, 3).leftovers, planGc(kept, 3).plan.deletions]).toEqual([[], []]);
+    // A record (edited, or another tool's) may list deeper paths as pending: only an artifact's own
+    // path, by-class/<class>/<generation>/<file>, is a leftover; by-class/ inside another path, or below a file, is not.
+    const deep: DeployedManifest = { ...stopped, pending: [I1, "by-host/h/by-class/c/gggggggggggggggggggggggggggggggg/kernel", `${I2}/x`] };
+    expect([planGc(deep, 2).leftovers, planGc(deep, 2).plan.deletions]).toEqual([[I1], [I1]]);
   });
 
   it("drops no generation of a class whose script a stopped deploy or rollback was switching (any of them may be served); the next deploy keeps `keep` again", () => {
