@@ -40,15 +40,16 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
     if (e instanceof UserError) throw e;
     const message = e instanceof Error ? e.message : String(e);
     throw new UserError("DEPLOY_FAILED", `${what} ${rel} on ${description} failed: ${message}`, {
-      hint: /permission/i.test(message)
-        ? `the SSH user ${conn.resolved.user} cannot write there: check the folder's owner and mode`
-        : /space|quota/i.test(message)
-          ? "the boot server's disk is full: free space (netbuild gc removes old generations) and deploy again"
-          : // SSH_FX_FAILURE: OpenSSH's sftp-server says only "Failure" when its disk is full, among other things.
-            message === "Failure"
-            ? "the server gave no reason (it does so when its disk is full): check its free space (netbuild gc removes old generations), then deploy again; a deploy finishes what an interrupted one left"
-            : "run it again: a deploy finishes what an interrupted one left (what arrived complete is not sent twice)",
+      hint: failureHint(message),
     });
+  };
+  /** What to do about a request the server refused, by what it said. */
+  const failureHint = (message: string): string => {
+    if (/permission/i.test(message)) return `the SSH user ${conn.resolved.user} cannot write there: check the folder's owner and mode`;
+    if (/space|quota/i.test(message)) return "the boot server's disk is full: free space (netbuild gc removes old generations) and deploy again";
+    // SSH_FX_FAILURE: OpenSSH's sftp-server says only "Failure" when its disk is full, among other things.
+    if (message === "Failure") return "the server gave no reason (it does so when its disk is full): check its free space (netbuild gc removes old generations), then deploy again; a deploy finishes what an interrupted one left";
+    return "run it again: a deploy finishes what an interrupted one left (what arrived complete is not sent twice)";
   };
   // A dropped connection must fail what is in flight (ssh2 leaves some callbacks, fastPut's among them, unanswered).
   let lost: Error | undefined;
