@@ -89,6 +89,8 @@ describe("class files", () => {
       "classes/p.yml:1:1 classes.p: class p is defined twice: in classes/p.yaml and in classes/p.yml",
       'classes/q.yml:4:1 classes.q.kernelparams: unknown key "kernelparams"',
     ]);
+    const r = loadInventory({ site: undefined, classes: [f("classes/p.yaml", prebuilt("{ path: ./k }")), f("classes/p.yml", prebuilt("{ path: ./k }"))], hosts: [], probe: probeOf(["classes/k", "classes/i"]) });
+    expect(r.ok ? [] : r.issues.map((i) => i.hint)).toEqual(["keep one of the two files (each class is one file, classes/p.yaml)"]);
   });
 
   it("a wipe flag on a class is refused (it would wipe every machine of the class), and the rest still checked", () => {
