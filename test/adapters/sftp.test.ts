@@ -128,6 +128,15 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
       expect(readFileSync(a.at("hello"), "utf8")).toBe("from netbuild\n");
     });
 
+    it("names a target folder given relative to the login folder (scp style) as ~/ on that server", async () => {
+      const t = await open("boot:netbuild-tests/served");
+      try {
+        expect(t.description).toBe(`sftp://${sshd.user}@127.0.0.1:${sshd.port}/~/netbuild-tests/served`);
+      } finally {
+        await t.close();
+      }
+    });
+
     it("creates a missing target folder at the first write (not when opened) but never its parents, and refuses a file as the target folder", async () => {
       const fresh = path.join(sshd.dir, "fresh");
       const orphan = path.join(sshd.dir, "no-such-parent", "served");
@@ -236,6 +245,46 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
       mkdirSync(a.at("folder"));
       const e = await userError(target.readFile(a.rel("folder")), "DEPLOY_FAILED", "readFile of a folder");
       expect(e.message).toMatch(new RegExp(`^reading ${a.rel("folder")} on `));
+    });
+
+    it("readFile reads a file whose size the server does not know (a file of /proc: its size says 0) to its end, however long", async () => {
+      const kernel = await open("sftp://boot/proc/sys/kernel");
+      const proc = await open("sftp://boot/proc");
+      try {
+        expect((await kernel.stat("ostype"))?.size).toBe(0);
+        expect((await kernel.readFile("ostype"))?.toString()).toBe(readFileSync("/proc/sys/kernel/ostype", "utf8"));
+        // Megabytes: many reads past the first, each as large as the server allows.
+        const local = readFileSync("/proc/kallsyms");
+        expect((await proc.stat("kallsyms"))?.size).toBe(0);
+        expect(local.length).toBeGreaterThan(1024 * 1024);
+        const got = await proc.readFile("kallsyms");
+        expect(got?.length).toBe(local.length);
+        expect(sha256(got!)).toBe(sha256(local));
+      } finally {
+        await kernel.close();
+        await proc.close();
+      }
+    });
+
+    it("readOutside streams a file anywhere on the server (a web server's access log), gives undefined for nothing there, and refuses a folder naming it", async () => {
+      const a = area();
+      mkdirSync(a.at(), { recursive: true });
+      const data = randomBytes(300 * 1024);
+      writeFileSync(a.at("access.log"), data);
+      const stream = await target.readOutside(a.at("access.log"));
+      const parts: Buffer[] = [];
+      for await (const part of stream!) parts.push(part as Buffer);
+      expect(sha256(Buffer.concat(parts))).toBe(sha256(data));
+      expect(await target.readOutside(a.at("missing.log"))).toBeUndefined();
+      const e = await userError(target.readOutside(a.at()), "USAGE", "readOutside of a folder");
+      expect(e.message).toBe(`${a.at()} on ${sshd.user}@127.0.0.1:${sshd.port} is not a regular file`);
+      expect(e.hint).toBe("name the web server's access log");
+      // A path through a file is nothing there too; a name too long for the file system is an error, named.
+      expect(await target.readOutside(a.at("access.log/deeper"))).toBeUndefined();
+      const long = a.at("x".repeat(300));
+      const e2 = await userError(target.readOutside(long), "SSH_FAILED", "readOutside of a name too long");
+      expect(e2.message).toBe(`reading ${long} on ${sshd.user}@127.0.0.1:${sshd.port} failed: Bad message`);
+      expect(e2.hint).toBe("check the path");
     });
 
     it("readlink gives a link's target as written; a file or nothing gives undefined", async () => {
@@ -374,6 +423,66 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
         expect(readFileSync(a.at("by-host/h1/ipxe"), "utf8")).toBe("#!ipxe\nold\n");
       } finally {
         execFileSync("umount", [a.at()]);
+      }
+    });
+
+    it("on a full disk, creating the lock leaves no empty lock behind, and an upload fails naming its path, the old file still served", async (t) => {
+      const a = area();
+      mkdirSync(a.at(), { recursive: true });
+      try {
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", a.at()], { stdio: ["ignore", "ignore", "pipe"] });
+      } catch (e) {
+        return cannotRun(t, `a full disk on the target: a small tmpfs (mount -t tmpfs failed: ${(e as Error).message})`);
+      }
+      try {
+        mkdirSync(a.at(".netbuild"));
+        mkdirSync(a.at("by-class/demo/abc"), { recursive: true });
+        writeFileSync(a.at("by-class/demo/abc/initrd"), "old initrd\n");
+        const local = path.join(sshd.dir, "local-initrd");
+        writeFileSync(local, randomBytes(1024 * 1024));
+        // Fill the disk: what is left cannot hold a byte more.
+        try {
+          writeFileSync(a.at("filler"), Buffer.alloc(1024 * 1024));
+        } catch (e) {
+          expect((e as NodeJS.ErrnoException).code).toBe("ENOSPC");
+        }
+        const lock = await userError(target.createExclusive(a.rel(".netbuild/lock"), `pid 1 ${"x".repeat(8192)}\n`), "DEPLOY_FAILED", "a lock on a full disk");
+        expect(lock.message).toBe(`creating ${a.rel(".netbuild/lock")} on ${target.description} failed: Failure`);
+        expect(readdirSync(a.at(".netbuild"))).toEqual([]);
+
+        const up = await userError(target.upload(local, a.rel("by-class/demo/abc/initrd"), 1024 * 1024), "DEPLOY_FAILED", "an upload to a full disk");
+        expect(up.message).toBe(`uploading ${a.rel("by-class/demo/abc/initrd")} on ${target.description} failed: Failure`);
+        expect(up.hint).toMatch(/^the server gave no reason \(it does so when its disk is full\)/);
+        expect(readFileSync(a.at("by-class/demo/abc/initrd"), "utf8")).toBe("old initrd\n");
+      } finally {
+        execFileSync("umount", [a.at()]);
+      }
+    });
+
+    it("in a folder the server will not let it change (chattr +i), each write, lock, link and removal fails naming its path, with a hint to check the folder's owner and mode; nothing changes", async (t) => {
+      const a = area();
+      mkdirSync(a.at("by-host/h1"), { recursive: true });
+      writeFileSync(a.at("by-host/h1/ipxe"), "#!ipxe\nold\n");
+      try {
+        execFileSync("chattr", ["+i", a.at("by-host/h1")], { stdio: ["ignore", "ignore", "pipe"] });
+      } catch (e) {
+        return cannotRun(t, `a folder the server may not change: chattr +i failed: ${(e as Error).message}`);
+      }
+      try {
+        const hint = `the SSH user ${sshd.user} cannot write there: check the folder's owner and mode`;
+        const refused = async (p: Promise<unknown>, what: string) => {
+          const e = await userError(p, "DEPLOY_FAILED", what);
+          expect(e.message).toBe(`${what} on ${target.description} failed: Permission denied`);
+          expect(e.hint).toBe(hint);
+        };
+        await refused(target.writeFile(a.rel("by-host/h1/ipxe"), "#!ipxe\nnew\n"), `writing ${a.rel("by-host/h1/ipxe")}`);
+        await refused(target.createExclusive(a.rel("by-host/h1/lock"), "pid 1\n"), `creating ${a.rel("by-host/h1/lock")}`);
+        await refused(target.symlink("../../by-host/h1", a.rel("by-host/h1/link")), `creating the link ${a.rel("by-host/h1/link")}`);
+        await refused(target.remove(a.rel("by-host/h1/ipxe")), `removing ${a.rel("by-host/h1/ipxe")}`);
+        expect(readdirSync(a.at("by-host/h1"))).toEqual(["ipxe"]);
+        expect(readFileSync(a.at("by-host/h1/ipxe"), "utf8")).toBe("#!ipxe\nold\n");
+      } finally {
+        execFileSync("chattr", ["-i", a.at("by-host/h1")]);
       }
     });
 
@@ -634,6 +743,52 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
       };
       expect(await everyWrite(opened, mkdtempSync(path.join(sshd.dir, "out-")), "links", "copy")).toBeGreaterThanOrEqual(10);
     }, 120_000);
+  });
+
+  describe("on a server that runs commands (no ForceCommand)", () => {
+    let other: Sshd | undefined;
+    let fakeBin: string;
+    beforeAll(async () => {
+      // Its sha256sum hashes the path it is given, not the file: its answers are told from a read-back
+      // by that, and show the path arrived whole through the remote shell.
+      fakeBin = mkdtempSync(path.join(sshd.dir, "bin-"));
+      writeFileSync(
+        path.join(fakeBin, "sha256sum"),
+        [
+          "#!/bin/sh",
+          '[ "$1" = -- ] || exit 2',
+          'of_path=$(printf %s "$2" | /usr/bin/sha256sum | cut -c1-64)',
+          'case "$2" in',
+          '  *exit-1*) printf \'%s  %s\\n\' "$of_path" "$2"; exit 1 ;;',
+          '  *garbled*) printf \'x%s  %s\\n\' "$of_path" "$2" ;;',
+          '  *short*) printf \'%s  %s\\n\' "$(echo "$of_path" | cut -c1-63)" "$2" ;;',
+          '  *) printf \'%s  %s\\n\' "$of_path" "$2" ;;',
+          "esac",
+          "",
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+      other = await startSshd({ extraConfig: [`SetEnv PATH=${fakeBin}:/usr/bin:/bin`] });
+    });
+    afterAll(async () => {
+      await other?.stop();
+    });
+
+    it("sha256 takes the server's own sha256sum's answer, the path quoted whole for its shell, and reads the file back when sha256sum fails or gives no hash", async () => {
+      const dir = path.join(other!.dir, "served");
+      mkdirSync(dir);
+      const t = await sftpTargetFs({ user: undefined, host: "boot", port: undefined, path: dir }, { configFile: other!.sshConfig, env: {} });
+      try {
+        const data = randomBytes(100 * 1024);
+        for (const name of ["initrd", "it's a $(kernel) `x` \"y\"", "exit-1", "garbled", "short"]) writeFileSync(path.join(dir, name), data);
+        const ofPath = (name: string) => createHash("sha256").update(`${dir}/${name}`).digest("hex");
+        expect(await t.sha256("initrd")).toBe(ofPath("initrd"));
+        expect(await t.sha256("it's a $(kernel) `x` \"y\"")).toBe(ofPath("it's a $(kernel) `x` \"y\""));
+        for (const name of ["exit-1", "garbled", "short"]) expect(await t.sha256(name), name).toBe(sha256(data));
+      } finally {
+        await t.close();
+      }
+    });
   });
 
   describe("the connection", () => {
