@@ -77,7 +77,7 @@ try {
   const from = runsFrom();
   // Other work on the machine skews every figure here (a 2-core VM): its load average is reported with them.
   const loadBefore = os.loadavg()[0]!;
-  log(`netbuild runs from ${from === "dist" ? "dist/ (compiled)" : "src/ through tsx (dist/ is older than src/: `npm run compile` for figures users get)"}`);
+  log(`netbuild runs from ${from === "dist" ? "dist/cli.js (compiled)" : "src/ through tsx (dist/ is older than src/: `npm run compile` for figures users get)"}`);
   sshd = await startSshd();
   log(`sshd on 127.0.0.1:${sshd.port}`);
   const target = remote(sshd, "target");

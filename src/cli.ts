@@ -5,6 +5,7 @@ import path from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { printable } from "./core/excerpt.ts";
 import { formatIssue, UserError } from "./errors.ts";
+import { packageFile } from "./package-files.ts";
 import type { Context } from "./commands/context.ts";
 import type { DeployInterrupted } from "./commands/deploy.ts";
 import { formatBytes, streamReporter } from "./ui/reporter.ts";
@@ -43,10 +44,10 @@ function positiveInt(option: string): (value: string) => number {
   };
 }
 
-/** The version in package.json (next to src/ and dist/ alike). */
+/** The version in package.json. */
 function version(): string {
   try {
-    return (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+    return (JSON.parse(readFileSync(packageFile("package.json"), "utf8")) as { version: string }).version;
   } catch {
     return "unknown";
   }

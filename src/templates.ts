@@ -1,11 +1,12 @@
-// The iPXE templates (src/templates/*.hbs, found from src/ and from the compiled dist/), compiled once. Kept out of core/ because reading them
+// The iPXE templates (src/templates/*.hbs), compiled once. Kept out of core/ because reading them
 // is I/O; core's render functions receive them.
 import { readFileSync } from "node:fs";
 import Handlebars from "handlebars";
 import type { IpxeTemplates } from "./core/tree.ts";
+import { packageFile } from "./package-files.ts";
 
-/** Where the templates are: src/templates/, from src/ and from the compiled dist/ alike. */
-export const TEMPLATE_DIR = new URL("../src/templates/", import.meta.url);
+/** Where the templates are: src/templates/ (read from there by the compiled bundle too). */
+export const TEMPLATE_DIR = packageFile("src/templates/");
 
 function compile(name: string): (data: object) => string {
   const text = readFileSync(new URL(`${name}.hbs`, TEMPLATE_DIR), "utf8");

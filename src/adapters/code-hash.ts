@@ -3,11 +3,44 @@
 // modules reached by following the imports of the given ones (as they are on disk, compiled or
 // not), other files they read, the versions of the packages they use, and Node's.
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+
+/**
+ * The modules that stand for the code running `self` (a module's own path): from src/ (through
+ * tsx), `self`, whose imports codeHash follows (type-only ones too: they are in the source); from
+ * the bundle `npm run compile` makes, every file of it (dist/*.js), since its chunks are named by
+ * their content, not by the modules they hold, and a module's chunk need not import the chunks of
+ * the modules it uses only as types.
+ */
+export function runningModules(self: string): string[] {
+  if (self.endsWith(".ts")) return [self];
+  const dir = path.dirname(self);
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".js"))
+    .sort()
+    .map((f) => path.join(dir, f));
+}
+
+const reads = new Map<string, { sha: string; imports: string[] } | undefined>();
+
+/** A file's hash and (a module's) relative imports, read once per run: a build hashes the bundle twice over. */
+function readOnce(f: string): { sha: string; imports: string[] } | undefined {
+  if (reads.has(f)) return reads.get(f);
+  let read: { sha: string; imports: string[] } | undefined;
+  try {
+    const text = readFileSync(f, "utf8");
+    const imports = /\.[cm]?[jt]s$/.test(f) ? [...text.matchAll(/^(?:import|export)\s[^;]*?from\s+"(\.[^"]+)"/gm)].map((m) => path.resolve(path.dirname(f), m[1]!)) : [];
+    read = { sha: sha256(text), imports };
+  } catch {
+    read = undefined;
+  }
+  reads.set(f, read);
+  return read;
+}
 
 /** `modules` and `files`: absolute paths; `packages`: names, resolved from the first module. */
 export function codeHash(modules: readonly string[], files: readonly string[], packages: readonly string[]): string {
@@ -25,15 +58,13 @@ export function codeHash(modules: readonly string[], files: readonly string[], p
   for (let f = todo.pop(); f !== undefined; f = todo.pop()) {
     if (seen.has(f)) continue;
     seen.add(f);
-    let text: string;
-    try {
-      text = readFileSync(f, "utf8");
-    } catch {
+    const read = readOnce(f);
+    if (read === undefined) {
       h.update(`${f} ?\n`);
       continue;
     }
-    h.update(`${path.basename(f)} ${sha256(text)}\n`);
-    if (/\.[cm]?[jt]s$/.test(f)) for (const m of text.matchAll(/^(?:import|export)\s[^;]*?from\s+"(\.[^"]+)"/gm)) todo.push(path.resolve(path.dirname(f), m[1]!));
+    h.update(`${path.basename(f)} ${read.sha}\n`);
+    todo.push(...read.imports);
   }
   return h.digest("hex");
 }

@@ -6,7 +6,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import v8 from "node:v8";
 import { UserError } from "../errors.ts";
-import { codeHash } from "./code-hash.ts";
+import { codeHash, runningModules } from "./code-hash.ts";
+import { packagePath } from "../package-files.ts";
 import { localKind, prepareSync } from "./confine.ts";
 // From the light modules, not core/inventory.ts: deploy reads the site file through here before zod
 // loads, and a run whose inventory is unchanged never loads zod or yaml for it.
@@ -249,15 +250,14 @@ const MAX_CACHE_BYTES = 256 * 2 ** 20;
 let codeVersion: string | undefined;
 
 /**
- * The code that decides what an inventory means, as a hash: core/inventory.ts and every module it
- * imports (found by following the imports, as they are on disk, compiled or not), this file,
- * package.json, the YAML and schema libraries' versions and Node's (which writes inventory.v8).
+ * The code that decides what an inventory means, as a hash: this file and every module it imports
+ * (core/inventory.ts among them, found by following the imports), or the whole bundle when it runs
+ * from one (code-hash.ts runningModules), package.json, the YAML and schema libraries' versions and
+ * Node's (which writes inventory.v8).
  */
 function code(): string {
   if (codeVersion !== undefined) return codeVersion;
-  const self = fileURLToPath(import.meta.url);
-  const dir = path.dirname(self);
-  return (codeVersion = codeHash([self, path.join(dir, `../core/inventory${path.extname(self)}`)], [path.join(dir, "../../package.json")], ["yaml", "zod"]));
+  return (codeVersion = codeHash(runningModules(fileURLToPath(import.meta.url)), [packagePath("package.json")], ["yaml", "zod"]));
 }
 
 function sha256(data: string | Buffer): string {

@@ -8,6 +8,7 @@ import type { Inventory } from "../core/inventory.ts";
 import { hasNpinsNixpkgs } from "../adapters/inventory-files.ts";
 import { writeFileAtomic, writeIfChanged } from "../adapters/files.ts";
 import { localConfinedRoot } from "../adapters/target-fs.ts";
+import { packageFile } from "../package-files.ts";
 import { loadRoot, rootOf, type Context, type RootOptions } from "./context.ts";
 
 export type GenerateOptions = RootOptions;
@@ -29,9 +30,9 @@ const MODULE_SCRIPTS = ["netbuild-cmdline.sh", "netbuild-hostname.sh", "provisio
 
 async function nixLibrary(): Promise<NixLibrary> {
   library ??= {
-    lib: await fs.readFile(new URL("../../nix/lib.nix", import.meta.url), "utf8"),
-    module: await fs.readFile(new URL("../../nixos/modules/netbuild.nix", import.meta.url), "utf8"),
-    scripts: Object.fromEntries(await Promise.all(MODULE_SCRIPTS.map(async (name) => [name, await fs.readFile(new URL(`../../nixos/modules/${name}`, import.meta.url), "utf8")] as const))),
+    lib: await fs.readFile(packageFile("nix/lib.nix"), "utf8"),
+    module: await fs.readFile(packageFile("nixos/modules/netbuild.nix"), "utf8"),
+    scripts: Object.fromEntries(await Promise.all(MODULE_SCRIPTS.map(async (name) => [name, await fs.readFile(packageFile(`nixos/modules/${name}`), "utf8")] as const))),
   };
   return library;
 }

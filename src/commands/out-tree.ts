@@ -6,12 +6,13 @@ import { readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Inventory } from "../core/inventory.ts";
-import { codeHash } from "../adapters/code-hash.ts";
+import { codeHash, runningModules } from "../adapters/code-hash.ts";
 import { parseKernelParam, PLACEHOLDER_KEY_DATA, type ClassName, type KernelParam } from "../core/names.ts";
 import { IPXE_DIR, IPXE_NAMES, planTree, type ClassBuild, type IpxeFile, type PlanTreeInput, type Tree } from "../core/tree.ts";
 import { outBytesReader, type TreeManifest } from "../adapters/local-tree.ts";
 import { UserError } from "../errors.ts";
 import { ipxeTemplates, TEMPLATE_DIR } from "../templates.ts";
+import { packagePath } from "../package-files.ts";
 import type { Reporter } from "../ui/reporter.ts";
 
 /** Builds recorded in the tree for classes not selected now: the tree keeps serving them. */
@@ -112,7 +113,7 @@ function treeCodeHash(): string {
   } catch {
     // unreadable: the hash says so (no file), and rendering fails where it is used
   }
-  return (treeCode = codeHash([self], [...files, path.resolve(path.dirname(self), "../../package.json")], ["handlebars"]));
+  return (treeCode = codeHash(runningModules(self), [...files, packagePath("package.json")], ["handlebars"]));
 }
 
 /**

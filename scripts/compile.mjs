@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// `npm run compile`: src/ bundled into dist/cli.js, which bin/netbuild.js runs while it is newer than
+// every file in src/ (else it runs src/ through tsx). A bundle, not a compiled copy of each module:
+// Node's ES module loader costs a resolve, a read and a link per file, and a command loads some 300
+// (netbuild's and its packages'). What a command imports only when it needs it (the SSH code, most
+// commands) stays apart, in a few files beside cli.js (esbuild's splitting), so it is not loaded
+// when it is not needed. The bundle is code only; the files netbuild reads (templates, the Nix
+// library, the NixOS module, package.json) stay where they are (src/package-files.ts).
+// Type checking is `npm run typecheck` (and `npm test`), not this.
+import { rmSync, writeFileSync } from "node:fs";
+import { build } from "esbuild";
+
+rmSync(new URL("../dist/", import.meta.url), { recursive: true, force: true });
+await build({
+  entryPoints: [new URL("../src/cli.ts", import.meta.url).pathname],
+  outdir: new URL("../dist/", import.meta.url).pathname,
+  // In dist/ itself, beside cli.js: package-files.ts finds the package from the file it is in.
+  chunkNames: "[name]-[hash]",
+  bundle: true,
+  splitting: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  sourcemap: true,
+  logLevel: "warning",
+  // ssh2 loads its native crypto binding from its own folder (and so does ssh2-sftp-client's ssh2):
+  // left as packages, loaded when a deploy first needs them.
+  external: ["ssh2", "ssh2-sftp-client"],
+  // The CommonJS packages bundled here (yaml, handlebars, commander, …) call require() for Node's own modules.
+  banner: { js: 'import { createRequire as netbuildRequire } from "node:module";\nconst require = netbuildRequire(import.meta.url);' },
+});
+writeFileSync(new URL("../dist/.compiled", import.meta.url), "");
