@@ -331,10 +331,12 @@ describe("gc after a rollback", () => {
     const servedGen = before.generations[2]!;
     const middle = before.generations[1]!;
 
+    const middleSize = statSync(path.join(served, middle.initrd)).size;
     const r = await ok(cli(["gc", "--keep", "2", "--json"], root));
-    const removed = (JSON.parse(r.stdout) as { targets: { removed: string[] }[] }).targets[0]!.removed;
+    const { removed, freed } = (JSON.parse(r.stdout) as { targets: { removed: string[]; freed: number }[] }).targets[0]!;
     expect(removed).not.toContain(servedGen.initrd);
     expect(removed).toEqual([middle.initrd]); // the other one beyond keep goes
+    expect(freed).toBe(middleSize);
     expect(existsSync(path.join(served, servedGen.initrd))).toBe(true);
     // The class script still names files that are there, and the record keeps the served generation.
     const script = readFileSync(path.join(served, "by-class/demo/ipxe"), "utf8");

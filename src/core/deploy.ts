@@ -375,7 +375,7 @@ function switching(pending: ReadonlySet<string>, name: string): boolean {
  * (`leftovers`: pending, no longer recorded), and the temporary files of deploys that did not
  * finish. Never anything the manifest did not record or list as pending.
  */
-export function planGc(deployed: DeployedManifest, keep: number): { plan: DeployPlan; temps: string[]; freed: number; leftovers: string[] } {
+export function planGc(deployed: DeployedManifest, keep: number): { plan: DeployPlan; temps: string[]; leftovers: string[] } {
   const classes: Record<string, DeployedClass> = {};
   const pending = new Set(deployed.pending);
   for (const [name, cls] of Object.entries(deployed.classes)) {
@@ -393,12 +393,9 @@ export function planGc(deployed: DeployedManifest, keep: number): { plan: Deploy
   const referenced = new Set(Object.values(classes).flatMap((c) => c.generations.flatMap((g) => [g.kernel, g.initrd])));
   const entries: Record<string, ManifestEntry> = {};
   const going: string[] = [];
-  let freed = 0;
   for (const [p, e] of Object.entries(deployed.entries)) {
-    if (e.kind === "artifact" && !referenced.has(p)) {
-      going.push(p);
-      freed += e.size;
-    } else entries[p] = e;
+    if (e.kind === "artifact" && !referenced.has(p)) going.push(p);
+    else entries[p] = e;
   }
   // What a gc that did not finish was removing: artifacts still pending, no longer recorded, that no
   // kept generation references, of a class whose script no stopped deploy was switching (a deploy
@@ -413,5 +410,5 @@ export function planGc(deployed: DeployedManifest, keep: number): { plan: Deploy
   const temps = deployed.pending;
   const stillPending = deployed.pending.filter((p) => !leftovers.includes(p));
   const plan: DeployPlan = { uploads: [], switches: [], deletions, classes: [], bytes: 0, unchanged: Object.keys(entries).length, manifest: { format: 2, classes: sorted(classes), entries: sorted(entries), pending: stillPending, ...(deployed.last ? { last: deployed.last } : {}) } };
-  return { plan, temps, freed, leftovers };
+  return { plan, temps, leftovers };
 }
