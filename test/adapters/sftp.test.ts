@@ -158,6 +158,16 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
         expect([e2.message, e2.hint]).toEqual([`${n.description} is not a folder`, "point the target at a folder"]);
         await userError(n.freeBytes(), "TARGET_NOT_A_TREE", "freeBytes");
         expect(readFileSync(file, "utf8")).toBe("not a folder\n");
+
+        // A target folder the server cannot even look at (a name too long for its file system) is
+        // reported as such, not taken for a missing one to create.
+        const long = await open(`sftp://boot${sshd.dir}/${"x".repeat(300)}/served`);
+        try {
+          const e3 = await userError(long.writeFile("boot.ipxe", "#!ipxe\n"), "DEPLOY_FAILED", "a target folder with a name too long");
+          expect(e3.message).toBe(`checking . on ${long.description} failed: Bad message`);
+        } finally {
+          await long.close();
+        }
       } finally {
         await Promise.all([f, o, n].map((t) => t.close()));
       }
@@ -479,6 +489,7 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
         await refused(target.createExclusive(a.rel("by-host/h1/lock"), "pid 1\n"), `creating ${a.rel("by-host/h1/lock")}`);
         await refused(target.symlink("../../by-host/h1", a.rel("by-host/h1/link")), `creating the link ${a.rel("by-host/h1/link")}`);
         await refused(target.remove(a.rel("by-host/h1/ipxe")), `removing ${a.rel("by-host/h1/ipxe")}`);
+        await refused(target.writeFile(a.rel("by-host/h1/sub/ipxe"), "#!ipxe\n"), `creating the folders of ${a.rel("by-host/h1/sub/ipxe")}`);
         expect(readdirSync(a.at("by-host/h1"))).toEqual(["ipxe"]);
         expect(readFileSync(a.at("by-host/h1/ipxe"), "utf8")).toBe("#!ipxe\nold\n");
       } finally {
@@ -510,6 +521,12 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
       expect(sha256(readFileSync(a.at("by-class/demo/abc/kernel")))).toBe(sha256(data));
       expect(readdirSync(a.at("by-class/demo/abc"))).toEqual(["kernel"]);
       expect(steps.at(-1)).toEqual([data.length, data.length]);
+
+      // A temporary file an interrupted upload left is replaced, never appended to.
+      writeFileSync(a.at("by-class/demo/abc/.initrd.netbuild-tmp"), "left by an interrupted deploy, longer than what comes\n".repeat(20_000));
+      await target.upload(local, a.rel("by-class/demo/abc/initrd"), data.length);
+      expect(sha256(readFileSync(a.at("by-class/demo/abc/initrd")))).toBe(sha256(data));
+      expect(readdirSync(a.at("by-class/demo/abc")).sort()).toEqual(["initrd", "kernel"]);
 
       writeFileSync(a.at("by-class/demo/abc/initrd"), "old initrd\n");
       const e = await userError(target.upload(local, a.rel("by-class/demo/abc/initrd"), data.length + 1), "DEPLOY_FAILED");
