@@ -81,8 +81,8 @@ export function formatMachineChange(c: MachineChange): string {
   if (c.change === "added") parts.push(`new, class ${c.class.to ?? "?"}`);
   else if (c.change === "removed") parts.push(`removed (was class ${c.class.from ?? "?"})`);
   else if (c.class.from !== c.class.to) parts.push(`class ${c.class.from ?? "?"}${gen(c.generation.from)} → ${c.class.to ?? "?"}${gen(c.generation.to)}`);
-  // A new host's hostname= is its name: not worth a word.
-  if (c.change !== "removed") for (const p of c.params.added) if (!(c.change === "added" && p === `hostname=${c.host}`)) parts.push(`+${p}`);
+  // A new host's hostname= is its name: not worth a word. (A removed host has no parameters after.)
+  for (const p of c.params.added) if (!(c.change === "added" && p === `hostname=${c.host}`)) parts.push(`+${p}`);
   if (c.change === "changed") for (const p of c.params.removed) parts.push(`-${p}`);
   for (const m of c.macs.added) parts.push(`MAC +${m}`);
   for (const m of c.macs.removed) parts.push(`MAC -${m}`);

@@ -63,6 +63,9 @@ describe("discovery requests", () => {
       fields: { uuid: "4c4c4544-0042-3510-8052-b4c04f4e4d32", serial: "ABC123", manufacturer: "Dell Inc.", product: "PowerEdge R640", platform: "efi", buildarch: "x86_64", chip: "bnxt" },
     });
     expect(discoveryOf("discover/aa-bb-cc-dd-ee-01")).toEqual({ mac: "aa-bb-cc-dd-ee-01", fields: {} });
+    // Without a ?, there is no query: an & in the path is no field.
+    expect(discoveryOf("/boot&serial=ABC123/discover/aa-bb-cc-dd-ee-01")).toEqual({ mac: "aa-bb-cc-dd-ee-01", fields: {} });
+    expect(discoveryOf("serial=ABC&/discover/aa-bb-cc-dd-ee-01")).toEqual({ mac: "aa-bb-cc-dd-ee-01", fields: {} });
     // A key without a value, or with an empty one, says nothing.
     expect(discoveryOf("/discover/aa-bb-cc-dd-ee-01?serial&uuid=&platform=efi")).toEqual({ mac: "aa-bb-cc-dd-ee-01", fields: { platform: "efi" } });
     for (const t of ["/boot.ipxe", "/by-mac/aa-bb-cc-dd-ee-01/ipxe", "/xdiscover/aa-bb-cc-dd-ee-01", "/discover/aa-bb-cc-dd-ee", "/discover/aa:bb:cc:dd:ee:01", "/discover/aa-bb-cc-dd-ee-01/x", "/discover/01-00-5e-00-00-01", "/discover/00-00-00-00-00-00"]) {

@@ -234,6 +234,12 @@ describe("formatMachineChange: one line per machine", () => {
     expect(lines({ bet: served(script("bet", "demo", wipe("r1", true))) }, { bet: served(script("bet", "demo", wipe("r2"))) })).toEqual(["~ bet  !!! WIPE RE-ARMED, id r1, FORCED → id r2 (formats its disks again on the next boot)"]);
   });
 
+  it("says `no id` for an armed or re-armed wipe that carries no ids at all", () => {
+    const base: MachineChange = { host: "bet", change: "changed", class: { from: "demo", to: "demo" }, generation: { from: undefined, to: undefined }, params: { added: [], removed: [] }, macs: { added: [], removed: [] }, wipe: "armed", wipes: true };
+    expect(formatMachineChange(base)).toBe("~ bet  !!! WIPE ARMED, no id (formats its disks on the next boot)");
+    expect(formatMachineChange({ ...base, wipe: "re-armed" })).toBe("~ bet  !!! WIPE RE-ARMED, no id → no id (formats its disks again on the next boot)");
+  });
+
   it("says `no id` for a wipe served without one", () => {
     expect(lines({ bet: served(script("bet", "demo", `${FLAG}.provision_disks=true`)) }, { bet: served(script("bet", "demo", wipe("r1"))) })).toEqual(["~ bet  !!! WIPE RE-ARMED, no id → id r1 (formats its disks again on the next boot)"]);
     expect(lines({}, { bet: served(script("bet", "demo", `${FLAG}.provision_disks=true`)) })).toEqual(["+ bet  new, class demo, !!! WIPE ARMED, no id (formats its disks on the next boot)"]);
