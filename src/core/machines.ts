@@ -66,8 +66,9 @@ export function machineChanges(before: ReadonlyMap<string, ServedHost>, after: R
       ...(forcedBefore || forcedAfter ? { wipeForce: { from: forcedBefore, to: forcedAfter } } : {}),
       ...(a && b && configs.has(host) ? { config: "changed" as const } : {}),
     };
-    // A script rewritten with nothing a machine sees changed (a comment, the host file's name) is no machine change.
-    const same = b && a && change.class.from === change.class.to && change.params.added.length + change.params.removed.length === 0 && change.macs.added.length + change.macs.removed.length === 0 && change.wipe === undefined && forcedBefore === forcedAfter && change.config === undefined && was.join(" ") === will.join(" ");
+    // A script rewritten with nothing a machine sees changed (a comment, the host file's name) is no
+    // machine change. Its parameters are compared whole, in order (the kernel reads the last of a key).
+    const same = b && a && change.class.from === change.class.to && change.macs.added.length + change.macs.removed.length === 0 && change.wipe === undefined && forcedBefore === forcedAfter && change.config === undefined && was.join(" ") === will.join(" ");
     if (!same) out.push(change);
   }
   return out;
