@@ -3,11 +3,12 @@
 // a folder, a FIFO), read back with node:fs. The SFTP backend has the same tests in sftp.test.ts.
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statfsSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { localTargetFs } from "../../src/adapters/target-fs.ts";
 import { cleanupTempDirs, tempDir } from "../support/inventory.ts";
+import { cannotRun } from "../support/tools.ts";
 
 describe("a local folder as a deploy target", () => {
   afterAll(cleanupTempDirs);
@@ -88,6 +89,32 @@ describe("a local folder as a deploy target", () => {
     expect(readdirSync(path.join(root, "by-class/c/k4"))).toEqual([]);
   });
 
+  it("on a full disk, a lock that cannot be written is not left behind, and a file that cannot be written leaves the served one and no temporary file", async (t) => {
+    const root = tempDir();
+    try {
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", root], { stdio: ["ignore", "ignore", "pipe"] });
+    } catch (e) {
+      return cannotRun(t, `a full disk: a small tmpfs (mount -t tmpfs failed: ${(e as Error).message})`);
+    }
+    try {
+      const fs = localTargetFs(root);
+      await fs.writeFile("by-host/h1/ipxe", "#!ipxe\nold\n");
+      mkdirSync(path.join(root, ".netbuild"));
+      try {
+        writeFileSync(path.join(root, "filler"), Buffer.alloc(1024 * 1024));
+      } catch (e) {
+        expect((e as NodeJS.ErrnoException).code).toBe("ENOSPC");
+      }
+      await expect(fs.createExclusive(".netbuild/lock", `pid 1 ${"x".repeat(64 * 1024)}\n`)).rejects.toMatchObject({ code: "ENOSPC" });
+      expect(readdirSync(path.join(root, ".netbuild"))).toEqual([]);
+      await expect(fs.writeFile("by-host/h1/ipxe", "x".repeat(64 * 1024))).rejects.toMatchObject({ code: "ENOSPC" });
+      expect(readdirSync(path.join(root, "by-host/h1"))).toEqual(["ipxe"]);
+      expect(readFileSync(path.join(root, "by-host/h1/ipxe"), "utf8")).toBe("#!ipxe\nold\n");
+    } finally {
+      execFileSync("umount", [root]);
+    }
+  });
+
   it("creates a file exclusively (once), makes links in place or by a rename, renames, removes files but not folders, and removes only empty folders", async () => {
     const root = path.join(tempDir(), "not", "yet");
     const fs = localTargetFs(root);
@@ -121,7 +148,11 @@ describe("a local folder as a deploy target", () => {
     utimesSync(path.join(root, "f"), old, old);
     await fs.touch("f");
     expect(Date.now() - statSync(path.join(root, "f")).mtimeMs).toBeLessThan(10_000);
-    expect(await fs.freeBytes()).toBeGreaterThan(0);
+    const free = await fs.freeBytes();
+    const st = statfsSync(root);
+    // Other processes write to the same disk meanwhile.
+    expect(Math.abs(free! - st.bavail * st.bsize)).toBeLessThanOrEqual(st.bavail * st.bsize * 0.02);
+    expect(free).toBeGreaterThan(1024 * 1024);
     writeFileSync(path.join(root, "file"), "");
     expect(await localTargetFs(path.join(root, "file", "below")).freeBytes()).toBeUndefined();
   });
