@@ -6,6 +6,8 @@
 import { existsSync, realpathSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
+// Statically: a dynamic import() of a CommonJS package gives only its default export in the bundle (npm run compile).
+import { LineCounter } from "yaml";
 import { UserError } from "../errors.ts";
 import { emptyManifest, isNoop, planDeploy, type ClassChange, type DeployedManifest, type DeployPlan, type SourceTree } from "../core/deploy.ts";
 import { parseTarget, type Target } from "../core/target.ts";
@@ -236,7 +238,6 @@ async function earlyTargets(root: string, options: DeployOptions): Promise<Targe
     // parsed within the same limits: a hostile site file fails the full load below, not this.
     const { readInsideRoot } = await import("../adapters/inventory-files.ts");
     const { parseYaml } = await import("../core/yaml-doc.ts");
-    const { LineCounter } = await import("yaml");
     const read = readInsideRoot(root, realpathSync(root), "netbuild.yaml");
     if (!("text" in read)) return [];
     const parsed = parseYaml(read.text, { lineCounter: new LineCounter(), prettyErrors: false, logLevel: "error" }, false);
