@@ -52,8 +52,10 @@ export default {
   // the accepted survivors of test/mutation-accepted.yaml left out.
   thresholds: { high: 90, low: 80, break: 80 },
   // The checkout is copied into each sandbox (.stryker-tmp/sandbox-*) except these: the demo's
-  // state and output trees at the root (ignored by git; the tests make their own roots).
-  ignorePatterns: ["/.netbuild", "/out", "/served", "/reports", "/.stryker-tmp*"],
+  // state and output trees at the root (ignored by git; the tests make their own roots), and the
+  // compiled bundle (a CLI a test starts in a sandbox runs that sandbox's src/ through tsx; and a
+  // `npm run compile` meanwhile would change dist/ under the copy).
+  ignorePatterns: ["/.netbuild", "/out", "/served", "/reports", "/.stryker-tmp*", "/dist"],
   tempDirName: ".stryker-tmp",
   // `--incremental` keeps each mutant's result here and tests again only the mutants whose code or
   // covering tests changed since: the way to work through one module's survivors.
