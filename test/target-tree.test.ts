@@ -712,6 +712,46 @@ describe("what stands in a deploy's way on the target is found before anything i
     expect(lstatSync(path.join(root, "by-mac/a")).isSymbolicLink()).toBe(true);
   });
 
+  it("looks again when it applies the plan: someone's file put in a copy-mode folder after the check (while a wipe question waits) stops the switch to a link", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, builtCopy({ a: "", b: "" }));
+    const b = built({ a: "", b: "" });
+    const deployed = (await readDeployed(fs))!;
+    // The one plan object, checked and then applied, as deploy does (no artifacts in these trees: no uploads).
+    const plan = { ...planDeploy({ source: b.source, classScripts: b.classScripts, deployed, keep: 3 }), uploads: [] };
+    const { absent } = await conflicts(fs, plan, deployed);
+    writeFileSync(path.join(root, "by-mac/a/notes.txt"), "someone's notes");
+    const before = JSON.stringify(await readDeployed(fs));
+    await expect(applyDeploy(fs, "/nonexistent", plan, deployed, {}, absent)).rejects.toThrow(`by-mac/a is a folder holding a file netbuild did not write ("notes.txt"), where netbuild puts a link`);
+    expect(readFileSync(path.join(root, "by-mac/a/notes.txt"), "utf8")).toBe("someone's notes");
+    expect(readdirSync(path.join(root, "by-mac")).sort()).toEqual(["a", "b"]);
+    expect(JSON.stringify(await readDeployed(fs))).toBe(before);
+  });
+
+  it("finds someone's file where a new host's by-mac entry goes, however short its name, beside the by-mac entries netbuild owns", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built({ a: "" }));
+    put(root, "by-mac/web1", "someone's file");
+    const b = built({ a: "", web1: "" });
+    const deployed = (await readDeployed(fs))!;
+    const plan = planDeploy({ source: b.source, classScripts: b.classScripts, deployed, keep: 3 });
+    expect((await conflicts(fs, plan, deployed)).found).toEqual(["by-mac/web1"]);
+  });
+
+  it("writes behind no link but a by-mac one: a record or journal that lists another folder (by-host/<host>) as netbuild's link does not open it", async () => {
+    const root = tempDir();
+    const elsewhere = tempDir();
+    mkdirSync(path.join(root, "by-host"), { recursive: true });
+    symlinkSync(elsewhere, path.join(root, "by-host/n"));
+    const fs = localTargetFs(root);
+    const plan = planOf("by-host/n/ipxe");
+    expect(await refusal(checkReachable(fs, plan, recordOf(["by-host/a/ipxe"], ["by-host/n"])))).toBe(`${root}: by-host/n is a symlink, where netbuild needs a real folder; nothing was changed`);
+    expect(await refusal(checkReachable(fs, plan, recordOf(["by-host/a/ipxe", `by-host/n>${elsewhere}`])))).toBe(`${root}: by-host/n is a symlink, where netbuild needs a real folder; nothing was changed`);
+    expect(readdirSync(elsewhere)).toEqual([]);
+  });
+
   it("writes a copy-mode by-mac/<mac>/ipxe behind its own by-mac link (recorded, or being written), and nothing else behind it", async () => {
     const root = tempDir();
     mkdirSync(path.join(root, "by-host/a"), { recursive: true });

@@ -156,10 +156,11 @@ export async function writeDeployed(fs: TargetFs, manifest: DeployedManifest): P
  * Every path the plan writes is reached through real folders only, and what stands at a path
  * netbuild owns is something it would replace (a file or a link, never a folder or a device): a
  * by-host/ swapped for a link to another disk must not have scripts written into it. Checked before
- * the target is changed at all (deploy, rollback and gc alike); a conflict names every such path.
+ * the target is changed at all (deploy, rollback and gc alike), and again by the applier: a deploy
+ * may wait at its wipe question between the two, while someone changes the target. A conflict
+ * names every such path.
  */
 export async function checkReachable(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest): Promise<void> {
-  if (checkedPlans.has(plan)) return;
   const pending = new Set(deployed.pending);
   const ours = (p: string) => p in deployed.entries || pending.has(p);
   const problems = new Map<string, string>();
@@ -167,8 +168,9 @@ export async function checkReachable(fs: TargetFs, plan: DeployPlan, deployed: D
   await pool(planned, PARALLEL, async ({ path: p, link }) => {
     const b = await fs.blockedAt(p);
     if (b) {
-      // Links → copy mode: by-mac/<mac>/ipxe lies behind our own by-mac/<mac> link, which is replaced first.
-      if (b.kind === "symlink" && p === `${b.path}/ipxe` && (deployed.entries[b.path]?.kind === "symlink" || pending.has(b.path))) return;
+      // Links → copy mode: by-mac/<mac>/ipxe lies behind our own by-mac/<mac> link, which is replaced
+      // first. Only there: netbuild makes no other folder a link (a record or journal that lists one is not its own).
+      if (b.kind === "symlink" && p === `${b.path}/ipxe` && b.path.startsWith("by-mac/") && (deployed.entries[b.path]?.kind === "symlink" || pending.has(b.path))) return;
       if (!problems.has(b.path)) problems.set(b.path, `${describeKind(b.kind)}, where netbuild needs a real folder`);
       return;
     }
@@ -189,11 +191,7 @@ export async function checkReachable(fs: TargetFs, plan: DeployPlan, deployed: D
     problems.set(p, `${describeKind(st.kind)}, where netbuild writes ${link ? "a link" : "a file"}`);
   });
   if (problems.size > 0) throw conflictError("TARGET_CONFLICT", fs.description, [...problems].sort().map(([path, what]) => ({ path, what })));
-  checkedPlans.add(plan);
 }
-
-/** Plans already checked in this run (deploy checks before applying; the applier then need not look again). */
-const checkedPlans = new WeakSet<DeployPlan>();
 
 /**
  * Paths of the plan that exist on the target although netbuild does not own them (it would
@@ -268,7 +266,7 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
     }
     return result;
   }
-  // 0. Nothing in the way (checked by deploy's conflicts() already; rollback and gc come straight here).
+  // 0. Nothing in the way (checked by deploy's conflicts() too, which may have been a while ago; rollback and gc come straight here).
   await checkReachable(fs, plan, deployed);
   // 1. Own every path before creating it: a deploy that dies from here on leaves nothing unowned.
   // (Unless the record already says so: then the target holds this very record.)
