@@ -7,7 +7,7 @@ import { walkBootChain, macVariables } from "../../src/core/boot-chain.ts";
 import { loadInventory, type Inventory } from "../../src/core/inventory.ts";
 import type { InventoryFile } from "../../src/core/inventory-source.ts";
 import type { ClassName } from "../../src/core/names.ts";
-import { hostEntries, hostOfScript, isWipeParam, layerOf, LAYERS, planTree, scriptClass, scriptHeld, scriptParams, scriptWipe, scriptWipeForced, scriptWipes, sealInputs, storeHashOf, type ClassBuild, type Tree } from "../../src/core/tree.ts";
+import { hostEntries, hostOfScript, isWipeParam, layerOf, LAYERS, planTree, scriptClass, scriptHeld, scriptParams, scriptWipe, scriptWipeForced, scriptWipes, sealInputs, storeHashOf, type ClassBuild, type IpxeTemplates, type Tree } from "../../src/core/tree.ts";
 import { ipxeTemplates } from "../../src/templates.ts";
 
 const KERNEL = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-demo/bzImage";
@@ -291,6 +291,19 @@ describe("the planned tree's paths, layers and scripts", () => {
     expect(own.map((e) => [e.kind, e.path])).toEqual([
       ["file", "by-host/c3/ipxe"],
       ["symlink", `by-mac/${macOf(2).replace(/:/g, "-")}`],
+    ]);
+  });
+
+  it("gives the host template a wipe's id and force only for a host that wipes (held on another class, it does not)", () => {
+    const inventory = load("", hostsFile(2, true));
+    const host = inventory.hosts.find((h) => h.name === "c3")!;
+    const seen: Parameters<IpxeTemplates["host"]>[0][] = [];
+    const recording: IpxeTemplates = { ...ipxeTemplates(), host: (data) => (seen.push(data), "#!ipxe\n") };
+    hostEntries(host, inventory.site, recording, undefined);
+    hostEntries(host, inventory.site, recording, undefined, { className: "other", wipe: false });
+    expect(seen.map((d) => [d.className, d.wipe, d.wipeId, d.wipeForce, d.heldFrom])).toEqual([
+      ["demo", true, "w2", true, ""],
+      ["other", false, "", false, "demo"],
     ]);
   });
 
