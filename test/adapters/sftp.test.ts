@@ -41,7 +41,7 @@ import { parseTarget } from "../../src/core/target.ts";
 import { UserError, type ErrorCode } from "../../src/errors.ts";
 import { everyWrite, type OpenTarget } from "../support/deploy-steps.ts";
 import { startSshd, type Sshd } from "../support/sshd.ts";
-import { cannotRun, missing } from "../support/tools.ts";
+import { cannotRun, missing, onSmallDisk } from "../support/tools.ts";
 
 const notHere = missing({ commands: ["ssh", "ssh-keygen", "mkfifo", "ps"], files: ["/usr/sbin/sshd"] });
 
@@ -418,33 +418,20 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
     it("a write the server's disk cannot hold fails, naming the path, and the file served before it stays as it was", async (t) => {
       const a = area();
       mkdirSync(a.at(), { recursive: true });
-      try {
-        execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", a.at()], { stdio: ["ignore", "ignore", "pipe"] });
-      } catch (e) {
-        // A small file system is the only honest full disk; without mount(8) rights it cannot be made here.
-        return cannotRun(t, `a full disk on the target: a small tmpfs (mount -t tmpfs failed: ${(e as Error).message})`);
-      }
-      try {
+      await onSmallDisk(t, a.at(), async () => {
         await target.writeFile(a.rel("by-host/h1/ipxe"), "#!ipxe\nold\n");
         // Several chunks in flight at once, most of which do not fit.
         const e = await userError(target.writeFile(a.rel("by-host/h1/ipxe"), randomBytes(1024 * 1024).toString("hex")), "DEPLOY_FAILED");
         expect(e.message).toBe(`writing ${a.rel("by-host/h1/ipxe")} on ${target.description} failed: Failure`);
         expect(e.hint).toBe("the server gave no reason (it does so when its disk is full): check its free space (netbuild gc removes old generations), then deploy again; a deploy finishes what an interrupted one left");
         expect(readFileSync(a.at("by-host/h1/ipxe"), "utf8")).toBe("#!ipxe\nold\n");
-      } finally {
-        execFileSync("umount", [a.at()]);
-      }
+      });
     });
 
     it("on a full disk, creating the lock leaves no empty lock behind, and an upload fails naming its path, the old file still served", async (t) => {
       const a = area();
       mkdirSync(a.at(), { recursive: true });
-      try {
-        execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", a.at()], { stdio: ["ignore", "ignore", "pipe"] });
-      } catch (e) {
-        return cannotRun(t, `a full disk on the target: a small tmpfs (mount -t tmpfs failed: ${(e as Error).message})`);
-      }
-      try {
+      await onSmallDisk(t, a.at(), async () => {
         mkdirSync(a.at(".netbuild"));
         mkdirSync(a.at("by-class/demo/abc"), { recursive: true });
         writeFileSync(a.at("by-class/demo/abc/initrd"), "old initrd\n");
@@ -464,9 +451,7 @@ describe.skipIf(notHere)("the SFTP target backend against a real sshd", () => {
         expect(up.message).toBe(`uploading ${a.rel("by-class/demo/abc/initrd")} on ${target.description} failed: Failure`);
         expect(up.hint).toMatch(/^the server gave no reason \(it does so when its disk is full\)/);
         expect(readFileSync(a.at("by-class/demo/abc/initrd"), "utf8")).toBe("old initrd\n");
-      } finally {
-        execFileSync("umount", [a.at()]);
-      }
+      });
     });
 
     it("in a folder the server will not let it change (chattr +i), each write, lock, link and removal fails naming its path, with a hint to check the folder's owner and mode; nothing changes", async (t) => {

@@ -8,7 +8,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { localTargetFs } from "../../src/adapters/target-fs.ts";
 import { cleanupTempDirs, tempDir } from "../support/inventory.ts";
-import { cannotRun } from "../support/tools.ts";
+import { onSmallDisk } from "../support/tools.ts";
 
 describe("a local folder as a deploy target", () => {
   afterAll(cleanupTempDirs);
@@ -91,12 +91,7 @@ describe("a local folder as a deploy target", () => {
 
   it("on a full disk, a lock that cannot be written is not left behind, and a file that cannot be written leaves the served one and no temporary file", async (t) => {
     const root = tempDir();
-    try {
-      execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", root], { stdio: ["ignore", "ignore", "pipe"] });
-    } catch (e) {
-      return cannotRun(t, `a full disk: a small tmpfs (mount -t tmpfs failed: ${(e as Error).message})`);
-    }
-    try {
+    await onSmallDisk(t, root, async () => {
       const fs = localTargetFs(root);
       await fs.writeFile("by-host/h1/ipxe", "#!ipxe\nold\n");
       mkdirSync(path.join(root, ".netbuild"));
@@ -110,9 +105,7 @@ describe("a local folder as a deploy target", () => {
       await expect(fs.writeFile("by-host/h1/ipxe", "x".repeat(64 * 1024))).rejects.toMatchObject({ code: "ENOSPC" });
       expect(readdirSync(path.join(root, "by-host/h1"))).toEqual(["ipxe"]);
       expect(readFileSync(path.join(root, "by-host/h1/ipxe"), "utf8")).toBe("#!ipxe\nold\n");
-    } finally {
-      execFileSync("umount", [root]);
-    }
+    });
   });
 
   it("creates a file exclusively (once), makes links in place or by a rename, renames, removes files but not folders, and removes only empty folders", async () => {

@@ -34,3 +34,20 @@ export function cannotRun(t: { skip(note?: string): void }, what: string): void 
   console.warn(`NOT RUN — ${what}`);
   t.skip(`NOT RUN — ${what}`);
 }
+
+/**
+ * Runs `fn` with a 256 KiB tmpfs mounted on `dir` (a folder that exists), then unmounts it: a
+ * small file system is the only honest full disk. Without the rights to mount one, cannotRun.
+ */
+export async function onSmallDisk(t: { skip(note?: string): void }, dir: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", dir], { stdio: ["ignore", "ignore", "pipe"] });
+  } catch (e) {
+    return cannotRun(t, `a full disk: a small tmpfs (mount -t tmpfs failed: ${(e as Error).message})`);
+  }
+  try {
+    await fn();
+  } finally {
+    execFileSync("umount", [dir]);
+  }
+}
