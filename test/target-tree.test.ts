@@ -3,13 +3,13 @@
 // deploy must finish the job from what the target's manifest recorded, whatever changed meanwhile.
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { emptyManifest, planDeploy, planGc, planRollback, type DeployPlan, type SourceTree } from "../src/core/deploy.ts";
 import { localTargetFs, type TargetFs } from "../src/adapters/target-fs.ts";
-import { acquireLock, applyDeploy, checkReachable, conflicts, machineIdFrom, notRemoved, readDeployed, removeTemps, verifyTarget } from "../src/adapters/target-tree.ts";
+import { acquireLock, applyDeploy, checkReachable, conflicts, conflictsAgain, machineIdFrom, notRemoved, readDeployed, removeTemps, verifyTarget } from "../src/adapters/target-tree.ts";
 import type { DeployedManifest } from "../src/core/deploy.ts";
 import { boots, deployStepTree, droppingAt, everyWrite, stepTree, type OpenTarget } from "./support/deploy-steps.ts";
 import { cleanupTempDirs, tempDir } from "./support/inventory.ts";
@@ -712,21 +712,28 @@ describe("what stands in a deploy's way on the target is found before anything i
     expect(lstatSync(path.join(root, "by-mac/a")).isSymbolicLink()).toBe(true);
   });
 
-  it("looks again when it applies the plan: someone's file put in a copy-mode folder after the check (while a wipe question waits) stops the switch to a link", async () => {
+  it("looks at the target afresh after a wait (conflictsAgain): someone's file put in a copy-mode folder, or by-host/ swapped for a link, since the first check is found", async () => {
     const root = tempDir();
     const fs = localTargetFs(root);
     await deploy(fs, builtCopy({ a: "", b: "" }));
     const b = built({ a: "", b: "" });
     const deployed = (await readDeployed(fs))!;
-    // The one plan object, checked and then applied, as deploy does (no artifacts in these trees: no uploads).
+    // The one plan object, checked and then checked again, as deploy does (no artifacts in these trees: no uploads).
     const plan = { ...planDeploy({ source: b.source, classScripts: b.classScripts, deployed, keep: 3 }), uploads: [] };
-    const { absent } = await conflicts(fs, plan, deployed);
+    await conflicts(fs, plan, deployed);
     writeFileSync(path.join(root, "by-mac/a/notes.txt"), "someone's notes");
-    const before = JSON.stringify(await readDeployed(fs));
-    await expect(applyDeploy(fs, "/nonexistent", plan, deployed, {}, absent)).rejects.toThrow(`by-mac/a is a folder holding a file netbuild did not write ("notes.txt"), where netbuild puts a link`);
-    expect(readFileSync(path.join(root, "by-mac/a/notes.txt"), "utf8")).toBe("someone's notes");
-    expect(readdirSync(path.join(root, "by-mac")).sort()).toEqual(["a", "b"]);
-    expect(JSON.stringify(await readDeployed(fs))).toBe(before);
+    await expect(conflictsAgain(fs, plan, deployed)).rejects.toThrow(`by-mac/a is a folder holding a file netbuild did not write ("notes.txt"), where netbuild puts a link`);
+    rmSync(path.join(root, "by-mac/a/notes.txt"));
+
+    // A change of a's flags, checked; then by-host/ moved to another disk and linked in its place.
+    const c = built({ a: "x=2", b: "" });
+    const change = { ...planDeploy({ source: c.source, classScripts: c.classScripts, deployed, keep: 3 }), uploads: [] };
+    await conflicts(fs, change, deployed);
+    const elsewhere = path.join(tempDir(), "by-host");
+    renameSync(path.join(root, "by-host"), elsewhere);
+    symlinkSync(elsewhere, path.join(root, "by-host"));
+    await expect(conflictsAgain(fs, change, deployed)).rejects.toThrow("by-host is a symlink, where netbuild needs a real folder");
+    expect(readFileSync(path.join(elsewhere, "a/ipxe"), "utf8")).not.toContain("x=2");
   });
 
   it("finds someone's file where a new host's by-mac entry goes, however short its name, beside the by-mac entries netbuild owns", async () => {

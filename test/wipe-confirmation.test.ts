@@ -12,7 +12,7 @@
 // Every refusal: exit 2, a message naming what to fix, no stack trace, the target checksummed unchanged.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveFolder, type StaticServer } from "./support/http.ts";
@@ -599,10 +599,11 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
 
     /**
      * `node bin/netbuild.js deploy` under script(1): its stdin and stderr are a pseudo-terminal.
-     * `answer` is typed once the question is on the screen. CI is removed from the child's
-     * environment unless `ci` (the CLI never asks in CI).
+     * `answer` is typed once the question is on the screen (after `meanwhile`, which may change the
+     * target as someone could while the question waits). CI is removed from the child's environment
+     * unless `ci` (the CLI never asks in CI).
      */
-    function deployOnTerminal(cwd: string, answer: string, options: { ci?: boolean } = {}): Promise<{ code: number | null; screen: string }> {
+    function deployOnTerminal(cwd: string, answer: string, options: { ci?: boolean; meanwhile?: () => void } = {}): Promise<{ code: number | null; screen: string }> {
       const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", TERM: "dumb" };
       delete env["CI"];
       if (options.ci) env["CI"] = "true";
@@ -614,6 +615,7 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
         screen += d.toString("utf8");
         if (!typed && screen.includes(QUESTION)) {
           typed = true;
+          options.meanwhile?.();
           child.stdin.write(answer);
         }
       };
@@ -662,6 +664,23 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
       expect(yes.screen).toContain("deployed to boot");
       expect(cmdlineOf(w.served, "demo-kept")).toBe(`set cmdline hostname=demo-kept ${FLAG} homelab.provision_id=r1 demo.role=kept`);
       expect(lstatSync(path.join(w.served, "by-mac/52-54-00-12-34-57")).isSymbolicLink()).toBe(true);
+    });
+
+    it("looks at the target again once answered: a by-host/ swapped for a link to another disk while the question waited is refused, and nothing is written through it", async () => {
+      const w = world();
+      setHost(w.a, "demo-kept", { ...HOSTS["demo-kept"]!, disks: true });
+      const elsewhere = path.join(tempDir("netbuild-elsewhere-"), "by-host");
+      const r = await deployOnTerminal(w.a, "yes\n", {
+        meanwhile: () => {
+          renameSync(path.join(w.served, "by-host"), elsewhere);
+          symlinkSync(elsewhere, path.join(w.served, "by-host"));
+        },
+      });
+      expect(r.code, r.screen).toBe(2);
+      expect(r.screen).toContain(QUESTION);
+      expect(r.screen).toContain("by-host is a symlink, where netbuild needs a real folder");
+      expect(readFileSync(path.join(elsewhere, "demo-kept/ipxe"), "utf8")).not.toContain(FLAG);
+      expect(readdirSync(elsewhere).filter((n) => n.startsWith("."))).toEqual([]);
     });
   });
 });

@@ -158,4 +158,11 @@ export class ConfinedRoot {
     this.below.delete(rel);
     for (const c of children) this.forget(c);
   }
+
+  /** Forgets every folder it has looked at or made: each is looked at again on the way to the next path. */
+  forgetAll(): void {
+    this.kinds.clear();
+    this.made.clear();
+    this.below.clear();
+  }
 }

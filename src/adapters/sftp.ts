@@ -223,6 +223,7 @@ export async function sftpTargetFs(location: { user: string | undefined; host: s
   return {
     description,
     blockedAt: (rel) => confined.blockedAt(rel),
+    lookAgain: () => confined.forgetAll(),
     stat,
     async readFile(rel) {
       await confined.check(rel);

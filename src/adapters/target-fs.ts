@@ -31,6 +31,11 @@ export interface TargetFs {
   readonly description: string;
   /** The first thing on the way to `rel` that is not a real folder (a link, a file…), if any: writing there is a conflict. */
   blockedAt(rel: string): Promise<Blocked | undefined>;
+  /**
+   * Forgets what it found of the target's folders (each folder is looked at once per connection,
+   * and trusted after): for a run that waited, while someone could change them.
+   */
+  lookAgain(): void;
   /** lstat: a symlink is reported as one, never followed. */
   stat(rel: string): Promise<TargetStat | undefined>;
   readFile(rel: string): Promise<Buffer | undefined>;
@@ -100,6 +105,7 @@ export function localTargetFs(root: string, code: ErrorCode = "TARGET_CONFLICT")
   return {
     description: root,
     blockedAt: (rel) => confined.blockedAt(rel),
+    lookAgain: () => confined.forgetAll(),
     async stat(rel) {
       const st = await lstatOrUndefined(abs(rel));
       return st && { kind: localKind(st)!, size: st.size, mtimeMs: st.mtimeMs };

@@ -156,11 +156,10 @@ export async function writeDeployed(fs: TargetFs, manifest: DeployedManifest): P
  * Every path the plan writes is reached through real folders only, and what stands at a path
  * netbuild owns is something it would replace (a file or a link, never a folder or a device): a
  * by-host/ swapped for a link to another disk must not have scripts written into it. Checked before
- * the target is changed at all (deploy, rollback and gc alike), and again by the applier: a deploy
- * may wait at its wipe question between the two, while someone changes the target. A conflict
- * names every such path.
+ * the target is changed at all (deploy, rollback and gc alike); a conflict names every such path.
  */
 export async function checkReachable(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest): Promise<void> {
+  if (checkedPlans.has(plan)) return;
   const pending = new Set(deployed.pending);
   const ours = (p: string) => p in deployed.entries || pending.has(p);
   const problems = new Map<string, string>();
@@ -191,7 +190,14 @@ export async function checkReachable(fs: TargetFs, plan: DeployPlan, deployed: D
     problems.set(p, `${describeKind(st.kind)}, where netbuild writes ${link ? "a link" : "a file"}`);
   });
   if (problems.size > 0) throw conflictError("TARGET_CONFLICT", fs.description, [...problems].sort().map(([path, what]) => ({ path, what })));
+  checkedPlans.add(plan);
 }
+
+/**
+ * Plans checked in this run, and not changed on the target since as far as netbuild waited: the
+ * applier need not look again right after deploy's check (conflictsAgain makes it look again).
+ */
+const checkedPlans = new WeakSet<DeployPlan>();
 
 /**
  * Paths of the plan that exist on the target although netbuild does not own them (it would
@@ -233,6 +239,18 @@ export async function conflicts(fs: TargetFs, plan: DeployPlan, deployed: Deploy
   return { found: found.sort(), absent };
 }
 
+/**
+ * conflicts() again, with the target looked at afresh, its folders too: for a deploy that waited
+ * between its check and applying the plan (its wipe question), while someone could change the
+ * target. What changes while the plan is being applied is not caught this way: each folder is
+ * looked at once per connection (confine.ts).
+ */
+export async function conflictsAgain(fs: TargetFs, plan: DeployPlan, deployed: DeployedManifest): Promise<{ found: string[]; absent: Set<string> }> {
+  fs.lookAgain();
+  checkedPlans.delete(plan);
+  return conflicts(fs, plan, deployed);
+}
+
 async function removeEmptyParents(fs: TargetFs, rel: string): Promise<void> {
   let dir = path.posix.dirname(rel);
   while (dir !== "." && !["by-mac", "by-host", "by-class", ".netbuild"].includes(dir)) {
@@ -266,7 +284,7 @@ export async function applyDeploy(fs: TargetFs, sourceDir: string, plan: DeployP
     }
     return result;
   }
-  // 0. Nothing in the way (checked by deploy's conflicts() too, which may have been a while ago; rollback and gc come straight here).
+  // 0. Nothing in the way (checked by deploy's conflicts() already; rollback and gc come straight here).
   await checkReachable(fs, plan, deployed);
   // 1. Own every path before creating it: a deploy that dies from here on leaves nothing unowned.
   // (Unless the record already says so: then the target holds this very record.)

@@ -16,7 +16,7 @@ import { formatMachineChange, machineChanges, type MachineChange, type ServedHos
 import { hostEntries, hostOfScript, IPXE_BIOS, IPXE_DIR, isBinaryPath, scriptClass, scriptHeld, scriptWipe, scriptWipeForced, scriptWipes, sealInputs, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
 import { applyTree, checkOutFolder, outFileReader, withOutLock } from "../adapters/local-tree.ts";
-import { acquireLock, applyDeploy, conflicts, notRemoved, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
+import { acquireLock, applyDeploy, conflicts, conflictsAgain, notRemoved, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
 import { loadRoot, outOf, refuseInventoryFolder, rootOf, type Context, type OutOptions } from "./context.ts";
 import type { TargetFs } from "../adapters/target-fs.ts";
@@ -663,8 +663,9 @@ async function unknownMachinesPlan(servedText: ServedText, plan: DeployPlan, con
 /** One question at a time on the terminal, however many targets ask. */
 let asking: Promise<unknown> = Promise.resolve();
 
-async function confirmWipes(t: Target, hosts: readonly string[], hostFile: ReadonlyMap<string, string>, options: DeployOptions, ctx: Context): Promise<void> {
-  if (options.yes) return;
+/** Asks on the terminal (or refuses without one); true when it asked and was answered yes, false with --yes. */
+async function confirmWipes(t: Target, hosts: readonly string[], hostFile: ReadonlyMap<string, string>, options: DeployOptions, ctx: Context): Promise<boolean> {
+  if (options.yes) return false;
   const list = hosts.map((h) => `${h} (${hostFile.get(h.split(" ")[0]!) ?? "?"})`).join(", ");
   const interactive = Boolean(process.stdin.isTTY) && Boolean(process.stderr.isTTY) && ctx.env["CI"] !== "true";
   if (!interactive) {
@@ -679,6 +680,15 @@ async function confirmWipes(t: Target, hosts: readonly string[], hostFile: Reado
     });
   });
   if ((await answer).trim() !== "yes") throw new UserError("WIPE_NOT_CONFIRMED", `not confirmed: nothing was deployed to ${targetLabel(t)}`, { hint: "run again and answer yes, or pass --yes" });
+  return true;
+}
+
+/** Refuses a plan whose paths someone else's files stand at (netbuild never overwrites them). */
+function refuseFound(t: Target, found: readonly string[]): void {
+  if (found.length === 0) return;
+  throw new UserError("TARGET_CONFLICT", `${targetLabel(t)} already has ${found.length} path${found.length === 1 ? "" : "s"} netbuild would write but did not create: ${found.slice(0, 5).join(", ")}${found.length > 5 ? ", …" : ""}`, {
+    hint: "netbuild never overwrites files it did not write: move them away, or deploy into an empty folder",
+  });
 }
 
 export async function deploy(options: DeployOptions, ctx: Context): Promise<DeployResult> {
@@ -887,12 +897,8 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           for (const h of plan.held) {
             ctx.reporter.warn(`[${t.name}] class ${h.name} stays rolled back to ${h.current}: out/ holds ${h.built}, which was rolled back. To deploy it anyway: netbuild rollback --class ${h.name} --generation ${h.built}`);
           }
-          const { found, absent } = await conflicts(fs, plan, deployed);
-          if (found.length > 0) {
-            throw new UserError("TARGET_CONFLICT", `${targetLabel(t)} already has ${found.length} path${found.length === 1 ? "" : "s"} netbuild would write but did not create: ${found.slice(0, 5).join(", ")}${found.length > 5 ? ", …" : ""}`, {
-              hint: "netbuild never overwrites files it did not write: move them away, or deploy into an empty folder",
-            });
-          }
+          let { found, absent } = await conflicts(fs, plan, deployed);
+          refuseFound(t, found);
           const base = {
             name: t.name,
             target: fs.description,
@@ -927,7 +933,11 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
               });
             }
           }
-          if (arming.length > 0) await confirmWipes(t, arming, hostFile, options, ctx);
+          // The question may wait a long while, and someone may change the target meanwhile: it is looked at again.
+          if (arming.length > 0 && (await confirmWipes(t, arming, hostFile, options, ctx))) {
+            ({ found, absent } = await conflictsAgain(fs, plan, deployed));
+            refuseFound(t, found);
+          }
           if (isNoop(plan)) say(`up to date: nothing to upload (${plan.unchanged} paths checked against ${fs.description}/.netbuild/deployed.json)`);
           phase.set(t.name, "uploading");
           const applied = await applyDeploy(fs, out, plan, deployed, {
