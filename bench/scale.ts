@@ -13,12 +13,13 @@
 // Run: npx tsx bench/scale.ts [hosts]   (HOSTS=N works too; default 10000; QUICK=1: 500 hosts)
 // Prints a Markdown table on stdout and a JSON line last; progress goes to stderr.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { cleanupTempDirs, inventory } from "../test/support/inventory.ts";
 import { startSshd, type Sshd } from "../test/support/sshd.ts";
 import { timed } from "./timed.ts";
+import { compiledIsCurrent } from "../bin/compiled.js";
 
 const REPO = path.resolve(import.meta.dirname, "..");
 const BIN = path.join(REPO, "bin/netbuild.js");
@@ -38,18 +39,9 @@ const ON_TMPFS = !process.env["BENCH_DISK"] && existsSync("/dev/shm");
 const remoteBase = ON_TMPFS ? mkdtempSync("/dev/shm/netbuild-bench-") : undefined;
 const remote = (sshd: Sshd, what: string) => path.join(remoteBase ?? sshd.dir, what);
 
-/** Which code bin/netbuild.js runs (as it decides): dist/ when compiled after every change to src/, else src/ through tsx. */
+/** Which code bin/netbuild.js runs (as it decides: bin/compiled.js). */
 function runsFrom(): "dist" | "tsx" {
-  const newest = (dir: string): number => {
-    let t = 0;
-    for (const e of readdirSync(dir, { withFileTypes: true })) t = Math.max(t, e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs);
-    return t;
-  };
-  try {
-    return statSync(path.join(REPO, "dist/.compiled")).mtimeMs >= newest(path.join(REPO, "src")) ? "dist" : "tsx";
-  } catch {
-    return "tsx";
-  }
+  return compiledIsCurrent() ? "dist" : "tsx";
 }
 
 /** A MAC for host i (three bytes of it: up to 2^24 hosts). */

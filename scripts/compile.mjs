@@ -7,13 +7,17 @@
 // when it is not needed. The bundle is code only; the files netbuild reads (templates, the Nix
 // library, the NixOS module, package.json) stay where they are (src/package-files.ts).
 // Type checking is `npm run typecheck` (and `npm test`), not this.
-import { rmSync, writeFileSync } from "node:fs";
+import { rmSync, utimesSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
-rmSync(new URL("../dist/", import.meta.url), { recursive: true, force: true });
+const at = (rel) => fileURLToPath(new URL(`../${rel}`, import.meta.url));
+// The stamp says when the sources were read: a file saved while esbuild runs is newer than it.
+const started = new Date();
+rmSync(at("dist/"), { recursive: true, force: true });
 await build({
-  entryPoints: [new URL("../src/cli.ts", import.meta.url).pathname],
-  outdir: new URL("../dist/", import.meta.url).pathname,
+  entryPoints: [at("src/cli.ts")],
+  outdir: at("dist/"),
   // In dist/ itself, beside cli.js: package-files.ts finds the package from the file it is in.
   chunkNames: "[name]-[hash]",
   bundle: true,
@@ -29,4 +33,5 @@ await build({
   // The CommonJS packages bundled here (yaml, handlebars, commander, …) call require() for Node's own modules.
   banner: { js: 'import { createRequire as netbuildRequire } from "node:module";\nconst require = netbuildRequire(import.meta.url);' },
 });
-writeFileSync(new URL("../dist/.compiled", import.meta.url), "");
+writeFileSync(at("dist/.compiled"), "");
+utimesSync(at("dist/.compiled"), started, started);
