@@ -11,13 +11,13 @@ const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 /**
  * The modules that stand for the code running `self` (a module's own path): from src/ (through
- * tsx), `self`, whose imports codeHash follows (type-only ones too: they are in the source); from
- * the bundle `npm run compile` makes, every file of it (dist/*.js), since its chunks are named by
- * their content, not by the modules they hold, and a module's chunk need not import the chunks of
- * the modules it uses only as types.
+ * tsx), `self` and `alsoFromSrc` (paths relative to it: modules whose code decides too, though
+ * `self` may reach them only through a type), whose imports codeHash follows; from the bundle
+ * `npm run compile` makes, every file of it (dist/*.js), since its chunks are named by their
+ * content, not by the modules they hold.
  */
-export function runningModules(self: string): string[] {
-  if (self.endsWith(".ts")) return [self];
+export function runningModules(self: string, alsoFromSrc: readonly string[] = []): string[] {
+  if (self.endsWith(".ts")) return [self, ...alsoFromSrc.map((m) => path.resolve(path.dirname(self), m))];
   const dir = path.dirname(self);
   return readdirSync(dir)
     .filter((f) => f.endsWith(".js"))

@@ -250,14 +250,14 @@ const MAX_CACHE_BYTES = 256 * 2 ** 20;
 let codeVersion: string | undefined;
 
 /**
- * The code that decides what an inventory means, as a hash: this file and every module it imports
- * (core/inventory.ts among them, found by following the imports), or the whole bundle when it runs
- * from one (code-hash.ts runningModules), package.json, the YAML and schema libraries' versions and
- * Node's (which writes inventory.v8).
+ * The code that decides what an inventory means, as a hash: core/inventory.ts, this file and every
+ * module they import (found by following the imports), or the whole bundle when it runs from one
+ * (code-hash.ts runningModules), package.json, the YAML and schema libraries' versions and Node's
+ * (which writes inventory.v8).
  */
 function code(): string {
   if (codeVersion !== undefined) return codeVersion;
-  return (codeVersion = codeHash(runningModules(fileURLToPath(import.meta.url)), [packagePath("package.json")], ["yaml", "zod"]));
+  return (codeVersion = codeHash(runningModules(fileURLToPath(import.meta.url), ["../core/inventory.ts"]), [packagePath("package.json")], ["yaml", "zod"]));
 }
 
 function sha256(data: string | Buffer): string {
