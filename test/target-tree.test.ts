@@ -9,7 +9,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { emptyManifest, planDeploy, planGc, planRollback, type DeployPlan, type SourceTree } from "../src/core/deploy.ts";
 import { localTargetFs, type TargetFs } from "../src/adapters/target-fs.ts";
-import { acquireLock, applyDeploy, checkReachable, conflicts, conflictsAgain, machineIdFrom, notRemoved, readDeployed, removeTemps, verifyTarget } from "../src/adapters/target-tree.ts";
+import { acquireLock, applyDeploy, changedSince, checkReachable, conflicts, conflictsAgain, machineIdFrom, notRemoved, readDeployed, removeTemps, verifyTarget } from "../src/adapters/target-tree.ts";
 import type { DeployedManifest } from "../src/core/deploy.ts";
 import { boots, deployStepTree, droppingAt, everyWrite, stepTree, type OpenTarget } from "./support/deploy-steps.ts";
 import { cleanupTempDirs, tempDir } from "./support/inventory.ts";
@@ -944,6 +944,30 @@ describe("who holds a target's lock, and when it may be broken", () => {
     expect(e, "refused").toBeDefined();
     return e!;
   };
+
+  it("says what changed while a deploy waited: its lock broken and taken, or its record changed by another deploy; nothing when neither", async () => {
+    const root = tempDir();
+    const fs = localTargetFs(root);
+    await deploy(fs, built({ a: "" }));
+    const lock = await acquireLock(fs, "deploy", {});
+    const deployed = (await readDeployed(fs))!;
+    expect(await lock.stillHeld()).toBe(true);
+    expect(await changedSince(fs, lock, deployed)).toBeUndefined();
+    // Another deploy (a process of its own: a lock of this process is never broken) breaks the lock and takes the target.
+    writeFileSync(path.join(root, ".netbuild/lock"), `${JSON.stringify(other)}\n`);
+    expect(await lock.stillHeld()).toBe(false);
+    expect(await changedSince(fs, lock, deployed)).toBe("its lock was broken (--break-lock) and may have been taken by another deploy");
+    rmSync(path.join(root, ".netbuild/lock"));
+    expect(await changedSince(fs, lock, deployed), "no lock at all").toBe("its lock was broken (--break-lock) and may have been taken by another deploy");
+    await lock.release();
+
+    const again = await acquireLock(fs, "deploy", {});
+    const before = (await readDeployed(fs))!;
+    await deploy(fs, built({ a: "", b: "" }));
+    expect(await changedSince(fs, again, before)).toBe("another deploy changed its record");
+    expect(await changedSince(fs, again, (await readDeployed(fs))!)).toBeUndefined();
+    await again.release();
+  });
 
   it("names a live lock's holder and heartbeat, and calls it probably stale once it has been quiet for 90 s", async () => {
     const text = `${JSON.stringify(other)}\n`;

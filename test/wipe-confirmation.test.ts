@@ -682,5 +682,18 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
       expect(readFileSync(path.join(elsewhere, "demo-kept/ipxe"), "utf8")).not.toContain(FLAG);
       expect(readdirSync(elsewhere).filter((n) => n.startsWith("."))).toEqual([]);
     });
+
+    it("deploys nothing once answered when its lock was broken and taken while the question waited (another deploy may have changed the target)", async () => {
+      const w = world();
+      setHost(w.a, "demo-kept", { ...HOSTS["demo-kept"]!, disks: true });
+      const before = stateOf(w.served);
+      const theirs = `${JSON.stringify({ owner: "ops", host: "elsewhere", pid: 4242, command: "deploy", started: new Date().toISOString(), token: "theirs" })}\n`;
+      const r = await deployOnTerminal(w.a, "yes\n", { meanwhile: () => writeFileSync(path.join(w.served, ".netbuild/lock"), theirs) });
+      expect(r.code, r.screen).toBe(1);
+      expect(r.screen).toContain(`boot (${w.served}) changed while the question waited: its lock was broken (--break-lock) and may have been taken by another deploy; nothing was deployed`);
+      expect(readFileSync(path.join(w.served, ".netbuild/lock"), "utf8"), "their lock stays").toBe(theirs);
+      rmSync(path.join(w.served, ".netbuild/lock"));
+      expect(stateOf(w.served)).toBe(before);
+    });
   });
 });

@@ -240,6 +240,17 @@ export async function conflicts(fs: TargetFs, plan: DeployPlan, deployed: Deploy
 }
 
 /**
+ * What changed on the target while a deploy waited (its wipe question) after it took the lock and
+ * read the record: its lock broken and taken by another deploy, or the record changed (undefined:
+ * neither). Its plan is made from that record, and must not be applied over another deploy's.
+ */
+export async function changedSince(fs: TargetFs, lock: HeldLock, deployed: DeployedManifest): Promise<string | undefined> {
+  if (!(await lock.stillHeld())) return "its lock was broken (--break-lock) and may have been taken by another deploy";
+  const now = (await readDeployed(fs)) ?? emptyManifest();
+  return JSON.stringify(now) === JSON.stringify(deployed) ? undefined : "another deploy changed its record";
+}
+
+/**
  * conflicts() again, with the target looked at afresh, its folders too: for a deploy that waited
  * between its check and applying the plan (its wipe question), while someone could change the
  * target. What changes while the plan is being applied is not caught this way: each folder is
@@ -461,6 +472,8 @@ const HEARTBEAT_MS = 10_000;
 const STALE_MS = 90_000;
 
 export interface HeldLock {
+  /** Whether the lock file is still this one (nobody broke it with --break-lock and took the target). */
+  stillHeld(): Promise<boolean>;
   release(): Promise<void>;
 }
 
@@ -573,7 +586,16 @@ export async function acquireLock(fs: TargetFs, command: string, options: { wait
   }
   const timer = setInterval(() => void fs.touch(LOCK_PATH).catch(() => undefined), HEARTBEAT_MS);
   timer.unref();
+  const stillHeld = async () => {
+    try {
+      const now = await fs.readFile(LOCK_PATH);
+      return now !== undefined && (JSON.parse(now.toString("utf8")) as LockInfo).token === info.token;
+    } catch {
+      return false;
+    }
+  };
   return {
+    stillHeld,
     async release() {
       clearInterval(timer);
       // Only our own lock (someone may have broken it and taken the target meanwhile). After a lost
@@ -581,8 +603,7 @@ export async function acquireLock(fs: TargetFs, command: string, options: { wait
       // stays counted as held until its file is gone: a taker in this process that reads the lock
       // meanwhile must find it live, not left behind.
       try {
-        const now = await fs.readFile(LOCK_PATH);
-        if (now && (JSON.parse(now.toString("utf8")) as LockInfo).token === info.token) await fs.remove(LOCK_PATH);
+        if (await stillHeld()) await fs.remove(LOCK_PATH);
       } catch {
         // unreadable or unreachable: left for the next deploy to judge
       } finally {

@@ -16,7 +16,7 @@ import { formatMachineChange, machineChanges, type MachineChange, type ServedHos
 import { hostEntries, hostOfScript, IPXE_BIOS, IPXE_DIR, isBinaryPath, scriptClass, scriptHeld, scriptWipe, scriptWipeForced, scriptWipes, sealInputs, treeWipes, type ManifestEntry, type Tree, type TreeEntry, type TreeManifest } from "../core/tree.ts";
 import { sha256 } from "../adapters/files.ts";
 import { applyTree, checkOutFolder, outFileReader, withOutLock } from "../adapters/local-tree.ts";
-import { acquireLock, applyDeploy, conflicts, conflictsAgain, notRemoved, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
+import { acquireLock, applyDeploy, changedSince, conflicts, conflictsAgain, notRemoved, pool, readDeployed, verifyTarget, type Drift } from "../adapters/target-tree.ts";
 import { formatBytes, formatDuration } from "../ui/reporter.ts";
 import { loadRoot, outOf, refuseInventoryFolder, rootOf, type Context, type OutOptions } from "./context.ts";
 import type { TargetFs } from "../adapters/target-fs.ts";
@@ -935,6 +935,8 @@ export async function deploy(options: DeployOptions, ctx: Context): Promise<Depl
           }
           // The question may wait a long while, and someone may change the target meanwhile: it is looked at again.
           if (arming.length > 0 && (await confirmWipes(t, arming, hostFile, options, ctx))) {
+            const changed = lock && (await changedSince(fs, lock, deployed));
+            if (changed) throw new UserError("DEPLOY_LOCKED", `${targetLabel(t)} changed while the question waited: ${changed}; nothing was deployed`, { hint: "deploy again: its plan, and the question, are then made from what the target holds" });
             ({ found, absent } = await conflictsAgain(fs, plan, deployed));
             refuseFound(t, found);
           }
