@@ -14,6 +14,8 @@ import { build } from "esbuild";
 const at = (rel) => fileURLToPath(new URL(`../${rel}`, import.meta.url));
 // The stamp says when the sources were read: a file saved while esbuild runs is newer than it.
 const started = new Date();
+// The stamp goes first: a compile that fails from here on leaves none, and bin/netbuild.js runs src/.
+rmSync(at("dist/.compiled"), { force: true });
 rmSync(at("dist/"), { recursive: true, force: true });
 await build({
   entryPoints: [at("src/cli.ts")],
