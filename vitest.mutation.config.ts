@@ -24,8 +24,9 @@ const NEVER = [
   "test/e2e-boot.test.ts",
   "test/nixos-scripts.test.ts",
   "test/deploy-interrupt.test.ts",
-  // Tests the scoring script; runs no code Stryker mutates.
+  // Test the scoring and shard scripts; they run no code Stryker mutates.
   "test/mutation-score.test.ts",
+  "test/mutation-shards.test.ts",
 ];
 const SLOW = [
   ...NEVER,
