@@ -10,7 +10,7 @@
 //     terminal (local folder and SFTP), says so in --dry-run, and asks on a terminal (script(1));
 //   - a real PXE boot (QEMU, iPXE) of the host whose flag B dropped gets no wipe flag.
 // Every refusal: exit 2, a message naming what to fix, no stack trace, the target checksummed unchanged.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -598,26 +598,21 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
     const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
     /**
-     * `node bin/netbuild.js deploy` under script(1): its stdin and stderr are a pseudo-terminal.
-     * `answer` is typed once the question is on the screen (after `meanwhile`, which may change the
-     * target as someone could while the question waits). CI is removed from the child's environment
-     * unless `ci` (the CLI never asks in CI).
+     * `node bin/netbuild.js deploy ARGS` under script(1): its stdin and stderr are a pseudo-terminal.
+     * `react` sees the screen so far after each piece of output, and types with `type`. CI is removed
+     * from the child's environment unless `ci` (the CLI never asks in CI).
      */
-    function deployOnTerminal(cwd: string, answer: string, options: { ci?: boolean; meanwhile?: () => void } = {}): Promise<{ code: number | null; screen: string }> {
-      const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", TERM: "dumb" };
+    function onTerminal(cwd: string, args: string[], react: (screen: string, type: (text: string) => void) => void, options: { ci?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; screen: string }> {
+      const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1", TERM: "dumb", ...options.env };
       delete env["CI"];
       if (options.ci) env["CI"] = "true";
-      const command = [process.execPath, path.join(REPO, "bin/netbuild.js"), "deploy"].map(shq).join(" ");
+      const command = [process.execPath, path.join(REPO, "bin/netbuild.js"), "deploy", ...args].map(shq).join(" ");
       const child = spawn("script", ["-qec", command, "/dev/null"], { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
       let screen = "";
-      let typed = false;
+      const type = (text: string) => child.stdin.write(text);
       const onData = (d: Buffer) => {
         screen += d.toString("utf8");
-        if (!typed && screen.includes(QUESTION)) {
-          typed = true;
-          options.meanwhile?.();
-          child.stdin.write(answer);
-        }
+        react(screen.replace(/\r/g, ""), type);
       };
       child.stdout.on("data", onData);
       child.stderr.on("data", onData);
@@ -628,6 +623,22 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
           resolve({ code, screen: screen.replace(/\r/g, "") });
         });
       });
+    }
+
+    /** A deploy on a terminal, `answer` typed once the question is on the screen (after `meanwhile`, which may change the target as someone could while the question waits). */
+    function deployOnTerminal(cwd: string, answer: string, options: { ci?: boolean; meanwhile?: () => void } = {}): Promise<{ code: number | null; screen: string }> {
+      let typed = false;
+      return onTerminal(
+        cwd,
+        [],
+        (screen, type) => {
+          if (typed || !screen.includes(QUESTION)) return;
+          typed = true;
+          options.meanwhile?.();
+          type(answer);
+        },
+        options,
+      );
     }
 
     it("asks, listing the host and its file: no (or Ctrl-D) deploys nothing and exits 2, yes deploys; with CI=true it refuses without asking", async () => {
@@ -694,6 +705,93 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
       expect(readFileSync(path.join(w.served, ".netbuild/lock"), "utf8"), "their lock stays").toBe(theirs);
       rmSync(path.join(w.served, ".netbuild/lock"));
       expect(stateOf(w.served)).toBe(before);
+    });
+
+    it("stops on a signal while the question waits (exit 130), nothing deployed, and says so, with what it held back", async () => {
+      const w = world();
+      setHost(w.a, "demo-kept", { ...HOSTS["demo-kept"]!, disks: true });
+      const before = stateOf(w.served);
+      let sent = false;
+      const r = await onTerminal(w.a, [], (screen) => {
+        if (sent || !screen.includes(QUESTION)) return;
+        sent = true;
+        // The netbuild process under script(1) (its shell may have exec'd it): found by its command line.
+        const pids = execFileSync("pgrep", ["-f", `${path.join(REPO, "bin/netbuild.js")} deploy`], { encoding: "utf8" }).trim().split("\n").map(Number);
+        const ours = pids.filter((pid) => readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").includes(`PWD=${w.a}`) || readlinkSync(`/proc/${pid}/cwd`) === w.a);
+        expect(ours).toHaveLength(1);
+        process.kill(ours[0]!, "SIGTERM");
+      });
+      expect(sent).toBe(true);
+      expect(r.code, r.screen).toBe(130);
+      expect(r.screen).toContain("netbuild deploy interrupted (SIGTERM)");
+      expect(r.screen).toMatch(/Type "yes" to deploy: \n/);
+      expect(stateOf(w.served)).toBe(before);
+    });
+
+    describe.skipIf(noSsh)("and another target asks for a key's passphrase (a real sshd on loopback)", () => {
+      let sshd: Sshd;
+      beforeAll(async () => {
+        sshd = await startSshd();
+      });
+      afterAll(async () => {
+        await sshd?.stop();
+      });
+
+      it("asks one thing at a time: what is typed for a passphrase never answers a wipe question or shows on the screen, and a key is asked for once", async () => {
+        const PROMPT = "Enter passphrase for key";
+        const PASSPHRASE = "correct horse battery";
+        const w = world();
+        setHost(w.a, "demo-kept", { ...HOSTS["demo-kept"]!, disks: true });
+        // Two more targets over SFTP, both reached with one key that only its passphrase opens (no ssh-agent).
+        const far = tempDir("netbuild-far-");
+        writeFileSync(path.join(w.a, "netbuild.yaml"), `targets:\n  boot: ${w.served}\n  far: sftp://boot${far}/one\n  farther: sftp://boot${far}/two\n`);
+        const key = path.join(tempDir("netbuild-passkey-"), "key");
+        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", PASSPHRASE, "-C", "", "-f", key]);
+        writeFileSync(path.join(sshd.dir, "authorized_keys"), readFileSync(`${key}.pub`));
+        const config = path.join(path.dirname(key), "ssh_config");
+        writeFileSync(config, readFileSync(sshd.sshConfig, "utf8").replace(sshd.userKey, key));
+        try {
+          // Like a person: each time something is asked, read it for a second, then answer it (the
+          // first one asked, if two are on the screen: a passphrase typed while a question shows).
+          let screen = "";
+          let answeredUpTo = 0;
+          let timer: NodeJS.Timeout | undefined;
+          let twoAtOnce = false;
+          const typed: string[] = [];
+          const r = await onTerminal(
+            w.a,
+            ["-F", config],
+            (now, type) => {
+              screen = now;
+              const open = screen.slice(answeredUpTo);
+              if (open.includes(PROMPT) && open.includes(QUESTION)) twoAtOnce = true;
+              if (timer || !(open.includes(PROMPT) || open.includes(QUESTION))) return;
+              timer = setTimeout(() => {
+                timer = undefined;
+                const asked = screen.slice(answeredUpTo);
+                const pass = asked.indexOf(PROMPT);
+                const wipe = asked.indexOf(QUESTION);
+                answeredUpTo = screen.length;
+                const answer = pass >= 0 && (wipe < 0 || pass < wipe) ? PASSPHRASE : "yes";
+                typed.push(answer);
+                type(`${answer}\n`);
+              }, 1000);
+            },
+            { env: { SSH_AUTH_SOCK: "" } },
+          );
+          clearTimeout(timer);
+          expect(twoAtOnce, `two questions were open at once:\n${r.screen}`).toBe(false);
+          expect(r.screen, "the passphrase is never on the screen").not.toContain(PASSPHRASE);
+          // Other targets' progress is held back while a question waits: each question is followed by its answer alone.
+          expect(r.screen.split(QUESTION).slice(1).map((after) => after.split("\n")[0]), r.screen).toEqual([" yes", " yes", " yes"]);
+          expect(r.screen, "the passphrase prompt ends its line").toMatch(/Enter passphrase for key '[^']+': \n/);
+          expect(r.code, r.screen).toBe(0);
+          expect(typed, "one passphrase for the key of both SFTP targets, then a yes per target").toEqual([PASSPHRASE, "yes", "yes", "yes"]);
+          for (const served of [w.served, path.join(far, "one"), path.join(far, "two")]) expect(cmdlineOf(served, "demo-kept")).toContain(FLAG);
+        } finally {
+          writeFileSync(path.join(sshd.dir, "authorized_keys"), readFileSync(`${sshd.userKey}.pub`));
+        }
+      });
     });
   });
 });

@@ -5,8 +5,6 @@ import { constants as fsConstants } from "node:fs";
 import { access, readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import readline from "node:readline";
-import { Writable } from "node:stream";
 import SftpClient from "ssh2-sftp-client";
 import ssh2, { type AuthenticationType, type ConnectConfig } from "ssh2";
 import { UserError } from "../errors.ts";
@@ -195,21 +193,6 @@ async function loadKeys(files: string[], options: SshOptions): Promise<{ file: s
     keys.push({ file, key: data, passphrase });
   }
   return keys;
-}
-
-/** A hidden passphrase prompt on the terminal (nothing echoed). */
-export function terminalPrompt(input: NodeJS.ReadStream, output: NodeJS.WriteStream): (question: string) => Promise<string> {
-  return (question) =>
-    new Promise((resolve) => {
-      output.write(question);
-      const muted = new Writable({ write: (_c, _e, cb) => cb() });
-      const rl = readline.createInterface({ input, output: muted, terminal: true });
-      rl.question("", (answer) => {
-        rl.close();
-        output.write("\n");
-        resolve(answer);
-      });
-    });
 }
 
 export interface SshConnection {

@@ -660,9 +660,6 @@ async function unknownMachinesPlan(servedText: ServedText, plan: DeployPlan, con
   return from === to ? undefined : { from, to };
 }
 
-/** One question at a time on the terminal, however many targets ask. */
-let asking: Promise<unknown> = Promise.resolve();
-
 /** Asks on the terminal (or refuses without one); true when it asked and was answered yes, false with --yes. */
 async function confirmWipes(t: Target, hosts: readonly string[], hostFile: ReadonlyMap<string, string>, options: DeployOptions, ctx: Context): Promise<boolean> {
   if (options.yes) return false;
@@ -673,13 +670,10 @@ async function confirmWipes(t: Target, hosts: readonly string[], hostFile: Reado
       hint: "check that these machines may lose their disks on their next boot, then run again with --yes",
     });
   }
-  const answer = new Promise<string>((resolve) => {
-    asking = asking.then(async () => {
-      const { askOnTerminal } = await import("../adapters/terminal.ts");
-      resolve(await askOnTerminal(process.stdin, process.stderr, `!!! [${t.name}] this deploy makes ${targetLabel(t)} serve a disk WIPE to ${hosts.length} host${hosts.length === 1 ? "" : "s"} it did not wipe before:\n!!!   ${list}\n!!! Their disks are FORMATTED on their next boot. Type "yes" to deploy: `));
-    });
-  });
-  if ((await answer).trim() !== "yes") throw new UserError("WIPE_NOT_CONFIRMED", `not confirmed: nothing was deployed to ${targetLabel(t)}`, { hint: "run again and answer yes, or pass --yes" });
+  // One question at a time on the terminal, however many targets ask (and whatever they ask: a passphrase too).
+  const { askOnTerminal } = await import("../adapters/terminal.ts");
+  const answer = await askOnTerminal(process.stdin, process.stderr, `!!! [${t.name}] this deploy makes ${targetLabel(t)} serve a disk WIPE to ${hosts.length} host${hosts.length === 1 ? "" : "s"} it did not wipe before:\n!!!   ${list}\n!!! Their disks are FORMATTED on their next boot. Type "yes" to deploy: `, () => ctx.reporter.hold());
+  if (answer.trim() !== "yes") throw new UserError("WIPE_NOT_CONFIRMED", `not confirmed: nothing was deployed to ${targetLabel(t)}`, { hint: "run again and answer yes, or pass --yes" });
   return true;
 }
 

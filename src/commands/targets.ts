@@ -45,13 +45,13 @@ export async function openTarget(target: Target, root: string, options: TargetOp
   const loc = target.location;
   if (loc.kind === "local") return localTargetFs(path.resolve(root, loc.path));
   const { sftpTargetFs } = await import("../adapters/sftp.ts");
-  const { terminalPrompt } = await import("../adapters/ssh.ts");
+  const { passphrasePrompt } = await import("../adapters/terminal.ts");
   const interactive = Boolean(process.stdin.isTTY) && Boolean(process.stderr.isTTY) && ctx.env["CI"] !== "true";
   return sftpTargetFs(loc, {
     configFile: options.sshConfig,
     acceptNew: options.acceptNew,
     env: ctx.env,
-    prompt: interactive ? terminalPrompt(process.stdin, process.stderr) : undefined,
+    prompt: interactive ? passphrasePrompt(process.stdin, process.stderr, () => ctx.reporter.hold()) : undefined,
     onInfo: (m) => ctx.reporter.info(`[${target.name}] ${m}`),
     onSessionRequested,
     signal,

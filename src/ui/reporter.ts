@@ -17,6 +17,11 @@ export interface Reporter {
    * in the middle to fit the terminal.
    */
   transfer(label: string, sent: number, total: number): void;
+  /**
+   * Holds every line back (and draws no progress) until the function it returns is called, which
+   * writes them: a question on the terminal is not broken into by other targets' progress.
+   */
+  hold(): () => void;
 }
 
 export function colourEnabled(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv): boolean {
@@ -27,7 +32,10 @@ export function streamReporter(stream: NodeJS.WriteStream = process.stderr, env:
   const colour = colourEnabled(stream, env);
   const paint = (code: string, s: string) => (colour ? `\x1b[${code}m${s}\x1b[0m` : s);
   const bar = stream.isTTY && env["TERM"] !== "dumb" ? progressBar(stream) : undefined;
+  let held: string[] | undefined;
+  let holders = 0;
   const line = (m: string) => {
+    if (held) return void held.push(m);
     bar?.clear();
     stream.write(`${m}\n`);
   };
@@ -37,7 +45,22 @@ export function streamReporter(stream: NodeJS.WriteStream = process.stderr, env:
     warn: (i) => line(`${paint("33", "warning:")} ${printable(typeof i === "string" ? i : formatIssue(i).replace(/^(\S+)\s+warning: /, "$1  "))}`),
     nix: (l) => line(`  ${paint("2", "nix │")} ${l}`),
     danger: (m) => line(paint("1;31", printable(m))),
-    transfer: (label, sent, total) => bar?.update(label, sent, total),
+    transfer: (label, sent, total) => {
+      if (!held) bar?.update(label, sent, total);
+    },
+    hold() {
+      holders++;
+      held ??= [];
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        if (--holders > 0) return;
+        const lines = held ?? [];
+        held = undefined;
+        for (const m of lines) line(m);
+      };
+    },
   };
 }
 

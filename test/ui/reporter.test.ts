@@ -162,3 +162,25 @@ describe("shortenMiddle", () => {
     expect(shortenMiddle("abc", 0)).toBe("");
   });
 });
+
+describe("holding lines back while a question is on the terminal", () => {
+  it("writes nothing while held, draws no progress, then writes every line in order once the last hold is released (each release counts once)", () => {
+    const tty = terminal(120);
+    const r = streamReporter(tty, { NO_COLOR: "1" });
+    r.info("before");
+    const first = r.hold();
+    const second = r.hold();
+    r.info("[far] upload a");
+    r.warn("[farther] not built here");
+    r.danger("!!! wipe");
+    r.transfer(LABEL, 10 * MiB, 300 * MiB);
+    expect(tty.text).toBe("before\n");
+    first();
+    first();
+    expect(tty.text, "one of two holds released, twice: still held").toBe("before\n");
+    second();
+    expect(tty.text).toBe("before\n[far] upload a\nwarning: [farther] not built here\n!!! wipe\n");
+    r.info("after");
+    expect(tty.text.endsWith("!!! wipe\nafter\n")).toBe(true);
+  });
+});
