@@ -707,24 +707,14 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
       expect(stateOf(w.served)).toBe(before);
     });
 
-    it("stops on a signal while the question waits (exit 130), nothing deployed, and says so, with what it held back", async () => {
+    it("stops on Ctrl-C at the question (exit 130) with nothing deployed, its message on a line of its own", async () => {
       const w = world();
       setHost(w.a, "demo-kept", { ...HOSTS["demo-kept"]!, disks: true });
       const before = stateOf(w.served);
-      let sent = false;
-      const r = await onTerminal(w.a, [], (screen) => {
-        if (sent || !screen.includes(QUESTION)) return;
-        sent = true;
-        // The netbuild process under script(1) (its shell may have exec'd it): found by its command line.
-        const pids = execFileSync("pgrep", ["-f", `${path.join(REPO, "bin/netbuild.js")} deploy`], { encoding: "utf8" }).trim().split("\n").map(Number);
-        const ours = pids.filter((pid) => readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").includes(`PWD=${w.a}`) || readlinkSync(`/proc/${pid}/cwd`) === w.a);
-        expect(ours).toHaveLength(1);
-        process.kill(ours[0]!, "SIGTERM");
-      });
-      expect(sent).toBe(true);
+      const r = await deployOnTerminal(w.a, "\x03");
       expect(r.code, r.screen).toBe(130);
-      expect(r.screen).toContain("netbuild deploy interrupted (SIGTERM)");
-      expect(r.screen).toMatch(/Type "yes" to deploy: \n/);
+      expect(r.screen).toMatch(/Type "yes" to deploy: (\^C)?\n(.*\n)*netbuild deploy interrupted \(SIGINT\)/);
+      expect(r.screen).not.toContain("not confirmed");
       expect(stateOf(w.served)).toBe(before);
     });
 
@@ -737,19 +727,40 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
         await sshd?.stop();
       });
 
-      it("asks one thing at a time: what is typed for a passphrase never answers a wipe question or shows on the screen, and a key is asked for once", async () => {
-        const PROMPT = "Enter passphrase for key";
+      /** A site whose target `far` is reached over SFTP with a new key that only `passphrase` opens (no ssh-agent), and that key's ssh_config. */
+      function passphraseSite(root: string, passphrase: string, targets: string): string {
+        writeFileSync(path.join(root, "netbuild.yaml"), `targets:\n${targets}`);
+        const key = path.join(tempDir("netbuild-passkey-"), "key");
+        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", passphrase, "-C", "", "-f", key]);
+        writeFileSync(path.join(sshd.dir, "authorized_keys"), readFileSync(`${key}.pub`));
+        const config = path.join(path.dirname(key), "ssh_config");
+        writeFileSync(config, readFileSync(sshd.sshConfig, "utf8").replace(sshd.userKey, key));
+        return config;
+      }
+
+      it("does not wait for a passphrase nobody needs: a deploy refused for its inventory ends while the prompt waits", async () => {
+        const w = world();
+        const config = passphraseSite(w.a, "never typed", `  far: sftp://boot${tempDir("netbuild-far-")}/one\n`);
+        writeFileSync(path.join(w.a, "hosts/broken.yaml"), "class: demo\nmac: not-a-mac\n");
+        try {
+          const r = await onTerminal(w.a, ["-F", config], () => undefined, { env: { SSH_AUTH_SOCK: "" } });
+          expect(r.code, r.screen).toBe(2);
+          expect(r.screen).toContain("hosts/broken.yaml");
+        } finally {
+          writeFileSync(path.join(sshd.dir, "authorized_keys"), readFileSync(`${sshd.userKey}.pub`));
+        }
+      });
+
+      it("asks one thing at a time: what is typed for a passphrase never answers a wipe question or shows on the screen; a wrong one is asked again, a right one once per key", async () => {
+        // "Enter passphrase for key '…': ", or "Wrong passphrase; try again (2 of 3) for key '…': ".
+        const PROMPT = "for key '";
         const PASSPHRASE = "correct horse battery";
+        const WRONG = "wrong horse";
         const w = world();
         setHost(w.a, "demo-kept", { ...HOSTS["demo-kept"]!, disks: true });
         // Two more targets over SFTP, both reached with one key that only its passphrase opens (no ssh-agent).
         const far = tempDir("netbuild-far-");
-        writeFileSync(path.join(w.a, "netbuild.yaml"), `targets:\n  boot: ${w.served}\n  far: sftp://boot${far}/one\n  farther: sftp://boot${far}/two\n`);
-        const key = path.join(tempDir("netbuild-passkey-"), "key");
-        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", PASSPHRASE, "-C", "", "-f", key]);
-        writeFileSync(path.join(sshd.dir, "authorized_keys"), readFileSync(`${key}.pub`));
-        const config = path.join(path.dirname(key), "ssh_config");
-        writeFileSync(config, readFileSync(sshd.sshConfig, "utf8").replace(sshd.userKey, key));
+        const config = passphraseSite(w.a, PASSPHRASE, `  boot: ${w.served}\n  far: sftp://boot${far}/one\n  farther: sftp://boot${far}/two\n`);
         try {
           // Like a person: each time something is asked, read it for a second, then answer it (the
           // first one asked, if two are on the screen: a passphrase typed while a question shows).
@@ -772,7 +783,7 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
                 const pass = asked.indexOf(PROMPT);
                 const wipe = asked.indexOf(QUESTION);
                 answeredUpTo = screen.length;
-                const answer = pass >= 0 && (wipe < 0 || pass < wipe) ? PASSPHRASE : "yes";
+                const answer = pass >= 0 && (wipe < 0 || pass < wipe) ? (typed.includes(WRONG) ? PASSPHRASE : WRONG) : "yes";
                 typed.push(answer);
                 type(`${answer}\n`);
               }, 1000);
@@ -782,11 +793,13 @@ describe.skipIf(noNix)("disk wipes on deploy, and hosts of classes built in anot
           clearTimeout(timer);
           expect(twoAtOnce, `two questions were open at once:\n${r.screen}`).toBe(false);
           expect(r.screen, "the passphrase is never on the screen").not.toContain(PASSPHRASE);
+          expect(r.screen, "nor a wrong one").not.toContain(WRONG);
+          expect(r.screen).toContain("Wrong passphrase; try again (2 of 3) for key");
           // Other targets' progress is held back while a question waits: each question is followed by its answer alone.
           expect(r.screen.split(QUESTION).slice(1).map((after) => after.split("\n")[0]), r.screen).toEqual([" yes", " yes", " yes"]);
           expect(r.screen, "the passphrase prompt ends its line").toMatch(/Enter passphrase for key '[^']+': \n/);
           expect(r.code, r.screen).toBe(0);
-          expect(typed, "one passphrase for the key of both SFTP targets, then a yes per target").toEqual([PASSPHRASE, "yes", "yes", "yes"]);
+          expect(typed, "a wrong passphrase asked again, the right one once for the key of both SFTP targets, then a yes per target").toEqual([WRONG, PASSPHRASE, "yes", "yes", "yes"]);
           for (const served of [w.served, path.join(far, "one"), path.join(far, "two")]) expect(cmdlineOf(served, "demo-kept")).toContain(FLAG);
         } finally {
           writeFileSync(path.join(sshd.dir, "authorized_keys"), readFileSync(`${sshd.userKey}.pub`));

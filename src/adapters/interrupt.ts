@@ -4,10 +4,21 @@
 type Handler = (signal: NodeJS.Signals) => void;
 
 const handlers: Handler[] = [];
+const first: (() => void)[] = [];
 const SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
 function dispatch(signal: NodeJS.Signals): void {
+  for (const f of [...first]) f();
   handlers.at(-1)?.(signal);
+}
+
+/** Runs `fn` on a signal before the handler says anything (a question on the terminal ends its line), until the returned function is called. */
+export function beforeInterrupt(fn: () => void): () => void {
+  first.push(fn);
+  return () => {
+    const at = first.indexOf(fn);
+    if (at >= 0) first.splice(at, 1);
+  };
 }
 
 /** Makes `handler` the one a signal goes to until the returned function is called. */

@@ -1,6 +1,7 @@
 // SSH as users already have it set up: OpenSSH resolves ~/.ssh/config for us (`ssh -G`: Host
 // aliases, Match, Include, User, Port, IdentityFile, UserKnownHostsFile), ssh-agent and key files
 // authenticate, and the server's host key is checked against known_hosts before anything is sent.
+import { createHash } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import { access, readFile } from "node:fs/promises";
 import os from "node:os";
@@ -17,8 +18,8 @@ export interface SshOptions {
   /** Record an unknown host key in known_hosts (like StrictHostKeyChecking=accept-new). A changed key is always refused. */
   acceptNew?: boolean | undefined;
   env: NodeJS.ProcessEnv;
-  /** Where a passphrase prompt goes, when stdin is a terminal. */
-  prompt?: ((question: string) => Promise<string>) | undefined;
+  /** Where a passphrase prompt goes, when stdin is a terminal: undefined when none was given (Ctrl-D, or `signal` aborted). */
+  prompt?: ((question: string, signal?: AbortSignal) => Promise<string | undefined>) | undefined;
   onInfo?: ((message: string) => void) | undefined;
   /**
    * Called once, when the SFTP session has been asked for (or the connection failed before): from
@@ -186,13 +187,43 @@ async function loadKeys(files: string[], options: SshOptions): Promise<{ file: s
       options.onInfo?.(`ssh: skipping ${file}: it needs a passphrase and this is not a terminal (add it to ssh-agent with ssh-add)`);
       continue;
     }
-    const passphrase = await options.prompt(`Enter passphrase for key '${file}': `);
-    if (ssh2.utils.parseKey(data, passphrase) instanceof Error) {
-      throw new UserError("SSH_AUTH_FAILED", `wrong passphrase for ${file}`, { hint: "or load the key into ssh-agent with ssh-add" });
+    // Once per key in this process, however many targets use it (the same file with other content is another key).
+    const id = `${file}\0${createHash("sha256").update(data).digest("hex")}`;
+    let passphrase: string | undefined | typeof ABORTED;
+    for (;;) {
+      let asked = passphrases.get(id);
+      if (!asked) {
+        passphrases.set(id, (asked = askPassphrase(file, data, options.prompt, options.signal)));
+        // Not kept: a failure, or an asking given up (the next to need the key asks again).
+        asked.then((p) => void (p === ABORTED && passphrases.delete(id)), () => passphrases.delete(id));
+      }
+      passphrase = await asked;
+      // Given up by another connection's deploy, not this one's: asked again.
+      if (passphrase !== ABORTED || options.signal?.aborted) break;
+    }
+    if (passphrase === ABORTED || passphrase === undefined) {
+      if (passphrase === undefined) options.onInfo?.(`ssh: skipping ${file}: no passphrase was given`);
+      continue;
     }
     keys.push({ file, key: data, passphrase });
   }
   return keys;
+}
+
+/** Passphrases of keys opened in this process (or being asked for), by key file and content. */
+const passphrases = new Map<string, Promise<string | undefined | typeof ABORTED>>();
+const ABORTED = Symbol("aborted");
+const PASSPHRASE_TRIES = 3;
+
+/** The passphrase that opens `data`, asked up to 3 times (as OpenSSH does); undefined when none is given (an empty answer, Ctrl-D). */
+async function askPassphrase(file: string, data: Buffer, prompt: NonNullable<SshOptions["prompt"]>, signal: AbortSignal | undefined): Promise<string | undefined | typeof ABORTED> {
+  for (let i = 1; i <= PASSPHRASE_TRIES; i++) {
+    const answer = await prompt(i === 1 ? `Enter passphrase for key '${file}': ` : `Wrong passphrase; try again (${i} of ${PASSPHRASE_TRIES}) for key '${file}': `, signal);
+    if (signal?.aborted) return ABORTED;
+    if (!answer) return undefined;
+    if (!(ssh2.utils.parseKey(data, answer) instanceof Error)) return answer;
+  }
+  throw new UserError("SSH_AUTH_FAILED", `wrong passphrase for ${file} (asked ${PASSPHRASE_TRIES} times)`, { hint: "or load the key into ssh-agent with ssh-add" });
 }
 
 export interface SshConnection {

@@ -49,6 +49,8 @@ export function streamReporter(stream: NodeJS.WriteStream = process.stderr, env:
       if (!held) bar?.update(label, sent, total);
     },
     hold() {
+      // A progress bar is not left drawn where the question is written.
+      bar?.clear();
       holders++;
       held ??= [];
       let released = false;

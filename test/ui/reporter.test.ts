@@ -164,6 +164,22 @@ describe("shortenMiddle", () => {
 });
 
 describe("holding lines back while a question is on the terminal", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it("clears a progress bar drawn when it starts holding, so the question starts on a clean line", () => {
+    vi.useFakeTimers();
+    const tty = terminal(120);
+    const r = streamReporter(tty, {});
+    r.transfer(LABEL, 10 * MiB, 300 * MiB);
+    expect(tty.screen()).toContain("10 MiB/300 MiB");
+    const release = r.hold();
+    expect(tty.screen()).toBe("");
+    vi.advanceTimersByTime(1000);
+    r.transfer(LABEL, 20 * MiB, 300 * MiB);
+    expect(tty.screen(), "nothing drawn while held").toBe("");
+    release();
+  });
+
   it("writes nothing while held, draws no progress, then writes every line in order once the last hold is released (each release counts once)", () => {
     const tty = terminal(120);
     const r = streamReporter(tty, { NO_COLOR: "1" });
