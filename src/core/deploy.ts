@@ -272,8 +272,9 @@ export function planDeploy({ source, classScripts, deployed, keep, drifted, keep
     }
   }
 
-  // Smallest first: an interrupted deploy has then delivered the most files complete.
-  uploads.sort((a, b) => a.size - b.size || (a.path < b.path ? -1 : 1));
+  // Smallest first: an interrupted deploy has then delivered the most files complete. Among equal
+  // sizes, in path order: they were found in it, and the sort is stable.
+  uploads.sort((a, b) => a.size - b.size);
 
   // Artifacts of kept generations stay; so do those of classes that left the tree (until gc).
   // Everything else recorded, or left half-made by a deploy that did not finish, goes.

@@ -597,3 +597,66 @@ describe("plans' edges", () => {
     expect(() => deployOnce(emptyManifest(), b)).toThrow("the built tree has no class script for c");
   });
 });
+
+// Records netbuild itself never writes (a hand edit, another version), and orders nothing else
+// pins down: what the planner does with them.
+describe("plans from unusual records", () => {
+  it("says no class changed when the target already serves the build", () => {
+    const b = builtClasses({ c: { script: "s1" } }, { aleph: "a1" });
+    const first = planDeploy({ ...b, deployed: emptyManifest(), keep: 3 });
+    expect(planDeploy({ ...b, deployed: first.manifest, keep: 3 }).classes).toEqual([]);
+  });
+
+  it("holds nothing when the generation a record says was rolled back from is the one it serves", () => {
+    const b = builtClasses({ c: { script: "s1" } });
+    const m = planDeploy({ ...b, deployed: emptyManifest(), keep: 3 }).manifest;
+    const odd = { ...m, classes: { c: { ...m.classes["c"]!, rolledBackFrom: [gid("s1")] } } };
+    const plan = planDeploy({ ...b, deployed: odd, keep: 3 });
+    expect(plan.held).toEqual([]);
+    expect(plan.classes).toEqual([]);
+    expect(plan.manifest.classes["c"]!.rolledBackFrom).toBeUndefined();
+  });
+
+  it("stamps a new generation with who deploys it, not with the stamp of one kept before it", () => {
+    const m = planDeploy({ ...builtClasses({ c: { script: "s1" } }), deployed: emptyManifest(), keep: 3, origin: ALICE }).manifest;
+    const next = planDeploy({ ...builtClasses({ c: { script: "s2" } }), deployed: m, keep: 3, origin: BOB });
+    expect(next.manifest.classes["c"]!.generations.map((g) => [g.id, g.deployed])).toEqual([
+      [gid("s2"), BOB],
+      [gid("s1"), ALICE],
+    ]);
+  });
+
+  it("removes a half-uploaded artifact of a kept generation (pending, unrecorded), and never records it", () => {
+    let m = planDeploy({ ...builtClasses({ c: { script: "s1" } }), deployed: emptyManifest(), keep: 3 }).manifest;
+    m = planDeploy({ ...builtClasses({ c: { script: "s2" } }), deployed: m, keep: 3 }).manifest;
+    const old = m.classes["c"]!.generations[1]!.initrd;
+    const { [old]: _gone, ...entries } = m.entries;
+    const plan = planDeploy({ ...builtClasses({ c: { script: "s2" } }), deployed: { ...m, entries, pending: [old] }, keep: 3 });
+    expect(plan.deletions).toContain(old);
+    expect(old in plan.manifest.entries).toBe(false);
+    expect(Object.values(plan.manifest.entries).every((e) => e !== undefined)).toBe(true);
+  });
+
+  it("records what stays pending in path order, whatever order the record listed it in", () => {
+    const m = planDeploy({ ...builtClasses({ c: { script: "s1" } }), deployed: emptyManifest(), keep: 3 }).manifest;
+    const plan = planDeploy({ ...builtClasses({ c: { script: "s1" } }), deployed: { ...m, pending: ["ipxe/undionly.kpxe", "ipxe/ipxe.efi"] }, keep: 3 });
+    expect(plan.manifest.pending).toEqual(["ipxe/ipxe.efi", "ipxe/undionly.kpxe"]);
+  });
+
+  it("switches to a kept generation by --generation without inventing a rollback to remember", () => {
+    let m = emptyManifest();
+    for (const s of ["s1", "s2"]) m = planDeploy({ ...builtClasses({ c: { script: s } }), deployed: m, keep: 3 }).manifest;
+    const r = planRollback(m, ["c"], "s1");
+    expect(r.changes).toEqual([{ name: "c", from: gid("s2"), to: gid("s1"), direction: "back" }]);
+    expect(r.plan.manifest.classes["c"]!.rolledBackFrom).toBeUndefined();
+  });
+
+  it("rolls back a class whose record serves a generation it no longer lists, to the one named, as going back", () => {
+    let m = emptyManifest();
+    for (const s of ["s1", "s2", "s3"]) m = planDeploy({ ...builtClasses({ c: { script: s } }), deployed: m, keep: 3, origin: { at: `2026-11-0${s[1]}T10:00:00Z`, by: "alice@laptop" } }).manifest;
+    const odd = { ...m, classes: { c: { ...m.classes["c"]!, current: gid("s9") } } };
+    const r = planRollback(odd, ["c"], "s2");
+    expect(r.problems).toEqual([]);
+    expect(r.changes).toEqual([{ name: "c", from: gid("s9"), to: gid("s2"), direction: "back" }]);
+  });
+});
